@@ -1,0 +1,320 @@
+// Package catalog is the base every eventlake stage stands on: it opens the
+// Iceberg catalog (SQLite embedded by default, a shared SQL database, or a
+// REST catalog), defines the lake's tables (the schema registry: column
+// layout, partition spec and properties of raw, dead-letter and read-model
+// tables) and reads and writes the Kafka offsets that eventlake stores in
+// Iceberg snapshot summaries.
+//
+//	ingest -> streamer -> (lake tables) -> compactor -> query
+//	   \__________ all on top of catalog __________/
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/catalog/rest"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite" for the embedded catalog
+)
+
+// Catalog types.
+const (
+	TypeSQLite = "sqlite"
+	TypeREST   = "rest"
+)
+
+// Config says which Iceberg catalog to use and where the warehouse is.
+type Config struct {
+	// Type is "sqlite" (default, embedded) or "rest".
+	Type string `yaml:"type"`
+	// Name is the catalog name recorded in the catalog database.
+	Name string `yaml:"name"`
+	// URI is the SQLite database file for "sqlite" and the endpoint for "rest".
+	URI string `yaml:"uri"`
+	// Warehouse is where table data lives: an absolute file:// URI (or a
+	// local path, made absolute), later s3://.
+	Warehouse string `yaml:"warehouse"`
+	// Namespace holds eventlake's tables.
+	Namespace string `yaml:"namespace"`
+	// Credential and Token authenticate to a REST catalog; never logged.
+	Credential string `yaml:"credential"`
+	Token      string `yaml:"token"`
+	// Properties are passed to iceberg-go as catalog properties (for
+	// example s3.* settings); never logged.
+	Properties map[string]string `yaml:"properties"`
+}
+
+// Defaults fills unset fields for an embedded catalog under dataDir.
+func (c *Config) Defaults(dataDir string) {
+	if c.Type == "" {
+		c.Type = TypeSQLite
+	}
+	if c.Name == "" {
+		c.Name = "eventlake"
+	}
+	if c.Namespace == "" {
+		c.Namespace = "lake"
+	}
+	if c.Type == TypeSQLite && c.URI == "" && dataDir != "" {
+		c.URI = filepath.Join(dataDir, "catalog.db")
+	}
+	if c.Warehouse == "" && dataDir != "" {
+		c.Warehouse = filepath.Join(dataDir, "warehouse")
+	}
+}
+
+// Validate checks the configuration and normalizes the warehouse location
+// to an absolute URI.
+func (c *Config) Validate() error {
+	switch c.Type {
+	case TypeSQLite:
+		if c.URI == "" {
+			return errors.New("catalog.uri: the SQLite database path is required")
+		}
+	case TypeREST:
+		if _, err := url.ParseRequestURI(c.URI); err != nil {
+			return fmt.Errorf("catalog.uri: %q is not a URL: %w", c.URI, err)
+		}
+	default:
+		return fmt.Errorf("catalog.type: %q is not one of %q, %q", c.Type, TypeSQLite, TypeREST)
+	}
+	if c.Namespace == "" || strings.Contains(c.Namespace, ".") {
+		return fmt.Errorf("catalog.namespace: %q must be one non-empty identifier without dots", c.Namespace)
+	}
+	if c.Warehouse == "" && c.Type != TypeREST {
+		return errors.New("catalog.warehouse is required")
+	}
+	w, err := NormalizeWarehouse(c.Warehouse)
+	if err != nil {
+		return fmt.Errorf("catalog.warehouse: %w", err)
+	}
+	c.Warehouse = w
+	return nil
+}
+
+// NormalizeWarehouse turns a local path into an absolute file:// URI and
+// checks that URIs are absolute (iceberg-go resolves relative file:// paths
+// against the working directory, which silently splits a lake in two).
+func NormalizeWarehouse(w string) (string, error) {
+	if w == "" {
+		return "", nil
+	}
+	if !strings.Contains(w, "://") {
+		abs, err := filepath.Abs(w)
+		if err != nil {
+			return "", fmt.Errorf("make %q absolute: %w", w, err)
+		}
+		return "file://" + abs, nil
+	}
+	u, err := url.Parse(w)
+	if err != nil {
+		return "", fmt.Errorf("parse %q: %w", w, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return "", fmt.Errorf("%q must be an absolute file:///path URI", w)
+		}
+		return "file://" + filepath.Clean(u.Path), nil
+	case "s3", "s3a", "gs", "abfs", "abfss", "mem":
+		return strings.TrimSuffix(w, "/"), nil
+	default:
+		return "", fmt.Errorf("%q: unsupported scheme %q", w, u.Scheme)
+	}
+}
+
+// LocalPath returns the local filesystem path of a file:// location, and
+// false for any other scheme.
+func LocalPath(location string) (string, bool) {
+	if strings.HasPrefix(location, "file://") {
+		return strings.TrimPrefix(location, "file://"), true
+	}
+	if strings.HasPrefix(location, "/") {
+		return location, true
+	}
+	return "", false
+}
+
+// Catalog is an opened Iceberg catalog plus eventlake's namespace.
+type Catalog struct {
+	cfg Config
+	cat icecat.Catalog
+	db  *sql.DB // set for SQL catalogs; closed by Close
+}
+
+// Open opens (and for SQLite, creates) the catalog and its namespace.
+func Open(ctx context.Context, cfg Config) (*Catalog, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	props := iceberg.Properties{}
+	for k, v := range cfg.Properties {
+		props[k] = v
+	}
+	if cfg.Warehouse != "" {
+		props["warehouse"] = cfg.Warehouse
+	}
+	c := &Catalog{cfg: cfg}
+	switch cfg.Type {
+	case TypeSQLite:
+		if err := os.MkdirAll(filepath.Dir(cfg.URI), 0o755); err != nil {
+			return nil, fmt.Errorf("create catalog directory: %w", err)
+		}
+		if p, ok := LocalPath(cfg.Warehouse); ok {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return nil, fmt.Errorf("create warehouse directory: %w", err)
+			}
+		}
+		// WAL lets readers (the query service) run beside the writer; the
+		// busy timeout makes concurrent writers wait instead of failing;
+		// synchronous=FULL makes a commit durable once CommitTable returns.
+		dsn := "file:" + cfg.URI + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=synchronous(FULL)&_txlock=immediate"
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
+		}
+		sc, err := sqlcat.NewCatalog(cfg.Name, db, sqlcat.SQLite, props)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
+		}
+		c.cat, c.db = sc, db
+	case TypeREST:
+		var opts []rest.Option
+		if cfg.Warehouse != "" {
+			opts = append(opts, rest.WithWarehouseLocation(cfg.Warehouse))
+		}
+		if cfg.Credential != "" {
+			opts = append(opts, rest.WithCredential(cfg.Credential))
+		}
+		if cfg.Token != "" {
+			opts = append(opts, rest.WithOAuthToken(cfg.Token))
+		}
+		if len(props) > 0 {
+			opts = append(opts, rest.WithAdditionalProps(props))
+		}
+		rc, err := rest.NewCatalog(ctx, cfg.Name, cfg.URI, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("open rest catalog %s: %w", cfg.URI, err)
+		}
+		c.cat = rc
+	}
+	if err := c.ensureNamespace(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Catalog) ensureNamespace(ctx context.Context) error {
+	ns := table.Identifier{c.cfg.Namespace}
+	exists, err := c.cat.CheckNamespaceExists(ctx, ns)
+	if err != nil {
+		return fmt.Errorf("check namespace %s: %w", c.cfg.Namespace, err)
+	}
+	if exists {
+		return nil
+	}
+	if err := c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, icecat.ErrNamespaceAlreadyExists) {
+		return fmt.Errorf("create namespace %s: %w", c.cfg.Namespace, err)
+	}
+	return nil
+}
+
+// Close releases the catalog's database handle.
+func (c *Catalog) Close() error {
+	if c.db != nil {
+		return c.db.Close()
+	}
+	return nil
+}
+
+// Iceberg returns the underlying iceberg-go catalog.
+func (c *Catalog) Iceberg() icecat.Catalog { return c.cat }
+
+// Config returns the validated configuration.
+func (c *Catalog) Config() Config { return c.cfg }
+
+// Ident returns the identifier of table name in eventlake's namespace.
+func (c *Catalog) Ident(name string) table.Identifier {
+	return table.Identifier{c.cfg.Namespace, name}
+}
+
+// LoadTable loads the current metadata of table name.
+func (c *Catalog) LoadTable(ctx context.Context, name string) (*table.Table, error) {
+	t, err := c.cat.LoadTable(ctx, c.Ident(name))
+	if err != nil {
+		return nil, fmt.Errorf("load table %s.%s: %w", c.cfg.Namespace, name, err)
+	}
+	return t, nil
+}
+
+// EnsureTable creates table def.Name if it does not exist, and adds any
+// columns of def that an existing table lacks (tables written by an older
+// eventlake). It returns the loaded table.
+func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, error) {
+	ident := c.Ident(def.Name)
+	t, err := c.cat.LoadTable(ctx, ident)
+	if err == nil {
+		return c.evolve(ctx, t, def)
+	}
+	if !errors.Is(err, icecat.ErrNoSuchTable) {
+		return nil, fmt.Errorf("load table %s: %w", def.Name, err)
+	}
+	spec := def.Spec
+	t, err = c.cat.CreateTable(ctx, ident, def.Schema,
+		icecat.WithPartitionSpec(&spec),
+		icecat.WithProperties(def.Properties))
+	if err != nil {
+		if errors.Is(err, icecat.ErrTableAlreadyExists) {
+			// Another process created it first.
+			return c.LoadTable(ctx, def.Name)
+		}
+		return nil, fmt.Errorf("create table %s: %w", def.Name, err)
+	}
+	return t, nil
+}
+
+// evolve adds missing optional columns; it never drops or retypes columns.
+func (c *Catalog) evolve(ctx context.Context, t *table.Table, def TableDef) (*table.Table, error) {
+	have := t.Schema()
+	var missing []iceberg.NestedField
+	for _, f := range def.Schema.Fields() {
+		got, ok := have.FindFieldByName(f.Name)
+		if !ok {
+			missing = append(missing, f)
+			continue
+		}
+		if !got.Type.Equals(f.Type) {
+			return nil, fmt.Errorf("table %s: column %s is %s in the lake but eventlake writes %s; migrate the table or choose another name",
+				def.Name, f.Name, got.Type, f.Type)
+		}
+	}
+	if len(missing) == 0 {
+		return t, nil
+	}
+	tx := t.NewTransaction()
+	upd := tx.UpdateSchema(true, false)
+	for _, f := range missing {
+		upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+	}
+	if err := upd.Commit(); err != nil {
+		return nil, fmt.Errorf("add columns to %s: %w", def.Name, err)
+	}
+	nt, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("commit schema change of %s: %w", def.Name, err)
+	}
+	return nt, nil
+}

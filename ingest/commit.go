@@ -1,0 +1,519 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// ErrFenced means another writer committed offsets this process was about
+// to commit: the partition moved to another group member (or this process
+// is a zombie). The batch is abandoned and the partitions are re-read from
+// the offsets stored in the lake.
+var ErrFenced = errors.New("offsets were committed by another writer")
+
+// Failpoint names on the commit path, in protocol order.
+const (
+	FailBeforeCommit      = "ingest/before-commit"       // files written, nothing committed
+	FailAfterDLQCommit    = "ingest/after-dlq-commit"    // dead letters committed, raw tables not
+	FailAfterRawCommit    = "ingest/after-raw-commit"    // one raw table committed
+	FailBeforeKafkaCommit = "ingest/before-kafka-commit" // lake committed, Kafka offsets not
+)
+
+// flushLocked closes the batch's files and commits them: first the
+// dead-letter table, then every raw table, each with the Kafka offsets it
+// covers in the snapshot summary; then Kafka's own offsets (for lag
+// monitoring only). Called with mu held.
+//
+// Why the order is safe (docs/EXACTLY_ONCE.md has the full argument): each
+// table records the offsets it covers, and on restart a record is written
+// to a table only if its offset is beyond what that table stores. The
+// dead-letter table is committed first so that the raw tables' offsets,
+// where consumption resumes, never run ahead of it.
+func (ing *Ingester) flushLocked(ctx context.Context) error {
+	b := &ing.b
+	if b.records == 0 {
+		return nil
+	}
+	start := ing.deps.Now()
+	ing.m.setState("committing")
+	defer ing.m.setState("consuming")
+
+	// Hand the last chunks to the encoder and wait for it.
+	ing.dlq.emitAll()
+	for _, ts := range ing.topics {
+		ts.w.emitAll()
+	}
+	ing.enc.drain()
+
+	dlqFiles, err := ing.dlq.finishFiles()
+	if err != nil {
+		return ing.abort(ctx, fmt.Errorf("close dead-letter files: %w", err))
+	}
+	rawFiles := map[string][]iceberg.DataFile{}
+	for topic, ts := range ing.topics {
+		files, err := ts.w.finishFiles()
+		if err != nil {
+			return ing.abort(ctx, fmt.Errorf("close files of %s: %w", ts.cfg.Table, err))
+		}
+		rawFiles[topic] = files
+	}
+	ing.deps.Failpoints.Hit(FailBeforeCommit)
+
+	// 1. Dead letters, with the end offsets of every partition in the batch.
+	if len(dlqFiles) > 0 {
+		if err := ing.commitTable(ctx, ing.dlq, dlqFiles, ing.b.end, ing.baseDLQ); err != nil {
+			return ing.abort(ctx, err)
+		}
+		for t, m := range ing.b.end {
+			for p, off := range m {
+				ing.baseDLQ.Set(t, p, off)
+			}
+		}
+		ing.dlq.reset()
+		ing.deps.Failpoints.Hit(FailAfterDLQCommit)
+	}
+
+	// 2. Raw tables, concurrently: they are independent of each other.
+	var (
+		g    errgroup.Group
+		errs = make(map[string]error, len(ing.topics))
+		emu  sync.Mutex
+	)
+	for topic, ts := range ing.topics {
+		files := rawFiles[topic]
+		if len(files) == 0 {
+			continue // offsets stay dirty and ride along with the next commit
+		}
+		g.Go(func() error {
+			err := ing.commitTable(ctx, ts.w, files, ts.dirty, ts.base)
+			if err == nil {
+				ing.deps.Failpoints.Hit(FailAfterRawCommit)
+			}
+			emu.Lock()
+			errs[topic] = err
+			emu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var failed []error
+	for topic, err := range errs {
+		if err == nil {
+			ing.advance(ing.topics[topic])
+		} else {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		// The tables that committed keep their commit; abort drops the
+		// files of the others and re-reads their records.
+		return ing.abort(ctx, errors.Join(failed...))
+	}
+
+	// 3. Kafka offsets, for lag monitoring and tools; never read back.
+	ing.deps.Failpoints.Hit(FailBeforeKafkaCommit)
+	ing.commitKafka(ctx)
+
+	ing.m.batchRows.Observe(float64(b.records))
+	ing.m.batchBytes.Observe(float64(b.bytes))
+	ing.m.flushDuration.Observe(ing.deps.Now().Sub(start).Seconds())
+	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, ing.deps.Now().Sub(start))
+	b.reset()
+	return nil
+}
+
+// advance moves a topic's fence after its raw commit.
+func (ing *Ingester) advance(ts *topicState) {
+	for t, m := range ts.dirty {
+		for p, off := range m {
+			ts.base.Set(t, p, off)
+			ing.m.committedOffset.WithLabelValues(t, strconv.Itoa(int(p))).Set(float64(off))
+		}
+	}
+	ts.dirty = catalog.Offsets{}
+	ts.dd.commit()
+	ts.w.reset()
+}
+
+// commitTable appends files to w's table with offsets merged into the
+// stored ones, after checking that the table still stores base for every
+// partition in offsets (the fence). Conflicts with other writers are
+// resolved by refreshing the table and committing the same files again; a
+// commit whose outcome is unknown is looked up by its commit id; catalog or
+// storage failures are retried with back-off until ctx ends.
+func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []iceberg.DataFile, offsets, base catalog.Offsets) error {
+	commitID := uuid.NewString()
+	start := time.Now()
+	tbl := w.tbl
+	backoff := 50 * time.Millisecond
+	var rows, size int64
+	for _, f := range files {
+		rows += f.Count()
+		size += f.FileSizeBytes()
+	}
+	for attempt := 1; ; attempt++ {
+		stored, err := catalog.StoredOffsets(tbl)
+		if err != nil {
+			return fmt.Errorf("read offsets of %s: %w", w.name, err)
+		}
+		for t, m := range offsets {
+			for p := range m {
+				want, wok := base.Get(t, p)
+				got, gok := stored.Get(t, p)
+				if wok != gok || want != got {
+					ing.m.fenced.Inc()
+					return fmt.Errorf("%w: table %s partition %s/%d stores offset %d (present=%v), this process expected %d (present=%v)",
+						ErrFenced, w.name, t, p, got, gok, want, wok)
+				}
+			}
+		}
+		merged := stored.Merge(offsets)
+		enc, err := merged.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		props := iceberg.Properties{
+			catalog.SummaryOffsets:  string(enc),
+			catalog.SummaryCommitID: commitID,
+			catalog.SummaryWriter:   ing.writer,
+		}
+		tx := tbl.NewTransaction()
+		if err := tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
+			// Staging failed before anything was sent: the files do not fit
+			// the table. Retrying cannot help.
+			return fmt.Errorf("stage commit of %d files to %s: %w", len(files), w.name, err)
+		}
+		newTbl, cerr := tx.Commit(ctx)
+		if cerr == nil {
+			ing.committed(w, newTbl, len(files), rows, size, start)
+			return nil
+		}
+		// Conflict, or an outcome we cannot know (the catalog may have
+		// applied it before the error). Reload and look for our commit.
+		fresh, lerr := ing.deps.Catalog.LoadTable(ctx, w.name)
+		if lerr == nil {
+			if _, ok := catalog.FindCommit(fresh, commitID); ok {
+				ing.committed(w, fresh, len(files), rows, size, start)
+				return nil
+			}
+			tbl = fresh
+		}
+		if ctx.Err() != nil {
+			if lerr != nil {
+				return fmt.Errorf("%w: commit %d files to %s: %v; reload: %v", ErrCommitUnknown, len(files), w.name, cerr, lerr)
+			}
+			return fmt.Errorf("commit %d files to %s: %w (last error: %v)", len(files), w.name, ctx.Err(), cerr)
+		}
+		if lerr == nil && isConflict(cerr) {
+			ing.m.conflicts.WithLabelValues(w.name).Inc()
+			ing.log.Info("commit conflict, re-committing on refreshed table", logkey.Table, w.name, logkey.Attempt, attempt)
+			continue
+		}
+		ing.m.commitErrors.WithLabelValues(w.name).Inc()
+		ing.m.setState("retrying")
+		ing.log.Warn("commit failed, retrying", logkey.Table, w.name, logkey.Attempt, attempt, logkey.Err, cerr, "reload_err", lerr)
+		select {
+		case <-ctx.Done():
+			if lerr != nil {
+				return fmt.Errorf("%w: commit %d files to %s: %v; reload: %v", ErrCommitUnknown, len(files), w.name, cerr, lerr)
+			}
+			return fmt.Errorf("commit %d files to %s: %w (last error: %v)", len(files), w.name, ctx.Err(), cerr)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, ing.cfg.CommitRetryMax)
+		ing.m.setState("committing")
+	}
+}
+
+func (ing *Ingester) committed(w *tableWriter, tbl *table.Table, files int, rows, size int64, start time.Time) {
+	w.tbl = tbl
+	ing.m.commitDuration.WithLabelValues(w.name).Observe(time.Since(start).Seconds())
+	ing.m.committed.WithLabelValues(w.name).Add(float64(rows))
+	ing.m.filesWritten.WithLabelValues(w.name).Add(float64(files))
+	ing.m.bytesWritten.WithLabelValues(w.name).Add(float64(size))
+	ing.m.lastCommit.WithLabelValues(w.name).Set(float64(ing.deps.Now().UnixNano()) / 1e9)
+	var sid int64
+	if s := tbl.CurrentSnapshot(); s != nil {
+		sid = s.SnapshotID
+	}
+	ing.log.Debug("committed", logkey.Table, w.name, logkey.SnapshotID, sid, logkey.Files, files, logkey.Rows, rows)
+}
+
+// isConflict reports whether err says the table moved underneath us.
+func isConflict(err error) bool {
+	if errors.Is(err, table.ErrCommitFailed) {
+		return true
+	}
+	var s string
+	if err != nil {
+		s = err.Error()
+	}
+	return containsAny(s, "requirement failed", "has changed", "moved underneath")
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if s[i:i+len(sub)] == sub {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrCommitUnknown means a commit's outcome could not be determined before
+// the context ended: its files may be referenced by the table and must not
+// be deleted (orphan cleanup removes them later if they are not).
+var ErrCommitUnknown = errors.New("commit outcome unknown")
+
+// abort abandons what is left of the batch: it removes files that were
+// not committed, forgets pending dedupe ids, and rewinds every owned
+// partition to the offsets stored in the lake, reloaded fresh. cause is
+// returned unless it is a fence, which is an expected part of rebalancing.
+// Called with mu held.
+func (ing *Ingester) abort(ctx context.Context, cause error) error {
+	keepFiles := errors.Is(cause, ErrCommitUnknown)
+	if errors.Is(cause, ErrFenced) {
+		ing.log.Warn("batch fenced, re-reading from the offsets stored in the lake", logkey.Err, cause)
+	} else {
+		ing.log.Error("batch abandoned", logkey.Err, cause)
+	}
+	var errs []error
+	drop := func(w *tableWriter) {
+		if keepFiles {
+			w.reset()
+			return
+		}
+		if err := w.abort(context.WithoutCancel(ctx)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	drop(ing.dlq)
+	for _, ts := range ing.topics {
+		drop(ts.w)
+		ts.dd.rollback()
+		ts.dirty = catalog.Offsets{}
+	}
+	ing.b.reset()
+	if len(errs) > 0 {
+		ing.log.Warn("could not remove uncommitted files; orphan cleanup will", logkey.Err, errors.Join(errs...))
+	}
+	if err := ing.rewind(ctx); err != nil {
+		return errors.Join(cause, err)
+	}
+	if errors.Is(cause, ErrFenced) {
+		return nil
+	}
+	return cause
+}
+
+// rewind reloads the stored offsets of every owned partition and seeks the
+// consumer there. Called with mu held.
+func (ing *Ingester) rewind(ctx context.Context) error {
+	owned := map[string][]int32{}
+	for t, ps := range ing.assigned {
+		for p := range ps {
+			owned[t] = append(owned[t], p)
+		}
+	}
+	seek, err := ing.loadBases(ctx, owned)
+	if err != nil {
+		return err
+	}
+	if ing.cl != nil && len(seek) > 0 {
+		set := map[string]map[int32]kgo.EpochOffset{}
+		for t, m := range seek {
+			set[t] = map[int32]kgo.EpochOffset{}
+			for p, off := range m {
+				set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: off.EpochOffset().Offset}
+			}
+		}
+		ing.cl.SetOffsets(set)
+	}
+	return nil
+}
+
+// loadBases reads the offsets stored in the raw and dead-letter tables for
+// the given partitions, records them as the fence, and returns where to
+// start consuming each partition. Called with mu held.
+func (ing *Ingester) loadBases(ctx context.Context, parts map[string][]int32) (map[string]map[int32]kgo.Offset, error) {
+	dlqTbl, err := ing.deps.Catalog.LoadTable(ctx, ing.cfg.DLQTable)
+	if err != nil {
+		return nil, err
+	}
+	dlqStored, err := catalog.StoredOffsets(dlqTbl)
+	if err != nil {
+		return nil, err
+	}
+	if len(ing.dlq.parts) == 0 {
+		if err := ing.dlq.setTable(dlqTbl); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]map[int32]kgo.Offset{}
+	for topic, ps := range parts {
+		ts := ing.topics[topic]
+		if ts == nil {
+			continue
+		}
+		tbl, err := ing.deps.Catalog.LoadTable(ctx, ts.cfg.Table)
+		if err != nil {
+			return nil, err
+		}
+		stored, err := catalog.StoredOffsets(tbl)
+		if err != nil {
+			return nil, err
+		}
+		if len(ts.w.parts) == 0 {
+			if err := ts.w.setTable(tbl); err != nil {
+				return nil, err
+			}
+		}
+		out[topic] = map[int32]kgo.Offset{}
+		for _, p := range ps {
+			if off, ok := stored.Get(topic, p); ok {
+				ts.base.Set(topic, p, off)
+				out[topic][p] = kgo.NewOffset().At(off).WithEpoch(-1)
+			} else {
+				delete(ts.base[topic], p)
+				out[topic][p] = kgo.NewOffset().AtStart()
+			}
+			if off, ok := dlqStored.Get(topic, p); ok {
+				ing.baseDLQ.Set(topic, p, off)
+			} else {
+				delete(ing.baseDLQ[topic], p)
+			}
+			delete(ts.dirty[topic], p)
+		}
+	}
+	return out, nil
+}
+
+// adjustOffsets replaces the group's committed offsets with the offsets
+// stored in the lake for newly assigned partitions.
+func (ing *Ingester) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := map[string][]int32{}
+	for t, m := range offsets {
+		for p := range m {
+			parts[t] = append(parts[t], p)
+		}
+	}
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	out, err := ing.loadBases(ctx, parts)
+	if err != nil {
+		ing.log.Error("load stored offsets for assigned partitions", logkey.Err, err)
+		return nil, err
+	}
+	for t, m := range out {
+		for p, o := range m {
+			ing.log.Info("partition assigned", logkey.Topic, t, logkey.Partition, p, "start", o.String())
+		}
+	}
+	return out, nil
+}
+
+func (ing *Ingester) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	for t, ps := range assigned {
+		if ing.assigned[t] == nil {
+			ing.assigned[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			ing.assigned[t][p] = true
+		}
+	}
+}
+
+// onRevoked commits what the batch holds before the partitions move, so
+// that the next owner starts exactly where this process stopped.
+func (ing *Ingester) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	if err := ing.flushLocked(ctx); err != nil {
+		ing.log.Warn("flush on revoke failed; the next owner re-reads from the lake's offsets", logkey.Err, err)
+	}
+	ing.forget(revoked)
+}
+
+// onLost drops the batch: the partitions may already be owned by another
+// member, and the fence would refuse the commit anyway.
+func (ing *Ingester) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	ing.forget(lost)
+	if ing.b.records > 0 {
+		_ = ing.abort(ctx, fmt.Errorf("%w: partitions lost", ErrFenced))
+	}
+}
+
+func (ing *Ingester) forget(parts map[string][]int32) {
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(ing.assigned[t], p)
+			if ts := ing.topics[t]; ts != nil {
+				delete(ts.base[t], p)
+				delete(ts.dirty[t], p)
+			}
+			delete(ing.baseDLQ[t], p)
+			ing.m.lag.DeleteLabelValues(t, strconv.Itoa(int(p)))
+		}
+	}
+}
+
+// commitKafka stores the batch's end offsets in the consumer group, which
+// is what lag monitors and kadm read. The lake's offsets stay authoritative.
+func (ing *Ingester) commitKafka(ctx context.Context) {
+	if ing.cl == nil {
+		return
+	}
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for t, m := range ing.b.end {
+		for p, off := range m {
+			if !ing.assigned[t][p] {
+				continue
+			}
+			if set[t] == nil {
+				set[t] = map[int32]kgo.EpochOffset{}
+			}
+			set[t][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ing.cl.CommitOffsetsSync(cctx, set, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err == nil {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+						err = e
+					}
+				}
+			}
+		}
+		if err != nil {
+			ing.m.kafkaCommitErrs.Inc()
+			ing.log.Debug("kafka offset commit failed (monitoring only)", logkey.Err, err)
+		}
+	})
+}

@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventlake/eventlake/catalog"
+)
+
+// TopicConfig routes one Kafka topic to its raw table.
+type TopicConfig struct {
+	Topic string `yaml:"topic"`
+	Table string `yaml:"table"`
+	// Kind selects the typed payload columns: orders, inventory, generic.
+	Kind string `yaml:"kind"`
+}
+
+// Config configures the ingester.
+type Config struct {
+	// Group is the Kafka consumer group. Processes sharing it share the work.
+	Group string `yaml:"group"`
+	// Topics maps topics to raw tables.
+	Topics []TopicConfig `yaml:"topics"`
+	// DLQTable receives every rejected message.
+	DLQTable string `yaml:"dlq_table"`
+	// DLQTopic, if set, also receives every rejected message (after it is
+	// committed to DLQTable), with reason headers.
+	DLQTopic string `yaml:"dlq_topic"`
+
+	// A batch is flushed and committed when any of these is reached.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	FlushRows     int           `yaml:"flush_rows"`
+	FlushBytes    int64         `yaml:"flush_bytes"`
+
+	// MaxMessageBytes rejects larger message values (reason "oversize").
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// DedupeWindow is how many recent event ids per table are remembered
+	// to drop producer retries; 0 disables deduplication.
+	DedupeWindow int `yaml:"dedupe_window"`
+	// RowGroupRows caps Parquet row groups.
+	RowGroupRows int64 `yaml:"row_group_rows"`
+	// FetchMaxBytes bounds one fetch response, and with it the memory
+	// buffered while a commit is in progress.
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
+	// CommitRetryMax caps the back-off between commit attempts when the
+	// catalog or storage is failing.
+	CommitRetryMax time.Duration `yaml:"commit_retry_max"`
+	// ShutdownTimeout bounds the final flush on exit.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultTopics are the topics and tables of the canonical event streams.
+func DefaultTopics() []TopicConfig {
+	return []TopicConfig{
+		{Topic: "orders.created", Table: "orders_raw", Kind: catalog.KindOrders},
+		{Topic: "inventory.updated", Table: "inventory_raw", Kind: catalog.KindInventory},
+	}
+}
+
+// Defaults fills unset fields. The flush defaults aim at a few seconds of
+// freshness: at 300k events/s a 5 s batch is 1.5M rows in one file per
+// table and hour, which is also a healthy Parquet file size.
+func (c *Config) Defaults() {
+	if c.Group == "" {
+		c.Group = "eventlake-ingest"
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = DefaultTopics()
+	}
+	if c.DLQTable == "" {
+		c.DLQTable = "dlq"
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 5 * time.Second
+	}
+	if c.FlushRows == 0 {
+		c.FlushRows = 2_000_000
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = 256 << 20
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 1 << 20
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = 500_000
+	}
+	if c.RowGroupRows == 0 {
+		c.RowGroupRows = 256 * 1024
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 32 << 20
+	}
+	if c.CommitRetryMax == 0 {
+		c.CommitRetryMax = 10 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Group == "" {
+		return errors.New("ingest.group is required")
+	}
+	if len(c.Topics) == 0 {
+		return errors.New("ingest.topics: at least one topic is required")
+	}
+	seenTopic, seenTable := map[string]bool{}, map[string]bool{c.DLQTable: true}
+	for i, t := range c.Topics {
+		if t.Topic == "" || t.Table == "" {
+			return fmt.Errorf("ingest.topics[%d]: topic and table are required", i)
+		}
+		if seenTopic[t.Topic] {
+			return fmt.Errorf("ingest.topics[%d]: topic %q listed twice", i, t.Topic)
+		}
+		if seenTable[t.Table] {
+			return fmt.Errorf("ingest.topics[%d]: table %q is used twice (one raw table per topic, distinct from dlq_table)", i, t.Table)
+		}
+		if _, err := catalog.RawTableDef(t.Table, t.Topic, t.Kind); err != nil {
+			return fmt.Errorf("ingest.topics[%d]: %w", i, err)
+		}
+		seenTopic[t.Topic], seenTable[t.Table] = true, true
+	}
+	if c.DLQTable == "" {
+		return errors.New("ingest.dlq_table is required")
+	}
+	switch {
+	case c.FlushInterval < 10*time.Millisecond:
+		return fmt.Errorf("ingest.flush_interval %v is below 10ms", c.FlushInterval)
+	case c.FlushRows < 1:
+		return errors.New("ingest.flush_rows must be positive")
+	case c.FlushBytes < 1<<10:
+		return errors.New("ingest.flush_bytes must be at least 1KiB")
+	case c.MaxMessageBytes < 64:
+		return errors.New("ingest.max_message_bytes must be at least 64")
+	case c.DedupeWindow < 0:
+		return errors.New("ingest.dedupe_window must not be negative")
+	case c.FetchMaxBytes < 1<<20:
+		return errors.New("ingest.fetch_max_bytes must be at least 1MiB")
+	}
+	return nil
+}

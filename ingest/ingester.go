@@ -1,0 +1,343 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/lakefile"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// Deps are the ingester's collaborators.
+type Deps struct {
+	Catalog *catalog.Catalog
+	// KafkaOpts connect to the cluster (seed brokers, client id, TLS...).
+	KafkaOpts []kgo.Opt
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	// Now is the clock for ingest timestamps and flush timing.
+	Now func() time.Time
+	// Failpoints stop the process at protocol points in crash tests.
+	Failpoints *failpoint.Set
+}
+
+// Ingester consumes the configured topics into their raw tables.
+type Ingester struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+
+	topics map[string]*topicState
+	dlq    *tableWriter
+	enc    *encoder
+	dec    envelope.Decoder
+	ev     envelope.Event
+	writer string // host/pid, recorded in snapshot summaries
+
+	// mu serializes the consume loop and the rebalance callbacks, which
+	// franz-go runs on its own goroutine.
+	mu sync.Mutex
+	cl *kgo.Client
+	b  batch
+	// base is what this process believes each table stores for the
+	// partitions it owns: the fence that every commit checks.
+	baseDLQ catalog.Offsets
+	// assigned is the set of partitions this member owns.
+	assigned map[string]map[int32]bool
+}
+
+// topicState is one topic's raw table and its batch state.
+type topicState struct {
+	cfg   TopicConfig
+	w     *tableWriter
+	dd    *dedupe
+	base  catalog.Offsets // stored raw offsets for owned partitions
+	dirty catalog.Offsets // offsets consumed since the last raw commit
+}
+
+// batch is what has been consumed since the last commit.
+type batch struct {
+	started time.Time
+	records int
+	bytes   int64
+	end     catalog.Offsets // next offset per partition consumed in this batch
+	dlqRows []dlqRow        // rejected messages, kept for the optional DLQ topic
+	hasDLQ  bool
+}
+
+func (b *batch) reset() { *b = batch{end: catalog.Offsets{}} }
+
+// New builds an ingester; Run starts it.
+func New(cfg Config, deps Deps) (*Ingester, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Catalog == nil {
+		return nil, errors.New("ingest: a catalog is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	host, _ := os.Hostname()
+	ing := &Ingester{
+		cfg:      cfg,
+		deps:     deps,
+		log:      deps.Logger.With(logkey.Component, "ingest"),
+		m:        newMetrics(deps.Registry),
+		topics:   map[string]*topicState{},
+		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
+		writer:   host + "/" + strconv.Itoa(os.Getpid()),
+		baseDLQ:  catalog.Offsets{},
+		assigned: map[string]map[int32]bool{},
+	}
+	ing.b.reset()
+	return ing, nil
+}
+
+// Run consumes until ctx is canceled, then flushes and commits what it holds
+// (bounded by ShutdownTimeout) and leaves the group.
+func (ing *Ingester) Run(ctx context.Context) error {
+	if err := ing.openTables(ctx); err != nil {
+		return err
+	}
+	ing.enc = newEncoder(4)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { ing.enc.run(); return nil })
+	g.Go(func() error {
+		defer ing.enc.close()
+		return ing.consume(gctx)
+	})
+	return g.Wait()
+}
+
+func (ing *Ingester) openTables(ctx context.Context) error {
+	mem := memory.DefaultAllocator
+	opts := lakefile.Options{
+		RowGroupRows: ing.cfg.RowGroupRows,
+		NoDictionary: []string{catalog.ColEventID, catalog.ColPayload, catalog.ColMetadata, catalog.ColTraceID,
+			catalog.ColSpanID, catalog.ColOrderID, catalog.ColKafkaOffset, catalog.ColRaw, catalog.ColDetail},
+		NoStats: []string{catalog.ColPayload, catalog.ColMetadata, catalog.ColRaw, catalog.ColDetail},
+	}
+	for _, tc := range ing.cfg.Topics {
+		def, err := catalog.RawTableDef(tc.Table, tc.Topic, tc.Kind)
+		if err != nil {
+			return err
+		}
+		tbl, err := ing.deps.Catalog.EnsureTable(ctx, def)
+		if err != nil {
+			return err
+		}
+		w, err := newTableWriter(tc.Table, false, tbl, opts, mem, nil)
+		if err != nil {
+			return err
+		}
+		ts := &topicState{cfg: tc, w: w, dd: newDedupe(ing.cfg.DedupeWindow), base: catalog.Offsets{}, dirty: catalog.Offsets{}}
+		if err := ing.warmDedupe(ctx, ts); err != nil {
+			return err
+		}
+		ing.topics[tc.Topic] = ts
+	}
+	tbl, err := ing.deps.Catalog.EnsureTable(ctx, catalog.DLQTableDef(ing.cfg.DLQTable))
+	if err != nil {
+		return err
+	}
+	ing.dlq, err = newTableWriter(ing.cfg.DLQTable, true, tbl, opts, mem, nil)
+	return err
+}
+
+func (ing *Ingester) topicNames() []string {
+	var ts []string
+	for _, tc := range ing.cfg.Topics {
+		ts = append(ts, tc.Topic)
+	}
+	return ts
+}
+
+func (ing *Ingester) consume(ctx context.Context) error {
+	for _, ts := range ing.topics {
+		ts.w.enc = ing.enc
+	}
+	ing.dlq.enc = ing.enc
+
+	opts := append([]kgo.Opt{}, ing.deps.KafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(ing.cfg.Group),
+		kgo.ConsumeTopics(ing.topicNames()...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(ing.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(max(ing.cfg.FetchMaxBytes/4, int32(ing.cfg.MaxMessageBytes)*2)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(ing.adjustOffsets),
+		kgo.OnPartitionsAssigned(ing.onAssigned),
+		kgo.OnPartitionsRevoked(ing.onRevoked),
+		kgo.OnPartitionsLost(ing.onLost),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("create kafka consumer: %w", err)
+	}
+	ing.mu.Lock()
+	ing.cl = cl
+	ing.mu.Unlock()
+	ing.m.setState("consuming")
+	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "dlq_table", ing.cfg.DLQTable)
+
+	runErr := ing.loop(ctx, cl)
+
+	// Drain in order: flush and commit what is held, then leave the group
+	// (which runs onRevoked with an empty batch). A second signal cancels
+	// the parent of this context only through process exit.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ing.cfg.ShutdownTimeout)
+	defer cancel()
+	ing.mu.Lock()
+	ferr := ing.flushLocked(sctx)
+	ing.mu.Unlock()
+	if ferr != nil {
+		ing.log.Error("final flush failed; uncommitted records will be re-read on restart", logkey.Err, ferr)
+	} else {
+		ing.log.Info("final flush committed")
+	}
+	cl.AllowRebalance()
+	cl.CloseAllowingRebalance()
+	if runErr != nil {
+		return runErr
+	}
+	return ferr
+}
+
+func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, ing.nextFlushDeadline())
+		fetches := cl.PollRecords(pollCtx, 50_000)
+		cancel()
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		ing.mu.Lock()
+		err := ing.handle(ctx, fetches)
+		if err == nil && ing.flushDue() {
+			err = ing.flushLocked(ctx)
+		}
+		ing.mu.Unlock()
+		cl.AllowRebalance()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (ing *Ingester) nextFlushDeadline() time.Time {
+	ing.mu.Lock()
+	defer ing.mu.Unlock()
+	if ing.b.records == 0 {
+		return ing.deps.Now().Add(ing.cfg.FlushInterval)
+	}
+	return ing.b.started.Add(ing.cfg.FlushInterval)
+}
+
+func (ing *Ingester) flushDue() bool {
+	b := &ing.b
+	if b.records == 0 {
+		return false
+	}
+	return b.records >= ing.cfg.FlushRows || b.bytes >= ing.cfg.FlushBytes ||
+		!ing.deps.Now().Before(b.started.Add(ing.cfg.FlushInterval))
+}
+
+// handle decodes and routes one poll's records. Called with mu held.
+func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
+	for _, fe := range fetches.Errors() {
+		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		ing.log.Warn("fetch error", logkey.Topic, fe.Topic, logkey.Partition, fe.Partition, logkey.Err, fe.Err)
+	}
+	nowMicros := ing.deps.Now().UnixMicro()
+	var err error
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if err != nil || len(p.Records) == 0 {
+			return
+		}
+		ts := ing.topics[p.Topic]
+		if ts == nil || !ing.assigned[p.Topic][p.Partition] {
+			return
+		}
+		consumed := ing.m.consumed.WithLabelValues(p.Topic)
+		for _, r := range p.Records {
+			if err = ing.add(ctx, ts, r, nowMicros); err != nil {
+				return
+			}
+		}
+		consumed.Add(float64(len(p.Records)))
+		last := p.Records[len(p.Records)-1].Offset
+		ing.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
+	})
+	return err
+}
+
+func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, nowMicros int64) error {
+	b := &ing.b
+	if b.records == 0 {
+		b.started = ing.deps.Now()
+	}
+	b.records++
+	b.bytes += int64(len(r.Value))
+	b.end.Set(r.Topic, r.Partition, r.Offset+1)
+	ts.dirty.Set(r.Topic, r.Partition, r.Offset+1)
+
+	if derr := ing.dec.Decode(r.Value, &ing.ev); derr != nil {
+		if dl, ok := ing.baseDLQ.Get(r.Topic, r.Partition); ok && r.Offset < dl {
+			return nil // already in the dead-letter table (a replay after a crash)
+		}
+		row := dlqRow{
+			raw: r.Value, isNull: r.Value == nil, reason: derr.Reason, detail: derr.Detail,
+			topic: r.Topic, partition: r.Partition, offset: r.Offset, kafkaTs: r.Timestamp.UnixMicro(),
+			key: r.Key, ingested: nowMicros,
+		}
+		b.hasDLQ = true
+		if ing.cfg.DLQTopic != "" {
+			b.dlqRows = append(b.dlqRows, row)
+		}
+		return ing.dlq.addDLQ(ctx, &row)
+	}
+	if rb, ok := ts.base.Get(r.Topic, r.Partition); ok && r.Offset < rb {
+		return nil // already in the raw table
+	}
+	if ts.dd.seen(ing.ev.EventID) {
+		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
+		return nil
+	}
+	row := rawRow{ev: &ing.ev, topic: r.Topic, partition: r.Partition, offset: r.Offset,
+		kafkaTs: r.Timestamp.UnixMicro(), ingested: nowMicros}
+	return ts.w.addEvent(ctx, &row)
+}

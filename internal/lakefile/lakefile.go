@@ -1,0 +1,234 @@
+// Package lakefile writes Parquet data files for Iceberg tables: Arrow
+// record batches in, a closed file and its iceberg.DataFile (with column
+// statistics for scan pruning) out. It is shared plumbing for every stage
+// that writes to the lake (ingest, streamer read models, compactor).
+package lakefile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Options tune the Parquet layout.
+type Options struct {
+	// RowGroupRows caps rows per row group (DuckDB and Spark parallelize
+	// scans by row group).
+	RowGroupRows int64
+	// CompressionLevel is the zstd level (1 is fastest).
+	CompressionLevel int
+	// NoDictionary lists columns whose values are nearly unique (ids, raw
+	// JSON) where a dictionary only costs CPU.
+	NoDictionary []string
+	// NoStats lists columns whose min/max are useless for pruning (raw
+	// JSON); skipping them saves CPU and manifest space.
+	NoStats []string
+}
+
+func (o Options) writerProps(mem memory.Allocator) *parquet.WriterProperties {
+	rg := o.RowGroupRows
+	if rg <= 0 {
+		rg = 256 * 1024
+	}
+	lvl := o.CompressionLevel
+	if lvl == 0 {
+		lvl = 1
+	}
+	props := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithCompressionLevel(lvl),
+		parquet.WithMaxRowGroupLength(rg),
+		parquet.WithStoreDecimalAsInteger(true),
+		parquet.WithDataPageSize(1 << 20),
+		parquet.WithCreatedBy("eventlake"),
+	}
+	for _, c := range o.NoDictionary {
+		props = append(props, parquet.WithDictionaryFor(c, false))
+	}
+	for _, c := range o.NoStats {
+		props = append(props, parquet.WithStatsFor(c, false))
+	}
+	return parquet.NewWriterProperties(props...)
+}
+
+// Writer writes one Parquet data file of one table partition.
+type Writer struct {
+	location  string
+	out       io.WriteCloser
+	count     *countingWriter
+	pw        *pqarrow.FileWriter
+	partition map[int]any
+	closed    bool
+}
+
+// Create opens a new data file at location (a full URI such as
+// file:///lake/t/data/x.parquet or s3://b/t/data/x.parquet). Local files are
+// fsynced on Close so that a committed snapshot never points at data lost to
+// a power cut.
+func Create(ctx context.Context, tbl *table.Table, location string, sc *arrow.Schema, partition map[int]any, opts Options, mem memory.Allocator) (*Writer, error) {
+	out, err := createObject(ctx, tbl, location)
+	if err != nil {
+		return nil, err
+	}
+	cw := &countingWriter{w: out}
+	pw, err := pqarrow.NewFileWriter(sc, cw, opts.writerProps(mem),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem), pqarrow.WithStoreSchema()))
+	if err != nil {
+		out.Close()
+		return nil, fmt.Errorf("open parquet writer for %s: %w", location, err)
+	}
+	return &Writer{location: location, out: out, count: cw, pw: pw, partition: partition}, nil
+}
+
+// Write appends a record batch; rows are buffered into row groups.
+func (w *Writer) Write(rec arrow.RecordBatch) error {
+	if err := w.pw.WriteBuffered(rec); err != nil {
+		return fmt.Errorf("write parquet %s: %w", w.location, err)
+	}
+	return nil
+}
+
+// Rows is the number of rows written so far.
+func (w *Writer) Rows() int { return w.pw.NumRows() }
+
+// Location is the file's URI.
+func (w *Writer) Location() string { return w.location }
+
+// Close writes the footer, syncs and closes the file, and describes it as
+// an Iceberg data file of tbl.
+func (w *Writer) Close(tbl *table.Table) (iceberg.DataFile, error) {
+	if w.closed {
+		return nil, errors.New("lakefile: writer already closed")
+	}
+	w.closed = true
+	// pqarrow's Close also closes the sink (our countingWriter -> file).
+	if err := w.pw.Close(); err != nil {
+		return nil, fmt.Errorf("close parquet %s: %w", w.location, err)
+	}
+	md, err := w.pw.FileMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("read footer of %s: %w", w.location, err)
+	}
+	df, err := table.DataFileFromMetadata(table.DataFileArgs{
+		Schema:          tbl.Schema(),
+		Spec:            tbl.Spec(),
+		Format:          iceberg.ParquetFile,
+		Metadata:        md,
+		FilePath:        w.location,
+		FileSize:        w.count.n,
+		Content:         iceberg.EntryContentData,
+		PartitionValues: w.partition,
+		Properties:      tbl.Properties(),
+		FormatVersion:   tbl.Metadata().Version(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe data file %s: %w", w.location, err)
+	}
+	return df, nil
+}
+
+// Closed reports whether Close or Abort was called.
+func (w *Writer) Closed() bool { return w.closed }
+
+// Abort closes the file without a valid footer and removes it.
+func (w *Writer) Abort(ctx context.Context, tbl *table.Table) error {
+	if !w.closed {
+		w.closed = true
+		_ = w.pw.Close()
+	}
+	return Remove(ctx, tbl, w.location)
+}
+
+// Remove deletes a data file that no snapshot references.
+func Remove(ctx context.Context, tbl *table.Table, location string) error {
+	if p, ok := localPath(location); ok {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", location, err)
+		}
+		return nil
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return fmt.Errorf("open table io: %w", err)
+	}
+	if err := fs.Remove(location); err != nil {
+		return fmt.Errorf("remove %s: %w", location, err)
+	}
+	return nil
+}
+
+func createObject(ctx context.Context, tbl *table.Table, location string) (io.WriteCloser, error) {
+	if p, ok := localPath(location); ok {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("create directory for %s: %w", location, err)
+		}
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", location, err)
+		}
+		return &syncFile{f}, nil
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open table io: %w", err)
+	}
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return nil, fmt.Errorf("table io %T cannot write files", fs)
+	}
+	w, err := wfs.Create(location)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", location, err)
+	}
+	return w, nil
+}
+
+func localPath(location string) (string, bool) {
+	if strings.HasPrefix(location, "file://") {
+		return strings.TrimPrefix(location, "file://"), true
+	}
+	if strings.HasPrefix(location, "/") {
+		return location, true
+	}
+	return "", false
+}
+
+type syncFile struct{ f *os.File }
+
+func (s *syncFile) Write(p []byte) (int, error) { return s.f.Write(p) }
+
+func (s *syncFile) Close() error {
+	serr := s.f.Sync()
+	cerr := s.f.Close()
+	if serr != nil {
+		return fmt.Errorf("fsync %s: %w", s.f.Name(), serr)
+	}
+	return cerr
+}
+
+type countingWriter struct {
+	w io.WriteCloser
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Close() error { return c.w.Close() }
