@@ -43,7 +43,7 @@ type Envelope struct {
 }
 
 // AppendJSON appends the envelope's wire form to dst. The timestamp is
-// written in RFC 3339 with milliseconds in UTC.
+// written in RFC 3339 with microseconds in UTC.
 func (e *Envelope) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"event_id":`...)
 	dst = appendString(dst, e.EventID)
@@ -52,7 +52,7 @@ func (e *Envelope) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"type":`...)
 	dst = appendString(dst, e.Type)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = e.Timestamp.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	dst = e.Timestamp.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
 	dst = append(dst, `","payload":`...)
 	if len(e.Payload) == 0 {
 		dst = append(dst, "{}"...)

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/ingest"
+	"github.com/eventlake/eventlake/internal/broker"
+	"github.com/eventlake/eventlake/internal/config"
+	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/kafkaconf"
+	"github.com/eventlake/eventlake/internal/producer"
+	"github.com/eventlake/eventlake/query"
+)
+
+// Config is the whole configuration file. Every section belongs to one
+// component; a subcommand uses the sections it runs.
+type Config struct {
+	// DataDir holds the embedded defaults: catalog.db, warehouse/, kafka/.
+	DataDir string           `yaml:"data_dir"`
+	Log     LogConfig        `yaml:"log"`
+	HTTP    HTTPConfig       `yaml:"http"`
+	Kafka   kafkaconf.Config `yaml:"kafka"`
+	Broker  broker.Config    `yaml:"broker"`
+	Catalog catalog.Config   `yaml:"catalog"`
+	Ingest  ingest.Config    `yaml:"ingest"`
+	Query   query.Config     `yaml:"query"`
+	Demo    DemoConfig       `yaml:"demo"`
+}
+
+// LogConfig selects log verbosity and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// HTTPConfig is the HTTP listener (query API, /metrics, /healthz).
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// DemoConfig shapes the demo producer of `eventlake dev`.
+type DemoConfig struct {
+	Rate              float64 `yaml:"rate"`
+	Seed              uint64  `yaml:"seed"`
+	LateFraction      float64 `yaml:"late_fraction"`
+	InventoryFraction float64 `yaml:"inventory_fraction"`
+	MalformedFraction float64 `yaml:"malformed_fraction"`
+}
+
+// commonFlags are the flags every long-running subcommand takes.
+type commonFlags struct {
+	config   string
+	dataDir  string
+	logLevel string
+	brokers  string
+	http     string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, httpDefault string) {
+	fs.StringVar(&c.config, "config", "", "YAML config file (settings also come from EVENTLAKE_* environment variables)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory for the embedded catalog, warehouse and broker (default ./data)")
+	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	if withBrokers {
+		fs.StringVar(&c.brokers, "brokers", "", "Kafka seed brokers, comma separated host:port")
+	}
+	if withHTTP {
+		fs.StringVar(&c.http, "http", "", "HTTP listen address (default "+httpDefault+")")
+	}
+}
+
+// loadConfig builds the configuration: defaults < file < environment <
+// flags. Defaults that depend on the data directory are filled last.
+func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
+	cfg := &Config{}
+	if fl.config != "" {
+		if err := config.LoadFile(fl.config, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	if _, err := config.ApplyEnv(cfg, env.environ, failpoint.EnvVar); err != nil {
+		return nil, nil, fmt.Errorf("environment: %w", err)
+	}
+	if fl.dataDir != "" {
+		cfg.DataDir = fl.dataDir
+	}
+	if fl.logLevel != "" {
+		cfg.Log.Level = fl.logLevel
+	}
+	if fl.brokers != "" {
+		cfg.Kafka.Brokers = splitList(fl.brokers)
+	}
+	if fl.http != "" {
+		cfg.HTTP.Listen = fl.http
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "data"
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DataDir = abs
+	if cfg.Log.Level == "" {
+		cfg.Log.Level = "info"
+	}
+	cfg.Kafka.Defaults()
+	cfg.Catalog.Defaults(cfg.DataDir)
+	cfg.Ingest.Defaults()
+	cfg.Query.Defaults()
+	if cfg.Broker.DataDir == "" {
+		cfg.Broker.DataDir = filepath.Join(cfg.DataDir, "kafka")
+	}
+	fp, err := failpoint.Parse(env.getenv(failpoint.EnvVar))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, fp, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// queryTables describes the ingest tables to the query service.
+func queryTables(ic ingest.Config) query.Tables {
+	t := query.Tables{DLQ: ic.DLQTable}
+	for _, tc := range ic.Topics {
+		t.Raw = append(t.Raw, query.RawTable{Name: tc.Table, Topic: tc.Topic, Kind: tc.Kind})
+	}
+	return t
+}
+
+func validateAll(errs ...error) error { return errors.Join(errs...) }
+
+var _ = time.Second
+var _ = producer.Config{}

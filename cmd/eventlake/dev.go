@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/ingest"
+	"github.com/eventlake/eventlake/internal/broker"
+	"github.com/eventlake/eventlake/internal/gen"
+	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/producer"
+	"github.com/eventlake/eventlake/query"
+)
+
+// runDev runs the embedded default: broker, catalog, warehouse, ingest,
+// query service and (unless --no-demo) the demo producer, in one process.
+func runDev(ctx context.Context, args []string, env *runEnv) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var cf commonFlags
+	cf.register(fs, false, true, "127.0.0.1:8080")
+	kafkaListen := fs.String("kafka-listen", "", "embedded broker address for any Kafka client (default 127.0.0.1:9092; port 0 picks one)")
+	noDemo := fs.Bool("no-demo", false, "do not run the demo producer")
+	demoRate := fs.Float64("demo-rate", 0, "demo events per second (default 200)")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	cfg, fp, err := loadConfig(&cf, env)
+	if err != nil {
+		return err
+	}
+	if *kafkaListen != "" {
+		cfg.Broker.Listen = *kafkaListen
+	}
+	if cfg.HTTP.Listen == "" {
+		cfg.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if *demoRate > 0 {
+		cfg.Demo.Rate = *demoRate
+	}
+	if cfg.Demo.Rate == 0 {
+		cfg.Demo.Rate = 200
+	}
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	cfg.Broker.Defaults()
+	for _, tc := range cfg.Ingest.Topics { // every ingested topic exists in the embedded broker
+		found := false
+		for _, t := range cfg.Broker.Topics {
+			found = found || t.Name == tc.Topic
+		}
+		if !found {
+			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: tc.Topic, Partitions: 3})
+		}
+	}
+	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
+		return err
+	}
+	ln, err := listen(cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	b, err := broker.Start(cfg.Broker, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer b.Close() // last: ingest leaves its group and commits offsets through it
+	cfg.Kafka.Brokers = []string{b.Addr()}
+
+	cat, err := catalog.Open(ctx, cfg.Catalog)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cat.Close()
+	reg := newRegistry()
+	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
+		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	qs, err := query.New(cfg.Query, query.Deps{
+		Catalog: cat, Tables: queryTables(cfg.Ingest), Logger: log, Registry: reg, Gatherer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ing.Run(gctx) })
+	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, ln, qs.Handler(), log) })
+	if !*noDemo {
+		g.Go(func() error { return runDemo(gctx, cfg, log) })
+	}
+	log.Info("ready", logkey.Component, "dev", "kafka", b.Addr(), "http", ln.Addr().String(),
+		"data_dir", cfg.DataDir, "demo", !*noDemo)
+	return g.Wait()
+}
+
+// runDemo publishes the demo shop's events at cfg.Demo.Rate until ctx ends.
+func runDemo(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	p, err := producer.New(producer.Config{}, cfg.Kafka.Opts(log), log)
+	if err != nil {
+		return err
+	}
+	d := cfg.Demo
+	late, inv := d.LateFraction, d.InventoryFraction
+	if late == 0 {
+		late = 0.05
+	}
+	if inv == 0 {
+		inv = 0.2
+	}
+	if d.Seed == 0 {
+		d.Seed = uint64(time.Now().UnixNano())
+	}
+	g := gen.New(gen.Config{Seed: d.Seed, Clock: time.Now, LateFraction: late, InventoryFraction: inv, MalformedFraction: d.MalformedFraction})
+	log.Info("demo producer started", logkey.Component, "demo", "rate", d.Rate)
+	var failed int64
+	_, _ = generate(ctx, p, g, d.Rate, 0, func(err error) {
+		if err != nil && failed == 0 {
+			failed++
+			log.Warn("demo event not acknowledged", logkey.Err, err)
+		}
+	})
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return p.Close(cctx)
+}

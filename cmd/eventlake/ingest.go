@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/ingest"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// runIngest runs the ingester alone against an external Kafka and catalog.
+func runIngest(ctx context.Context, args []string, env *runEnv) error {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var cf commonFlags
+	cf.register(fs, true, true, "127.0.0.1:8081 (metrics and health; 'off' disables)")
+	group := fs.String("group", "", "consumer group (default eventlake-ingest)")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	cfg, fp, err := loadConfig(&cf, env)
+	if err != nil {
+		return err
+	}
+	if *group != "" {
+		cfg.Ingest.Group = *group
+	}
+	if cfg.HTTP.Listen == "" {
+		cfg.HTTP.Listen = "127.0.0.1:8081"
+	}
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate()); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	cat, err := catalog.Open(ctx, cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
+		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	httpAddr := "off"
+	if cfg.HTTP.Listen != "off" {
+		ln, err := listen(cfg.HTTP.Listen)
+		if err != nil {
+			return err
+		}
+		httpAddr = ln.Addr().String()
+		g.Go(func() error { return serveHTTP(gctx, ln, opsMux(reg, func() error { return nil }), log) })
+	}
+	g.Go(func() error { return ing.Run(gctx) })
+	log.Info("ready", logkey.Component, "ingest", "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)
+	return g.Wait()
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+)
+
+// usageError is a mistake on the command line (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+type command struct {
+	name  string
+	short string
+	run   func(ctx context.Context, args []string, env *runEnv) error
+}
+
+// runEnv is what a subcommand gets from the process: output streams and
+// the environment. Nothing reads os.* below Run.
+type runEnv struct {
+	stdout, stderr io.Writer
+	environ        []string
+}
+
+func (e *runEnv) getenv(k string) string {
+	for _, kv := range e.environ {
+		if name, v, ok := strings.Cut(kv, "="); ok && name == k {
+			return v
+		}
+	}
+	return ""
+}
+
+func commands() []command {
+	return []command{
+		{"dev", "run everything in one process on a data directory (embedded broker, SQLite catalog, local warehouse)", runDev},
+		{"ingest", "consume Kafka topics into Iceberg tables (exactly once)", runIngest},
+		{"query", "serve SQL and metrics over the lake with DuckDB", runQuery},
+		{"produce", "publish demo events (seeded generator) or replay an NDJSON file", runProduce},
+		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
+		{"version", "print the version", runVersion},
+	}
+}
+
+// Run runs the subcommand named by args[0].
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
+	env := &runEnv{stdout: stdout, stderr: stderr, environ: environ}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		printUsage(stdout)
+		if len(args) == 0 {
+			return usageError{"a subcommand is required"}
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], env)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+	}
+	printUsage(stderr)
+	return usageError{fmt.Sprintf("unknown subcommand %q", args[0])}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "eventlake: an event-driven lakehouse (Kafka -> Iceberg -> DuckDB)")
+	fmt.Fprintln(w, "\nusage: eventlake <subcommand> [flags]    (eventlake <subcommand> -h for its flags)")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.short)
+	}
+}
+
+func runVersion(_ context.Context, _ []string, env *runEnv) error {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	fmt.Fprintln(env.stdout, "eventlake", v)
+	return nil
+}
+
+// parseFlags parses fs and turns flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string, env *runEnv) error {
+	fs.SetOutput(env.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // Run turns this into success
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Sprintf("log level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Sprintf("log format %q: want text or json", format)}
+}

@@ -1,0 +1,176 @@
+// Package config loads eventlake's YAML configuration with strict field
+// checking and applies environment overrides named after the YAML path:
+// catalog.uri is EVENTLAKE_CATALOG_URI, kafka.brokers is
+// EVENTLAKE_KAFKA_BROKERS (comma separated). Precedence, lowest first:
+// defaults, file, environment, command-line flags.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix prefixes every environment override.
+const EnvPrefix = "EVENTLAKE_"
+
+// LoadFile decodes the YAML file at path into dst, refusing unknown keys so
+// that a typo is an error instead of a silently ignored setting.
+func LoadFile(path string, dst any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	return Decode(b, dst, path)
+}
+
+// Decode decodes YAML bytes strictly; name is used in error messages.
+func Decode(b []byte, dst any, name string) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", name, err)
+	}
+	return nil
+}
+
+// ApplyEnv sets fields of the struct pointed to by dst from environment
+// variables (as returned by environ, e.g. os.Environ) and returns the names
+// it applied. Unknown EVENTLAKE_ variables are errors, except those listed
+// in ignore.
+func ApplyEnv(dst any, environ []string, ignore ...string) ([]string, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			env[k] = v
+		}
+	}
+	for _, k := range ignore {
+		delete(env, k)
+	}
+	var applied []string
+	var errs []error
+	walk(reflect.ValueOf(dst).Elem(), nil, func(path []string, v reflect.Value) {
+		name := EnvPrefix + strings.ToUpper(strings.Join(path, "_"))
+		raw, ok := env[name]
+		if !ok {
+			return
+		}
+		delete(env, name)
+		if err := set(v, raw); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, raw, err))
+			return
+		}
+		applied = append(applied, name)
+	})
+	for k := range env {
+		errs = append(errs, fmt.Errorf("%s: no such setting (see the README's configuration section)", k))
+	}
+	return applied, errors.Join(errs...)
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func walk(v reflect.Value, path []string, fn func([]string, reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		fv := v.Field(i)
+		p := append(append([]string{}, path...), tag)
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+			walk(fv, p, fn)
+			continue
+		}
+		fn(p, fv)
+	}
+}
+
+func set(v reflect.Value, raw string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(raw)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := ParseSize(raw)
+		if err != nil {
+			return err
+		}
+		if v.OverflowInt(n) {
+			return fmt.Errorf("%d out of range", n)
+		}
+		v.SetInt(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return errors.New("this list can only be set in the config file")
+		}
+		var parts []string
+		for _, p := range strings.Split(raw, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("settings of kind %s can only be set in the config file", v.Kind())
+	}
+	return nil
+}
+
+// ParseSize parses an integer with an optional binary suffix (KiB, MiB,
+// GiB) or decimal suffix (k, M, G).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}} {
+		if strings.HasSuffix(s, u.suf) {
+			s, mult = strings.TrimSuffix(s, u.suf), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number (optionally with KiB/MiB/GiB or k/M/G)", s)
+	}
+	return n * mult, nil
+}

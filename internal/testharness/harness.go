@@ -1,0 +1,313 @@
+// Package testharness starts the real eventlake binary and the real
+// servers that integration and end-to-end tests talk to. It is used by
+// tests only; .ci/run installs the external tools it needs (kcat).
+package testharness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the path of an eventlake binary built from this checkout
+// (once per test process), or $EVENTLAKE_BIN if set.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("EVENTLAKE_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eventlake-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "eventlake")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/eventlake")
+		cmd.Dir = repoRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Proc is a running eventlake process.
+type Proc struct {
+	t     testing.TB
+	name  string
+	cmd   *exec.Cmd
+	log   *lockedBuffer
+	Ready map[string]string // key=value pairs of its "ready" log line
+	done  chan struct{}
+	err   error
+
+	readyCh chan map[string]string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	f  *os.File
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Write(p)
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start runs `eventlake args...` with extra environment entries and waits
+// (up to 60 s) for its "ready" log line. The process is killed at cleanup.
+func Start(t testing.TB, name string, env []string, args ...string) *Proc {
+	t.Helper()
+	p := StartNoWait(t, name, env, args...)
+	p.WaitReady(60 * time.Second)
+	return p
+}
+
+// StartNoWait starts the process without waiting for readiness.
+func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &lockedBuffer{f: logFile}
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = io.MultiWriter(lb, pw)
+	cmd.Stdout = lb
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Proc{t: t, name: name, cmd: cmd, log: lb, done: make(chan struct{})}
+	readyCh := make(chan map[string]string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			if !sent && strings.Contains(line, "msg=ready") {
+				readyCh <- parseKV(line)
+				sent = true
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		logFile.Close()
+		close(p.done)
+	}()
+	p.readyCh = readyCh
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("--- log of %s (last 8 KiB) ---\n%s", name, tail(p.log.String(), 8<<10))
+		}
+	})
+	return p
+}
+
+// WaitReady waits for the ready line.
+func (p *Proc) WaitReady(d time.Duration) {
+	p.t.Helper()
+	select {
+	case kv := <-p.readyCh:
+		p.Ready = kv
+	case <-p.done:
+		p.t.Fatalf("%s exited before ready: %v\n%s", p.name, p.err, tail(p.log.String(), 8<<10))
+	case <-time.After(d):
+		p.t.Fatalf("%s not ready after %v\n%s", p.name, d, tail(p.log.String(), 8<<10))
+	}
+}
+
+// Log returns everything the process logged so far.
+func (p *Proc) Log() string { return p.log.String() }
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to d for a clean exit; it returns the
+// exit error (nil on exit code 0).
+func (p *Proc) Stop(d time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		p.Kill()
+		return fmt.Errorf("%s did not exit within %v after SIGTERM", p.name, d)
+	}
+}
+
+// Exited reports whether the process has exited, and its error.
+func (p *Proc) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+func parseKV(line string) map[string]string {
+	kv := map[string]string{}
+	for _, f := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			kv[k] = strings.Trim(v, `"`)
+		}
+	}
+	return kv
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Kcat returns the path of kcat, an independent (librdkafka) Kafka client.
+// It fails the test if kcat is not installed: .ci/run installs it
+// (apt-get install kcat).
+func Kcat(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is required (Debian: apt-get install kcat; .ci/run installs it)")
+	}
+	return p
+}
+
+// SQLResult is the JSON of POST /v1/sql.
+type SQLResult struct {
+	Columns    []string                   `json:"columns"`
+	Types      []string                   `json:"types"`
+	Rows       [][]any                    `json:"rows"`
+	Truncated  bool                       `json:"truncated"`
+	SnapshotID map[string]int64           `json:"snapshot_id"`
+	Offsets    map[string]json.RawMessage `json:"offsets"`
+	Error      string                     `json:"error"`
+	Code       string                     `json:"code"`
+}
+
+// SQL runs one statement against the query API and fails the test on a
+// non-200 answer.
+func SQL(t testing.TB, baseURL, sql string) SQLResult {
+	t.Helper()
+	res, status := TrySQL(t, baseURL, sql)
+	if status != http.StatusOK {
+		t.Fatalf("SQL %q: HTTP %d: %s (%s)", sql, status, res.Error, res.Code)
+	}
+	return res
+}
+
+// TrySQL runs one statement and returns the result and HTTP status.
+func TrySQL(t testing.TB, baseURL, sql string) (SQLResult, int) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 1_000_000})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/sql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/sql: %v", err)
+	}
+	defer resp.Body.Close()
+	var res SQLResult
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&res); err != nil {
+		t.Fatalf("decode /v1/sql answer (HTTP %d): %v", resp.StatusCode, err)
+	}
+	return res, resp.StatusCode
+}
+
+// GetJSON GETs url and decodes the JSON answer into v; it returns the
+// HTTP status.
+func GetJSON(t testing.TB, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode %s (HTTP %d): %v", url, resp.StatusCode, err)
+	}
+	return resp.StatusCode
+}
+
+// Eventually polls cond every 100 ms until it returns true or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last state: %s", d, what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
