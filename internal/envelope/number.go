@@ -1,0 +1,135 @@
+package envelope
+
+// decimal is the exact value of a JSON number: mant × 10^exp, with mant's
+// trailing zeros moved into exp. Only the first 19 significant digits fit in
+// mant; more set overflow, which is fine because nothing decoded here needs
+// more than 19 (int64) or 18 (decimal(18,2)) of them.
+type decimal struct {
+	neg      bool
+	overflow bool   // more than 19 significant digits; mant is meaningless
+	mant     uint64 // significant digits, without leading or trailing zeros
+	digits   int64  // number of digits in mant (0 when the value is zero)
+	exp      int64  // power of ten of mant's last digit
+}
+
+// maxExp caps a parsed exponent, so that absurd ones (1e999999999999)
+// cannot overflow the arithmetic; anything this large is out of range.
+const maxExp = 1 << 40
+
+// parseDecimal parses a number that matches the JSON number grammar
+// (checked by the scanner, or by isJSONNumber for strings).
+func parseDecimal(b []byte) decimal {
+	var d decimal
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		d.neg = true
+		i++
+	}
+	var pending int64 // zeros seen since the last non-zero digit
+	digit := func(c byte) {
+		if c == '0' {
+			if d.digits > 0 {
+				pending++
+			}
+			return
+		}
+		if d.digits+pending+1 > 19 {
+			d.overflow = true
+		} else {
+			for ; pending > 0; pending-- {
+				d.mant *= 10
+				d.digits++
+			}
+			d.mant = d.mant*10 + uint64(c-'0')
+		}
+		d.digits += pending + 1
+		pending = 0
+	}
+	for i < len(b) && isDigit(b[i]) {
+		digit(b[i])
+		i++
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		for i < len(b) && isDigit(b[i]) {
+			digit(b[i])
+			d.exp--
+			i++
+		}
+	}
+	d.exp += pending
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		neg := false
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			neg = b[i] == '-'
+			i++
+		}
+		var e int64
+		for ; i < len(b) && isDigit(b[i]); i++ {
+			if e < maxExp {
+				e = e*10 + int64(b[i]-'0')
+			}
+		}
+		if neg {
+			e = -e
+		}
+		d.exp += e
+	}
+	return d
+}
+
+// pow10 holds 10^0 .. 10^19, all of which fit in a uint64.
+var pow10 = func() (t [20]uint64) {
+	t[0] = 1
+	for i := 1; i < len(t); i++ {
+		t[i] = t[i-1] * 10
+	}
+	return t
+}()
+
+// cents returns the value scaled by 100, or why it is not a decimal(18,2).
+func (d decimal) cents() (int64, string) {
+	if d.digits == 0 {
+		return 0, ""
+	}
+	if d.exp < -2 {
+		return 0, "has more than 2 decimal places"
+	}
+	// The value has digits+exp digits before the point; cents has two more.
+	if d.overflow || d.digits+d.exp+2 > 18 {
+		return 0, "is out of range for decimal(18,2)"
+	}
+	c := int64(d.mant * pow10[d.exp+2])
+	if d.neg {
+		c = -c
+	}
+	return c, ""
+}
+
+// int64 returns the value as an int64, or why it is not one.
+func (d decimal) int64() (int64, string) {
+	if d.digits == 0 {
+		return 0, ""
+	}
+	if d.exp < 0 {
+		return 0, "is not an integer"
+	}
+	if d.overflow || d.digits+d.exp > 19 {
+		return 0, "is out of range for int64"
+	}
+	u := d.mant * pow10[d.exp] // < 10^19 < 2^64
+	switch {
+	case !d.neg && u <= 1<<63-1:
+		return int64(u), ""
+	case d.neg && u <= 1<<63:
+		return -int64(u), "" // -(1<<63) wraps to itself, which is right
+	}
+	return 0, "is out of range for int64"
+}
+
+// isJSONNumber reports whether b is exactly one JSON number.
+func isJSONNumber(b []byte) bool {
+	s := scanner{b: b}
+	return s.num() && s.i == len(b)
+}

@@ -1,0 +1,499 @@
+package envelope
+
+import (
+	"encoding/binary"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file is a small validating JSON scanner (RFC 8259). It exists because
+// encoding/json allocates and is several times too slow for the ingest hot
+// path. It never builds a tree: callers walk one object's members and either
+// record where a value is (a span of the message) or skip it, validating as
+// they go.
+//
+// Unlike encoding/json the scanner does not look at bytes >= 0x80 inside
+// strings; Decode checks the whole message with utf8.Valid first. Its verdict
+// is otherwise the same as json.Valid's (see the differential test), except
+// that nesting deeper than maxDepth is rejected.
+
+// maxDepth is the deepest nesting of objects and arrays accepted, counting
+// the envelope object itself as 1. It also bounds the scanner's work stack,
+// which is a uint64 bit set.
+const maxDepth = 64
+
+// Value kinds, from a value's first byte.
+const (
+	kindNone   uint8 = iota // absent
+	kindString              // span is the content between the quotes
+	kindNumber
+	kindObject // span includes the braces
+	kindArray
+	kindTrue
+	kindFalse
+	kindNull
+)
+
+// kindNames describe kinds in rejection details ("event_id is a number").
+var kindNames = [...]string{
+	kindNone:   "missing",
+	kindString: "a string",
+	kindNumber: "a number",
+	kindObject: "an object",
+	kindArray:  "an array",
+	kindTrue:   "a boolean",
+	kindFalse:  "a boolean",
+	kindNull:   "null",
+}
+
+// value is where a JSON value sits in the message. For strings the span is
+// the raw content between the quotes and esc says whether it holds escapes
+// (and so must be unescaped before use).
+type value struct {
+	start, end int
+	kind       uint8
+	esc        bool
+}
+
+// strPlain marks bytes that may appear unescaped in a string and need no
+// attention: everything except '"', '\\' and control characters. Bytes >=
+// 0x80 are plain; UTF-8 validity is checked separately.
+var strPlain = func() (t [256]bool) {
+	for i := 0x20; i < 256; i++ {
+		t[i] = i != '"' && i != '\\'
+	}
+	return t
+}()
+
+// hasSpecial reports whether any of the eight bytes in x is '"', '\\' or a
+// control character (< 0x20). It uses the classic SWAR tests: (v-0x01..)&^v
+// has a high bit set iff some byte of v is zero, and (v-n..)&^v iff some byte
+// is below n (n <= 0x80); bytes >= 0x80 never match.
+func hasSpecial(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x)&highs != 0
+}
+
+// hexVal maps a hex digit to its value and every other byte to 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := '0'; i <= '9'; i++ {
+		t[i] = byte(i - '0')
+	}
+	for i := 'a'; i <= 'f'; i++ {
+		t[i] = byte(i - 'a' + 10)
+	}
+	for i := 'A'; i <= 'F'; i++ {
+		t[i] = byte(i - 'A' + 10)
+	}
+	return t
+}()
+
+// scanner walks b from i. After a syntax error err is set to a fixed
+// description and errAt to the offending offset; every method then returns
+// false and callers unwind.
+type scanner struct {
+	b     []byte
+	i     int
+	err   string
+	errAt int
+}
+
+func (s *scanner) fail(what string) bool {
+	if s.err == "" {
+		s.err, s.errAt = what, s.i
+	}
+	return false
+}
+
+// detail describes the syntax error for a rejection.
+func (s *scanner) detail() string {
+	d := s.err + " at offset " + strconv.Itoa(s.errAt)
+	if s.errAt >= len(s.b) {
+		return d + " (end of input)"
+	}
+	r, _ := utf8.DecodeRune(s.b[s.errAt:])
+	return d + " (near " + strconv.QuoteRune(r) + ")"
+}
+
+// peek returns the byte at i, or 0 at the end of input. NUL is never valid
+// outside a string, so callers need no separate end check.
+func (s *scanner) peek() byte {
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+func (s *scanner) skipWS() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// expect consumes c, or fails with what.
+func (s *scanner) expect(c byte, what string) bool {
+	if s.peek() != c {
+		return s.fail(what)
+	}
+	s.i++
+	return true
+}
+
+// str scans a string starting at its opening quote. It returns the span of
+// its content and whether that contains escapes.
+func (s *scanner) str() (start, end int, esc, ok bool) {
+	b := s.b
+	i := s.i + 1
+	start = i
+	for {
+		// Fast path: skip eight plain bytes at a time.
+		for i+8 <= len(b) && !hasSpecial(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		for i < len(b) && strPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.i = i
+			return 0, 0, false, s.fail("unterminated string")
+		}
+		switch c := b[i]; c {
+		case '"':
+			s.i = i + 1
+			return start, i, esc, true
+		case '\\':
+			esc = true
+			if i+1 >= len(b) {
+				s.i = i + 1
+				return 0, 0, false, s.fail("unterminated string")
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for k := i + 2; k < i+6; k++ {
+					if k >= len(b) || hexVal[b[k]] == 0xff {
+						s.i = k
+						return 0, 0, false, s.fail(`invalid \u escape in string`)
+					}
+				}
+				i += 6
+			default:
+				s.i = i + 1
+				return 0, 0, false, s.fail("invalid escape in string")
+			}
+		default: // control character
+			s.i = i
+			return 0, 0, false, s.fail("control character in string")
+		}
+	}
+}
+
+// num scans a number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) num() bool {
+	b := s.b
+	i := s.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+		if i < len(b) && isDigit(b[i]) {
+			s.i = i
+			return s.fail("invalid number: leading zero")
+		}
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i++
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	default:
+		s.i = i
+		return s.fail("invalid number")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			s.i = i
+			return s.fail("invalid number: no digits after decimal point")
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			s.i = i
+			return s.fail("invalid number: no digits in exponent")
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	s.i = i
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// lit consumes the literal word (true, false or null).
+func (s *scanner) lit(word string) bool {
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		return s.fail("invalid literal")
+	}
+	s.i += len(word)
+	return true
+}
+
+// scalar scans a value that is not an object or array, given its kind.
+func (s *scanner) scalar(k uint8) (v value, ok bool) {
+	v.kind, v.start = k, s.i
+	switch k {
+	case kindString:
+		v.start, v.end, v.esc, ok = s.str()
+		return v, ok
+	case kindNumber:
+		ok = s.num()
+	case kindTrue:
+		ok = s.lit("true")
+	case kindFalse:
+		ok = s.lit("false")
+	case kindNull:
+		ok = s.lit("null")
+	default:
+		return v, s.fail("invalid character, want a value")
+	}
+	v.end = s.i
+	return v, ok
+}
+
+// kindOf classifies a value by its first byte; kindNone means no value can
+// start with c.
+func kindOf(c byte) uint8 {
+	switch c {
+	case '"':
+		return kindString
+	case '{':
+		return kindObject
+	case '[':
+		return kindArray
+	case 't':
+		return kindTrue
+	case 'f':
+		return kindFalse
+	case 'n':
+		return kindNull
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return kindNumber
+	}
+	return kindNone
+}
+
+// value scans any value at i, at nesting depth depth (the number of
+// containers that enclose it), and returns its span.
+func (s *scanner) value(depth int) (value, bool) {
+	k := kindOf(s.peek())
+	if k != kindObject && k != kindArray {
+		return s.scalar(k)
+	}
+	v := value{kind: k, start: s.i}
+	ok := s.container(depth)
+	v.end = s.i
+	return v, ok
+}
+
+// container scans an object or array starting at its opening bracket, at
+// nesting depth depth, without recursion: the kinds of the open containers
+// are kept in a bit set (1 = object), which maxDepth <= 64 keeps in a word.
+func (s *scanner) container(depth int) bool {
+	var objs uint64 // bit n: container n (0 = outermost here) is an object
+	n := 0          // containers open in this call
+	for {
+		// At the opening bracket of a container.
+		if depth+n+1 > maxDepth {
+			return s.fail("nesting deeper than " + strconv.Itoa(maxDepth))
+		}
+		isObj := s.b[s.i] == '{'
+		if isObj {
+			objs |= 1 << n
+		} else {
+			objs &^= 1 << n
+		}
+		n++
+		s.i++
+		s.skipWS()
+		if c := s.peek(); (isObj && c == '}') || (!isObj && c == ']') {
+			s.i++
+			n--
+			goto closed
+		}
+	member:
+		// At the start of a member (objects) or element (arrays).
+		if objs&(1<<(n-1)) != 0 {
+			if s.peek() != '"' {
+				return s.fail("invalid character, want a string key")
+			}
+			if _, _, _, ok := s.str(); !ok {
+				return false
+			}
+			s.skipWS()
+			if !s.expect(':', "invalid character, want ':' after object key") {
+				return false
+			}
+			s.skipWS()
+		}
+		if k := kindOf(s.peek()); k == kindObject || k == kindArray {
+			continue // open it
+		} else if _, ok := s.scalar(k); !ok {
+			return false
+		}
+	closed:
+		// After a complete value inside container n-1 (or after the
+		// outermost container closed, when n == 0).
+		for n > 0 {
+			s.skipWS()
+			isObj := objs&(1<<(n-1)) != 0
+			switch c := s.peek(); {
+			case c == ',':
+				s.i++
+				s.skipWS()
+				goto member
+			case (isObj && c == '}') || (!isObj && c == ']'):
+				s.i++
+				n--
+			case isObj:
+				return s.fail("invalid character, want ',' or '}' in object")
+			default:
+				return s.fail("invalid character, want ',' or ']' in array")
+			}
+		}
+		return true
+	}
+}
+
+// object walks the members of the object whose '{' is at i, which is at
+// nesting depth depth. For each member, fn is called with the key's span
+// and s.i at the start of the member's value; fn must scan the value (with
+// depth depth+1) and report whether that succeeded.
+func (s *scanner) object(depth int, fn func(k value) bool) bool {
+	if depth+1 > maxDepth {
+		return s.fail("nesting deeper than " + strconv.Itoa(maxDepth))
+	}
+	s.i++ // '{'
+	s.skipWS()
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	for {
+		if s.peek() != '"' {
+			return s.fail("invalid character, want a string key")
+		}
+		var k value
+		var ok bool
+		k.kind = kindString
+		if k.start, k.end, k.esc, ok = s.str(); !ok {
+			return false
+		}
+		s.skipWS()
+		if !s.expect(':', "invalid character, want ':' after object key") {
+			return false
+		}
+		s.skipWS()
+		if !fn(k) {
+			return false
+		}
+		s.skipWS()
+		switch s.peek() {
+		case ',':
+			s.i++
+			s.skipWS()
+		case '}':
+			s.i++
+			return true
+		default:
+			return s.fail("invalid character, want ',' or '}' in object")
+		}
+	}
+}
+
+// validJSON reports whether b is exactly one well-formed JSON value, with
+// optional surrounding whitespace. Bytes >= 0x80 are not checked.
+func validJSON(b []byte) bool {
+	s := scanner{b: b}
+	s.skipWS()
+	if _, ok := s.value(0); !ok {
+		return false
+	}
+	s.skipWS()
+	return s.i == len(b)
+}
+
+// appendUnescaped appends the unescaped content of a well-formed string
+// (without its quotes) to dst. Like encoding/json, an unpaired surrogate
+// escape becomes U+FFFD.
+func appendUnescaped(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		j := i
+		for j < len(src) && src[j] != '\\' {
+			j++
+		}
+		dst = append(dst, src[i:j]...)
+		if j >= len(src) {
+			break
+		}
+		// src[j] == '\\'; the scanner has checked what follows.
+		c := src[j+1]
+		i = j + 2
+		switch c {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(src[j+2:])
+			i = j + 6
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if i+6 <= len(src) && src[i] == '\\' && src[i+1] == 'u' {
+					r2 = utf16.DecodeRune(r, hex4(src[i+2:]))
+				}
+				if r2 != utf8.RuneError {
+					i += 6
+				}
+				r = r2
+			}
+			dst = utf8.AppendRune(dst, r)
+		default: // '"', '\\', '/'
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// hex4 decodes four hex digits checked by the scanner.
+func hex4(b []byte) rune {
+	return rune(hexVal[b[0]])<<12 | rune(hexVal[b[1]])<<8 | rune(hexVal[b[2]])<<4 | rune(hexVal[b[3]])
+}
