@@ -830,7 +830,7 @@ func TestRoundTrip(t *testing.T) {
 		if wantPayload == "" {
 			wantPayload = "{}"
 		}
-		wantTs := e.Timestamp.UTC().Truncate(time.Millisecond) // AppendJSON writes milliseconds
+		wantTs := e.Timestamp.UTC().Truncate(time.Microsecond) // AppendJSON writes microseconds
 		if string(ev.EventID) != e.EventID || string(ev.Source) != e.Source || string(ev.Type) != e.Type ||
 			ev.TsMicros != wantTs.UnixMicro() || string(ev.Payload) != wantPayload {
 			t.Fatalf("#%d: Decode(%s) = %+v", i, buf, ev)
