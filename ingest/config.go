@@ -20,6 +20,14 @@ type TopicConfig struct {
 type Config struct {
 	// Group is the Kafka consumer group. Processes sharing it share the work.
 	Group string `yaml:"group"`
+	// InstanceID, if set, makes this process a static group member
+	// (KIP-345): restarted under the same id after a crash, it takes its
+	// partitions back at once instead of waiting out the session timeout.
+	// Every process of the group needs its own id (e.g. the pod name).
+	InstanceID string `yaml:"instance_id"`
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to others.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Topics maps topics to raw tables.
 	Topics []TopicConfig `yaml:"topics"`
 	// DLQTable receives every rejected message.
@@ -67,6 +75,9 @@ func (c *Config) Defaults() {
 	}
 	if len(c.Topics) == 0 {
 		c.Topics = DefaultTopics()
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 15 * time.Second
 	}
 	if c.DLQTable == "" {
 		c.DLQTable = "dlq"
@@ -138,6 +149,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingest.max_message_bytes must be at least 64")
 	case c.DedupeWindow < 0:
 		return errors.New("ingest.dedupe_window must not be negative")
+	case c.SessionTimeout < 6*time.Second:
+		return errors.New("ingest.session_timeout must be at least 6s (brokers refuse shorter ones)")
 	case c.FetchMaxBytes < 1<<20:
 		return errors.New("ingest.fetch_max_bytes must be at least 1MiB")
 	}

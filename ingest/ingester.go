@@ -120,6 +120,9 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 // (bounded by ShutdownTimeout) and leaves the group.
 func (ing *Ingester) Run(ctx context.Context) error {
 	if err := ing.openTables(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // shut down while starting: nothing was consumed
+		}
 		return err
 	}
 	ing.enc = newEncoder(4)
@@ -184,6 +187,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	opts := append([]kgo.Opt{}, ing.deps.KafkaOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(ing.cfg.Group),
+		kgo.SessionTimeout(ing.cfg.SessionTimeout),
 		kgo.ConsumeTopics(ing.topicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -196,6 +200,9 @@ func (ing *Ingester) consume(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(ing.onRevoked),
 		kgo.OnPartitionsLost(ing.onLost),
 	)
+	if ing.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(ing.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("create kafka consumer: %w", err)

@@ -59,6 +59,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: tc.Topic, Partitions: 3})
 		}
 	}
+	if cfg.Ingest.InstanceID == "" {
+		// One dev process per data directory: a restart after a crash takes
+		// the partitions back at once.
+		cfg.Ingest.InstanceID = "eventlake-dev"
+	}
 	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
 		return err
 	}

@@ -38,7 +38,10 @@ func TestCrashExactlyOnce(t *testing.T) {
 		"--step", "5ms", "--malformed-fraction", "0.01")
 
 	ingestEnv := func(fp string) []string {
-		env := []string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=150ms", "EVENTLAKE_LOG_LEVEL=info"}
+		// A static member id, as a restarted pod would have: the restart
+		// takes the partitions back without waiting out the session.
+		env := []string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=150ms", "EVENTLAKE_LOG_LEVEL=info",
+			"EVENTLAKE_INGEST_INSTANCE_ID=ingest-0", "EVENTLAKE_INGEST_SESSION_TIMEOUT=6s"}
 		if fp != "" {
 			env = append(env, failpoint.EnvVar+"="+fp)
 		}
