@@ -59,6 +59,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 		ts.w.emitAll()
 	}
 	ing.enc.drain()
+	drained := ing.deps.Now()
 
 	dlqFiles, err := ing.dlq.finishFiles()
 	if err != nil {
@@ -73,6 +74,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 		rawFiles[topic] = files
 	}
 	ing.deps.Failpoints.Hit(FailBeforeCommit)
+	closed := ing.deps.Now()
 
 	// 1. Dead letters, with the end offsets of every partition in the batch.
 	if len(dlqFiles) > 0 {
@@ -132,7 +134,9 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	ing.m.batchRows.Observe(float64(b.records))
 	ing.m.batchBytes.Observe(float64(b.bytes))
 	ing.m.flushDuration.Observe(ing.deps.Now().Sub(start).Seconds())
-	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, ing.deps.Now().Sub(start))
+	end := ing.deps.Now()
+	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, end.Sub(start),
+		"drain", drained.Sub(start), "close_files", closed.Sub(drained), "commit", end.Sub(closed), "batch_age", end.Sub(b.started))
 	b.reset()
 	return nil
 }

@@ -1,17 +1,22 @@
 package ingest
 
-import "hash/maphash"
+import (
+	"math/rand/v2"
+
+	"github.com/zeebo/xxh3"
+)
 
 // dedupe remembers the most recent event ids of one table in a fixed-size
 // ring, to drop producer retries that carry an event_id already seen.
 //
-// Ids are kept as two independent 64-bit hashes (a false "duplicate" would
+// Ids are kept as 128-bit seeded xxh3 hashes (a false "duplicate" would
 // silently drop a real event, so the collision odds must be negligible:
-// ~1e-27 at a million ids). Additions since the last commit are pending:
+// ~1e-27 at a million ids; the random seed keeps crafted ids from
+// colliding on purpose). Additions since the last commit are pending:
 // if a batch is abandoned they are rolled back, so re-reading the same
 // records does not mistake them for duplicates of themselves.
 type dedupe struct {
-	seeds   [2]maphash.Seed
+	seed    uint64
 	set     map[[2]uint64]struct{}
 	ring    [][2]uint64
 	next    int // ring slot of the next addition
@@ -24,14 +29,15 @@ func newDedupe(capacity int) *dedupe {
 		return nil
 	}
 	return &dedupe{
-		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		set:   make(map[[2]uint64]struct{}, capacity),
-		ring:  make([][2]uint64, capacity),
+		seed: rand.Uint64(),
+		set:  make(map[[2]uint64]struct{}, capacity),
+		ring: make([][2]uint64, capacity),
 	}
 }
 
 func (d *dedupe) key(id []byte) [2]uint64 {
-	return [2]uint64{maphash.Bytes(d.seeds[0], id), maphash.Bytes(d.seeds[1], id)}
+	h := xxh3.Hash128Seed(id, d.seed)
+	return [2]uint64{h.Hi, h.Lo}
 }
 
 // seen reports whether id was seen; if not, it is added as pending.

@@ -125,9 +125,11 @@ func (ing *Ingester) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	ing.enc = newEncoder(4)
+	ing.enc = newEncoder(2, 4)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { ing.enc.run(); return nil })
+	for i := range ing.enc.workers {
+		g.Go(func() error { ing.enc.run(i); return nil })
+	}
 	g.Go(func() error {
 		defer ing.enc.close()
 		return ing.consume(gctx)
@@ -193,7 +195,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(ing.cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(max(ing.cfg.FetchMaxBytes/4, int32(ing.cfg.MaxMessageBytes)*2)),
+		kgo.FetchMaxPartitionBytes(max(ing.cfg.FetchMaxBytes/4, int32(ing.cfg.MaxMessageBytes)+1<<10)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(ing.adjustOffsets),
 		kgo.OnPartitionsAssigned(ing.onAssigned),
@@ -299,31 +301,41 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 		if ts == nil || !ing.assigned[p.Topic][p.Partition] {
 			return
 		}
-		consumed := ing.m.consumed.WithLabelValues(p.Topic)
+		// Offset bookkeeping is per partition, not per record.
+		var f fence
+		f.raw, f.hasRaw = ts.base.Get(p.Topic, p.Partition)
+		f.dlq, f.hasDLQ = ing.baseDLQ.Get(p.Topic, p.Partition)
+		if ing.b.records == 0 {
+			ing.b.started = ing.deps.Now()
+		}
 		for _, r := range p.Records {
-			if err = ing.add(ctx, ts, r, nowMicros); err != nil {
+			if err = ing.add(ctx, ts, r, nowMicros, &f); err != nil {
 				return
 			}
 		}
-		consumed.Add(float64(len(p.Records)))
 		last := p.Records[len(p.Records)-1].Offset
+		ing.b.end.Set(p.Topic, p.Partition, last+1)
+		ts.dirty.Set(p.Topic, p.Partition, last+1)
+		ing.m.consumed.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
 		ing.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 	})
 	return err
 }
 
-func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, nowMicros int64) error {
+// fence is what the lake already holds for one partition: records below
+// these offsets are skipped (a replay after a crash).
+type fence struct {
+	raw, dlq       int64
+	hasRaw, hasDLQ bool
+}
+
+func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, nowMicros int64, f *fence) error {
 	b := &ing.b
-	if b.records == 0 {
-		b.started = ing.deps.Now()
-	}
 	b.records++
 	b.bytes += int64(len(r.Value))
-	b.end.Set(r.Topic, r.Partition, r.Offset+1)
-	ts.dirty.Set(r.Topic, r.Partition, r.Offset+1)
 
 	if derr := ing.dec.Decode(r.Value, &ing.ev); derr != nil {
-		if dl, ok := ing.baseDLQ.Get(r.Topic, r.Partition); ok && r.Offset < dl {
+		if f.hasDLQ && r.Offset < f.dlq {
 			return nil // already in the dead-letter table (a replay after a crash)
 		}
 		row := dlqRow{
@@ -337,7 +349,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		}
 		return ing.dlq.addDLQ(ctx, &row)
 	}
-	if rb, ok := ts.base.Get(r.Topic, r.Partition); ok && r.Offset < rb {
+	if f.hasRaw && r.Offset < f.raw {
 		return nil // already in the raw table
 	}
 	if ts.dd.seen(ing.ev.EventID) {

@@ -32,7 +32,8 @@ const (
 // decoding and Parquet encoding/compression use both cores. The queue is
 // bounded: when encoding falls behind, the consumer loop waits.
 type encoder struct {
-	jobs chan encodeJob
+	workers []chan encodeJob
+	next    int
 }
 
 type encodeJob struct {
@@ -41,11 +42,27 @@ type encodeJob struct {
 	barrier chan struct{}
 }
 
-func newEncoder(depth int) *encoder { return &encoder{jobs: make(chan encodeJob, depth)} }
+// newEncoder returns an encoder with n workers, each with a queue of depth
+// chunks. A file is always encoded by one worker (Parquet writers are not
+// concurrent); different files, e.g. of different tables, run in parallel.
+func newEncoder(n, depth int) *encoder {
+	e := &encoder{}
+	for range n {
+		e.workers = append(e.workers, make(chan encodeJob, depth))
+	}
+	return e
+}
 
-// run processes jobs until the queue is closed.
-func (e *encoder) run() {
-	for j := range e.jobs {
+// assign picks the worker for a new file.
+func (e *encoder) assign() int {
+	w := e.next
+	e.next = (e.next + 1) % len(e.workers)
+	return w
+}
+
+// run runs worker i until its queue is closed.
+func (e *encoder) run(i int) {
+	for j := range e.workers[i] {
 		if j.rec != nil {
 			if j.pw.failed() == nil {
 				if err := j.pw.file.Write(j.rec); err != nil {
@@ -62,17 +79,27 @@ func (e *encoder) run() {
 
 // drain waits until every job queued so far is done.
 func (e *encoder) drain() {
-	b := make(chan struct{})
-	e.jobs <- encodeJob{barrier: b}
-	<-b
+	bs := make([]chan struct{}, len(e.workers))
+	for i, w := range e.workers {
+		bs[i] = make(chan struct{})
+		w <- encodeJob{barrier: bs[i]}
+	}
+	for _, b := range bs {
+		<-b
+	}
 }
 
-func (e *encoder) close() { close(e.jobs) }
+func (e *encoder) close() {
+	for _, w := range e.workers {
+		close(w)
+	}
+}
 
 // partWriter collects the rows of one table partition (an hour of event
 // time, or a day for dead letters) into one Parquet file.
 type partWriter struct {
 	key     int32
+	worker  int
 	rb      *array.RecordBuilder
 	pending int // rows in rb not yet handed to the encoder
 	rows    int
@@ -226,7 +253,8 @@ func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &partWriter{key: key, rb: array.NewRecordBuilder(w.mem, w.schema), file: f}
+	p := &partWriter{key: key, worker: w.enc.assign(), rb: array.NewRecordBuilder(w.mem, w.schema), file: f}
+	p.rb.Reserve(chunkRows)
 	w.parts[key] = p
 	return p, nil
 }
@@ -245,9 +273,23 @@ func (w *tableWriter) emit(p *partWriter) {
 	if p.pending == 0 {
 		return
 	}
+	// Remember how much string data the chunk held, to pre-size the next
+	// one: growing builders by doubling copies every value several times.
+	var dataLen [32]int
+	for i, f := range p.rb.Fields() {
+		if bb, ok := f.(interface{ DataLen() int }); ok && i < len(dataLen) {
+			dataLen[i] = bb.DataLen()
+		}
+	}
 	rec := p.rb.NewRecordBatch()
 	p.pending = 0
-	w.enc.jobs <- encodeJob{pw: p, rec: rec}
+	p.rb.Reserve(chunkRows)
+	for i, f := range p.rb.Fields() {
+		if bb, ok := f.(interface{ ReserveData(int) }); ok && i < len(dataLen) && dataLen[i] > 0 {
+			bb.ReserveData(dataLen[i] + dataLen[i]/8)
+		}
+	}
+	w.enc.workers[p.worker] <- encodeJob{pw: p, rec: rec}
 }
 
 // finish closes every file of the batch and describes them as data files.

@@ -1,0 +1,42 @@
+# The Makefile is what CI runs; the README is what a newcomer runs.
+GO        ?= go
+BIN       := bin/eventlake
+DATA_DIR  ?= ./data
+TEST_TIMEOUT ?= 30m
+
+.PHONY: all build run test test-unit vet fmt-check fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/eventlake
+
+# First README command: the embedded default (broker on 127.0.0.1:9092,
+# query API on 127.0.0.1:8080, demo producer), data under $(DATA_DIR).
+run: build
+	./$(BIN) dev --data-dir $(DATA_DIR)
+
+# Second README command: every test, against real servers the tests start.
+test: fmt-check vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Unit tests only (no binary, no external tools).
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./internal/envelope/
+
+# Benchmarks: prints a table and writes docs/BENCHMARKS.md.
+bench: build
+	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md
+
+clean:
+	rm -rf bin
