@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -89,4 +91,18 @@ func tableRowCount(t *testing.T, cat *catalog.Catalog, name string) int64 {
 		n += tk.File.Count()
 	}
 	return n
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
