@@ -1,0 +1,97 @@
+package query
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// maxBodyBytes bounds a /v1/sql request body.
+const maxBodyBytes = 1 << 20
+
+// apiError is an error answer of the JSON API.
+type apiError struct {
+	status     int
+	code       string
+	msg        string
+	retryAfter time.Duration // sets Retry-After when positive
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// errorBody is the JSON body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Handler serves the HTTP API:
+//
+//	POST /v1/sql                           run one read-only statement
+//	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
+//	GET  /healthz                          200 once the lake has been read
+//	GET  /metrics                          Prometheus metrics of deps.Gatherer
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/sql", s.instrument(endpointSQL, s.handleSQL))
+	mux.Handle("GET /v1/metrics/order_revenue_minute", s.instrument(endpointRevenue, s.handleRevenue))
+	mux.Handle("GET /healthz", s.instrument(endpointHealth, s.handleHealth))
+	if s.deps.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Service) instrument(endpoint string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
+		s.m.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (s *Service) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode response", logkey.Err, err)
+		s.writeError(w, &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "encode response: " + err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *Service) writeError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		secs := int((e.retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	b, _ := json.Marshal(errorBody{Error: e.msg, Code: e.code})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.status)
+	_, _ = w.Write(append(b, '\n'))
+}

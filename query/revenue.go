@@ -1,0 +1,248 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// MaxRevenueRange bounds the from..to range of one revenue request.
+const MaxRevenueRange = 31 * 24 * time.Hour
+
+const microsPerMinute = int64(60_000_000)
+
+// RevenueRow is the revenue of one event-time minute.
+type RevenueRow struct {
+	// Minute starts the minute, RFC 3339 UTC.
+	Minute string `json:"minute"`
+	// Revenue is the exact sum of amount with two decimals ("123.45").
+	Revenue    string `json:"revenue"`
+	OrderCount int64  `json:"order_count"`
+}
+
+// RevenueResponse is the answer of GET /v1/metrics/order_revenue_minute.
+type RevenueResponse struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Table is the orders table read, SnapshotID its snapshot (null while
+	// it has none), Offsets the Kafka offsets that snapshot covers.
+	Table      string          `json:"table"`
+	SnapshotID *int64          `json:"snapshot_id"`
+	Offsets    catalog.Offsets `json:"offsets"`
+	// Rows hold minutes with at least one order, in order.
+	Rows      []RevenueRow `json:"rows"`
+	ElapsedMs float64      `json:"elapsed_ms"`
+}
+
+// parseRange reads from and to: RFC 3339, to after from, at most
+// MaxRevenueRange apart.
+func parseRange(r *http.Request) (from, to time.Time, aerr *apiError) {
+	bad := func(format string, args ...any) (time.Time, time.Time, *apiError) {
+		return time.Time{}, time.Time{}, &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: fmt.Sprintf(format, args...)}
+	}
+	q := r.URL.Query()
+	fs, ts := q.Get("from"), q.Get("to")
+	if fs == "" || ts == "" {
+		return bad("from and to are required: RFC 3339 timestamps such as ?from=2026-11-26T10:00:00Z&to=2026-11-26T11:00:00Z")
+	}
+	from, err := time.Parse(time.RFC3339Nano, fs)
+	if err != nil {
+		return bad("from %q is not an RFC 3339 timestamp like 2026-11-26T10:00:00Z", fs)
+	}
+	to, err = time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return bad("to %q is not an RFC 3339 timestamp like 2026-11-26T11:00:00Z", ts)
+	}
+	if !to.After(from) {
+		return bad("to (%s) must be after from (%s); the range is [from, to)", ts, fs)
+	}
+	if to.Sub(from) > MaxRevenueRange {
+		return bad("the range %s..%s spans %v; at most %v (31 days) per request", fs, ts, to.Sub(from), MaxRevenueRange)
+	}
+	return from.UTC(), to.UTC(), nil
+}
+
+// ceilMicros is t in microseconds, rounded up: ts >= t and ts < t hold for
+// a microsecond ts exactly when they hold against ceilMicros(t).
+func ceilMicros(t time.Time) int64 {
+	us := t.UnixMicro()
+	if time.UnixMicro(us).Before(t) {
+		us++
+	}
+	return us
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// overlapping lists the files whose event-time bounds meet [lo, hi); a
+// file without bounds is kept.
+func overlapping(files []dataFile, lo, hi int64) []string {
+	var out []string
+	for _, f := range files {
+		if !f.hasTs || (f.tsHi >= lo && f.tsLo < hi) {
+			out = append(out, f.path)
+		}
+	}
+	return out
+}
+
+func (s *Service) handleRevenue(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	from, to, aerr := parseRange(r)
+	if aerr != nil {
+		s.m.rejected.WithLabelValues(rejectRequest).Inc()
+		s.writeError(w, aerr)
+		return
+	}
+	if s.orders == nil {
+		s.writeError(w, &apiError{status: http.StatusNotFound, code: codeNotFound, msg: "no raw table of kind orders is configured"})
+		return
+	}
+	gen := s.gen.Load()
+	if gen == nil {
+		s.m.rejected.WithLabelValues(rejectNotReady).Inc()
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeNotReady, retryAfter: time.Second,
+			msg: "the query service has not read the lake yet; retry in a moment (see /healthz)"})
+		return
+	}
+	st := gen.table(s.orders)
+	if st.refused != "" {
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: st.refused})
+		return
+	}
+	lo, hi := ceilMicros(from), ceilMicros(to)
+	res := &RevenueResponse{
+		From: from.Format(time.RFC3339Nano), To: to.Format(time.RFC3339Nano),
+		Table: st.spec.name, SnapshotID: st.snapshotPtr(), Offsets: st.offsets, Rows: []RevenueRow{},
+	}
+	// Plan from the generation's file list, pruned by the manifests' ts
+	// bounds: the same files iceberg-go plans with a ts row filter (see
+	// TestRevenuePruningMatchesIcebergScan), without reading manifests
+	// again, and from the snapshot the response names.
+	if paths := overlapping(st.files, lo, hi); len(paths) > 0 {
+		qc, _, aerr := s.acquire(r.Context())
+		if aerr != nil {
+			s.writeError(w, aerr)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+		rows, err := s.revenue(ctx, qc, st, paths, lo, hi)
+		cancel()
+		s.release(qc)
+		if err != nil {
+			aerr := s.classify(ctx, err)
+			if aerr.status >= 500 && aerr.code != codeTimeout {
+				s.log.Error("query order revenue", logkey.Table, st.spec.name, logkey.SnapshotID, st.snapshot, logkey.Err, err)
+			}
+			s.writeError(w, aerr)
+			return
+		}
+		res.Rows = rows
+	}
+	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	s.m.rowsReturned.WithLabelValues(endpointRevenue).Add(float64(len(res.Rows)))
+	s.writeJSON(w, http.StatusOK, res)
+}
+
+// revenue sums order.created amounts per minute of [lo, hi) over paths.
+// Minutes are counted from the minute of lo, so the bucket arithmetic is
+// on non-negative integers (epoch_us buckets are several times faster
+// than date_trunc on TIMESTAMPTZ).
+func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, paths []string, lo, hi int64) ([]RevenueRow, error) {
+	var cols []column
+	for _, c := range st.columns {
+		switch c.name {
+		case catalog.ColTs, catalog.ColType, catalog.ColAmount:
+			cols = append(cols, c)
+		}
+	}
+	base := floorDiv(lo, microsPerMinute) * microsPerMinute
+	q := fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, CAST(sum(amount) AS VARCHAR) AS revenue, count(*) AS n
+FROM %s
+WHERE type = %s AND ts >= %s AND ts < %s
+GROUP BY m ORDER BY m`,
+		base, microsPerMinute, readParquet(paths, cols), quoteString(envelope.TypeOrderCreated),
+		timestamptzLiteral(lo), timestamptzLiteral(hi))
+	rows, err := qc.c.QueryContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RevenueRow
+	for rows.Next() {
+		var (
+			m       int64
+			revenue *string
+			n       int64
+		)
+		if err := rows.Scan(&m, &revenue, &n); err != nil {
+			return nil, fmt.Errorf("read revenue row: %w", err)
+		}
+		row := RevenueRow{Minute: time.UnixMicro(base + m*microsPerMinute).UTC().Format(time.RFC3339), Revenue: "0.00", OrderCount: n}
+		if revenue != nil { // every amount of the minute is null
+			row.Revenue = *revenue
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []RevenueRow{}
+	}
+	return out, nil
+}
+
+// HealthResponse is the answer of GET /healthz.
+type HealthResponse struct {
+	// Status is "ok" once the lake has been read, "starting" before.
+	Status string `json:"status"`
+	// Tables name the snapshot in service per table (null: none yet).
+	Tables map[string]*int64 `json:"tables,omitempty"`
+	// Generation counts the view generations published; it grows with
+	// every snapshot change seen.
+	Generation uint64 `json:"generation,omitempty"`
+	// LastRefresh is when the catalog was last polled successfully.
+	LastRefresh string `json:"last_refresh,omitempty"`
+	// RefreshError is set while polling the catalog fails; the tables
+	// above stay in service meanwhile.
+	RefreshError string `json:"refresh_error,omitempty"`
+	// Unavailable lists tables that are refused, and why.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
+}
+
+func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	res := HealthResponse{Status: "starting"}
+	if e := s.lastErr.Load(); e != nil {
+		res.RefreshError = *e
+	}
+	gen := s.gen.Load()
+	if gen == nil {
+		s.writeJSON(w, http.StatusServiceUnavailable, res)
+		return
+	}
+	res.Status, res.Tables, res.Generation = "ok", gen.snapshotIDs(), gen.id
+	if ns := s.lastOK.Load(); ns != 0 {
+		res.LastRefresh = time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+	}
+	for _, st := range gen.tables {
+		if st.refused != "" {
+			if res.Unavailable == nil {
+				res.Unavailable = map[string]string{}
+			}
+			res.Unavailable[st.spec.name] = st.refused
+		}
+	}
+	s.writeJSON(w, http.StatusOK, res)
+}

@@ -1,0 +1,323 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// Deps are the query service's collaborators.
+type Deps struct {
+	Catalog *catalog.Catalog
+	// Tables are the lake tables to expose; the zero value means
+	// DefaultTables.
+	Tables   Tables
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Gatherer is served on /metrics; nil leaves /metrics out (404).
+	Gatherer prometheus.Gatherer
+	// Now is the clock for freshness figures.
+	Now func() time.Time
+}
+
+// Service serves SQL over the lake. Build it with New, start Run, and
+// serve Handler.
+type Service struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics
+	specs    []*tableSpec
+	orders   *tableSpec // the orders-kind raw table, nil if none
+	lakeDirs []string   // with a trailing separator
+
+	db    *sql.DB
+	admin *sql.Conn // the refresher's connection
+	pool  *connPool
+
+	gen atomic.Pointer[generation] // nil until the first refresh succeeded
+	// lastOK is when the catalog was last polled successfully (unix
+	// nanos); lastErr the error of the last poll, nil when it succeeded.
+	lastOK  atomic.Int64
+	lastErr atomic.Pointer[string]
+}
+
+// tableSpec is a configured table.
+type tableSpec struct {
+	name  string
+	dlq   bool
+	topic string
+	kind  string
+	def   catalog.TableDef // the layout used while the table does not exist
+}
+
+// New validates the configuration and opens a sandboxed in-memory DuckDB.
+// Run must be called: it serves the lake and closes DuckDB when it returns.
+func New(cfg Config, deps Deps) (*Service, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Catalog == nil {
+		return nil, errors.New("query: a catalog is required")
+	}
+	if len(deps.Tables.Raw) == 0 && deps.Tables.DLQ == "" {
+		deps.Tables = DefaultTables()
+	}
+	if err := deps.Tables.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Service{
+		cfg:  cfg,
+		deps: deps,
+		log:  deps.Logger.With(logkey.Component, "query"),
+		m:    newMetrics(deps.Registry),
+	}
+	for _, r := range deps.Tables.Raw {
+		def, err := catalog.RawTableDef(r.Name, r.Topic, r.Kind)
+		if err != nil {
+			return nil, err
+		}
+		spec := &tableSpec{name: r.Name, topic: r.Topic, kind: r.Kind, def: def}
+		s.specs = append(s.specs, spec)
+		if r.Kind == catalog.KindOrders {
+			s.orders = spec
+		}
+	}
+	s.specs = append(s.specs, &tableSpec{name: deps.Tables.DLQ, dlq: true, def: catalog.DLQTableDef(deps.Tables.DLQ)})
+
+	dirs, err := lakeDirs(deps.Catalog.Config().Warehouse, cfg.LakeDirs)
+	if err != nil {
+		return nil, err
+	}
+	s.lakeDirs = dirs
+	if err := s.openDuckDB(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// lakeDirs are the directories DuckDB may read: the local warehouse and
+// the configured extra directories.
+func lakeDirs(warehouse string, extra []string) ([]string, error) {
+	var dirs []string
+	if p, ok := catalog.LocalPath(warehouse); ok && warehouse != "" {
+		dirs = append(dirs, p)
+	}
+	for _, d := range extra {
+		p, ok := catalog.LocalPath(d)
+		if !ok {
+			p = d
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, fmt.Errorf("query.lake_dirs: make %q absolute: %w", d, err)
+		}
+		dirs = append(dirs, abs)
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("query: the warehouse %q is not a local directory and query.lake_dirs is empty; DuckDB here reads local files only", warehouse)
+	}
+	for i, d := range dirs {
+		d = filepath.Clean(d)
+		if strings.ContainsAny(d, "'") {
+			return nil, fmt.Errorf("query: lake directory %q contains a quote", d)
+		}
+		dirs[i] = strings.TrimSuffix(d, string(filepath.Separator)) + string(filepath.Separator)
+	}
+	return dirs, nil
+}
+
+// inLake reports whether a local path is inside a lake directory.
+func (s *Service) inLake(path string) bool {
+	clean := filepath.Clean(path)
+	for _, d := range s.lakeDirs {
+		if strings.HasPrefix(clean, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// openDuckDB opens the database, configures and locks it, and opens the
+// refresher's connection and the query connections.
+//
+// The sandbox: external access is off except for the lake directories
+// (read_parquet on the lake works; read_csv('/etc/passwd'), COPY TO,
+// ATTACH, INSTALL/LOAD and globs elsewhere fail), and the configuration is
+// locked, so no later SET can undo it. Everything else is set before the
+// lock. In-memory writes (CREATE TABLE) are still possible in DuckDB; the
+// service refuses them itself (checkText, checkStatementType).
+func (s *Service) openDuckDB(ctx context.Context) error {
+	conn, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return fmt.Errorf("open duckdb: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(s.cfg.MaxConcurrentQueries + 1)
+	db.SetMaxIdleConns(s.cfg.MaxConcurrentQueries + 1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	fail := func(err error) error {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close duckdb: %w", cerr))
+		}
+		return err
+	}
+	admin, err := db.Conn(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("connect to duckdb: %w", err))
+	}
+	quoted := make([]string, len(s.lakeDirs))
+	for i, d := range s.lakeDirs {
+		quoted[i] = quoteString(d)
+	}
+	settings := []string{
+		"SET GLOBAL TimeZone = 'UTC'",
+		"SET GLOBAL memory_limit = " + quoteString(s.cfg.MemoryLimit),
+		"SET GLOBAL parquet_metadata_cache = true",
+		"SET GLOBAL temp_directory = " + quoteString(s.cfg.TempDir),
+		"SET GLOBAL autoinstall_known_extensions = false",
+		"SET GLOBAL autoload_known_extensions = false",
+	}
+	if s.cfg.Threads > 0 {
+		settings = append(settings, "SET GLOBAL threads = "+strconv.Itoa(s.cfg.Threads))
+	}
+	// The temp directory needs no entry in allowed_directories: DuckDB
+	// spills there with external access off (checked on 1.5.6).
+	settings = append(settings,
+		"SET GLOBAL allowed_directories = ["+strings.Join(quoted, ", ")+"]",
+		"SET GLOBAL enable_external_access = false",
+		"SET GLOBAL lock_configuration = true",
+	)
+	for _, st := range settings {
+		if _, err := admin.ExecContext(ctx, st); err != nil {
+			return fail(fmt.Errorf("configure duckdb (%s): %w", st, err))
+		}
+	}
+	pool := &connPool{ch: make(chan *qconn, s.cfg.MaxConcurrentQueries), closed: make(chan struct{})}
+	for range s.cfg.MaxConcurrentQueries {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("connect to duckdb: %w", err))
+		}
+		pool.ch <- &qconn{c: c}
+	}
+	s.db, s.admin, s.pool = db, admin, pool
+	return nil
+}
+
+// Run polls the catalog every RefreshInterval and publishes a new view
+// generation whenever a table's snapshot changed. It returns when ctx ends,
+// after in-flight queries finished (bounded by QueryTimeout) and DuckDB is
+// closed.
+func (s *Service) Run(ctx context.Context) error {
+	s.refresh(ctx)
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return s.close()
+		case <-t.C:
+			s.refresh(ctx)
+		}
+	}
+}
+
+// close refuses new queries, waits for running ones and closes DuckDB.
+func (s *Service) close() error {
+	close(s.pool.closed)
+	var errs []error
+	// A query holds its connection for at most QueryTimeout plus the time
+	// to notice the interrupt.
+	wait := time.NewTimer(s.cfg.QueryTimeout + 5*time.Second)
+	defer wait.Stop()
+drain:
+	for range s.cfg.MaxConcurrentQueries {
+		select {
+		case qc := <-s.pool.ch:
+			if err := qc.c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close duckdb connection: %w", err))
+			}
+		case <-wait.C:
+			s.log.Warn("closing duckdb with queries still running")
+			break drain
+		}
+	}
+	if err := s.admin.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close duckdb connection: %w", err))
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close duckdb: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// qconn is a pooled DuckDB connection and the generation of its views.
+type qconn struct {
+	c   *sql.Conn
+	gen uint64 // 0: views absent or half-built
+}
+
+// connPool holds the query connections; its capacity is the concurrency
+// limit.
+type connPool struct {
+	ch     chan *qconn
+	closed chan struct{}
+}
+
+var (
+	errBusy   = errors.New("all query slots are busy")
+	errClosed = errors.New("the query service is shutting down")
+)
+
+// acquire takes a connection, waiting at most wait.
+func (p *connPool) acquire(ctx context.Context, wait time.Duration) (*qconn, error) {
+	select {
+	case <-p.closed:
+		return nil, errClosed
+	default:
+	}
+	select {
+	case qc := <-p.ch:
+		return qc, nil
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case qc := <-p.ch:
+		return qc, nil
+	case <-t.C:
+		return nil, errBusy
+	case <-p.closed:
+		return nil, errClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *connPool) release(qc *qconn) { p.ch <- qc }

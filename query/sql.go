@@ -1,0 +1,368 @@
+package query
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// SQLRequest is the body of POST /v1/sql.
+type SQLRequest struct {
+	SQL string `json:"sql"`
+	// MaxRows asks for at most this many rows (1..Config.MaxRows); absent
+	// or 0 means Config.MaxRows.
+	MaxRows int `json:"max_rows,omitempty"`
+}
+
+// SQLResponse is the answer of POST /v1/sql.
+type SQLResponse struct {
+	Columns []string `json:"columns"`
+	// Types are DuckDB's type names: VARCHAR, BIGINT, DECIMAL(18,2),
+	// TIMESTAMPTZ, BLOB, VARCHAR[] ...
+	Types []string `json:"types"`
+	// Rows hold JSON values as described at encodeValue.
+	Rows      [][]any `json:"rows"`
+	RowCount  int     `json:"row_count"`
+	Truncated bool    `json:"truncated"`
+	// SnapshotID names the snapshot of every table the query could read
+	// (null: the table does not exist or is empty); Offsets are the Kafka
+	// offsets those snapshots cover, table -> topic -> partition -> next
+	// offset.
+	SnapshotID map[string]*int64          `json:"snapshot_id"`
+	Offsets    map[string]catalog.Offsets `json:"offsets"`
+	ElapsedMs  float64                    `json:"elapsed_ms"`
+}
+
+func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req, aerr := s.decodeSQLRequest(w, r)
+	if aerr != nil {
+		s.m.rejected.WithLabelValues(rejectRequest).Inc()
+		s.writeError(w, aerr)
+		return
+	}
+	verdict := checkText(req.SQL)
+	if verdict.err != nil {
+		reason := rejectRequest
+		if verdict.err.code == codeReadOnly {
+			reason = rejectReadOnly
+		}
+		s.m.rejected.WithLabelValues(reason).Inc()
+		s.writeError(w, verdict.err)
+		return
+	}
+	maxRows := s.cfg.MaxRows
+	if req.MaxRows > 0 {
+		maxRows = req.MaxRows
+	}
+	qc, gen, aerr := s.acquire(r.Context())
+	if aerr != nil {
+		s.writeError(w, aerr)
+		return
+	}
+	defer s.release(qc)
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	res, err := s.runSQL(ctx, qc, gen, verdict, maxRows)
+	if err != nil {
+		aerr := s.classify(ctx, err)
+		if aerr.code == codeReadOnly {
+			s.m.rejected.WithLabelValues(rejectReadOnly).Inc()
+		}
+		if aerr.status >= 500 && aerr.code != codeTimeout && aerr.code != codeUnavailable {
+			s.log.Error("run query", logkey.Err, err)
+		}
+		s.writeError(w, aerr)
+		return
+	}
+	res.SnapshotID = gen.snapshotIDs()
+	res.Offsets = gen.offsets()
+	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	s.m.rowsReturned.WithLabelValues(endpointSQL).Add(float64(res.RowCount))
+	s.writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Service) decodeSQLRequest(w http.ResponseWriter, r *http.Request) (SQLRequest, *apiError) {
+	var req SQLRequest
+	bad := func(msg string) (SQLRequest, *apiError) {
+		return req, &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: msg}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return bad(fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
+		}
+		return bad(`the request body must be a JSON object like {"sql": "SELECT 1", "max_rows": 100}: ` + err.Error())
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return bad(fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
+		}
+		return bad("the request body must hold one JSON object and nothing after it")
+	}
+	if strings.TrimSpace(req.SQL) == "" {
+		return bad(`"sql" is required`)
+	}
+	if req.MaxRows < 0 || req.MaxRows > s.cfg.MaxRows {
+		return bad(fmt.Sprintf(`"max_rows" must be between 1 and %d (the server's limit)`, s.cfg.MaxRows))
+	}
+	return req, nil
+}
+
+// acquire takes a query slot, waiting at most QueueTimeout, and the
+// generation in service.
+func (s *Service) acquire(ctx context.Context) (*qconn, *generation, *apiError) {
+	gen := s.gen.Load()
+	if gen == nil {
+		s.m.rejected.WithLabelValues(rejectNotReady).Inc()
+		return nil, nil, &apiError{status: http.StatusServiceUnavailable, code: codeNotReady, retryAfter: time.Second,
+			msg: "the query service has not read the lake yet; retry in a moment (see /healthz)"}
+	}
+	qc, err := s.pool.acquire(ctx, s.cfg.QueueTimeout)
+	switch {
+	case errors.Is(err, errBusy):
+		s.m.rejected.WithLabelValues(rejectBusy).Inc()
+		return nil, nil, &apiError{status: http.StatusServiceUnavailable, code: codeBusy, retryAfter: time.Second,
+			msg: fmt.Sprintf("all %d query slots stayed busy for %v; retry after the Retry-After delay, send fewer concurrent queries, or raise query.max_concurrent_queries",
+				s.cfg.MaxConcurrentQueries, s.cfg.QueueTimeout)}
+	case errors.Is(err, errClosed):
+		return nil, nil, &apiError{status: http.StatusServiceUnavailable, code: codeNotReady, msg: err.Error()}
+	case err != nil:
+		return nil, nil, &apiError{status: 499, code: codeCanceled, msg: "the client went away while waiting for a query slot"}
+	}
+	s.m.inflight.Inc()
+	// The newest generation, now that we hold a connection.
+	return qc, s.gen.Load(), nil
+}
+
+func (s *Service) release(qc *qconn) {
+	s.m.inflight.Dec()
+	s.pool.release(qc)
+}
+
+// syncViews brings the connection's temporary views to gen. Temporary
+// views belong to one connection, so a query prepared on it can only see
+// the files of gen, whatever the refresher publishes meanwhile. (Views in
+// the shared catalog would not do: DuckDB rebinds a prepared statement at
+// execution when the catalog changed since it was prepared, so a swap
+// between prepare and execute would be read by a statement whose response
+// names the old snapshots.)
+func (s *Service) syncViews(ctx context.Context, qc *qconn, gen *generation) error {
+	if qc.gen == gen.id {
+		return nil
+	}
+	qc.gen = 0
+	for _, v := range gen.views {
+		if _, err := qc.c.ExecContext(ctx, v.create()); err != nil {
+			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
+		}
+	}
+	qc.gen = gen.id
+	return nil
+}
+
+// statementError is a refusal decided after preparing.
+type statementError struct{ api *apiError }
+
+func (e *statementError) Error() string { return e.api.msg }
+
+// checkStatementType refuses every prepared statement but SELECT and
+// EXPLAIN. This is what keeps the endpoint read-only: the text guard only
+// gives clearer messages.
+func checkStatementType(st *duckdb.Stmt) error {
+	t, err := st.StatementType()
+	if err != nil {
+		return fmt.Errorf("read statement type: %w", err)
+	}
+	switch t {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN:
+		return nil
+	}
+	return &statementError{api: readOnlyError(stmtTypeName(t))}
+}
+
+func stmtTypeName(t duckdb.StmtType) string {
+	names := map[duckdb.StmtType]string{
+		duckdb.STATEMENT_TYPE_INSERT: "INSERT", duckdb.STATEMENT_TYPE_UPDATE: "UPDATE", duckdb.STATEMENT_TYPE_DELETE: "DELETE",
+		duckdb.STATEMENT_TYPE_CREATE: "CREATE", duckdb.STATEMENT_TYPE_DROP: "DROP", duckdb.STATEMENT_TYPE_ALTER: "ALTER",
+		duckdb.STATEMENT_TYPE_COPY: "COPY", duckdb.STATEMENT_TYPE_ATTACH: "ATTACH", duckdb.STATEMENT_TYPE_DETACH: "DETACH",
+		duckdb.STATEMENT_TYPE_SET: "SET", duckdb.STATEMENT_TYPE_VARIABLE_SET: "SET VARIABLE", duckdb.STATEMENT_TYPE_PRAGMA: "PRAGMA",
+		duckdb.STATEMENT_TYPE_CALL: "CALL", duckdb.STATEMENT_TYPE_LOAD: "LOAD/INSTALL", duckdb.STATEMENT_TYPE_EXPORT: "EXPORT",
+		duckdb.STATEMENT_TYPE_TRANSACTION: "transaction", duckdb.STATEMENT_TYPE_PREPARE: "PREPARE", duckdb.STATEMENT_TYPE_EXECUTE: "EXECUTE",
+		duckdb.STATEMENT_TYPE_VACUUM: "VACUUM", duckdb.STATEMENT_TYPE_ANALYZE: "ANALYZE", duckdb.STATEMENT_TYPE_CREATE_FUNC: "CREATE FUNCTION",
+		duckdb.STATEMENT_TYPE_EXTENSION: "extension", duckdb.STATEMENT_TYPE_MULTI: "multi",
+	}
+	if n, ok := names[t]; ok {
+		return n
+	}
+	return "statement type " + strconv.Itoa(int(t))
+}
+
+// runSQL prepares and runs one statement on qc with gen's views.
+func (s *Service) runSQL(ctx context.Context, qc *qconn, gen *generation, v guardVerdict, maxRows int) (*SQLResponse, error) {
+	if err := s.syncViews(ctx, qc, gen); err != nil {
+		return nil, err
+	}
+	var res *SQLResponse
+	err := qc.c.Raw(func(dc any) error {
+		conn, ok := dc.(*duckdb.Conn)
+		if !ok {
+			return fmt.Errorf("duckdb connection is %T", dc)
+		}
+		var err error
+		res, err = execute(ctx, conn, v, maxRows)
+		return err
+	})
+	return res, err
+}
+
+// prepare prepares exactly one statement. driver.Conn's Prepare refuses
+// text holding several statements, where PrepareContext would execute all
+// but the last one.
+func prepare(conn *duckdb.Conn, text string) (*duckdb.Stmt, error) {
+	ds, err := conn.Prepare(text)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := ds.(*duckdb.Stmt)
+	if !ok {
+		_ = ds.Close()
+		return nil, fmt.Errorf("duckdb statement is %T", ds)
+	}
+	return st, nil
+}
+
+func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int) (*SQLResponse, error) {
+	st, err := prepare(conn, v.body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatementType(st); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if st.NumInput() > 0 {
+		_ = st.Close()
+		return nil, &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL,
+			msg: "the statement has parameters ($1, ?), which /v1/sql does not bind; write the values into the SQL"}}
+	}
+	n, err := st.ColumnCount()
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("read result columns: %w", err)
+	}
+	names := make([]string, n)
+	for i := range names {
+		if names[i], err = st.ColumnName(i); err != nil {
+			_ = st.Close()
+			return nil, fmt.Errorf("read result columns: %w", err)
+		}
+	}
+	t, _ := st.StatementType()
+	if t == duckdb.STATEMENT_TYPE_SELECT && !v.explain {
+		// Let DuckDB stop after maxRows+1 rows: duckdb-go materializes
+		// results, and a SELECT * over the lake must not. DuckDB keeps
+		// the order of an ordered subquery under a LIMIT.
+		limited := "SELECT * FROM (\n" + v.body + "\n) LIMIT " + strconv.Itoa(maxRows+1)
+		if lst, lerr := prepare(conn, limited); lerr == nil {
+			if cols, _ := lst.ColumnCount(); cols == n {
+				_ = st.Close()
+				st = lst
+			} else {
+				_ = lst.Close()
+			}
+		}
+	}
+	defer st.Close()
+	dr, err := st.QueryContext(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	rows := dr.(interface {
+		driver.Rows
+		driver.RowsColumnTypeDatabaseTypeName
+	})
+	defer rows.Close()
+	res := &SQLResponse{Columns: names, Types: make([]string, n), Rows: [][]any{}}
+	for i := range res.Types {
+		res.Types[i] = rows.ColumnTypeDatabaseTypeName(i)
+	}
+	dest := make([]driver.Value, n)
+	for len(res.Rows) <= maxRows {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		row := make([]any, n)
+		for i, val := range dest {
+			row[i] = encodeValue(val, res.Types[i])
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if len(res.Rows) > maxRows {
+		res.Rows, res.Truncated = res.Rows[:maxRows], true
+	}
+	res.RowCount = len(res.Rows)
+	return res, nil
+}
+
+// classify turns an error of preparing or running a query into an answer.
+func (s *Service) classify(ctx context.Context, err error) *apiError {
+	var se *statementError
+	if errors.As(err, &se) {
+		return se.api
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &apiError{status: http.StatusGatewayTimeout, code: codeTimeout,
+			msg: fmt.Sprintf("the query ran longer than %v and was canceled; filter more (for example on ts) or aggregate", s.cfg.QueryTimeout)}
+	case ctx.Err() != nil:
+		return &apiError{status: 499, code: codeCanceled, msg: "the client went away; the query was canceled"}
+	case strings.Contains(err.Error(), "multi-statement"):
+		return &apiError{status: http.StatusBadRequest, code: codeMultiple,
+			msg: "only one statement per request is allowed; send each statement in its own request"}
+	}
+	var de *duckdb.Error
+	if !errors.As(err, &de) {
+		return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: err.Error()}
+	}
+	msg := de.Msg
+	if i := strings.Index(msg, unavailableMarker); i >= 0 {
+		return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: msg[i+len(unavailableMarker):]}
+	}
+	switch de.Type {
+	case duckdb.ErrorTypePermission:
+		return &apiError{status: http.StatusForbidden, code: codeForbidden,
+			msg: "only the lake's files are readable: " + msg}
+	case duckdb.ErrorTypeInterrupt:
+		return &apiError{status: http.StatusGatewayTimeout, code: codeTimeout, msg: "the query was interrupted: " + msg}
+	case duckdb.ErrorTypeOutOfMemory:
+		return &apiError{status: http.StatusUnprocessableEntity, code: codeOutOfMemory,
+			msg: fmt.Sprintf("the query needs more memory than the %s limit; filter or aggregate more: %s", s.cfg.MemoryLimit, msg)}
+	case duckdb.ErrorTypeIO, duckdb.ErrorTypeInternal, duckdb.ErrorTypeFatal, duckdb.ErrorTypeConnection,
+		duckdb.ErrorTypeSerialization, duckdb.ErrorTypeTransaction, duckdb.ErrorTypeNullPointer:
+		return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: msg}
+	}
+	return &apiError{status: http.StatusBadRequest, code: codeBadSQL, msg: msg}
+}

@@ -1,0 +1,287 @@
+package query
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/envelope"
+)
+
+// quoteIdent quotes a DuckDB identifier.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// quoteString quotes a DuckDB string literal.
+func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// duckType is the DuckDB type of an Iceberg primitive type.
+func duckType(t iceberg.Type) (string, error) {
+	switch t := t.(type) {
+	case iceberg.BooleanType:
+		return "BOOLEAN", nil
+	case iceberg.Int32Type:
+		return "INTEGER", nil
+	case iceberg.Int64Type:
+		return "BIGINT", nil
+	case iceberg.Float32Type:
+		return "FLOAT", nil
+	case iceberg.Float64Type:
+		return "DOUBLE", nil
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
+	case iceberg.DateType:
+		return "DATE", nil
+	case iceberg.TimeType:
+		return "TIME", nil
+	case iceberg.TimestampType:
+		return "TIMESTAMP", nil
+	case iceberg.TimestampTzType:
+		return "TIMESTAMPTZ", nil
+	case iceberg.TimestampNsType:
+		return "TIMESTAMP_NS", nil
+	case iceberg.StringType:
+		return "VARCHAR", nil
+	case iceberg.UUIDType:
+		return "UUID", nil
+	case iceberg.BinaryType, iceberg.FixedType:
+		return "BLOB", nil
+	}
+	// timestamptz_ns has no lossless DuckDB type; nested types would need
+	// field ids for their children. eventlake's tables use neither.
+	return "", fmt.Errorf("column type %s is not mapped to DuckDB by the query service", t)
+}
+
+// column is one output column of a table or view.
+type column struct {
+	name, typ string
+	id        int // Iceberg field id; 0 for view columns
+}
+
+// schemaColumns lists the top-level columns of an Iceberg schema.
+func schemaColumns(sc *iceberg.Schema) ([]column, error) {
+	var cols []column
+	for _, f := range sc.Fields() {
+		t, err := duckType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", f.Name, err)
+		}
+		cols = append(cols, column{name: f.Name, typ: t, id: f.ID})
+	}
+	return cols, nil
+}
+
+// emptySelect is a query with the given columns and no rows.
+func emptySelect(cols []column) string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", c.typ, quoteIdent(c.name))
+	}
+	b.WriteString(" WHERE false")
+	return b.String()
+}
+
+// failingSelect is a query with the given columns that fails when it runs,
+// with msg as the error. It stands in for a table that cannot be served
+// correctly, so that a query reading it fails rather than returning wrong
+// rows, and a query not reading it is unaffected. Every column and the
+// filter call error(): with constant NULL columns, the optimizer would
+// fold a filter such as type = 'order.created' to false and drop the
+// relation, error and all.
+func failingSelect(cols []column, msg string) string {
+	fail := "error(" + quoteString(unavailableMarker+msg) + ")"
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", fail, c.typ, quoteIdent(c.name))
+	}
+	b.WriteString(" WHERE " + fail + " IS NULL")
+	return b.String()
+}
+
+// unavailableMarker starts the message of failingSelect, so that the error
+// a query gets from it can be told from other execution errors.
+const unavailableMarker = "eventlake: "
+
+// readParquet is a read_parquet call over files that maps columns by
+// Iceberg field id (the ids ingest writes into every Parquet schema), so
+// that renamed columns keep their data and columns added after a file was
+// written read as NULL. Hive partition detection is off: the data
+// directories look like ts_hour=... and would otherwise add a column.
+func readParquet(paths []string, cols []column) string {
+	var b strings.Builder
+	b.WriteString("read_parquet([")
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteString(p))
+	}
+	b.WriteString("], hive_partitioning = false, schema = MAP {")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d: {name: %s, type: %s, default_value: NULL}", c.id, quoteString(c.name), quoteString(c.typ))
+	}
+	b.WriteString("})")
+	return b.String()
+}
+
+// projection selects cols from a relation: columns the relation has are
+// taken (cast when the type differs), missing ones are typed NULLs.
+func projection(want []column, have []column) string {
+	byName := make(map[string]column, len(have))
+	for _, c := range have {
+		byName[c.name] = c
+	}
+	var b strings.Builder
+	for i, w := range want {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		h, ok := byName[w.name]
+		switch {
+		case !ok:
+			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", w.typ, quoteIdent(w.name))
+		case h.typ != w.typ:
+			fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", quoteIdent(w.name), w.typ, quoteIdent(w.name))
+		default:
+			b.WriteString(quoteIdent(w.name))
+		}
+	}
+	return b.String()
+}
+
+// Columns of the derived views.
+var (
+	eventsColumns = []column{
+		{name: catalog.ColEventID, typ: "VARCHAR"},
+		{name: catalog.ColSource, typ: "VARCHAR"},
+		{name: catalog.ColType, typ: "VARCHAR"},
+		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
+		{name: catalog.ColPayload, typ: "VARCHAR"},
+		{name: catalog.ColMetadata, typ: "VARCHAR"},
+		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
+		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
+		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
+		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+	}
+	ordersColumns = []column{
+		{name: catalog.ColEventID, typ: "VARCHAR"},
+		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
+		{name: catalog.ColOrderID, typ: "VARCHAR"},
+		{name: catalog.ColUserID, typ: "VARCHAR"},
+		{name: catalog.ColProductID, typ: "VARCHAR"},
+		{name: catalog.ColQuantity, typ: "BIGINT"},
+		{name: catalog.ColAmount, typ: "DECIMAL(18,2)"},
+		{name: catalog.ColSource, typ: "VARCHAR"},
+		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
+		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
+		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
+		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+	}
+	inventoryColumns = []column{
+		{name: catalog.ColEventID, typ: "VARCHAR"},
+		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
+		{name: catalog.ColProductID, typ: "VARCHAR"},
+		{name: catalog.ColWarehouse, typ: "VARCHAR"},
+		{name: catalog.ColStock, typ: "BIGINT"},
+		{name: catalog.ColDelta, typ: "BIGINT"},
+		{name: catalog.ColSource, typ: "VARCHAR"},
+		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
+		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
+		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
+		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+	}
+)
+
+// view is one view of a generation.
+type view struct {
+	name string
+	sql  string // the SELECT the view stands for
+}
+
+func (v view) create() string {
+	return "CREATE OR REPLACE TEMP VIEW " + quoteIdent(v.name) + " AS " + v.sql
+}
+
+// tableSelect is the SELECT a table's own view stands for.
+func tableSelect(st *tableState) string {
+	switch {
+	case st.refused != "":
+		return failingSelect(st.columns, st.refused)
+	case len(st.files) == 0:
+		return emptySelect(st.columns)
+	}
+	paths := make([]string, len(st.files))
+	for i, f := range st.files {
+		paths[i] = f.path
+	}
+	var names []string
+	for _, c := range st.columns {
+		names = append(names, quoteIdent(c.name))
+	}
+	return "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
+}
+
+// unionOf is the UNION ALL of want's projection over every table in
+// tables, filtered by where; a typed empty query when tables is empty.
+func unionOf(want []column, tables []*tableState, where string) string {
+	if len(tables) == 0 {
+		return emptySelect(want)
+	}
+	parts := make([]string, len(tables))
+	for i, st := range tables {
+		parts[i] = "SELECT " + projection(want, st.columns) + " FROM " + quoteIdent(st.spec.name) + where
+	}
+	return strings.Join(parts, " UNION ALL ")
+}
+
+// buildViews is every view of a generation, in creation order: tables
+// first, then the views over them.
+func buildViews(tables []*tableState) []view {
+	var (
+		views               []view
+		raw, orders, invent []*tableState
+		dlq                 *tableState
+	)
+	for _, st := range tables {
+		views = append(views, view{name: st.spec.name, sql: tableSelect(st)})
+		switch {
+		case st.spec.dlq:
+			dlq = st
+		case st.spec.kind == catalog.KindOrders:
+			orders = append(orders, st)
+		case st.spec.kind == catalog.KindInventory:
+			invent = append(invent, st)
+		}
+		if !st.spec.dlq {
+			raw = append(raw, st)
+		}
+	}
+	views = append(views,
+		view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")},
+		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+quoteIdent(catalog.ColType)+" = "+quoteString(envelope.TypeOrderCreated))},
+		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+quoteIdent(catalog.ColType)+" = "+quoteString(envelope.TypeInventoryUpdated))},
+	)
+	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
+		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + quoteIdent(dlq.spec.name)})
+	}
+	return views
+}
+
+// timestamptzLiteral renders micros since the epoch as a DuckDB literal
+// with an explicit UTC offset, so that it does not depend on TimeZone.
+func timestamptzLiteral(micros int64) string {
+	return "TIMESTAMPTZ '" + time.UnixMicro(micros).UTC().Format("2006-01-02 15:04:05.000000") + "+00'"
+}
