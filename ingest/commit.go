@@ -87,6 +87,9 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 			}
 		}
 		ing.dlq.reset()
+		for r, n := range ing.b.reasons {
+			ing.m.dlq.WithLabelValues(string(r)).Add(float64(n))
+		}
 		ing.deps.Failpoints.Hit(FailAfterDLQCommit)
 	}
 
@@ -130,6 +133,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	// 3. Kafka offsets, for lag monitoring and tools; never read back.
 	ing.deps.Failpoints.Hit(FailBeforeKafkaCommit)
 	ing.commitKafka(ctx)
+	ing.publishDeadLetters(ctx)
 
 	ing.m.batchRows.Observe(float64(b.records))
 	ing.m.batchBytes.Observe(float64(b.bytes))
@@ -525,4 +529,34 @@ func (ing *Ingester) commitKafka(ctx context.Context) {
 			ing.log.Debug("kafka offset commit failed (monitoring only)", logkey.Err, err)
 		}
 	})
+}
+
+// publishDeadLetters copies the batch's rejected messages to the optional
+// dead-letter topic, with the reason and origin in headers, for tools that
+// react to bad input. The lake's dead-letter table is the record; the topic
+// is at-least-once (a crash between the lake commit and this send repeats
+// nothing in the table but may skip or repeat a topic copy).
+func (ing *Ingester) publishDeadLetters(ctx context.Context) {
+	if ing.cfg.DLQTopic == "" || len(ing.b.dlqRows) == 0 || ing.cl == nil {
+		return
+	}
+	recs := make([]*kgo.Record, 0, len(ing.b.dlqRows))
+	for _, r := range ing.b.dlqRows {
+		recs = append(recs, &kgo.Record{
+			Topic: ing.cfg.DLQTopic, Key: r.key, Value: r.raw,
+			Headers: []kgo.RecordHeader{
+				{Key: "eventlake.reason", Value: []byte(r.reason)},
+				{Key: "eventlake.detail", Value: []byte(r.detail)},
+				{Key: "eventlake.topic", Value: []byte(r.topic)},
+				{Key: "eventlake.partition", Value: strconv.AppendInt(nil, int64(r.partition), 10)},
+				{Key: "eventlake.offset", Value: strconv.AppendInt(nil, r.offset, 10)},
+			},
+		})
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ing.cl.ProduceSync(pctx, recs...).FirstErr(); err != nil {
+		ing.m.dlqTopicErrors.Inc()
+		ing.log.Warn("copy dead letters to topic failed (they are in the dead-letter table)", logkey.Topic, ing.cfg.DLQTopic, logkey.Err, err)
+	}
 }

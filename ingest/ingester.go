@@ -78,9 +78,10 @@ type batch struct {
 	end     catalog.Offsets // next offset per partition consumed in this batch
 	dlqRows []dlqRow        // rejected messages, kept for the optional DLQ topic
 	hasDLQ  bool
+	reasons map[envelope.Reason]int // rejected messages by reason, counted once committed
 }
 
-func (b *batch) reset() { *b = batch{end: catalog.Offsets{}} }
+func (b *batch) reset() { *b = batch{end: catalog.Offsets{}, reasons: map[envelope.Reason]int{}} }
 
 // New builds an ingester; Run starts it.
 func New(cfg Config, deps Deps) (*Ingester, error) {
@@ -344,6 +345,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 			key: r.Key, ingested: nowMicros,
 		}
 		b.hasDLQ = true
+		b.reasons[derr.Reason]++
 		if ing.cfg.DLQTopic != "" {
 			b.dlqRows = append(b.dlqRows, row)
 		}

@@ -24,6 +24,7 @@ type metrics struct {
 	lastCommit      *prometheus.GaugeVec   // table: unix seconds of the last successful commit
 	committedOffset *prometheus.GaugeVec   // topic, partition: next offset stored in the lake
 	kafkaCommitErrs prometheus.Counter
+	dlqTopicErrors  prometheus.Counter
 	state           *prometheus.GaugeVec // state
 }
 
@@ -84,13 +85,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		kafkaCommitErrs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlake_ingest_kafka_offset_commit_errors_total", Help: "Failed commits of offsets to Kafka (monitoring only; the lake holds the real offsets).",
 		}),
+		dlqTopicErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_ingest_dlq_topic_errors_total", Help: "Failed copies of dead letters to the dead-letter topic.",
+		}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_ingest_state", Help: "1 for the ingester's current state: consuming, committing, retrying.",
 		}, []string{"state"}),
 	}
 	reg.MustRegister(m.consumed, m.committed, m.dlq, m.duplicates, m.lag, m.commitDuration, m.flushDuration,
 		m.batchRows, m.batchBytes, m.conflicts, m.commitErrors, m.fenced, m.filesWritten, m.bytesWritten,
-		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.state)
+		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state)
 	for _, r := range envelope.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}

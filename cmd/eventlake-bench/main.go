@@ -200,9 +200,9 @@ func progress(metricsURL string) (committed, consumed int64, err error) {
 // them; it returns the ingest measurements.
 type ingestRun struct {
 	elapsed, consumed time.Duration
-	cpu             float64
-	rss             int64
-	produceRate     float64
+	cpu               float64
+	rss               int64
+	produceRate       float64
 }
 
 func produceAndIngest(bin, dir string, n int, invFrac float64, startTs, step string, env ...string) (*ingestRun, *proc, error) {

@@ -50,13 +50,21 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	cfg.Broker.Defaults()
-	for _, tc := range cfg.Ingest.Topics { // every ingested topic exists in the embedded broker
+	// Every topic ingest reads or writes exists in the embedded broker.
+	want := []string{}
+	for _, tc := range cfg.Ingest.Topics {
+		want = append(want, tc.Topic)
+	}
+	if cfg.Ingest.DLQTopic != "" {
+		want = append(want, cfg.Ingest.DLQTopic)
+	}
+	for _, name := range want {
 		found := false
 		for _, t := range cfg.Broker.Topics {
-			found = found || t.Name == tc.Topic
+			found = found || t.Name == name
 		}
 		if !found {
-			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: tc.Topic, Partitions: 3})
+			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: name, Partitions: 3})
 		}
 	}
 	if cfg.Ingest.InstanceID == "" {

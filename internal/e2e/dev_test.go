@@ -39,6 +39,7 @@ func TestDevEndToEnd(t *testing.T) {
 		"EVENTLAKE_INGEST_FLUSH_INTERVAL=300ms",
 		"EVENTLAKE_INGEST_MAX_MESSAGE_BYTES=4096",
 		"EVENTLAKE_QUERY_REFRESH_INTERVAL=200ms",
+		"EVENTLAKE_INGEST_DLQ_TOPIC=events.dlq",
 	}, "dev", "--no-demo", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	broker, api := dev.Ready["kafka"], "http://"+dev.Ready["http"]
 
@@ -214,6 +215,30 @@ func TestDevEndToEnd(t *testing.T) {
 	if len(got) != 0 {
 		t.Errorf("unexpected dlq rows: %+v", got)
 	}
+
+	// The dead letters were also copied to the dead-letter topic, with the
+	// reason in a header; read them back with kcat.
+	th.Eventually(t, 20*time.Second, "dead letters on the dead-letter topic", func() (bool, string) {
+		cmd := exec.Command(kcat, "-b", broker, "-t", "events.dlq", "-C", "-e", "-q", "-o", "beginning", "-f", "%h\n")
+		out, err := cmd.Output()
+		if err != nil {
+			return false, err.Error()
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		reasons := map[string]int{}
+		for _, l := range lines {
+			for _, h := range strings.Split(l, ",") {
+				if r, ok := strings.CutPrefix(h, "eventlake.reason="); ok {
+					reasons[r]++
+				}
+			}
+		}
+		want := map[string]int{}
+		for _, b := range bad {
+			want[string(b.reason)]++
+		}
+		return fmt.Sprint(reasons) == fmt.Sprint(want), fmt.Sprintf("got %v want %v", reasons, want)
+	})
 
 	// The read-only SQL endpoint refuses writes with a clear 4xx.
 	for _, q := range []string{"DROP TABLE orders", "INSERT INTO t VALUES (1)", "SELECT * FROM read_csv('/etc/passwd')", "ATTACH 'x.db'"} {

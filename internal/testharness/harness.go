@@ -258,7 +258,7 @@ func SQL(t testing.TB, baseURL, sql string) SQLResult {
 // TrySQL runs one statement and returns the result and HTTP status.
 func TrySQL(t testing.TB, baseURL, sql string) (SQLResult, int) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 1_000_000})
+	body, _ := json.Marshal(map[string]any{"sql": sql})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/sql", bytes.NewReader(body))
