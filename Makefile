@@ -4,7 +4,7 @@ BIN       := bin/eventlake
 DATA_DIR  ?= ./data
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test test-unit vet fmt-check fuzz bench clean
+.PHONY: all build run test vet fmt-check fuzz bench clean
 
 all: build
 
@@ -19,10 +19,6 @@ run: build
 # Second README command: every test, against real servers the tests start.
 test: fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-
-# Unit tests only (no binary, no external tools).
-test-unit:
-	$(GO) test -count=1 -short ./...
 
 vet:
 	$(GO) vet ./...

@@ -126,7 +126,7 @@ func (ing *Ingester) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	ing.enc = newEncoder(2, 4)
+	ing.enc = newEncoder(2, 2)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range ing.enc.workers {
 		g.Go(func() error { ing.enc.run(i); return nil })
@@ -143,8 +143,9 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 	opts := lakefile.Options{
 		RowGroupRows: ing.cfg.RowGroupRows,
 		NoDictionary: []string{catalog.ColEventID, catalog.ColPayload, catalog.ColMetadata, catalog.ColTraceID,
-			catalog.ColSpanID, catalog.ColOrderID, catalog.ColKafkaOffset, catalog.ColRaw, catalog.ColDetail},
-		NoStats: []string{catalog.ColPayload, catalog.ColMetadata, catalog.ColRaw, catalog.ColDetail},
+			catalog.ColSpanID, catalog.ColOrderID, catalog.ColRaw, catalog.ColDetail},
+		NoStats:      []string{catalog.ColPayload, catalog.ColMetadata, catalog.ColRaw, catalog.ColDetail},
+		DeltaColumns: []string{catalog.ColTs, catalog.ColKafkaOffset, catalog.ColKafkaTimestamp, catalog.ColIngestedAt},
 	}
 	for _, tc := range ing.cfg.Topics {
 		def, err := catalog.RawTableDef(tc.Table, tc.Topic, tc.Kind)

@@ -11,8 +11,6 @@ import (
 
 // Config configures the query service.
 type Config struct {
-	// Listen is the HTTP address the caller serves Handler on.
-	Listen string `yaml:"listen"`
 	// QueryTimeout bounds one query from the moment it has a connection;
 	// DuckDB is interrupted when it expires (504).
 	QueryTimeout time.Duration `yaml:"query_timeout"`
@@ -43,9 +41,6 @@ type Config struct {
 
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8080"
-	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = 30 * time.Second
 	}
@@ -69,8 +64,6 @@ func (c *Config) Defaults() {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
-	case c.Listen == "":
-		return errors.New("query.listen is required")
 	case c.QueryTimeout < time.Millisecond:
 		return fmt.Errorf("query.query_timeout %v is below 1ms", c.QueryTimeout)
 	case c.MaxRows < 1:

@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:8080" || c.QueryTimeout != 30*time.Second || c.MaxRows != 10000 ||
+	if c.QueryTimeout != 30*time.Second || c.MaxRows != 10000 ||
 		c.RefreshInterval != 500*time.Millisecond || c.MemoryLimit != "1GB" || c.MaxConcurrentQueries != 8 {
 		t.Fatalf("defaults %+v", c)
 	}
