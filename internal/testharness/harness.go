@@ -112,7 +112,12 @@ func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc 
 	}
 	lb := &lockedBuffer{f: logFile}
 	cmd := exec.Command(Binary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EVENTLAKE_BIN=") { // the harness's own setting, not eventlake's
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(lb, pw)
 	cmd.Stdout = lb
