@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
-	"github.com/apache/iceberg-go/table"
-	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/dedupe"
+	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
@@ -24,7 +24,7 @@ import (
 // to commit: the partition moved to another group member (or this process
 // is a zombie). The batch is abandoned and the partitions are re-read from
 // the offsets stored in the lake.
-var ErrFenced = errors.New("offsets were committed by another writer")
+var ErrFenced = lakecommit.ErrFenced
 
 // Failpoint names on the commit path, in protocol order.
 const (
@@ -154,141 +154,40 @@ func (ing *Ingester) advance(ts *topicState) {
 		}
 	}
 	ts.dirty = catalog.Offsets{}
-	ts.dd.commit()
 	ts.w.reset()
 }
 
 // commitTable appends files to w's table with offsets merged into the
-// stored ones, after checking that the table still stores base for every
-// partition in offsets (the fence). Conflicts with other writers are
-// resolved by refreshing the table and committing the same files again; a
-// commit whose outcome is unknown is looked up by its commit id; catalog or
-// storage failures are retried with back-off until ctx ends.
+// stored ones, fenced on base (see internal/lakecommit).
 func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []iceberg.DataFile, offsets, base catalog.Offsets) error {
-	commitID := uuid.NewString()
 	start := time.Now()
-	tbl := w.tbl
-	backoff := 50 * time.Millisecond
 	var rows, size int64
 	for _, f := range files {
 		rows += f.Count()
 		size += f.FileSizeBytes()
 	}
-	for attempt := 1; ; attempt++ {
-		stored, err := catalog.StoredOffsets(tbl)
-		if err != nil {
-			return fmt.Errorf("read offsets of %s: %w", w.name, err)
-		}
-		for t, m := range offsets {
-			for p := range m {
-				want, wok := base.Get(t, p)
-				got, gok := stored.Get(t, p)
-				if wok != gok || want != got {
-					ing.m.fenced.Inc()
-					return fmt.Errorf("%w: table %s partition %s/%d stores offset %d (present=%v), this process expected %d (present=%v)",
-						ErrFenced, w.name, t, p, got, gok, want, wok)
-				}
-			}
-		}
-		merged := stored.Merge(offsets)
-		enc, err := merged.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		props := iceberg.Properties{
-			catalog.SummaryOffsets:  string(enc),
-			catalog.SummaryCommitID: commitID,
-			catalog.SummaryWriter:   ing.writer,
-		}
-		tx := tbl.NewTransaction()
-		if err := tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck()); err != nil {
-			// Staging failed before anything was sent: the files do not fit
-			// the table. Retrying cannot help.
-			return fmt.Errorf("stage commit of %d files to %s: %w", len(files), w.name, err)
-		}
-		newTbl, cerr := tx.Commit(ctx)
-		if cerr == nil {
-			ing.committed(w, newTbl, len(files), rows, size, start)
-			return nil
-		}
-		// Conflict, or an outcome we cannot know (the catalog may have
-		// applied it before the error). Reload and look for our commit.
-		fresh, lerr := ing.deps.Catalog.LoadTable(ctx, w.name)
-		if lerr == nil {
-			if _, ok := catalog.FindCommit(fresh, commitID); ok {
-				ing.committed(w, fresh, len(files), rows, size, start)
-				return nil
-			}
-			tbl = fresh
-		}
-		if ctx.Err() != nil {
-			if lerr != nil {
-				return fmt.Errorf("%w: commit %d files to %s: %v; reload: %v", ErrCommitUnknown, len(files), w.name, cerr, lerr)
-			}
-			return fmt.Errorf("commit %d files to %s: %w (last error: %v)", len(files), w.name, ctx.Err(), cerr)
-		}
-		if lerr == nil && isConflict(cerr) {
-			ing.m.conflicts.WithLabelValues(w.name).Inc()
-			ing.log.Info("commit conflict, re-committing on refreshed table", logkey.Table, w.name, logkey.Attempt, attempt)
-			continue
-		}
-		ing.m.commitErrors.WithLabelValues(w.name).Inc()
-		ing.m.setState("retrying")
-		ing.log.Warn("commit failed, retrying", logkey.Table, w.name, logkey.Attempt, attempt, logkey.Err, cerr, "reload_err", lerr)
-		select {
-		case <-ctx.Done():
-			if lerr != nil {
-				return fmt.Errorf("%w: commit %d files to %s: %v; reload: %v", ErrCommitUnknown, len(files), w.name, cerr, lerr)
-			}
-			return fmt.Errorf("commit %d files to %s: %w (last error: %v)", len(files), w.name, ctx.Err(), cerr)
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, ing.cfg.CommitRetryMax)
-		ing.m.setState("committing")
+	tbl, err := ing.committer.Append(ctx, w.name, w.tbl, files, offsets, base, nil)
+	if err != nil {
+		return err
 	}
-}
-
-func (ing *Ingester) committed(w *tableWriter, tbl *table.Table, files int, rows, size int64, start time.Time) {
 	w.tbl = tbl
 	ing.m.commitDuration.WithLabelValues(w.name).Observe(time.Since(start).Seconds())
 	ing.m.committed.WithLabelValues(w.name).Add(float64(rows))
-	ing.m.filesWritten.WithLabelValues(w.name).Add(float64(files))
+	ing.m.filesWritten.WithLabelValues(w.name).Add(float64(len(files)))
 	ing.m.bytesWritten.WithLabelValues(w.name).Add(float64(size))
 	ing.m.lastCommit.WithLabelValues(w.name).Set(float64(ing.deps.Now().UnixNano()) / 1e9)
 	var sid int64
 	if s := tbl.CurrentSnapshot(); s != nil {
 		sid = s.SnapshotID
 	}
-	ing.log.Debug("committed", logkey.Table, w.name, logkey.SnapshotID, sid, logkey.Files, files, logkey.Rows, rows)
-}
-
-// isConflict reports whether err says the table moved underneath us.
-func isConflict(err error) bool {
-	if errors.Is(err, table.ErrCommitFailed) {
-		return true
-	}
-	var s string
-	if err != nil {
-		s = err.Error()
-	}
-	return containsAny(s, "requirement failed", "has changed", "moved underneath")
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		for i := 0; i+len(sub) <= len(s); i++ {
-			if s[i:i+len(sub)] == sub {
-				return true
-			}
-		}
-	}
-	return false
+	ing.log.Debug("committed", logkey.Table, w.name, logkey.SnapshotID, sid, logkey.Files, len(files), logkey.Rows, rows)
+	return nil
 }
 
 // ErrCommitUnknown means a commit's outcome could not be determined before
 // the context ended: its files may be referenced by the table and must not
 // be deleted (orphan cleanup removes them later if they are not).
-var ErrCommitUnknown = errors.New("commit outcome unknown")
+var ErrCommitUnknown = lakecommit.ErrUnknown
 
 // abort abandons what is left of the batch: it removes files that were
 // not committed, forgets pending dedupe ids, and rewinds every owned
@@ -315,7 +214,6 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 	drop(ing.dlq)
 	for _, ts := range ing.topics {
 		drop(ts.w)
-		ts.dd.rollback()
 		ts.dirty = catalog.Offsets{}
 	}
 	ing.b.reset()
@@ -395,9 +293,14 @@ func (ing *Ingester) loadBases(ctx context.Context, parts map[string][]int32) (m
 		}
 		out[topic] = map[int32]kgo.Offset{}
 		for _, p := range ps {
+			// The partition is (re)read from scratch: its dedupe window is
+			// rebuilt from the dedupe_window records before the stored
+			// offset (read again, not written), so that decisions match
+			// those of any other reader of the partition.
+			ing.dd.Reset(dedupe.Key{Topic: topic, Partition: p})
 			if off, ok := stored.Get(topic, p); ok {
 				ts.base.Set(topic, p, off)
-				out[topic][p] = kgo.NewOffset().At(off).WithEpoch(-1)
+				out[topic][p] = kgo.NewOffset().At(max(0, off-ing.dd.Window())).WithEpoch(-1)
 			} else {
 				delete(ts.base[topic], p)
 				out[topic][p] = kgo.NewOffset().AtStart()
@@ -486,6 +389,7 @@ func (ing *Ingester) forget(parts map[string][]int32) {
 				delete(ts.dirty[t], p)
 			}
 			delete(ing.baseDLQ[t], p)
+			ing.dd.Reset(dedupe.Key{Topic: t, Partition: p})
 			ing.m.lag.DeleteLabelValues(t, strconv.Itoa(int(p)))
 		}
 	}

@@ -43,8 +43,10 @@ type Config struct {
 
 	// MaxMessageBytes rejects larger message values (reason "oversize").
 	MaxMessageBytes int `yaml:"max_message_bytes"`
-	// DedupeWindow is how many recent event ids per table are remembered
-	// to drop producer retries; 0 disables deduplication.
+	// DedupeWindow is how many offsets of a partition are looked back to
+	// drop producer retries: an event whose event_id occurred in the same
+	// partition within that many offsets is a duplicate (see
+	// internal/dedupe). 0 disables deduplication.
 	DedupeWindow int `yaml:"dedupe_window"`
 	// RowGroupRows caps Parquet row groups.
 	RowGroupRows int64 `yaml:"row_group_rows"`
@@ -96,7 +98,7 @@ func (c *Config) Defaults() {
 		c.MaxMessageBytes = 1 << 20
 	}
 	if c.DedupeWindow == 0 {
-		c.DedupeWindow = 500_000
+		c.DedupeWindow = 100_000
 	}
 	if c.RowGroupRows == 0 {
 		c.RowGroupRows = 256 * 1024

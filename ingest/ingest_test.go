@@ -151,7 +151,7 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 	// before the restart: the dedupe window is warmed from the lake.
 	produce(t, brokers,
 		&kgo.Record{Topic: "orders.created", Value: orderEvent(300, base)},
-		&kgo.Record{Topic: "orders.created", Value: orderEvent(7, base)},
+		&kgo.Record{Topic: "orders.created", Key: []byte("k7"), Value: orderEvent(7, base)}, // a retry keeps its key
 		&kgo.Record{Topic: "orders.created", Value: []byte{0xff, 0xfe}},
 	)
 	run(301, 3)

@@ -16,8 +16,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/lakefile"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
@@ -42,12 +44,13 @@ type Ingester struct {
 	log  *slog.Logger
 	m    *metrics
 
-	topics map[string]*topicState
-	dlq    *tableWriter
-	enc    *encoder
-	dec    envelope.Decoder
-	ev     envelope.Event
-	writer string // host/pid, recorded in snapshot summaries
+	topics    map[string]*topicState
+	dlq       *tableWriter
+	enc       *encoder
+	dec       envelope.Decoder
+	ev        envelope.Event
+	dd        *dedupe.Set
+	committer *lakecommit.Committer
 
 	// mu serializes the consume loop and the rebalance callbacks, which
 	// franz-go runs on its own goroutine.
@@ -65,7 +68,6 @@ type Ingester struct {
 type topicState struct {
 	cfg   TopicConfig
 	w     *tableWriter
-	dd    *dedupe
 	base  catalog.Offsets // stored raw offsets for owned partitions
 	dirty catalog.Offsets // offsets consumed since the last raw commit
 }
@@ -109,9 +111,27 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		m:        newMetrics(deps.Registry),
 		topics:   map[string]*topicState{},
 		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
-		writer:   host + "/" + strconv.Itoa(os.Getpid()),
+		dd:       dedupe.New(int64(cfg.DedupeWindow)),
 		baseDLQ:  catalog.Offsets{},
 		assigned: map[string]map[int32]bool{},
+	}
+	ing.committer = &lakecommit.Committer{
+		Catalog:  deps.Catalog,
+		Log:      ing.log,
+		Writer:   host + "/" + strconv.Itoa(os.Getpid()),
+		RetryMax: cfg.CommitRetryMax,
+		Hooks: lakecommit.Hooks{
+			Conflict: func(t string) { ing.m.conflicts.WithLabelValues(t).Inc() },
+			Error:    func(t string, _ error) { ing.m.commitErrors.WithLabelValues(t).Inc() },
+			Fenced:   func(string) { ing.m.fenced.Inc() },
+			Retrying: func(on bool) {
+				if on {
+					ing.m.setState("retrying")
+				} else {
+					ing.m.setState("committing")
+				}
+			},
+		},
 	}
 	ing.b.reset()
 	return ing, nil
@@ -160,11 +180,7 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ts := &topicState{cfg: tc, w: w, dd: newDedupe(ing.cfg.DedupeWindow), base: catalog.Offsets{}, dirty: catalog.Offsets{}}
-		if err := ing.warmDedupe(ctx, ts); err != nil {
-			return err
-		}
-		ing.topics[tc.Topic] = ts
+		ing.topics[tc.Topic] = &topicState{cfg: tc, w: w, base: catalog.Offsets{}, dirty: catalog.Offsets{}}
 	}
 	tbl, err := ing.deps.Catalog.EnsureTable(ctx, catalog.DLQTableDef(ing.cfg.DLQTable))
 	if err != nil {
@@ -310,15 +326,18 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 		if ing.b.records == 0 {
 			ing.b.started = ing.deps.Now()
 		}
+		fresh := ing.b.records
 		for _, r := range p.Records {
 			if err = ing.add(ctx, ts, r, nowMicros, &f); err != nil {
 				return
 			}
 		}
 		last := p.Records[len(p.Records)-1].Offset
-		ing.b.end.Set(p.Topic, p.Partition, last+1)
-		ts.dirty.Set(p.Topic, p.Partition, last+1)
-		ing.m.consumed.WithLabelValues(p.Topic).Add(float64(len(p.Records)))
+		if !f.hasRaw || last >= f.raw { // not only warm-up records
+			ing.b.end.Set(p.Topic, p.Partition, last+1)
+			ts.dirty.Set(p.Topic, p.Partition, last+1)
+		}
+		ing.m.consumed.WithLabelValues(p.Topic).Add(float64(ing.b.records - fresh))
 		ing.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 	})
 	return err
@@ -332,6 +351,14 @@ type fence struct {
 }
 
 func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, nowMicros int64, f *fence) error {
+	if f.hasRaw && r.Offset < f.raw {
+		// Already in the lake: read again only to warm the dedupe window
+		// (consumption starts dedupe_window offsets early).
+		if ing.dec.Decode(r.Value, &ing.ev) == nil {
+			ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID)
+		}
+		return nil
+	}
 	b := &ing.b
 	b.records++
 	b.bytes += int64(len(r.Value))
@@ -352,10 +379,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		}
 		return ing.dlq.addDLQ(ctx, &row)
 	}
-	if f.hasRaw && r.Offset < f.raw {
-		return nil // already in the raw table
-	}
-	if ts.dd.seen(ing.ev.EventID) {
+	if ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID) {
 		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
 		return nil
 	}
