@@ -84,7 +84,12 @@ func baseProperties() iceberg.Properties {
 		"commit.manifest.min-count-to-merge":         "50",
 		"commit.retry.num-retries":                   "0",
 		"write.metadata.delete-after-commit.enabled": "true",
-		"write.metadata.previous-versions-max":       "20",
+		// Deletes, updates and merges rewrite files (copy-on-write): readers
+		// never need to apply delete files.
+		"write.delete.mode":                    "copy-on-write",
+		"write.update.mode":                    "copy-on-write",
+		"write.merge.mode":                     "copy-on-write",
+		"write.metadata.previous-versions-max": "20",
 	}
 }
 
@@ -179,5 +184,87 @@ func DLQTableDef(name string) TableDef {
 			SourceIDs: []int{10}, FieldID: 1000, Name: "ingested_day", Transform: iceberg.DayTransform{},
 		}),
 		Properties: props,
+	}
+}
+
+// Read-model column names.
+const (
+	ColMinute      = "minute"
+	ColRevenue     = "revenue"
+	ColOrderCount  = "order_count"
+	ColUsersSketch = "users_sketch"
+	ColActiveUsers = "active_users"
+	ColEvents      = "events"
+	ColUpdatedAt   = "updated_at"
+)
+
+// Read-model table names.
+const (
+	TableOrderRevenueMinute = "order_revenue_minute"
+	TableUserActivityMinute = "user_activity_minute"
+	TableInventoryHealth    = "inventory_health"
+)
+
+// readModelProps are the properties of read-model tables.
+func readModelProps(kind string) iceberg.Properties {
+	p := baseProperties()
+	p[PropKind] = "read-model"
+	p["eventlake.read-model"] = kind
+	return p
+}
+
+// OrderRevenueMinuteDef is the per-minute revenue read model. It is a log
+// of per-minute deltas: every commit covers a range of Kafka offsets and
+// adds one row per event-time minute it touched, so a minute's figure is
+// the sum of its rows (re-aggregation folds them into one). Partitioned by
+// day(minute).
+func OrderRevenueMinuteDef() TableDef {
+	return TableDef{
+		Name: TableOrderRevenueMinute,
+		Schema: iceberg.NewSchema(0,
+			iceberg.NestedField{ID: 1, Name: ColMinute, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "event-time minute"},
+			iceberg.NestedField{ID: 2, Name: ColRevenue, Type: AmountType, Required: true},
+			iceberg.NestedField{ID: 3, Name: ColOrderCount, Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		),
+		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{1}, FieldID: 1000, Name: "minute_day", Transform: iceberg.DayTransform{},
+		}),
+		Properties: readModelProps("order_revenue_minute"),
+	}
+}
+
+// UserActivityMinuteDef holds, per event-time minute and commit, a
+// HyperLogLog sketch of the active users (internal/hll; merge the sketches
+// of a minute's rows to count it) and the estimate of the row's own sketch.
+func UserActivityMinuteDef() TableDef {
+	return TableDef{
+		Name: TableUserActivityMinute,
+		Schema: iceberg.NewSchema(0,
+			iceberg.NestedField{ID: 1, Name: ColMinute, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+			iceberg.NestedField{ID: 2, Name: ColUsersSketch, Type: iceberg.PrimitiveTypes.Binary, Required: true, Doc: "HyperLogLog sketch, precision 12 (internal/hll)"},
+			iceberg.NestedField{ID: 3, Name: ColActiveUsers, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "estimate of this row's sketch"},
+			iceberg.NestedField{ID: 4, Name: ColEvents, Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		),
+		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{1}, FieldID: 1000, Name: "minute_day", Transform: iceberg.DayTransform{},
+		}),
+		Properties: readModelProps("user_activity_minute"),
+	}
+}
+
+// InventoryHealthDef holds stock levels: every commit adds the latest
+// stock of each product it saw; a product's current stock is its row with
+// the latest updated_at.
+func InventoryHealthDef() TableDef {
+	return TableDef{
+		Name: TableInventoryHealth,
+		Schema: iceberg.NewSchema(0,
+			iceberg.NestedField{ID: 1, Name: ColProductID, Type: iceberg.PrimitiveTypes.String, Required: true},
+			iceberg.NestedField{ID: 2, Name: ColStock, Type: iceberg.PrimitiveTypes.Int64, Required: true},
+			iceberg.NestedField{ID: 3, Name: ColUpdatedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "event time of the update"},
+			iceberg.NestedField{ID: 4, Name: ColWarehouse, Type: iceberg.PrimitiveTypes.String},
+		),
+		Spec:       *iceberg.UnpartitionedSpec,
+		Properties: readModelProps("inventory_health"),
 	}
 }

@@ -30,6 +30,9 @@ type Config struct {
 	// QueueTimeout is how long a request waits for a free slot before it is
 	// answered 503.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
+	// HotMaxRows bounds the fresh rows (not yet in the lake) held in
+	// memory; when reached, the hot tier waits for ingest to commit.
+	HotMaxRows int `yaml:"hot_max_rows"`
 	// TempDir is where DuckDB may spill larger-than-memory operators. Empty
 	// disables spilling: such queries fail instead of filling a disk.
 	TempDir string `yaml:"temp_dir"`
@@ -59,11 +62,16 @@ func (c *Config) Defaults() {
 	if c.QueueTimeout == 0 {
 		c.QueueTimeout = time.Second
 	}
+	if c.HotMaxRows == 0 {
+		c.HotMaxRows = 2_000_000
+	}
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
+	case c.HotMaxRows < 1000:
+		return errors.New("query.hot_max_rows must be at least 1000")
 	case c.QueryTimeout < time.Millisecond:
 		return fmt.Errorf("query.query_timeout %v is below 1ms", c.QueryTimeout)
 	case c.MaxRows < 1:

@@ -28,6 +28,8 @@ type metrics struct {
 	generation      prometheus.Gauge
 	snapshotAge     *prometheus.GaugeVec // table
 	rowsReturned    *prometheus.CounterVec
+	hotRows         prometheus.Gauge
+	hotFull         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,9 +66,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rowsReturned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlake_query_rows_returned_total", Help: "Result rows sent to clients.",
 		}, []string{"endpoint"}),
+		hotRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_query_hot_rows", Help: "Fresh rows held in memory until the lake covers them.",
+		}),
+		hotFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_query_hot_full", Help: "1 while the hot tables are full (query.hot_max_rows) and the hot tier waits for ingest.",
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.rejected, m.inflight, m.refreshDuration, m.refreshErrors,
-		m.lastRefresh, m.generation, m.snapshotAge, m.rowsReturned)
+		m.lastRefresh, m.generation, m.snapshotAge, m.rowsReturned, m.hotRows, m.hotFull)
 	for _, r := range []string{rejectBusy, rejectReadOnly, rejectRequest, rejectNotReady} {
 		m.rejected.WithLabelValues(r)
 	}

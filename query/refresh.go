@@ -144,6 +144,11 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 		}
 		s.gen.Store(gen)
 		s.m.generation.Set(float64(gen.id))
+		// Queries of older generations keep their transaction snapshot, so
+		// rows they may read stay visible to them after this delete.
+		if err := s.trimHot(ctx, gen); err != nil {
+			s.log.Warn("trim hot rows", logkey.Err, err)
+		}
 		for i, st := range states {
 			if prev == nil || st != prev.tables[i] {
 				s.log.Debug("table snapshot in service", logkey.Table, st.spec.name, logkey.SnapshotID, st.snapshot,

@@ -47,6 +47,7 @@ type Service struct {
 	db    *sql.DB
 	admin *sql.Conn // the refresher's connection
 	pool  *connPool
+	hot   *hotStore // fresh rows from the hot tier
 
 	gen atomic.Pointer[generation] // nil until the first refresh succeeded
 	// lastOK is when the catalog was last polled successfully (unix
@@ -176,8 +177,8 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 		return fmt.Errorf("open duckdb: %w", err)
 	}
 	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(s.cfg.MaxConcurrentQueries + 1)
-	db.SetMaxIdleConns(s.cfg.MaxConcurrentQueries + 1)
+	db.SetMaxOpenConns(s.cfg.MaxConcurrentQueries + 2)
+	db.SetMaxIdleConns(s.cfg.MaxConcurrentQueries + 2)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	fail := func(err error) error {
@@ -216,6 +217,13 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 		if _, err := admin.ExecContext(ctx, st); err != nil {
 			return fail(fmt.Errorf("configure duckdb (%s): %w", st, err))
 		}
+	}
+	hotConn, err := db.Conn(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("connect to duckdb: %w", err))
+	}
+	if err := s.openHot(ctx, hotConn); err != nil {
+		return fail(err)
 	}
 	pool := &connPool{ch: make(chan *qconn, s.cfg.MaxConcurrentQueries), closed: make(chan struct{})}
 	for range s.cfg.MaxConcurrentQueries {
@@ -270,6 +278,11 @@ drain:
 	if err := s.admin.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close duckdb connection: %w", err))
 	}
+	s.hot.mu.Lock()
+	if err := s.hot.conn.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close duckdb connection: %w", err))
+	}
+	s.hot.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close duckdb: %w", err))
 	}

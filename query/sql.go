@@ -37,11 +37,14 @@ type SQLResponse struct {
 	RowCount  int     `json:"row_count"`
 	Truncated bool    `json:"truncated"`
 	// SnapshotID names the snapshot of every table the query could read
-	// (null: the table does not exist or is empty); Offsets are the Kafka
-	// offsets those snapshots cover, table -> topic -> partition -> next
+	// (null: the table does not exist or is empty); LakeOffsets are the
+	// Kafka offsets those snapshots cover, and Offsets the offsets below
+	// which the answer holds every event: the lake's, advanced by the
+	// fresh (hot) rows read after them. table -> topic -> partition -> next
 	// offset.
-	SnapshotID map[string]*int64          `json:"snapshot_id"`
-	Offsets    map[string]catalog.Offsets `json:"offsets"`
+	SnapshotID  map[string]*int64          `json:"snapshot_id"`
+	Offsets     map[string]catalog.Offsets `json:"offsets"`
+	LakeOffsets map[string]catalog.Offsets `json:"lake_offsets"`
 	ElapsedMs  float64                    `json:"elapsed_ms"`
 }
 
@@ -67,7 +70,7 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 	if req.MaxRows > 0 {
 		maxRows = req.MaxRows
 	}
-	qc, gen, aerr := s.acquire(r.Context())
+	qc, _, aerr := s.acquire(r.Context())
 	if aerr != nil {
 		s.writeError(w, aerr)
 		return
@@ -76,7 +79,7 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	res, err := s.runSQL(ctx, qc, gen, verdict, maxRows)
+	res, used, err := s.runSQL(ctx, qc, verdict, maxRows)
 	if err != nil {
 		aerr := s.classify(ctx, err)
 		if aerr.code == codeReadOnly {
@@ -88,8 +91,8 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, aerr)
 		return
 	}
-	res.SnapshotID = gen.snapshotIDs()
-	res.Offsets = gen.offsets()
+	res.SnapshotID = used.snapshotIDs()
+	res.LakeOffsets = used.offsets()
 	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
 	s.m.rowsReturned.WithLabelValues(endpointSQL).Add(float64(res.RowCount))
 	s.writeJSON(w, http.StatusOK, res)
@@ -156,27 +159,6 @@ func (s *Service) release(qc *qconn) {
 	s.pool.release(qc)
 }
 
-// syncViews brings the connection's temporary views to gen. Temporary
-// views belong to one connection, so a query prepared on it can only see
-// the files of gen, whatever the refresher publishes meanwhile. (Views in
-// the shared catalog would not do: DuckDB rebinds a prepared statement at
-// execution when the catalog changed since it was prepared, so a swap
-// between prepare and execute would be read by a statement whose response
-// names the old snapshots.)
-func (s *Service) syncViews(ctx context.Context, qc *qconn, gen *generation) error {
-	if qc.gen == gen.id {
-		return nil
-	}
-	qc.gen = 0
-	for _, v := range gen.views {
-		if _, err := qc.c.ExecContext(ctx, v.create()); err != nil {
-			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
-		}
-	}
-	qc.gen = gen.id
-	return nil
-}
-
 // statementError is a refusal decided after preparing.
 type statementError struct{ api *apiError }
 
@@ -214,22 +196,66 @@ func stmtTypeName(t duckdb.StmtType) string {
 	return "statement type " + strconv.Itoa(int(t))
 }
 
-// runSQL prepares and runs one statement on qc with gen's views.
-func (s *Service) runSQL(ctx context.Context, qc *qconn, gen *generation, v guardVerdict, maxRows int) (*SQLResponse, error) {
-	if err := s.syncViews(ctx, qc, gen); err != nil {
-		return nil, err
-	}
-	var res *SQLResponse
+// runSQL prepares and runs one statement on qc, in one transaction with
+// the generation it reads, and returns that generation.
+//
+// The transaction begins before the generation is chosen. The refresher
+// publishes a generation before it deletes the hot rows that generation's
+// snapshots cover, so every delete committed before this transaction began
+// belongs to the chosen generation or an older one, and removed only rows
+// the chosen generation reads from the lake; deletes committed later are
+// invisible to the transaction (DuckDB's MVCC snapshot). The query and the
+// hot watermarks it reports see the same hot rows, whatever the hot tier
+// appends meanwhile.
+func (s *Service) runSQL(ctx context.Context, qc *qconn, v guardVerdict, maxRows int) (*SQLResponse, *generation, error) {
+	var (
+		res *SQLResponse
+		gen *generation
+	)
 	err := qc.c.Raw(func(dc any) error {
 		conn, ok := dc.(*duckdb.Conn)
 		if !ok {
 			return fmt.Errorf("duckdb connection is %T", dc)
 		}
-		var err error
-		res, err = execute(ctx, conn, v, maxRows)
-		return err
+		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		gen = s.gen.Load()
+		err := s.syncViewsRaw(ctx, conn, qc, gen)
+		if err == nil {
+			res, err = execute(ctx, conn, v, maxRows)
+		}
+		if err == nil {
+			res.Offsets, err = readWatermarks(ctx, conn, gen)
+		}
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+			qc.gen = 0 // views created in the transaction are gone
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "COMMIT", nil); err != nil {
+			qc.gen = 0
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		return nil
 	})
-	return res, err
+	return res, gen, err
+}
+
+// syncViewsRaw is syncViews on the raw connection (inside the query's
+// transaction).
+func (s *Service) syncViewsRaw(ctx context.Context, conn *duckdb.Conn, qc *qconn, gen *generation) error {
+	if qc.gen == gen.id {
+		return nil
+	}
+	qc.gen = 0
+	for _, v := range gen.views {
+		if _, err := conn.ExecContext(ctx, v.create(), nil); err != nil {
+			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
+		}
+	}
+	qc.gen = gen.id
+	return nil
 }
 
 // prepare prepares exactly one statement. driver.Conn's Prepare refuses

@@ -215,23 +215,36 @@ func (v view) create() string {
 	return "CREATE OR REPLACE TEMP VIEW " + quoteIdent(v.name) + " AS " + v.sql
 }
 
-// tableSelect is the SELECT a table's own view stands for.
+// tableSelect is the SELECT a table's own view stands for: the snapshot's
+// files, and for a raw table the hot rows after the offsets the snapshot
+// stores (see hot.go).
 func tableSelect(st *tableState) string {
-	switch {
-	case st.refused != "":
+	if st.refused != "" {
 		return failingSelect(st.columns, st.refused)
-	case len(st.files) == 0:
-		return emptySelect(st.columns)
 	}
-	paths := make([]string, len(st.files))
-	for i, f := range st.files {
-		paths[i] = f.path
+	var cold string
+	if len(st.files) == 0 {
+		cold = emptySelect(st.columns)
+	} else {
+		paths := make([]string, len(st.files))
+		for i, f := range st.files {
+			paths[i] = f.path
+		}
+		var names []string
+		for _, c := range st.columns {
+			names = append(names, quoteIdent(c.name))
+		}
+		cold = "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
 	}
-	var names []string
-	for _, c := range st.columns {
-		names = append(names, quoteIdent(c.name))
+	if st.spec.dlq {
+		return cold
 	}
-	return "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
+	hotCols, err := schemaColumns(st.spec.def.Schema)
+	if err != nil {
+		return cold
+	}
+	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + quoteIdent(hotTableName(st.spec.name)) +
+		" WHERE " + quoteIdent(catalog.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
 }
 
 // unionOf is the UNION ALL of want's projection over every table in

@@ -1,8 +1,21 @@
-// Package streamer will hold the hot tier: event-time tumbling and hopping
-// minute windows kept in memory, enrichment from reference data, watermarks
-// and late data, and read models such as order_revenue_minute.
+// Package streamer is eventlake's hot tier. It reads the event topics
+// directly (every partition, no consumer group: each query replica has its
+// own hot tier) and keeps, in memory:
 //
-// It sits beside ingest in the data flow (Kafka -> streamer -> read-model
-// tables, live push) and never imports ingest; both build on catalog and
-// internal/. Nothing lives here yet: see the hot-tier issue.
+//   - the events after the offsets the read-model tables store, per
+//     partition, so that a read-model answer is exactly the committed
+//     snapshot plus the events after its offsets (no double count, no gap);
+//   - decoded raw rows for the query service's SQL views (through a Sink);
+//   - event-time windows (tumbling 1 and 5 minutes, hopping 5 minutes every
+//     minute) with watermarks and allowed lateness, for live push;
+//   - the product catalog from a compacted changelog topic, to enrich
+//     orders.
+//
+// One process per deployment commits the read models (order_revenue_minute,
+// user_activity_minute, inventory_health) with the offsets they cover,
+// through the same fenced protocol as ingest (internal/lakecommit), and
+// publishes enriched orders.
+//
+// Data flow: Kafka -> streamer -> read-model tables, live push; it sits
+// beside ingest and never imports it.
 package streamer

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,21 +17,23 @@ import (
 	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/query"
+	"github.com/eventlake/eventlake/streamer"
 )
 
 // Config is the whole configuration file. Every section belongs to one
 // component; a subcommand uses the sections it runs.
 type Config struct {
 	// DataDir holds the embedded defaults: catalog.db, warehouse/, kafka/.
-	DataDir string           `yaml:"data_dir"`
-	Log     LogConfig        `yaml:"log"`
-	HTTP    HTTPConfig       `yaml:"http"`
-	Kafka   kafkaconf.Config `yaml:"kafka"`
-	Broker  broker.Config    `yaml:"broker"`
-	Catalog catalog.Config   `yaml:"catalog"`
-	Ingest  ingest.Config    `yaml:"ingest"`
-	Query   query.Config     `yaml:"query"`
-	Demo    DemoConfig       `yaml:"demo"`
+	DataDir  string           `yaml:"data_dir"`
+	Log      LogConfig        `yaml:"log"`
+	HTTP     HTTPConfig       `yaml:"http"`
+	Kafka    kafkaconf.Config `yaml:"kafka"`
+	Broker   broker.Config    `yaml:"broker"`
+	Catalog  catalog.Config   `yaml:"catalog"`
+	Ingest   ingest.Config    `yaml:"ingest"`
+	Query    query.Config     `yaml:"query"`
+	Streamer streamer.Config  `yaml:"streamer"`
+	Demo     DemoConfig       `yaml:"demo"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -113,6 +116,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Catalog.Defaults(cfg.DataDir)
 	cfg.Ingest.Defaults()
 	cfg.Query.Defaults()
+	cfg.Streamer.Defaults()
 	if cfg.Broker.DataDir == "" {
 		cfg.Broker.DataDir = filepath.Join(cfg.DataDir, "kafka")
 	}
@@ -143,6 +147,34 @@ func queryTables(ic ingest.Config) query.Tables {
 }
 
 func validateAll(errs ...error) error { return errors.Join(errs...) }
+
+// newStreamer builds the hot tier of a query process: it reads the topics
+// ingest reads, hands fresh raw rows to the query service and serves the
+// exact read-model endpoints.
+func newStreamer(cfg *Config, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
+	for _, tc := range cfg.Ingest.Topics {
+		deps.RawTables = append(deps.RawTables, streamer.RawTable{Topic: tc.Topic, Table: tc.Table, Kind: tc.Kind})
+	}
+	deps.DedupeWindow = int64(cfg.Ingest.DedupeWindow)
+	deps.MaxMessageBytes = cfg.Ingest.MaxMessageBytes
+	deps.Sink = qs
+	return streamer.New(cfg.Streamer, deps)
+}
+
+// apiHandler serves the query service, with the hot tier's endpoints in
+// front when it runs.
+func apiHandler(qs *query.Service, st *streamer.Streamer) http.Handler {
+	if st == nil {
+		return qs.Handler()
+	}
+	mux := http.NewServeMux()
+	sh := st.Handler()
+	for _, p := range []string{"GET /v1/metrics/order_revenue_minute", "GET /v1/stream/order_revenue_minute", "GET /v1/windows", "GET /v1/products"} {
+		mux.Handle(p, sh)
+	}
+	mux.Handle("/", qs.Handler())
+	return mux
+}
 
 var _ = time.Second
 var _ = producer.Config{}

@@ -15,6 +15,7 @@ import (
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/query"
+	"github.com/eventlake/eventlake/streamer"
 )
 
 // runDev runs the embedded default: broker, catalog, warehouse, ingest,
@@ -50,7 +51,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	cfg.Broker.Defaults()
-	// Every topic ingest reads or writes exists in the embedded broker.
+	// Every topic ingest and the hot tier read or write exists in the
+	// embedded broker; the product catalog is a compacted changelog.
+	cfg.Broker.Topics = append(cfg.Broker.Topics,
+		broker.Topic{Name: cfg.Streamer.ProductsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+		broker.Topic{Name: cfg.Streamer.EnrichedTopic, Partitions: 6})
 	want := []string{}
 	for _, tc := range cfg.Ingest.Topics {
 		want = append(want, tc.Topic)
@@ -66,6 +71,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		if !found {
 			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: name, Partitions: 3})
 		}
+	}
+	if !cfg.Streamer.Commit {
+		// The one process of the embedded default commits the read models.
+		cfg.Streamer.Commit = true
 	}
 	if cfg.Ingest.InstanceID == "" {
 		// One dev process per data directory: a restart after a crash takes
@@ -108,10 +117,21 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
+	var st *streamer.Streamer
+	if !cfg.Streamer.Disabled {
+		st, err = newStreamer(cfg, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, ln, qs.Handler(), log) })
+	if st != nil {
+		g.Go(func() error { return st.Run(gctx) })
+	}
+	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st), log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}
@@ -138,6 +158,13 @@ func runDemo(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		d.Seed = uint64(time.Now().UnixNano())
 	}
 	g := gen.New(gen.Config{Seed: d.Seed, Clock: time.Now, LateFraction: late, InventoryFraction: inv, MalformedFraction: d.MalformedFraction})
+	// The shop's catalog first, so that orders are enriched.
+	for _, pr := range g.Products() {
+		p.PublishRaw(ctx, cfg.Streamer.ProductsTopic, []byte(pr.ID), gen.ProductRecord(pr), nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		return nil
+	}
 	log.Info("demo producer started", logkey.Component, "demo", "rate", d.Rate)
 	var failed int64
 	_, _ = generate(ctx, p, g, d.Rate, 0, func(err error) {

@@ -27,10 +27,13 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	late := fs.Float64("late-fraction", 0.05, "fraction of events arriving up to 2 minutes late")
 	inv := fs.Float64("inventory-fraction", 0.2, "fraction of inventory.updated events")
 	bad := fs.Float64("malformed-fraction", 0, "fraction of malformed messages (they land in the dead-letter table)")
+	dup := fs.Float64("duplicate-fraction", 0, "fraction of exact repeats of a recent order (producer retries; dropped by deduplication)")
 	start := fs.String("start", "now", `event time of the first event (RFC 3339), or "now" for wall-clock event times`)
 	step := fs.Duration("step", time.Millisecond, "event-time step per event when --start is a time")
 	file := fs.String("file", "", "replay this NDJSON file (one message per line) instead of generating")
 	topic := fs.String("topic", "", "topic for --file (default: by each line's type: order.* -> orders.created, inventory.* -> inventory.updated)")
+	products := fs.Bool("products", false, "publish the generator's product catalog (for --seed) to products.changelog; alone it publishes only the catalog, with --count/--rate/--duration events follow")
+	productsTopic := fs.String("products-topic", "products.changelog", "compacted topic of the product catalog")
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -48,7 +51,7 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	if *rate < 0 || *count < 0 || *late < 0 || *late > 1 || *inv < 0 || *inv > 1 || *bad < 0 || *bad > 1 {
+	if *rate < 0 || *count < 0 || *late < 0 || *late > 1 || *inv < 0 || *inv > 1 || *bad < 0 || *bad > 1 || *dup < 0 || *dup > 1 {
 		return usageError{"produce: rates, counts and fractions must be non-negative (fractions at most 1)"}
 	}
 	p, err := producer.New(producer.Config{}, cfg.Kafka.Opts(log), log)
@@ -73,10 +76,26 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	}
 	began := time.Now()
 	var n int64
+	if *products {
+		for _, pr := range gen.New(gen.Config{Seed: *seed}).Products() {
+			p.PublishRaw(context.WithoutCancel(ctx), *productsTopic, []byte(pr.ID), gen.ProductRecord(pr), done)
+		}
+		if err := p.Flush(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "published %d products to %s\n", sent.Load(), *productsTopic)
+		if !countSet(fs) && *duration == 0 && *file == "" {
+			// Only the catalog was asked for.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return p.Close(cctx)
+		}
+		sent.Store(0)
+	}
 	if *file != "" {
 		n, err = replayFile(ctx, p, *file, *topic, *rate, *count, done)
 	} else {
-		gc := gen.Config{Seed: *seed, LateFraction: *late, InventoryFraction: *inv, MalformedFraction: *bad}
+		gc := gen.Config{Seed: *seed, LateFraction: *late, InventoryFraction: *inv, MalformedFraction: *bad, DuplicateFraction: *dup}
 		if *start == "now" {
 			gc.Clock = time.Now
 		} else {
@@ -193,4 +212,11 @@ func replayFile(ctx context.Context, p *producer.Producer, path, topic string, r
 		return i, fmt.Errorf("read %s: %w", path, err)
 	}
 	return i, nil
+}
+
+// countSet reports whether --count or --rate was given explicitly.
+func countSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "count" || f.Name == "rate" })
+	return set
 }

@@ -3,19 +3,23 @@ package main
 import (
 	"context"
 	"flag"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/query"
+	"github.com/eventlake/eventlake/streamer"
 )
 
 // runQuery serves the query API over an existing lake.
 func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	var cf commonFlags
-	cf.register(fs, false, true, "127.0.0.1:8080")
+	cf.register(fs, true, true, "127.0.0.1:8080")
+	commit := fs.Bool("commit-read-models", false, "commit the read models from this process (exactly one process per deployment should)")
+	noHot := fs.Bool("no-hot", false, "serve the lake only: no hot tier (no Kafka connection)")
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -30,7 +34,17 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
+	if *commit {
+		cfg.Streamer.Commit = true
+	}
+	if *noHot {
+		cfg.Streamer.Disabled = true
+	}
+	errs := []error{cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()}
+	if !cfg.Streamer.Disabled {
+		errs = append(errs, cfg.Kafka.Validate(), cfg.Streamer.Validate())
+	}
+	if err := validateAll(errs...); err != nil {
 		return err
 	}
 	cat, err := catalog.Open(ctx, cfg.Catalog)
@@ -47,9 +61,19 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	var st *streamer.Streamer
+	if !cfg.Streamer.Disabled {
+		st, err = newStreamer(cfg, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
+		if err != nil {
+			return err
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return qs.Run(gctx) })
-	g.Go(func() error { return serveHTTP(gctx, ln, qs.Handler(), log) })
+	if st != nil {
+		g.Go(func() error { return st.Run(gctx) })
+	}
+	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st), log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

@@ -44,6 +44,7 @@ func commands() []command {
 		{"ingest", "consume Kafka topics into Iceberg tables (exactly once)", runIngest},
 		{"query", "serve SQL and metrics over the lake with DuckDB", runQuery},
 		{"produce", "publish demo events (seeded generator) or replay an NDJSON file", runProduce},
+		{"backfill", "recompute read-model rows from the raw events in the lake (idempotent, resumable)", runBackfill},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
 		{"version", "print the version", runVersion},
 	}

@@ -27,6 +27,9 @@ const (
 	KindOrder Kind = iota
 	KindInventory
 	KindMalformed
+	// KindDuplicate is a producer retry: an exact copy (key and value) of
+	// a recent order.
+	KindDuplicate
 )
 
 // Config shapes the stream.
@@ -45,6 +48,9 @@ type Config struct {
 	InventoryFraction float64
 	// MalformedFraction of messages are malformed in one of several ways.
 	MalformedFraction float64
+	// DuplicateFraction of messages repeat one of the last 50 orders
+	// exactly, as an application retry would.
+	DuplicateFraction float64
 	Users, Products   int
 	Source            string
 }
@@ -98,6 +104,7 @@ type Generator struct {
 	stock  []int64
 	buf    []byte
 	pay    []byte
+	recent []Message // last orders, for duplicates
 }
 
 // New returns a generator at the start of the stream.
@@ -133,6 +140,11 @@ func (g *Generator) Next() Message {
 	ts = ts.Truncate(time.Microsecond)
 	if g.cfg.MalformedFraction > 0 && g.rng.Float64() < g.cfg.MalformedFraction {
 		return g.malformed(i, ts)
+	}
+	if g.cfg.DuplicateFraction > 0 && len(g.recent) > 0 && g.rng.Float64() < g.cfg.DuplicateFraction {
+		d := g.recent[g.rng.IntN(len(g.recent))]
+		d.Kind = KindDuplicate
+		return d
 	}
 	id := "ev-" + strconv.FormatUint(g.cfg.Seed, 10) + "-" + strconv.FormatInt(i, 10)
 	if g.cfg.InventoryFraction > 0 && g.rng.Float64() < g.cfg.InventoryFraction {
@@ -175,8 +187,18 @@ func (g *Generator) Next() Message {
 	env := envelope.Envelope{EventID: id, Source: g.cfg.Source, Type: envelope.TypeOrderCreated,
 		Timestamp: ts, Payload: g.pay, Metadata: g.trace(i)}
 	g.buf = env.AppendJSON(g.buf[:0])
-	return Message{Topic: TopicOrders, Key: []byte(oid), Value: g.buf, Kind: KindOrder,
+	m := Message{Topic: TopicOrders, Key: []byte(oid), Value: g.buf, Kind: KindOrder,
 		EventID: id, TsMicros: ts.UnixMicro(), Late: late, AmountCents: amount, UserID: uid, ProductID: pid}
+	if g.cfg.DuplicateFraction > 0 {
+		c := m
+		c.Key, c.Value = append([]byte(nil), m.Key...), append([]byte(nil), m.Value...)
+		if len(g.recent) == 50 {
+			copy(g.recent, g.recent[1:])
+			g.recent = g.recent[:49]
+		}
+		g.recent = append(g.recent, c)
+	}
+	return m
 }
 
 func (g *Generator) trace(i int64) envelope.Metadata {
@@ -213,4 +235,35 @@ func (g *Generator) malformed(i int64, ts time.Time) Message {
 		v, reason = []byte{}, envelope.ReasonEmpty
 	}
 	return Message{Topic: TopicOrders, Value: v, Kind: KindMalformed, Reason: reason, TsMicros: ts.UnixMicro()}
+}
+
+// Product is one entry of the demo shop's catalog.
+type Product struct {
+	ID, Name, Category string
+	PriceCents         int64
+}
+
+var categories = []string{"books", "electronics", "garden", "kitchen", "sports", "toys"}
+
+// Products is the catalog the generator prices orders with: the same seed
+// yields the same catalog.
+func (g *Generator) Products() []Product {
+	out := make([]Product, len(g.prices))
+	for i, p := range g.prices {
+		out[i] = Product{ID: productID(i), Name: "Product " + strconv.Itoa(i), Category: categories[i%len(categories)], PriceCents: p}
+	}
+	return out
+}
+
+// ProductRecord is the products.changelog value of p (keyed by its id).
+func ProductRecord(p Product) []byte {
+	b := []byte(`{"product_id":`)
+	b = envelope.AppendString(b, p.ID)
+	b = append(b, `,"name":`...)
+	b = envelope.AppendString(b, p.Name)
+	b = append(b, `,"category":`...)
+	b = envelope.AppendString(b, p.Category)
+	b = append(b, `,"price":"`...)
+	b = envelope.AppendDecimal2(b, p.PriceCents)
+	return append(b, `"}`...)
 }

@@ -42,7 +42,7 @@ var ErrUnknown = errors.New("commit outcome unknown")
 
 // Hooks observe the protocol (metrics, state gauges); all are optional.
 type Hooks struct {
-	Conflict func(table string)           // a commit lost a race and is retried
+	Conflict func(table string)            // a commit lost a race and is retried
 	Error    func(table string, err error) // a commit attempt failed otherwise
 	Fenced   func(table string)
 	Retrying func(on bool) // entering/leaving back-off

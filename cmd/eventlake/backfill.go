@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/streamer"
+)
+
+// runBackfill recomputes read-model rows from the raw events in the lake.
+func runBackfill(ctx context.Context, args []string, env *runEnv) error {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	var cf commonFlags
+	cf.register(fs, false, false, "")
+	tableName := fs.String("table", catalog.TableOrderRevenueMinute, "read model to recompute: order_revenue_minute or user_activity_minute")
+	fromS := fs.String("from", "", "first event-time minute to recompute (RFC 3339)")
+	toS := fs.String("to", "", "end of the range, exclusive (RFC 3339)")
+	chunk := fs.Duration("chunk", time.Hour, "span replaced by one commit")
+	wait := fs.Duration("wait", time.Minute, "how long to wait for ingest when the raw table is behind the read model")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	from, err := time.Parse(time.RFC3339Nano, *fromS)
+	if err != nil {
+		return usageError{fmt.Sprintf("--from %q: want RFC 3339, e.g. 2026-11-26T00:00:00Z", *fromS)}
+	}
+	to, err := time.Parse(time.RFC3339Nano, *toS)
+	if err != nil {
+		return usageError{fmt.Sprintf("--to %q: want RFC 3339, e.g. 2026-11-27T00:00:00Z", *toS)}
+	}
+	cfg, _, err := loadConfig(&cf, env)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	var rawTable, topic string
+	for _, tc := range cfg.Ingest.Topics {
+		if tc.Kind == catalog.KindOrders {
+			rawTable, topic = tc.Table, tc.Topic
+		}
+	}
+	if rawTable == "" {
+		return fmt.Errorf("backfill: no raw table of kind %q in ingest.topics", catalog.KindOrders)
+	}
+	if err := cfg.Catalog.Validate(); err != nil {
+		return err
+	}
+	cat, err := catalog.Open(ctx, cfg.Catalog)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	host, _ := os.Hostname()
+	res, err := streamer.Backfill(ctx, cat, streamer.BackfillConfig{
+		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Topic: topic, Wait: *wait,
+		Progress: env.stderr, Terminal: isTerminal(env.stderr), Writer: host + "/" + strconv.Itoa(os.Getpid()) + "/backfill",
+	}, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "backfill %s: %d chunks recomputed (%d already done), %d rows, snapshot %d\n",
+		*tableName, res.Chunks, res.Skipped, res.Rows, res.SnapshotID)
+	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,146 @@
+// Package hll is a HyperLogLog distinct counter (Flajolet et al. 2007 with
+// linear counting for small cardinalities and a 64-bit hash, so no
+// large-range correction is needed). Precision 12: 4096 one-byte
+// registers, standard error 1.04/sqrt(4096) = 1.625%; estimates are within
+// ±4.9% (3 sigma) of the true count with 99.7% probability. Sketches merge
+// losslessly (register max), which is how per-minute sketches of many
+// commits and of the hot tier combine.
+package hll
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/bits"
+)
+
+const (
+	// Precision is the number of index bits.
+	Precision = 12
+	m         = 1 << Precision
+	// StdError is the relative standard error of Estimate.
+	StdError = 1.04 / 64.0
+)
+
+// Sketch counts distinct 64-bit hashes. The zero value is not usable; use
+// New.
+type Sketch struct {
+	reg []uint8
+}
+
+// New returns an empty sketch.
+func New() *Sketch { return &Sketch{reg: make([]uint8, m)} }
+
+// Add adds a 64-bit hash (use a good hash of the item, e.g. xxh3).
+func (s *Sketch) Add(h uint64) {
+	idx := h >> (64 - Precision)
+	w := h<<Precision | 1<<(Precision-1) // guard bit bounds the rank
+	rank := uint8(bits.LeadingZeros64(w) + 1)
+	if rank > s.reg[idx] {
+		s.reg[idx] = rank
+	}
+}
+
+// Merge adds every item of o to s.
+func (s *Sketch) Merge(o *Sketch) {
+	for i, r := range o.reg {
+		if r > s.reg[i] {
+			s.reg[i] = r
+		}
+	}
+}
+
+// Clone returns an independent copy.
+func (s *Sketch) Clone() *Sketch {
+	c := New()
+	copy(c.reg, s.reg)
+	return c
+}
+
+// Estimate returns the estimated number of distinct items.
+func (s *Sketch) Estimate() uint64 {
+	var sum float64
+	zeros := 0
+	for _, r := range s.reg {
+		sum += math.Ldexp(1, -int(r))
+		if r == 0 {
+			zeros++
+		}
+	}
+	alpha := 0.7213 / (1 + 1.079/float64(m))
+	est := alpha * m * m / sum
+	if est <= 2.5*m && zeros > 0 {
+		est = m * math.Log(float64(m)/float64(zeros)) // linear counting
+	}
+	return uint64(est + 0.5)
+}
+
+// Encoding formats.
+const (
+	formatSparse = 1 // count, then (uint16 index, uint8 rank) pairs
+	formatDense  = 2 // all registers
+)
+
+// MarshalBinary encodes the sketch compactly: sparse while few registers
+// are set (a minute of a small shop), dense otherwise.
+func (s *Sketch) MarshalBinary() ([]byte, error) {
+	n := 0
+	for _, r := range s.reg {
+		if r != 0 {
+			n++
+		}
+	}
+	if 3*n+3 < m {
+		out := make([]byte, 3, 3+3*n)
+		out[0] = formatSparse
+		binary.LittleEndian.PutUint16(out[1:], uint16(n))
+		for i, r := range s.reg {
+			if r != 0 {
+				out = binary.LittleEndian.AppendUint16(out, uint16(i))
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
+	out := make([]byte, 1+m)
+	out[0] = formatDense
+	copy(out[1:], s.reg)
+	return out, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote.
+func (s *Sketch) UnmarshalBinary(b []byte) error {
+	if s.reg == nil {
+		s.reg = make([]uint8, m)
+	}
+	clear(s.reg)
+	if len(b) == 0 {
+		return errors.New("hll: empty encoding")
+	}
+	switch b[0] {
+	case formatSparse:
+		if len(b) < 3 {
+			return errors.New("hll: truncated sparse sketch")
+		}
+		n := int(binary.LittleEndian.Uint16(b[1:]))
+		if len(b) != 3+3*n {
+			return errors.New("hll: sparse sketch length mismatch")
+		}
+		for i := 0; i < n; i++ {
+			p := b[3+3*i:]
+			idx := binary.LittleEndian.Uint16(p)
+			if int(idx) >= m || p[2] > 64-Precision+1 {
+				return errors.New("hll: sparse entry out of range")
+			}
+			s.reg[idx] = p[2]
+		}
+	case formatDense:
+		if len(b) != 1+m {
+			return errors.New("hll: dense sketch length mismatch")
+		}
+		copy(s.reg, b[1:])
+	default:
+		return errors.New("hll: unknown encoding")
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package streamer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+	"github.com/zeebo/xxh3"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/hll"
+	"github.com/eventlake/eventlake/internal/lakecommit"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// Summary keys of backfill snapshots.
+const (
+	SummaryBackfillID  = "eventlake.backfill-id"
+	SummaryBackfillEnd = "eventlake.backfill-done-through"
+)
+
+// BackfillConfig says what to re-aggregate.
+type BackfillConfig struct {
+	// Table is order_revenue_minute or user_activity_minute.
+	Table string
+	// From and To bound the event-time minutes to recompute, [From, To);
+	// both are truncated to whole minutes.
+	From, To time.Time
+	// Chunk is the span recomputed and replaced by one commit (default 1h).
+	Chunk time.Duration
+	// RawTable and Topic are the orders raw table and its topic.
+	RawTable, Topic string
+	// Wait bounds how long to wait for the raw table to catch up with the
+	// read model's offsets (ingest behind the streamer).
+	Wait time.Duration
+	// Progress receives a progress bar (Terminal) or progress lines.
+	Progress io.Writer
+	Terminal bool
+	Writer   string
+}
+
+// BackfillResult describes a finished backfill.
+type BackfillResult struct {
+	Chunks, Skipped int
+	Rows            int64
+	SnapshotID      int64
+}
+
+// Backfill recomputes read-model rows of [From, To) from the raw events in
+// the lake and replaces them atomically, one chunk per commit (delete the
+// chunk's rows and append the recomputed ones in one transaction). The
+// read model's stored offsets are kept: a chunk is recomputed from exactly
+// the raw events below them (the raw table must cover them), so the
+// replaced rows count exactly what the rows they replace counted, plus any
+// event the deltas missed; the hot tier's offset boundary stays exact. It
+// is idempotent (a chunk recomputed twice gives the same rows) and
+// resumable: every commit records the backfill's id and how far it got, and
+// a new run with the same arguments continues after the last chunk done.
+func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log *slog.Logger) (BackfillResult, error) {
+	var res BackfillResult
+	if cfg.Table != catalog.TableOrderRevenueMinute && cfg.Table != catalog.TableUserActivityMinute {
+		return res, fmt.Errorf("backfill: table %q is not a re-aggregatable read model (%s or %s)", cfg.Table,
+			catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute)
+	}
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = time.Hour
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = time.Minute
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	from, to := cfg.From.UTC().Truncate(time.Minute), cfg.To.UTC().Truncate(time.Minute)
+	if !to.After(from) {
+		return res, errors.New("backfill: --to must be at least a minute after --from")
+	}
+	if cfg.Chunk < time.Minute || cfg.Chunk%time.Minute != 0 {
+		return res, errors.New("backfill: the chunk must be a whole number of minutes")
+	}
+	def := catalog.OrderRevenueMinuteDef()
+	if cfg.Table == catalog.TableUserActivityMinute {
+		def = catalog.UserActivityMinuteDef()
+	}
+	if _, err := cat.EnsureTable(ctx, def); err != nil {
+		return res, err
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{cfg.Table, from.Format(time.RFC3339), to.Format(time.RFC3339), cfg.Chunk.String()}, "|")))
+	id := hex.EncodeToString(sum[:8])
+
+	// Resume after the last chunk a previous run with the same arguments
+	// committed.
+	start := from
+	if tbl, err := cat.LoadTable(ctx, cfg.Table); err == nil {
+		if done, ok := backfillProgress(tbl, id); ok && done.After(start) {
+			log.Info("backfill resumes", logkey.Table, cfg.Table, "after", done.Format(time.RFC3339))
+			start = done
+		}
+	}
+	total := int((to.Sub(from) + cfg.Chunk - 1) / cfg.Chunk)
+	res.Skipped = int(start.Sub(from) / cfg.Chunk)
+	bar := progress{w: cfg.Progress, terminal: cfg.Terminal, total: total, table: cfg.Table}
+	bar.show(res.Skipped, start)
+	for a := start; a.Before(to); a = a.Add(cfg.Chunk) {
+		b := a.Add(cfg.Chunk)
+		if b.After(to) {
+			b = to
+		}
+		rows, sid, err := backfillChunk(ctx, cat, cfg, a, b, id, log)
+		if err != nil {
+			bar.done()
+			return res, fmt.Errorf("backfill %s [%s, %s): %w", cfg.Table, a.Format(time.RFC3339), b.Format(time.RFC3339), err)
+		}
+		res.Chunks++
+		res.Rows += rows
+		res.SnapshotID = sid
+		bar.show(res.Skipped+res.Chunks, b)
+	}
+	bar.done()
+	return res, nil
+}
+
+// backfillProgress finds how far backfill id got in the table's history.
+func backfillProgress(tbl *table.Table, id string) (time.Time, bool) {
+	md := tbl.Metadata()
+	for s := md.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil && s.Summary.Properties[SummaryBackfillID] == id {
+			t, err := time.Parse(time.RFC3339, s.Summary.Properties[SummaryBackfillEnd])
+			return t, err == nil
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return time.Time{}, false
+}
+
+// backfillChunk recomputes and replaces one chunk, retrying on conflicts
+// with concurrent commits (the streamer's deltas) by recomputing.
+func backfillChunk(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, a, b time.Time, id string, log *slog.Logger) (int64, int64, error) {
+	deadline := time.Now().Add(cfg.Wait)
+	for attempt := 1; ; attempt++ {
+		rm, err := cat.LoadTable(ctx, cfg.Table)
+		if err != nil {
+			return 0, 0, err
+		}
+		rmOff, err := catalog.StoredOffsets(rm)
+		if err != nil {
+			return 0, 0, err
+		}
+		raw, err := cat.LoadTable(ctx, cfg.RawTable)
+		if err != nil {
+			return 0, 0, err
+		}
+		rawOff, err := catalog.StoredOffsets(raw)
+		if err != nil {
+			return 0, 0, err
+		}
+		if behind := rawBehind(rmOff, rawOff, cfg.Topic); behind != "" {
+			if time.Now().After(deadline) {
+				return 0, 0, fmt.Errorf("the raw table %s does not yet hold every event the read model counts (%s); is ingest running?", cfg.RawTable, behind)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
+		rec, n, err := recompute(ctx, raw, rm, cfg, rmOff, a, b)
+		if err != nil {
+			return 0, 0, err
+		}
+		enc, _ := rmOff.MarshalJSON()
+		props := iceberg.Properties{
+			catalog.SummaryOffsets:  string(enc),
+			catalog.SummaryCommitID: uuid.NewString(),
+			catalog.SummaryWriter:   cfg.Writer,
+			SummaryBackfillID:       id,
+			SummaryBackfillEnd:      b.Format(time.RFC3339),
+		}
+		tx := rm.NewTransaction()
+		filter := iceberg.NewAnd(
+			iceberg.GreaterThanEqual(iceberg.Reference(catalog.ColMinute), iceberg.Timestamp(a.UnixMicro())),
+			iceberg.LessThan(iceberg.Reference(catalog.ColMinute), iceberg.Timestamp(b.UnixMicro())))
+		if rm.CurrentSnapshot() != nil {
+			if err := tx.Delete(ctx, filter, props); err != nil {
+				rec.Release()
+				return 0, 0, fmt.Errorf("stage delete of the chunk's rows: %w", err)
+			}
+		}
+		if rec.NumRows() > 0 {
+			rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+			if err != nil {
+				rec.Release()
+				return 0, 0, err
+			}
+			err = tx.Append(ctx, rdr, props)
+			rdr.Release()
+			if err != nil {
+				rec.Release()
+				return 0, 0, fmt.Errorf("stage recomputed rows: %w", err)
+			}
+		}
+		rec.Release()
+		nt, err := tx.Commit(ctx)
+		if err == nil {
+			var sid int64
+			if s := nt.CurrentSnapshot(); s != nil {
+				sid = s.SnapshotID
+			}
+			return n, sid, nil
+		}
+		if lakecommit.IsConflict(err) && attempt < 20 {
+			log.Info("backfill chunk raced with a commit; recomputing", logkey.Table, cfg.Table, logkey.Attempt, attempt)
+			continue
+		}
+		return 0, 0, fmt.Errorf("commit: %w", err)
+	}
+}
+
+// rawBehind says which partition the raw table has not reached yet.
+func rawBehind(rm, raw catalog.Offsets, topic string) string {
+	for p, o := range rm[topic] {
+		if r, _ := raw.Get(topic, p); r < o {
+			return fmt.Sprintf("partition %d: raw table at offset %d, read model at %d", p, r, o)
+		}
+	}
+	return ""
+}
+
+// recompute aggregates the chunk from the raw table: orders with event
+// time in [a, b) and an offset below the read model's, per partition.
+func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, off catalog.Offsets, a, b time.Time) (arrow.RecordBatch, int64, error) {
+	filter := iceberg.NewAnd(
+		iceberg.GreaterThanEqual(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(a.UnixMicro())),
+		iceberg.LessThan(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(b.UnixMicro())))
+	scan := raw.Scan(table.WithRowFilter(filter), table.WithSelectedFields(
+		catalog.ColTs, catalog.ColType, catalog.ColAmount, catalog.ColUserID, catalog.ColKafkaPartition, catalog.ColKafkaOffset))
+	revenue := map[int64]agg{}
+	users := map[int64]*activityAgg{}
+	if raw.CurrentSnapshot() != nil {
+		_, it, err := scan.ToArrowRecords(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("scan %s: %w", cfg.RawTable, err)
+		}
+		for rec, err := range it {
+			if err != nil {
+				return nil, 0, fmt.Errorf("scan %s: %w", cfg.RawTable, err)
+			}
+			addRaw(rec, cfg.Topic, off, revenue, users)
+			rec.Release()
+		}
+	}
+	sc, err := table.SchemaToArrowSchema(rm.Schema(), nil, false, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	bld := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer bld.Release()
+	var n int64
+	if cfg.Table == catalog.TableOrderRevenueMinute {
+		for _, m := range sortedKeys(revenue) {
+			r := revenue[m]
+			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			bld.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(r.cents))
+			bld.Field(2).(*array.Int64Builder).Append(r.count)
+			n++
+		}
+	} else {
+		for _, m := range sortedKeys(users) {
+			u := users[m]
+			enc, err := u.users.MarshalBinary()
+			if err != nil {
+				return nil, 0, err
+			}
+			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			bld.Field(1).(*array.BinaryBuilder).Append(enc)
+			bld.Field(2).(*array.Int64Builder).Append(int64(u.users.Estimate()))
+			bld.Field(3).(*array.Int64Builder).Append(u.events)
+			n++
+		}
+	}
+	return bld.NewRecordBatch(), n, nil
+}
+
+func addRaw(rec arrow.RecordBatch, topic string, off catalog.Offsets, revenue map[int64]agg, users map[int64]*activityAgg) {
+	col := func(name string) arrow.Array {
+		idx := rec.Schema().FieldIndices(name)
+		if len(idx) == 0 {
+			return nil
+		}
+		return rec.Column(idx[0])
+	}
+	ts, _ := col(catalog.ColTs).(*array.Timestamp)
+	typ, _ := col(catalog.ColType).(*array.String)
+	amt, _ := col(catalog.ColAmount).(*array.Decimal128)
+	uid, _ := col(catalog.ColUserID).(*array.String)
+	part, _ := col(catalog.ColKafkaPartition).(*array.Int32)
+	ko, _ := col(catalog.ColKafkaOffset).(*array.Int64)
+	if ts == nil || typ == nil || amt == nil || uid == nil || part == nil || ko == nil {
+		return
+	}
+	for i := 0; i < int(rec.NumRows()); i++ {
+		if typ.Value(i) != envelope.TypeOrderCreated || amt.IsNull(i) {
+			continue
+		}
+		limit, ok := off.Get(topic, part.Value(i))
+		if !ok || ko.Value(i) >= limit {
+			continue // not in the read model yet: the hot tier counts it
+		}
+		m := floorDiv(int64(ts.Value(i)), microsPerMinute)
+		r := revenue[m]
+		r.cents += int64(amt.Value(i).LowBits())
+		r.count++
+		revenue[m] = r
+		u := users[m]
+		if u == nil {
+			u = &activityAgg{users: hll.New()}
+			users[m] = u
+		}
+		u.users.Add(xxh3.HashString(uid.Value(i)))
+		u.events++
+	}
+}
+
+// progress shows a bar on a terminal and plain lines otherwise.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	total    int
+	table    string
+}
+
+func (p progress) show(done int, through time.Time) {
+	if p.w == nil {
+		return
+	}
+	if p.terminal {
+		const width = 30
+		filled := width * done / max(p.total, 1)
+		fmt.Fprintf(p.w, "\rbackfill %s [%s%s] %d/%d chunks, through %s ", p.table,
+			strings.Repeat("#", filled), strings.Repeat(" ", width-filled), done, p.total, through.Format(time.RFC3339))
+		return
+	}
+	fmt.Fprintf(p.w, "backfill %s: %d/%d chunks done, through %s\n", p.table, done, p.total, through.Format(time.RFC3339))
+}
+
+func (p progress) done() {
+	if p.w != nil && p.terminal {
+		fmt.Fprintln(p.w)
+	}
+}
+
+var _ = json.Marshal

@@ -1,0 +1,109 @@
+package streamer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the hot tier.
+type Config struct {
+	// Disabled turns the hot tier off (queries then serve the lake only).
+	Disabled bool `yaml:"disabled"`
+	// Topics of the canonical streams.
+	OrdersTopic    string `yaml:"orders_topic"`
+	InventoryTopic string `yaml:"inventory_topic"`
+	ProductsTopic  string `yaml:"products_topic"`
+	EnrichedTopic  string `yaml:"enriched_topic"`
+	// Commit makes this process the one that commits the read models and
+	// publishes enriched orders. Run it on one process per deployment; a
+	// second committer is harmless (the offset fence refuses its
+	// duplicate commits) but wasteful.
+	Commit bool `yaml:"commit"`
+	// CommitInterval is how often read models are committed; the hot tier
+	// covers the time in between, so it bounds hot memory, not freshness.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// AllowedLateness is subtracted from the largest event time to form the
+	// watermark that closes windows.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// IdleTimeout lets the watermark follow processing time when no events
+	// arrive, so that the last windows of an idle stream close.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// RefreshInterval is how often read-model tables are polled for commits
+	// made by others (another committer, a backfill).
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// MaxHotEvents bounds the events held in memory; when reached (read
+	// models not being committed), fetching pauses.
+	MaxHotEvents int `yaml:"max_hot_events"`
+	// SSEBuffer is how many recent updates a reconnecting client can resume.
+	SSEBuffer int `yaml:"sse_buffer"`
+	// ReaggregateEvery, on the committer, recomputes the read-model rows of
+	// the last ReaggregateLookback of event time from the raw events (see
+	// Backfill): it folds the per-commit deltas into one row per minute.
+	// 0 disables it.
+	ReaggregateEvery    time.Duration `yaml:"reaggregate_every"`
+	ReaggregateLookback time.Duration `yaml:"reaggregate_lookback"`
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.OrdersTopic == "" {
+		c.OrdersTopic = "orders.created"
+	}
+	if c.InventoryTopic == "" {
+		c.InventoryTopic = "inventory.updated"
+	}
+	if c.ProductsTopic == "" {
+		c.ProductsTopic = "products.changelog"
+	}
+	if c.EnrichedTopic == "" {
+		c.EnrichedTopic = "orders.enriched"
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 5 * time.Second
+	}
+	if c.AllowedLateness == 0 {
+		c.AllowedLateness = 2 * time.Minute
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Second
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 500 * time.Millisecond
+	}
+	if c.MaxHotEvents == 0 {
+		c.MaxHotEvents = 5_000_000
+	}
+	if c.SSEBuffer == 0 {
+		c.SSEBuffer = 10_000
+	}
+	if c.ReaggregateEvery == 0 {
+		c.ReaggregateEvery = 15 * time.Minute
+	}
+	if c.ReaggregateLookback == 0 {
+		c.ReaggregateLookback = 3 * time.Hour
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.OrdersTopic == "" || c.InventoryTopic == "" || c.ProductsTopic == "" || c.EnrichedTopic == "":
+		return errors.New("streamer: topics must not be empty")
+	case c.CommitInterval < 10*time.Millisecond:
+		return fmt.Errorf("streamer.commit_interval %v is below 10ms", c.CommitInterval)
+	case c.AllowedLateness < 0:
+		return errors.New("streamer.allowed_lateness must not be negative")
+	case c.IdleTimeout < time.Millisecond:
+		return errors.New("streamer.idle_timeout must be positive")
+	case c.RefreshInterval < 10*time.Millisecond:
+		return fmt.Errorf("streamer.refresh_interval %v is below 10ms", c.RefreshInterval)
+	case c.MaxHotEvents < 1000:
+		return errors.New("streamer.max_hot_events must be at least 1000")
+	case c.ReaggregateEvery < 0 || c.ReaggregateLookback < 0:
+		return errors.New("streamer.reaggregate_every and reaggregate_lookback must not be negative")
+	case c.SSEBuffer < 1:
+		return errors.New("streamer.sse_buffer must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,481 @@
+package streamer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/iceberg-go"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/hll"
+	"github.com/eventlake/eventlake/internal/lakecommit"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// maintain closes windows, follows commits made by others and, on the
+// committer, commits the read models.
+func (s *Streamer) maintain(ctx context.Context) error {
+	tick := time.NewTicker(min(s.cfg.RefreshInterval, 250*time.Millisecond))
+	defer tick.Stop()
+	lastRefresh, lastCommit, lastReagg := time.Now(), time.Now(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		s.closeWindows()
+		if time.Since(lastRefresh) >= s.cfg.RefreshInterval {
+			lastRefresh = time.Now()
+			if err := s.refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("follow read-model commits", logkey.Err, err)
+			}
+		}
+		if s.cfg.Commit && time.Since(lastCommit) >= s.cfg.CommitInterval {
+			lastCommit = time.Now()
+			if err := s.commitReadModels(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("commit read models; retrying at the next interval", logkey.Err, err)
+			}
+		}
+		if s.cfg.Commit && s.cfg.ReaggregateEvery > 0 && time.Since(lastReagg) >= s.cfg.ReaggregateEvery {
+			lastReagg = time.Now()
+			s.reaggregate(ctx)
+		}
+	}
+}
+
+// closeWindows advances the watermark and pushes final figures.
+func (s *Streamer) closeWindows() {
+	s.mu.Lock()
+	s.win.tick()
+	closed := s.win.closeDue()
+	finals := map[int64]bool{}
+	for _, r := range closed {
+		list := append(s.closed[r.Spec], r)
+		if len(list) > 60 {
+			list = list[len(list)-60:]
+		}
+		s.closed[r.Spec] = list
+		if r.Spec == "1m" {
+			finals[r.Start.UnixMicro()/microsPerMinute] = true
+		}
+	}
+	if wm, ok := s.win.watermark(); ok {
+		s.m.watermark.Set(float64(wm) / 1e6)
+	}
+	updates := s.minuteUpdates(finals)
+	s.mu.Unlock()
+	s.hub.publish(updates)
+}
+
+// refresh follows commits to the read models made by others.
+func (s *Streamer) refresh(ctx context.Context) error {
+	return errors.Join(s.reloadRevenue(ctx, false), s.reloadActivity(ctx), s.reloadInventory(ctx, false))
+}
+
+// reloadRevenue brings the committed revenue up to the table's current
+// snapshot: new files of an append-only history are added; anything else
+// (a backfill replaced rows) reloads the table. Events that the new
+// snapshot covers leave the hot tier, so cold + hot stays exact.
+func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
+	s.mu.RLock()
+	known, files := s.rev.snapshot, s.rev.files
+	hasSnap := s.rev.hasSnap
+	s.mu.RUnlock()
+	v, err := loadView(ctx, s.deps.Catalog, catalog.TableOrderRevenueMinute)
+	if err != nil {
+		return err
+	}
+	if !first && v.hasSnap == hasSnap && v.snapshot == known {
+		return nil
+	}
+	incremental := !first && files != nil
+	present := map[string]bool{}
+	for _, f := range v.files {
+		present[f.FilePath()] = true
+	}
+	for p := range files {
+		if !present[p] {
+			incremental = false // a file was removed: rows were replaced
+		}
+	}
+	added := map[int64]agg{}
+	read := func(path string) error {
+		return revenueRows(ctx, v.tbl, path, func(m, cents, count int64) {
+			a := added[m]
+			a.cents += cents
+			a.count += count
+			added[m] = a
+		})
+	}
+	for _, f := range v.files {
+		if incremental && files[f.FilePath()] {
+			continue
+		}
+		if err := read(f.FilePath()); err != nil {
+			return err
+		}
+	}
+	kind := "full"
+	if incremental {
+		kind = "incremental"
+	}
+	s.m.reloads.WithLabelValues(catalog.TableOrderRevenueMinute, kind).Inc()
+
+	s.mu.Lock()
+	before := map[int64]agg{}
+	for m := range added {
+		before[m] = s.total(m)
+	}
+	if !incremental {
+		for m := range s.rev.cold {
+			before[m] = s.total(m)
+		}
+		s.rev.cold = map[int64]agg{}
+	}
+	for m, a := range added {
+		c := s.rev.cold[m]
+		c.cents += a.cents
+		c.count += a.count
+		s.rev.cold[m] = c
+	}
+	s.rev.tbl, s.rev.snapshot, s.rev.hasSnap = v.tbl, v.snapshot, v.hasSnap
+	s.rev.offsets = v.offsets
+	s.rev.files = present
+	s.rebuildRevenueHot()
+	s.trim()
+	var updates []Update
+	if !first {
+		changed := map[int64]bool{}
+		for m, b := range before {
+			if s.total(m) != b {
+				changed[m] = true
+			}
+		}
+		updates = s.minuteUpdates(changed)
+	}
+	s.mu.Unlock()
+	s.hub.publish(updates)
+	return nil
+}
+
+// rebuildRevenueHot recomputes the hot figures from the hot orders after
+// the committed offsets. Called with mu held.
+func (s *Streamer) rebuildRevenueHot() {
+	s.rev.hot = map[int64]agg{}
+	for p, evs := range s.orders {
+		off, _ := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
+		for _, e := range evs {
+			if e.off >= off {
+				a := s.rev.hot[e.minute]
+				a.cents += e.cents
+				a.count++
+				s.rev.hot[e.minute] = a
+			}
+		}
+	}
+}
+
+// reloadActivity follows the user-activity table's offsets (its sketches
+// are served from the table; the hot tier only needs to know what is
+// committed).
+func (s *Streamer) reloadActivity(ctx context.Context) error {
+	v, err := loadView(ctx, s.deps.Catalog, catalog.TableUserActivityMinute)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v.hasSnap == s.act.hasSnap && v.snapshot == s.act.snapshot && s.act.offsets != nil {
+		return nil
+	}
+	s.act.tbl, s.act.snapshot, s.act.hasSnap, s.act.offsets = v.tbl, v.snapshot, v.hasSnap, v.offsets
+	s.trim()
+	return nil
+}
+
+// reloadInventory loads the latest stock per product.
+func (s *Streamer) reloadInventory(ctx context.Context, first bool) error {
+	s.mu.RLock()
+	known, hasSnap, files := s.inv.snapshot, s.inv.hasSnap, s.inv.files
+	s.mu.RUnlock()
+	v, err := loadView(ctx, s.deps.Catalog, catalog.TableInventoryHealth)
+	if err != nil {
+		return err
+	}
+	if !first && v.hasSnap == hasSnap && v.snapshot == known {
+		return nil
+	}
+	incremental := !first && files != nil
+	present := map[string]bool{}
+	for _, f := range v.files {
+		present[f.FilePath()] = true
+	}
+	for p := range files {
+		if !present[p] {
+			incremental = false
+		}
+	}
+	latest := map[string]invState{}
+	for _, f := range v.files {
+		if incremental && files[f.FilePath()] {
+			continue
+		}
+		err := inventoryRows(ctx, v.tbl, f.FilePath(), func(p string, stock, updated int64, wh string) {
+			if cur, ok := latest[p]; !ok || updated >= cur.updated {
+				latest[p] = invState{stock: stock, updated: updated, warehouse: wh}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !incremental || s.inv.cold == nil {
+		s.inv.cold = map[string]invState{}
+	}
+	for p, st := range latest {
+		if cur, ok := s.inv.cold[p]; !ok || st.updated >= cur.updated {
+			s.inv.cold[p] = st
+		}
+	}
+	s.inv.tbl, s.inv.snapshot, s.inv.hasSnap, s.inv.offsets, s.inv.files = v.tbl, v.snapshot, v.hasSnap, v.offsets, present
+	s.trim()
+	return nil
+}
+
+// trim drops hot events that every read model has committed. Called with
+// mu held.
+func (s *Streamer) trim() {
+	for p, evs := range s.orders {
+		o1, ok1 := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
+		o2, ok2 := s.act.offsets.Get(s.cfg.OrdersTopic, p)
+		floor := min(offOr0(o1, ok1), offOr0(o2, ok2))
+		i := 0
+		for i < len(evs) && evs[i].off < floor {
+			i++
+		}
+		if i > 0 {
+			s.hotCount -= i
+			s.orders[p] = append(evs[:0:0], evs[i:]...)
+		}
+	}
+	for p, evs := range s.invs {
+		o, ok := s.inv.offsets.Get(s.cfg.InventoryTopic, p)
+		floor := offOr0(o, ok)
+		i := 0
+		for i < len(evs) && evs[i].off < floor {
+			i++
+		}
+		if i > 0 {
+			s.hotCount -= i
+			s.invs[p] = append(evs[:0:0], evs[i:]...)
+		}
+	}
+	s.m.hotEvents.Set(float64(s.hotCount))
+	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
+		s.paused = false
+		s.m.paused.Set(0)
+		s.cl.ResumeFetchTopics(s.cfg.OrdersTopic, s.cfg.InventoryTopic)
+		s.log.Info("hot tier drained: fetching resumed")
+	}
+}
+
+// commitReadModels commits the events read since the read models' stored
+// offsets: per-minute revenue and user sketches of the orders, the latest
+// stock of each product. Each table is committed with the offsets it now
+// covers, fenced on the ones it covered, like ingest.
+func (s *Streamer) commitReadModels(ctx context.Context) error {
+	s.mu.RLock()
+	high := catalog.Offsets{}
+	for t, m := range s.high {
+		for p, o := range m {
+			high.Set(t, p, o)
+		}
+	}
+	revDelta, revOffsets, revBase := map[int64]agg{}, catalog.Offsets{}, s.rev.offsets.Clone()
+	actDelta, actOffsets, actBase := map[int64]*activityAgg{}, catalog.Offsets{}, s.act.offsets.Clone()
+	for p, h := range high[s.cfg.OrdersTopic] {
+		ro, rok := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
+		ao, aok := s.act.offsets.Get(s.cfg.OrdersTopic, p)
+		if h > offOr0(ro, rok) {
+			revOffsets.Set(s.cfg.OrdersTopic, p, h)
+		}
+		if h > offOr0(ao, aok) {
+			actOffsets.Set(s.cfg.OrdersTopic, p, h)
+		}
+		for _, e := range s.orders[p] {
+			if e.off >= h {
+				break
+			}
+			if e.off >= offOr0(ro, rok) {
+				a := revDelta[e.minute]
+				a.cents += e.cents
+				a.count++
+				revDelta[e.minute] = a
+			}
+			if e.off >= offOr0(ao, aok) {
+				a := actDelta[e.minute]
+				if a == nil {
+					a = &activityAgg{users: hll.New()}
+					actDelta[e.minute] = a
+				}
+				a.users.Add(e.user)
+				a.events++
+			}
+		}
+	}
+	invDelta, invOffsets, invBase := map[string]invState{}, catalog.Offsets{}, s.inv.offsets.Clone()
+	for p, h := range high[s.cfg.InventoryTopic] {
+		io, iok := s.inv.offsets.Get(s.cfg.InventoryTopic, p)
+		if h > offOr0(io, iok) {
+			invOffsets.Set(s.cfg.InventoryTopic, p, h)
+		}
+		for _, e := range s.invs[p] {
+			if e.off >= h {
+				break
+			}
+			if e.off >= offOr0(io, iok) {
+				if cur, ok := invDelta[e.product]; !ok || e.ts >= cur.updated {
+					invDelta[e.product] = invState{stock: e.stock, updated: e.ts, warehouse: e.warehouse}
+				}
+			}
+		}
+	}
+	revTbl, actTbl, invTbl := s.rev.tbl, s.act.tbl, s.inv.tbl
+	s.mu.RUnlock()
+
+	var errs []error
+	if len(revDelta) > 0 && revTbl != nil {
+		start := time.Now()
+		files, err := revenueDeltaFiles(ctx, revTbl, revDelta)
+		if err == nil {
+			var tbl *icebergTable
+			tbl, err = s.appendCommit(ctx, catalog.TableOrderRevenueMinute, revTbl, files, revOffsets, revBase)
+			if err == nil {
+				s.m.commitDuration.WithLabelValues(catalog.TableOrderRevenueMinute).Observe(time.Since(start).Seconds())
+				s.mu.Lock()
+				for m, a := range revDelta {
+					c := s.rev.cold[m]
+					c.cents += a.cents
+					c.count += a.count
+					s.rev.cold[m] = c
+				}
+				for _, f := range files {
+					s.rev.files[f.FilePath()] = true
+				}
+				s.rev.tbl, s.rev.offsets = tbl, s.rev.offsets.Merge(revOffsets)
+				if snap := tbl.CurrentSnapshot(); snap != nil {
+					s.rev.snapshot, s.rev.hasSnap = snap.SnapshotID, true
+				}
+				s.rebuildRevenueHot()
+				s.trim()
+				s.mu.Unlock()
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableOrderRevenueMinute, err))
+		}
+	}
+	if len(actDelta) > 0 && actTbl != nil {
+		start := time.Now()
+		files, err := activityDeltaFiles(ctx, actTbl, actDelta)
+		if err == nil {
+			var tbl *icebergTable
+			tbl, err = s.appendCommit(ctx, catalog.TableUserActivityMinute, actTbl, files, actOffsets, actBase)
+			if err == nil {
+				s.m.commitDuration.WithLabelValues(catalog.TableUserActivityMinute).Observe(time.Since(start).Seconds())
+				s.mu.Lock()
+				s.act.tbl, s.act.offsets = tbl, s.act.offsets.Merge(actOffsets)
+				if snap := tbl.CurrentSnapshot(); snap != nil {
+					s.act.snapshot, s.act.hasSnap = snap.SnapshotID, true
+				}
+				s.trim()
+				s.mu.Unlock()
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableUserActivityMinute, err))
+		}
+	}
+	if len(invDelta) > 0 && invTbl != nil {
+		start := time.Now()
+		files, err := inventoryDeltaFile(ctx, invTbl, invDelta)
+		if err == nil {
+			var tbl *icebergTable
+			tbl, err = s.appendCommit(ctx, catalog.TableInventoryHealth, invTbl, files, invOffsets, invBase)
+			if err == nil {
+				s.m.commitDuration.WithLabelValues(catalog.TableInventoryHealth).Observe(time.Since(start).Seconds())
+				s.mu.Lock()
+				for p, st := range invDelta {
+					if cur, ok := s.inv.cold[p]; !ok || st.updated >= cur.updated {
+						s.inv.cold[p] = st
+					}
+				}
+				for _, f := range files {
+					s.inv.files[f.FilePath()] = true
+				}
+				s.inv.tbl, s.inv.offsets = tbl, s.inv.offsets.Merge(invOffsets)
+				if snap := tbl.CurrentSnapshot(); snap != nil {
+					s.inv.snapshot, s.inv.hasSnap = snap.SnapshotID, true
+				}
+				s.trim()
+				s.mu.Unlock()
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableInventoryHealth, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// appendCommit commits files; a fence means another committer got there
+// first: its commit is picked up by the next refresh and the files are
+// removed.
+func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTable, files []iceberg.DataFile, offsets, base catalog.Offsets) (*icebergTable, error) {
+	nt, err := s.committer.Append(ctx, name, tbl, files, offsets, base, nil)
+	if err != nil && !errors.Is(err, lakecommit.ErrUnknown) {
+		for _, f := range files {
+			_ = removeFile(ctx, tbl, f.FilePath())
+		}
+	}
+	return nt, err
+}
+
+// reaggregate recomputes the recent closed minutes of the re-aggregatable
+// read models from the lake (see Backfill), folding their deltas and any
+// late events into one row per minute.
+func (s *Streamer) reaggregate(ctx context.Context) {
+	var rawTable string
+	for _, r := range s.deps.RawTables {
+		if r.Topic == s.cfg.OrdersTopic {
+			rawTable = r.Table
+		}
+	}
+	s.mu.RLock()
+	wm, ok := s.win.watermark()
+	s.mu.RUnlock()
+	if rawTable == "" || !ok {
+		return
+	}
+	to := time.UnixMicro(wm).UTC().Truncate(time.Minute)
+	from := to.Add(-s.cfg.ReaggregateLookback)
+	for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+		start := time.Now()
+		res, err := Backfill(ctx, s.deps.Catalog, BackfillConfig{
+			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Topic: s.cfg.OrdersTopic,
+			Wait: 10 * time.Second, Writer: s.committer.Writer + "/reaggregate",
+		}, s.log)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("re-aggregate read model", logkey.Table, t, logkey.Err, err)
+			}
+			continue
+		}
+		s.log.Info("read model re-aggregated", logkey.Table, t, "from", from, "to", to, logkey.Rows, res.Rows, logkey.Duration, time.Since(start))
+	}
+}

@@ -1,0 +1,79 @@
+package streamer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	events          *prometheus.CounterVec // topic
+	late            prometheus.Counter
+	hotEvents       prometheus.Gauge
+	paused          prometheus.Gauge
+	watermark       prometheus.Gauge
+	unknownProducts prometheus.Counter
+	enriched        prometheus.Counter
+	enrichErrors    prometheus.Counter
+	products        prometheus.Gauge
+	commitDuration  *prometheus.HistogramVec // table
+	commitErrors    *prometheus.CounterVec   // table
+	conflicts       *prometheus.CounterVec   // table
+	reloads         *prometheus.CounterVec   // table, kind
+	sseClients      prometheus.Gauge
+	sseDropped      prometheus.Counter
+	lag             *prometheus.GaugeVec // topic, partition
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_events_total", Help: "Accepted events read by the hot tier.",
+		}, []string{"topic"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_late_events_total", Help: "Orders that arrived after the watermark closed their windows (they are still in the lake and in the exact read models).",
+		}),
+		hotEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_hot_events", Help: "Events held in memory beyond the read models' offsets.",
+		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_fetch_paused", Help: "1 while fetching is paused because max_hot_events is reached.",
+		}),
+		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_watermark_seconds", Help: "Event-time watermark (unix seconds).",
+		}),
+		unknownProducts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_unknown_products_total", Help: "Orders enriched with nulls because their product is not in the catalog.",
+		}),
+		enriched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_enriched_published_total", Help: "Enriched orders published.",
+		}),
+		enrichErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_enriched_errors_total", Help: "Enriched orders that could not be published.",
+		}),
+		products: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_products", Help: "Products in the enrichment table.",
+		}),
+		commitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eventlake_streamer_commit_duration_seconds", Help: "Read-model commit latency.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"table"}),
+		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_commit_errors_total", Help: "Failed read-model commit attempts.",
+		}, []string{"table"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_commit_conflicts_total", Help: "Read-model commits re-done on a refreshed table.",
+		}, []string{"table"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_read_model_loads_total", Help: "Read-model snapshots loaded (incremental or full).",
+		}, []string{"table", "kind"}),
+		sseClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_sse_clients", Help: "Connected live-push clients.",
+		}),
+		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_sse_dropped_total", Help: "Live-push clients disconnected because they fell behind (they resume with Last-Event-ID).",
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_lag_records", Help: "High watermark minus the next offset the hot tier reads.",
+		}, []string{"topic", "partition"}),
+	}
+	reg.MustRegister(m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
+		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag)
+	return m
+}

@@ -1,0 +1,308 @@
+package streamer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/hll"
+	"github.com/eventlake/eventlake/internal/lakefile"
+)
+
+const microsPerMinute = int64(60_000_000)
+const microsPerDay = 1440 * microsPerMinute
+
+// agg is a revenue figure.
+type agg struct{ cents, count int64 }
+
+// coldTable is what this process knows of one read-model table: the
+// snapshot, the offsets it covers and the data files already loaded.
+type coldTable struct {
+	name     string
+	tbl      *table.Table
+	snapshot int64
+	hasSnap  bool
+	offsets  catalog.Offsets
+	files    map[string]bool
+}
+
+// snapshotOf loads a read-model table's current state: its snapshot,
+// offsets and the data files it holds.
+type tableView struct {
+	tbl      *table.Table
+	snapshot int64
+	hasSnap  bool
+	offsets  catalog.Offsets
+	files    []iceberg.DataFile
+}
+
+func loadView(ctx context.Context, cat *catalog.Catalog, name string) (*tableView, error) {
+	tbl, err := cat.LoadTable(ctx, name)
+	if errors.Is(err, icecat.ErrNoSuchTable) {
+		return &tableView{offsets: catalog.Offsets{}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &tableView{tbl: tbl, offsets: catalog.Offsets{}}
+	snap := tbl.CurrentSnapshot()
+	if snap == nil {
+		return v, nil
+	}
+	v.snapshot, v.hasSnap = snap.SnapshotID, true
+	if v.offsets, err = catalog.StoredOffsets(tbl); err != nil {
+		return nil, err
+	}
+	tasks, err := tbl.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("plan files of %s: %w", name, err)
+	}
+	seen := map[string]bool{}
+	for _, t := range tasks {
+		if len(t.DeleteFiles) > 0 || len(t.EqualityDeleteFiles) > 0 || len(t.DeletionVectorFiles) > 0 {
+			return nil, fmt.Errorf("read model %s has row-level delete files, which the hot tier does not apply", name)
+		}
+		if !seen[t.File.FilePath()] {
+			seen[t.File.FilePath()] = true
+			v.files = append(v.files, t.File)
+		}
+	}
+	return v, nil
+}
+
+// readFile reads a whole (small) read-model data file.
+func readFile(ctx context.Context, tbl *table.Table, path string) (arrow.Table, error) {
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer pr.Close()
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	return fr.ReadTable(ctx)
+}
+
+func colByName(t arrow.Table, name string) (*arrow.Chunked, bool) {
+	idx := t.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return nil, false
+	}
+	return t.Column(idx[0]).Data(), true
+}
+
+// revenueRows reads (minute, revenue cents, count) rows of a file.
+func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(minute, cents, count int64)) error {
+	at, err := readFile(ctx, tbl, path)
+	if err != nil {
+		return err
+	}
+	defer at.Release()
+	mc, ok1 := colByName(at, catalog.ColMinute)
+	rc, ok2 := colByName(at, catalog.ColRevenue)
+	cc, ok3 := colByName(at, catalog.ColOrderCount)
+	if !ok1 || !ok2 || !ok3 {
+		return fmt.Errorf("%s lacks read-model columns", path)
+	}
+	for i := range mc.Chunks() {
+		ms := mc.Chunk(i).(*array.Timestamp)
+		rs := rc.Chunk(i).(*array.Decimal128)
+		cs := cc.Chunk(i).(*array.Int64)
+		for j := 0; j < ms.Len(); j++ {
+			fn(floorDiv(int64(ms.Value(j)), microsPerMinute), int64(rs.Value(j).LowBits()), cs.Value(j))
+		}
+	}
+	return nil
+}
+
+// inventoryRows reads (product, stock, updated_at, warehouse) rows.
+func inventoryRows(ctx context.Context, tbl *table.Table, path string, fn func(product string, stock, updated int64, warehouse string)) error {
+	at, err := readFile(ctx, tbl, path)
+	if err != nil {
+		return err
+	}
+	defer at.Release()
+	pc, ok1 := colByName(at, catalog.ColProductID)
+	sc, ok2 := colByName(at, catalog.ColStock)
+	uc, ok3 := colByName(at, catalog.ColUpdatedAt)
+	wc, ok4 := colByName(at, catalog.ColWarehouse)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return fmt.Errorf("%s lacks inventory columns", path)
+	}
+	for i := range pc.Chunks() {
+		ps := pc.Chunk(i).(*array.String)
+		ss := sc.Chunk(i).(*array.Int64)
+		us := uc.Chunk(i).(*array.Timestamp)
+		ws := wc.Chunk(i).(*array.String)
+		for j := 0; j < ps.Len(); j++ {
+			fn(ps.Value(j), ss.Value(j), int64(us.Value(j)), ws.Value(j))
+		}
+	}
+	return nil
+}
+
+// writeDeltaFiles writes rows into one data file per partition value and
+// returns the data files. build appends the rows of one partition key to
+// the record builder.
+func writeDeltaFiles(ctx context.Context, tbl *table.Table, keys []int64, partitioned bool,
+	build func(key int64, b *array.RecordBuilder)) ([]iceberg.DataFile, error) {
+	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := tbl.LocationProvider()
+	if err != nil {
+		return nil, err
+	}
+	spec := tbl.Spec()
+	var out []iceberg.DataFile
+	for _, k := range keys {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+		build(k, b)
+		rec := b.NewRecordBatch()
+		b.Release()
+		dir := "data"
+		var part map[int]any
+		if partitioned {
+			d := iceberg.Date(k)
+			dir = "minute_day=" + iceberg.DayTransform{}.ToHumanStr(d)
+			part = map[int]any{spec.Field(0).FieldID: d}
+		}
+		loc := lp.NewDataLocation(dir + "/" + uuid.NewString() + ".parquet")
+		w, err := lakefile.Create(ctx, tbl, loc, sc, part, lakefile.Options{}, memory.DefaultAllocator)
+		if err != nil {
+			rec.Release()
+			return nil, err
+		}
+		werr := w.Write(rec)
+		rec.Release()
+		if werr != nil {
+			_ = w.Abort(ctx, tbl)
+			return nil, werr
+		}
+		df, err := w.Close(tbl)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, df)
+	}
+	return out, nil
+}
+
+// revenueDeltaFiles writes per-minute revenue deltas, a file per day.
+func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]agg) ([]iceberg.DataFile, error) {
+	byDay := map[int64][]int64{}
+	for m := range delta {
+		d := floorDiv(m*microsPerMinute, microsPerDay)
+		byDay[d] = append(byDay[d], m)
+	}
+	days := sortedKeys(byDay)
+	return writeDeltaFiles(ctx, tbl, days, true, func(day int64, b *array.RecordBuilder) {
+		ms := byDay[day]
+		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
+		for _, m := range ms {
+			a := delta[m]
+			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			b.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(a.cents))
+			b.Field(2).(*array.Int64Builder).Append(a.count)
+		}
+	})
+}
+
+// activityDeltaFiles writes per-minute user sketches, a file per day.
+func activityDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]*activityAgg) ([]iceberg.DataFile, error) {
+	byDay := map[int64][]int64{}
+	for m := range delta {
+		d := floorDiv(m*microsPerMinute, microsPerDay)
+		byDay[d] = append(byDay[d], m)
+	}
+	days := sortedKeys(byDay)
+	var encErr error
+	files, err := writeDeltaFiles(ctx, tbl, days, true, func(day int64, b *array.RecordBuilder) {
+		ms := byDay[day]
+		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
+		for _, m := range ms {
+			a := delta[m]
+			enc, err := a.users.MarshalBinary()
+			if err != nil {
+				encErr = err
+			}
+			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			b.Field(1).(*array.BinaryBuilder).Append(enc)
+			b.Field(2).(*array.Int64Builder).Append(int64(a.users.Estimate()))
+			b.Field(3).(*array.Int64Builder).Append(a.events)
+		}
+	})
+	if encErr != nil {
+		return nil, encErr
+	}
+	return files, err
+}
+
+type activityAgg struct {
+	users  *hll.Sketch
+	events int64
+}
+
+type invState struct {
+	stock     int64
+	updated   int64 // micros
+	warehouse string
+}
+
+// inventoryDeltaFile writes the latest stock per product (one file).
+func inventoryDeltaFile(ctx context.Context, tbl *table.Table, delta map[string]invState) ([]iceberg.DataFile, error) {
+	ps := make([]string, 0, len(delta))
+	for p := range delta {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	return writeDeltaFiles(ctx, tbl, []int64{0}, false, func(_ int64, b *array.RecordBuilder) {
+		for _, p := range ps {
+			s := delta[p]
+			b.Field(0).(*array.StringBuilder).Append(p)
+			b.Field(1).(*array.Int64Builder).Append(s.stock)
+			b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(s.updated))
+			if s.warehouse == "" {
+				b.Field(3).AppendNull()
+			} else {
+				b.Field(3).(*array.StringBuilder).Append(s.warehouse)
+			}
+		}
+	})
+}
+
+func sortedKeys[V any](m map[int64]V) []int64 {
+	ks := make([]int64, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
+	return ks
+}
+
+var _ = time.Second

@@ -1,0 +1,190 @@
+package streamer
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Update is one change of a minute's exact revenue figure, pushed live.
+type Update struct {
+	Seq        uint64 `json:"seq"`
+	Minute     string `json:"minute"`
+	Revenue    string `json:"revenue"`
+	OrderCount int64  `json:"order_count"`
+	// Final is set once the watermark has passed the minute's end; a late
+	// event may still change a final minute (and is pushed as such).
+	Final bool `json:"final"`
+}
+
+// hub fans updates out to live clients and keeps the last ones so that a
+// client reconnecting with Last-Event-ID resumes without a gap.
+type hub struct {
+	mu      sync.Mutex
+	seq     uint64
+	ring    []Update
+	head, n int
+	subs    map[*sub]struct{}
+	onDrop  func()
+}
+
+type sub struct {
+	ch   chan Update
+	gone chan struct{} // closed when the hub drops a client that fell behind
+}
+
+func newHub(size int, onDrop func()) *hub {
+	return &hub{ring: make([]Update, size), subs: map[*sub]struct{}{}, onDrop: onDrop}
+}
+
+// publish numbers updates and sends them to every client; a client whose
+// buffer is full is dropped (it reconnects and resumes from the ring).
+func (h *hub) publish(us []Update) {
+	if len(us) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, u := range us {
+		h.seq++
+		u.Seq = h.seq
+		h.ring[(h.head+h.n)%len(h.ring)] = u
+		if h.n < len(h.ring) {
+			h.n++
+		} else {
+			h.head = (h.head + 1) % len(h.ring)
+		}
+		for s := range h.subs {
+			select {
+			case s.ch <- u:
+			default:
+				delete(h.subs, s)
+				close(s.gone)
+				if h.onDrop != nil {
+					h.onDrop()
+				}
+			}
+		}
+	}
+}
+
+// subscribe registers a client. With a last id it returns the updates
+// after it; ok is false if some were already evicted from the ring.
+func (h *hub) subscribe(last uint64, resume bool) (s *sub, backlog []Update, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s = &sub{ch: make(chan Update, 1024), gone: make(chan struct{})}
+	h.subs[s] = struct{}{}
+	ok = true
+	if resume && last < h.seq {
+		oldest := h.seq - uint64(h.n) + 1
+		if last+1 < oldest {
+			ok = false
+		}
+		for i := 0; i < h.n; i++ {
+			u := h.ring[(h.head+i)%len(h.ring)]
+			if u.Seq > last {
+				backlog = append(backlog, u)
+			}
+		}
+	}
+	return s, backlog, ok
+}
+
+func (h *hub) unsubscribe(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, s)
+}
+
+func (h *hub) clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
+// serveSSE streams updates as Server-Sent Events: `id` is the update's
+// sequence number, so a client reconnecting with Last-Event-ID (header, or
+// the last_event_id query parameter) gets everything it missed. If the
+// missed updates are no longer buffered, it first gets a `reset` event and
+// should re-read the figures from GET /v1/metrics/order_revenue_minute.
+func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request, heartbeat time.Duration) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	lastStr := r.Header.Get("Last-Event-ID")
+	if lastStr == "" {
+		lastStr = r.URL.Query().Get("last_event_id")
+	}
+	var (
+		last   uint64
+		resume bool
+	)
+	if lastStr != "" {
+		v, err := strconv.ParseUint(lastStr, 10, 64)
+		if err != nil {
+			http.Error(w, fmt.Sprintf(`{"error":"Last-Event-ID %q is not an update sequence number","code":"bad_request"}`, lastStr), http.StatusBadRequest)
+			return
+		}
+		last, resume = v, true
+	}
+	s, backlog, complete := h.subscribe(last, resume)
+	defer h.unsubscribe(s)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "keep-alive")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, "retry: 1000\n\n")
+	if !complete {
+		fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"updates after %d are no longer buffered; re-read GET /v1/metrics/order_revenue_minute\"}\n\n", last)
+	}
+	write := func(u Update) bool {
+		b, _ := json.Marshal(u)
+		_, err := fmt.Fprintf(w, "id: %d\nevent: minute\ndata: %s\n\n", u.Seq, b)
+		return err == nil
+	}
+	for _, u := range backlog {
+		if !write(u) {
+			return
+		}
+	}
+	fl.Flush()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.gone:
+			return
+		case u := <-s.ch:
+			if !write(u) {
+				return
+			}
+			// Coalesce what is already queued into one flush.
+			for more := true; more; {
+				select {
+				case u := <-s.ch:
+					if !write(u) {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			fl.Flush()
+		case <-tick.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
