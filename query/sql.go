@@ -45,7 +45,7 @@ type SQLResponse struct {
 	SnapshotID  map[string]*int64          `json:"snapshot_id"`
 	Offsets     map[string]catalog.Offsets `json:"offsets"`
 	LakeOffsets map[string]catalog.Offsets `json:"lake_offsets"`
-	ElapsedMs  float64                    `json:"elapsed_ms"`
+	ElapsedMs   float64                    `json:"elapsed_ms"`
 }
 
 func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {

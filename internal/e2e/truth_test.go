@@ -15,13 +15,13 @@ import (
 
 // logEvent is one accepted event as the Kafka log holds it.
 type logEvent struct {
-	partition  int32
-	offset     int64
-	minute     int64 // event-time minute (unix minutes)
-	cents      int64
-	isOrder    bool
-	topic      string
-	eventID    string
+	partition int32
+	offset    int64
+	minute    int64 // event-time minute (unix minutes)
+	cents     int64
+	isOrder   bool
+	topic     string
+	eventID   string
 }
 
 // readLog reads every record of the topics from the broker with an
