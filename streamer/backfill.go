@@ -23,6 +23,7 @@ import (
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
@@ -52,7 +53,12 @@ type BackfillConfig struct {
 	Progress io.Writer
 	Terminal bool
 	Writer   string
+	// Failpoints stop the process between chunks in crash tests.
+	Failpoints *failpoint.Set
 }
+
+// FailAfterChunk is the failpoint hit after every committed chunk.
+const FailAfterChunk = "backfill/after-chunk"
 
 // BackfillResult describes a finished backfill.
 type BackfillResult struct {
@@ -130,6 +136,7 @@ func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log
 		res.Rows += rows
 		res.SnapshotID = sid
 		bar.show(res.Skipped+res.Chunks, b)
+		cfg.Failpoints.Hit(FailAfterChunk)
 	}
 	bar.done()
 	return res, nil

@@ -40,7 +40,7 @@ type Config struct {
 	// ReaggregateEvery, on the committer, recomputes the read-model rows of
 	// the last ReaggregateLookback of event time from the raw events (see
 	// Backfill): it folds the per-commit deltas into one row per minute.
-	// 0 disables it.
+	// A negative value disables it.
 	ReaggregateEvery    time.Duration `yaml:"reaggregate_every"`
 	ReaggregateLookback time.Duration `yaml:"reaggregate_lookback"`
 }
@@ -100,8 +100,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("streamer.refresh_interval %v is below 10ms", c.RefreshInterval)
 	case c.MaxHotEvents < 1000:
 		return errors.New("streamer.max_hot_events must be at least 1000")
-	case c.ReaggregateEvery < 0 || c.ReaggregateLookback < 0:
-		return errors.New("streamer.reaggregate_every and reaggregate_lookback must not be negative")
+	case c.ReaggregateLookback < 0:
+		return errors.New("streamer.reaggregate_lookback must not be negative")
 	case c.SSEBuffer < 1:
 		return errors.New("streamer.sse_buffer must be positive")
 	}

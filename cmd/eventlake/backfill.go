@@ -33,7 +33,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("--to %q: want RFC 3339, e.g. 2026-11-27T00:00:00Z", *toS)}
 	}
-	cfg, _, err := loadConfig(&cf, env)
+	cfg, fp, err := loadConfig(&cf, env)
 	if err != nil {
 		return err
 	}
@@ -62,6 +62,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	res, err := streamer.Backfill(ctx, cat, streamer.BackfillConfig{
 		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Topic: topic, Wait: *wait,
 		Progress: env.stderr, Terminal: isTerminal(env.stderr), Writer: host + "/" + strconv.Itoa(os.Getpid()) + "/backfill",
+		Failpoints: fp,
 	}, log)
 	if err != nil {
 		return err
