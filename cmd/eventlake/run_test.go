@@ -23,7 +23,9 @@ func TestExampleConfig(t *testing.T) {
 	cfg.Ingest.Defaults()
 	cfg.Query.Defaults()
 	cfg.Broker.Defaults()
-	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate(), cfg.Broker.Validate()); err != nil {
+	cfg.Streamer.Defaults()
+	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate(),
+		cfg.Broker.Validate(), cfg.Streamer.Validate()); err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Ingest.Topics) != 2 || cfg.Ingest.FlushBytes != 134217728 {
