@@ -4,7 +4,7 @@ BIN       := bin/eventlake
 DATA_DIR  ?= ./data
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test vet fmt-check fuzz bench clean
+.PHONY: all build run test test-race vet fmt-check fuzz bench clean
 
 all: build
 
@@ -19,6 +19,12 @@ run: build
 # Second README command: every test, against real servers the tests start.
 test: fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# The same tests with the race detector, in the tests and in the binary the
+# end-to-end tests start (any race a process reports fails its test).
+test-race:
+	$(GO) build -race -o bin/eventlake-race ./cmd/eventlake
+	EVENTLAKE_BIN=$(CURDIR)/bin/eventlake-race $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 vet:
 	$(GO) vet ./...

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os/exec"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -107,5 +106,3 @@ func httpGet(t *testing.T, url string) string {
 	}
 	return string(b)
 }
-
-func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }

@@ -115,8 +115,8 @@ func TestLateEventsAndBackfill(t *testing.T) {
 	// A backfill in one-minute chunks, killed after its first chunk ...
 	args := []string{"backfill", "--data-dir", data, "--table", catalog.TableOrderRevenueMinute,
 		"--from", "2026-11-26T09:58:00Z", "--to", "2026-11-26T10:02:00Z", "--chunk", "1m"}
-	cmd := execCommand(th.Binary(t), args...)
-	cmd.Env = append(cmd.Environ(), failpoint.EnvVar+"="+streamer.FailAfterChunk+"=1")
+	cmd := th.Command(t, args...)
+	cmd.Env = append(cmd.Env, failpoint.EnvVar+"="+streamer.FailAfterChunk+"=1")
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("the backfill was not killed by its failpoint:\n%s", out)
 	}

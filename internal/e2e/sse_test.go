@@ -176,6 +176,6 @@ func TestLivePush(t *testing.T) {
 // runBinary runs the eventlake binary to completion.
 func runBinary(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := execCommand(th.Binary(t), args...).CombinedOutput()
+	out, err := th.Command(t, args...).CombinedOutput()
 	return string(out), err
 }

@@ -111,12 +111,7 @@ func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc 
 		t.Fatal(err)
 	}
 	lb := &lockedBuffer{f: logFile}
-	cmd := exec.Command(Binary(t), args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "EVENTLAKE_BIN=") { // the harness's own setting, not eventlake's
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	cmd := Command(t, args...)
 	cmd.Env = append(cmd.Env, env...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(lb, pw)
@@ -148,11 +143,27 @@ func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc 
 	p.readyCh = readyCh
 	t.Cleanup(func() {
 		p.Kill()
+		if strings.Contains(p.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race (binary built with -race)", name)
+		}
 		if t.Failed() {
 			t.Logf("--- log of %s (last 8 KiB) ---\n%s", name, tail(p.log.String(), 8<<10))
 		}
 	})
 	return p
+}
+
+// Command returns an exec.Cmd running the eventlake binary with this
+// process's environment minus the harness's own settings.
+func Command(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EVENTLAKE_BIN=") { // the harness's own setting, not eventlake's
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
 }
 
 // WaitReady waits for the ready line.
