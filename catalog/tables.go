@@ -268,3 +268,12 @@ func InventoryHealthDef() TableDef {
 		Properties: readModelProps("inventory_health"),
 	}
 }
+
+// ReadModelDefs are the read-model tables, by name.
+func ReadModelDefs() map[string]TableDef {
+	return map[string]TableDef{
+		TableOrderRevenueMinute: OrderRevenueMinuteDef(),
+		TableUserActivityMinute: UserActivityMinuteDef(),
+		TableInventoryHealth:    InventoryHealthDef(),
+	}
+}

@@ -104,6 +104,9 @@ type RawTable struct {
 type Tables struct {
 	Raw []RawTable `yaml:"raw"`
 	DLQ string     `yaml:"dlq"`
+	// ReadModels are served under their own names as committed (the exact
+	// merged figures come from the hot tier's endpoints).
+	ReadModels []string `yaml:"read_models"`
 }
 
 // DefaultTables are the tables ingest writes by default.
@@ -113,8 +116,14 @@ func DefaultTables() Tables {
 			{Name: "orders_raw", Topic: "orders.created", Kind: catalog.KindOrders},
 			{Name: "inventory_raw", Topic: "inventory.updated", Kind: catalog.KindInventory},
 		},
-		DLQ: "dlq",
+		DLQ:        "dlq",
+		ReadModels: DefaultReadModels(),
 	}
+}
+
+// DefaultReadModels are the read-model tables the hot tier commits.
+func DefaultReadModels() []string {
+	return []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute, catalog.TableInventoryHealth}
 }
 
 // View names the service defines beside the tables' own names.
@@ -162,6 +171,17 @@ func (t Tables) Validate() error {
 	}
 	if _, ok := reserved[strings.ToLower(t.DLQ)]; ok {
 		return fmt.Errorf("query tables: dlq table %q would hide the %q view; rename it", t.DLQ, strings.ToLower(t.DLQ))
+	}
+	defs := catalog.ReadModelDefs()
+	for _, name := range t.ReadModels {
+		if _, ok := defs[name]; !ok {
+			return fmt.Errorf("query tables: %q is not a read-model table", name)
+		}
+		n := strings.ToLower(name)
+		if seen[n] || n == strings.ToLower(t.DLQ) {
+			return fmt.Errorf("query tables: table %q is listed twice", name)
+		}
+		seen[n] = true
 	}
 	return nil
 }

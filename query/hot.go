@@ -47,7 +47,7 @@ func (s *Service) openHot(ctx context.Context, conn *sql.Conn) error {
 	h := &hotStore{conn: conn, specs: map[string]*tableSpec{}, max: int64(s.cfg.HotMaxRows)}
 	h.space = sync.NewCond(&h.mu)
 	for _, spec := range s.specs {
-		if spec.dlq {
+		if !spec.hasHot() {
 			continue
 		}
 		cols, err := schemaColumns(spec.def.Schema)
@@ -237,7 +237,7 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 	defer h.mu.Unlock()
 	var total int64
 	for _, st := range gen.tables {
-		if st.spec.dlq {
+		if !st.spec.hasHot() {
 			continue
 		}
 		name := quoteIdent(hotTableName(st.spec.name))
@@ -261,7 +261,7 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 func hotWatermarkSQL(gen *generation) string {
 	var parts []string
 	for _, st := range gen.tables {
-		if st.spec.dlq || st.refused != "" {
+		if !st.spec.hasHot() || st.refused != "" {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s AS p, max(%s) + 1 AS o FROM %s WHERE %s >= %s GROUP BY 2",
@@ -314,3 +314,6 @@ func readWatermarks(ctx context.Context, conn driver.QueryerContext, gen *genera
 }
 
 var _ = strconv.Itoa
+
+// hasHot reports whether the table is a raw table, served with hot rows.
+func (t *tableSpec) hasHot() bool { return !t.dlq && !t.readModel }

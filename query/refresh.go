@@ -243,7 +243,7 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 		return nil, fmt.Errorf("plan scan of %s at snapshot %d: %w", spec.name, snap.SnapshotID, err)
 	}
 	tsID := -1
-	if f, ok := tbl.Schema().FindFieldByName(catalog.ColTs); ok && !spec.dlq {
+	if f, ok := tbl.Schema().FindFieldByName(catalog.ColTs); ok && spec.hasHot() {
 		if _, isTz := f.Type.(iceberg.TimestampTzType); isTz {
 			tsID = f.ID
 		}

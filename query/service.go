@@ -58,11 +58,13 @@ type Service struct {
 
 // tableSpec is a configured table.
 type tableSpec struct {
-	name  string
-	dlq   bool
-	topic string
-	kind  string
-	def   catalog.TableDef // the layout used while the table does not exist
+	name string
+	dlq  bool
+	// readModel: served as committed (no hot rows, not in the events view).
+	readModel bool
+	topic     string
+	kind      string
+	def       catalog.TableDef // the layout used while the table does not exist
 }
 
 // New validates the configuration and opens a sandboxed in-memory DuckDB.
@@ -108,6 +110,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	s.specs = append(s.specs, &tableSpec{name: deps.Tables.DLQ, dlq: true, def: catalog.DLQTableDef(deps.Tables.DLQ)})
+	defs := catalog.ReadModelDefs()
+	for _, name := range deps.Tables.ReadModels {
+		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: defs[name]})
+	}
 
 	dirs, err := lakeDirs(deps.Catalog.Config().Warehouse, cfg.LakeDirs)
 	if err != nil {

@@ -24,12 +24,14 @@ func TestEmptyLake(t *testing.T) {
 	if err := json.Unmarshal(body, &hr); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil}
+	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil,
+		"order_revenue_minute": nil, "user_activity_minute": nil, "inventory_health": nil}
 	if !reflect.DeepEqual(hr.Tables, want) {
 		t.Fatalf("healthz tables %v, want all null", hr.Tables)
 	}
 
-	for _, q := range []string{"events", "orders", "inventory", "dlq", "orders_raw", "inventory_raw"} {
+	for _, q := range []string{"events", "orders", "inventory", "dlq", "orders_raw", "inventory_raw",
+		"order_revenue_minute", "user_activity_minute", "inventory_health"} {
 		r := h.mustSQL("SELECT count(*) AS n FROM " + q)
 		if got := r.rows()[0][0]; got != json.Number("0") {
 			t.Errorf("%s: count %v, want 0", q, got)

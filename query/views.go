@@ -236,7 +236,7 @@ func tableSelect(st *tableState) string {
 		}
 		cold = "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
 	}
-	if st.spec.dlq {
+	if !st.spec.hasHot() {
 		return cold
 	}
 	hotCols, err := schemaColumns(st.spec.def.Schema)
@@ -271,6 +271,8 @@ func buildViews(tables []*tableState) []view {
 	for _, st := range tables {
 		views = append(views, view{name: st.spec.name, sql: tableSelect(st)})
 		switch {
+		case st.spec.readModel:
+			continue
 		case st.spec.dlq:
 			dlq = st
 		case st.spec.kind == catalog.KindOrders:

@@ -137,9 +137,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// queryTables describes the ingest tables to the query service.
+// queryTables describes the ingest tables and the read models to the
+// query service.
 func queryTables(ic ingest.Config) query.Tables {
-	t := query.Tables{DLQ: ic.DLQTable}
+	t := query.Tables{DLQ: ic.DLQTable, ReadModels: query.DefaultReadModels()}
 	for _, tc := range ic.Topics {
 		t.Raw = append(t.Raw, query.RawTable{Name: tc.Table, Topic: tc.Topic, Kind: tc.Kind})
 	}
