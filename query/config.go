@@ -31,7 +31,9 @@ type Config struct {
 	// answered 503.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
 	// HotMaxRows bounds the fresh rows (not yet in the lake) held in
-	// memory; when reached, the hot tier waits for ingest to commit.
+	// memory (about 400 bytes each with the payload, inside MemoryLimit);
+	// when reached, the hot tier waits for ingest to commit. Size it for
+	// the event rate times ingest's flush interval, twice over.
 	HotMaxRows int `yaml:"hot_max_rows"`
 	// TempDir is where DuckDB may spill larger-than-memory operators. Empty
 	// disables spilling: such queries fail instead of filling a disk.
@@ -63,7 +65,7 @@ func (c *Config) Defaults() {
 		c.QueueTimeout = time.Second
 	}
 	if c.HotMaxRows == 0 {
-		c.HotMaxRows = 2_000_000
+		c.HotMaxRows = 1_000_000
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -42,7 +43,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	}
 	errs := []error{cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()}
 	if !cfg.Streamer.Disabled {
-		errs = append(errs, cfg.Kafka.Validate(), cfg.Streamer.Validate())
+		kerr := cfg.Kafka.Validate()
+		if kerr != nil {
+			kerr = fmt.Errorf("%w (the hot tier reads the topics; pass --brokers, or --no-hot to serve the lake only)", kerr)
+		}
+		errs = append(errs, kerr, cfg.Streamer.Validate())
 	}
 	if err := validateAll(errs...); err != nil {
 		return err
