@@ -271,9 +271,11 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 			}
 		}
 		// WAL lets readers (the query service) run beside the writer; the
-		// busy timeout makes concurrent writers wait instead of failing;
+		// busy timeout makes concurrent writers wait instead of failing
+		// (it comes first: switching a new database to WAL takes a lock
+		// that several processes opening it at once contend for);
 		// synchronous=FULL makes a commit durable once CommitTable returns.
-		dsn := "file:" + cfg.URI + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=synchronous(FULL)&_txlock=immediate"
+		dsn := "file:" + cfg.URI + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)

@@ -27,15 +27,16 @@ type CacheConfig struct {
 	// Dir holds the cached files (created if missing). Files in it that the
 	// cache did not write are removed at start.
 	Dir string `yaml:"dir"`
-	// MaxBytes bounds the bytes the cache holds. Files that a reader still
-	// needs (see Retain) are never evicted; beyond the bound, Fetch of a
-	// new file fails with ErrCacheFull instead of growing the directory.
+	// MaxBytes bounds the bytes the cache holds. Files that a reader
+	// still needs (pinned by Retain) are never evicted; when they fill the
+	// bound, Fetch of a new file fails with ErrCacheFull instead of
+	// growing the directory.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// Concurrency bounds parallel downloads.
 	Concurrency int `yaml:"concurrency"`
-	// Grace keeps a file that readers stopped needing this long before it
+	// Grace keeps a file that readers stopped pinning this long before it
 	// may be evicted (a query that started on an older snapshot may still
-	// read it).
+	// read it): at least the query timeout.
 	Grace time.Duration `yaml:"grace"`
 }
 
@@ -92,8 +93,9 @@ type Cache struct {
 	m     *cacheMetrics
 
 	mu      sync.Mutex
-	entries map[string]*entry // by location
-	lru     *list.List        // of *entry, most recently used at the front
+	entries map[string]*entry          // by location
+	lru     *list.List                 // of *entry, most recently used at the front
+	owners  map[string]map[string]bool // owner -> locations it pins
 	bytes   int64
 	// reserved are bytes of downloads in flight.
 	reserved int64
@@ -104,7 +106,7 @@ type entry struct {
 	location string
 	path     string
 	size     int64
-	needed   time.Time // last time a reader declared it needed
+	released time.Time // when the last owner stopped pinning it
 	elem     *list.Element
 }
 
@@ -116,10 +118,10 @@ type call struct {
 
 type cacheMetrics struct {
 	hits, misses, evictions, corrupt, full prometheus.Counter
-	downloaded                           prometheus.Counter
-	bytes                                prometheus.Gauge
-	files                                prometheus.Gauge
-	download                             prometheus.Histogram
+	downloaded                             prometheus.Counter
+	bytes                                  prometheus.Gauge
+	files                                  prometheus.Gauge
+	download                               prometheus.Histogram
 }
 
 // NewCache opens the cache directory, keeps the intact files found there
@@ -152,7 +154,7 @@ func NewCache(cfg CacheConfig, fetch Fetcher, component string, reg prometheus.R
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	reg.MustRegister(m.hits, m.misses, m.evictions, m.corrupt, m.full, m.downloaded, m.bytes, m.files, m.download)
-	c := &Cache{cfg: cfg, fetch: fetch, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), inflight: map[string]*call{}}
+	c := &Cache{cfg: cfg, fetch: fetch, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), owners: map[string]map[string]bool{}, inflight: map[string]*call{}}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache directory: %w", err)
 	}
@@ -220,15 +222,22 @@ type Want struct {
 	Size     int64
 }
 
-// Retain declares the files readers need now: they are fetched if absent
-// (concurrently), protected from eviction until Grace after the last
-// Retain that named them, and returned as local paths by location.
-func (c *Cache) Retain(ctx context.Context, wants []Want) (map[string]string, error) {
+// Retain makes wants the set of files owner (for example one table of
+// the query service) needs: they are pinned against eviction, fetched if
+// absent (concurrently), and returned as local paths by location. Files
+// owner pinned before and no longer needs become evictable Grace later.
+func (c *Cache) Retain(ctx context.Context, owner string, wants []Want) (map[string]string, error) {
 	now := time.Now()
-	c.mu.Lock()
+	set := make(map[string]bool, len(wants))
 	for _, w := range wants {
-		if e := c.entries[w.Location]; e != nil {
-			e.needed = now
+		set[w.Location] = true
+	}
+	c.mu.Lock()
+	prev := c.owners[owner]
+	c.owners[owner] = set
+	for loc := range prev {
+		if e := c.entries[loc]; e != nil && !set[loc] && !c.pinnedLocked(loc) {
+			e.released = now
 		}
 	}
 	c.mu.Unlock()
@@ -254,6 +263,21 @@ func (c *Cache) Retain(ctx context.Context, wants []Want) (map[string]string, er
 	return out, nil
 }
 
+// pinnedLocked reports whether any owner pins location.
+func (c *Cache) pinnedLocked(location string) bool {
+	for _, set := range c.owners {
+		if set[location] {
+			return true
+		}
+	}
+	return false
+}
+
+// evictableLocked reports whether e may be evicted now.
+func (c *Cache) evictableLocked(e *entry, cutoff time.Time) bool {
+	return !c.pinnedLocked(e.location) && e.released.Before(cutoff)
+}
+
 // Fetch returns the local path of location, downloading it if needed.
 func (c *Cache) Fetch(ctx context.Context, location string, size int64) (string, error) {
 	c.mu.Lock()
@@ -262,7 +286,6 @@ func (c *Cache) Fetch(ctx context.Context, location string, size int64) (string,
 			// Same name, different size: not the file the table means.
 			c.removeLocked(e)
 		} else {
-			e.needed = time.Now()
 			c.lru.MoveToFront(e.elem)
 			c.mu.Unlock()
 			c.m.hits.Inc()
@@ -300,7 +323,7 @@ func (c *Cache) Fetch(ctx context.Context, location string, size int64) (string,
 		if err != nil {
 			cl.err = fmt.Errorf("stat cached %s: %w", location, err)
 		} else {
-			e := &entry{location: location, path: cl.path, size: fi.Size(), needed: time.Now()}
+			e := &entry{location: location, path: cl.path, size: fi.Size(), released: time.Now()}
 			e.elem = c.lru.PushFront(e)
 			c.entries[location] = e
 			c.bytes += e.size
@@ -327,7 +350,7 @@ func (c *Cache) reserveLocked(size int64) error {
 	for e := c.lru.Back(); e != nil && c.bytes+c.reserved+size > c.cfg.MaxBytes; {
 		prev := e.Prev()
 		ent := e.Value.(*entry)
-		if ent.needed.Before(cutoff) {
+		if c.evictableLocked(ent, cutoff) {
 			c.removeLocked(ent)
 			c.m.evictions.Inc()
 		}
@@ -348,7 +371,7 @@ func (c *Cache) evictLocked() {
 	cutoff := time.Now().Add(-c.cfg.Grace)
 	for e := c.lru.Back(); e != nil && c.bytes+c.reserved > c.cfg.MaxBytes; {
 		prev := e.Prev()
-		if ent := e.Value.(*entry); ent.needed.Before(cutoff) {
+		if ent := e.Value.(*entry); c.evictableLocked(ent, cutoff) {
 			c.removeLocked(ent)
 			c.m.evictions.Inc()
 		}

@@ -25,9 +25,9 @@ import (
 
 // Path-style settings.
 const (
-	PathStyleAuto    = "auto"    // path-style with a custom endpoint, virtual-hosted on AWS
-	PathStyleAlways  = "true"    // http://endpoint/bucket/key
-	PathStyleVirtual = "false"   // http://bucket.endpoint/key
+	PathStyleAuto    = "auto"  // path-style with a custom endpoint, virtual-hosted on AWS
+	PathStyleAlways  = "true"  // http://endpoint/bucket/key
+	PathStyleVirtual = "false" // http://bucket.endpoint/key
 	defaultRegion    = "us-east-1"
 )
 

@@ -63,7 +63,7 @@ func TestStoreAndCacheAgainstVersitygw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths, err := c.Retain(ctx, []objstore.Want{{loc(0), 400_000}, {loc(1), 400_000}})
+	paths, err := c.Retain(ctx, "t", []objstore.Want{{loc(0), 400_000}, {loc(1), 400_000}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestStoreAndCacheAgainstVersitygw(t *testing.T) {
 	if s := c2.Stats(); s.Files != 1 || s.Bytes != 400_000 {
 		t.Fatalf("after restart: %+v, want the one intact file", s)
 	}
-	// With (almost) no grace, files nobody needs are evicted least recently used first.
+	// With (almost) no grace, files nobody pins are evicted least recently used first.
 	for _, i := range []int{1, 2, 3} {
 		if _, err := c2.Fetch(ctx, loc(i), 400_000); err != nil {
 			t.Fatal(err)

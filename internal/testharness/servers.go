@@ -407,3 +407,7 @@ func (p *Postgres) URIWithDB(db string) string {
 func (p *Postgres) Env(db string) []string {
 	return []string{"EVENTLAKE_CATALOG_TYPE=postgres", "EVENTLAKE_CATALOG_URI=" + p.URIWithDB(db)}
 }
+
+// RandomID is a short random lowercase identifier for names that must not
+// collide between tests (databases, namespaces, prefixes).
+func RandomID() string { return randomHex(5) }
