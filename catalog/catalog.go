@@ -280,7 +280,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
 		}
-		sc, err := sqlcat.NewCatalog(cfg.Name, db, sqlcat.SQLite, props)
+		sc, err := newSQLCatalog(ctx, cfg.Name, db, sqlcat.SQLite, props)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
@@ -444,11 +444,7 @@ func (c *Catalog) evolve(ctx context.Context, t *table.Table, def TableDef) (*ta
 	return nt, nil
 }
 
-// openPostgres opens the shared SQL catalog. Creating iceberg-go's catalog
-// tables is retried a few times: several processes starting together race
-// on CREATE TABLE IF NOT EXISTS, which PostgreSQL can fail with a unique
-// violation, and a database that is just restarting refuses connections
-// for a moment.
+// openPostgres opens the shared SQL catalog.
 func openPostgres(ctx context.Context, cfg Config, props iceberg.Properties) (*sql.DB, *sqlcat.Catalog, error) {
 	db, err := sql.Open("pgx", cfg.URI)
 	if err != nil {
@@ -458,22 +454,34 @@ func openPostgres(ctx context.Context, cfg Config, props iceberg.Properties) (*s
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	// Connections broken by a database restart are replaced, not reused.
 	db.SetConnMaxIdleTime(time.Minute)
+	sc, err := newSQLCatalog(ctx, cfg.Name, db, sqlcat.Postgres, props)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open postgres catalog %s: %w", RedactURI(cfg.URI), err)
+	}
+	return db, sc, nil
+}
+
+// newSQLCatalog creates iceberg-go's SQL catalog, retrying a few times:
+// several processes starting together race on creating the catalog's
+// tables (PostgreSQL can fail CREATE TABLE IF NOT EXISTS with a unique
+// violation; SQLite can refuse the switch to WAL without waiting), and a
+// database that is just restarting refuses connections for a moment.
+func newSQLCatalog(ctx context.Context, name string, db *sql.DB, dialect sqlcat.SupportedDialect, props iceberg.Properties) (*sqlcat.Catalog, error) {
 	var lastErr error
 	for attempt := range 6 {
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				db.Close()
-				return nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
 			}
 		}
-		sc, err := sqlcat.NewCatalog(cfg.Name, db, sqlcat.Postgres, props)
+		sc, err := sqlcat.NewCatalog(name, db, dialect, props)
 		if err == nil {
-			return db, sc, nil
+			return sc, nil
 		}
 		lastErr = err
 	}
-	db.Close()
-	return nil, nil, fmt.Errorf("open postgres catalog %s: %w", RedactURI(cfg.URI), lastErr)
+	return nil, lastErr
 }

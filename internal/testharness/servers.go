@@ -80,15 +80,16 @@ func startDaemon(t testing.TB, name, logPath string, cmd *exec.Cmd) (*daemon, er
 	return d, nil
 }
 
-// signal sends sig and waits up to wait for the exit, then SIGKILLs the
-// process group.
+// stop sends sig to the process group (runuser does not forward every
+// signal to its child) and waits up to wait for the exit, then SIGKILLs
+// the group.
 func (d *daemon) stop(sig syscall.Signal, wait time.Duration) {
 	select {
 	case <-d.done:
 		return
 	default:
 	}
-	_ = d.cmd.Process.Signal(sig)
+	_ = syscall.Kill(-d.cmd.Process.Pid, sig)
 	select {
 	case <-d.done:
 	case <-time.After(wait):
