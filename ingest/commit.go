@@ -206,14 +206,18 @@ func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []ic
 			// the table. Retrying cannot help.
 			return fmt.Errorf("stage commit of %d files to %s: %w", len(files), w.name, err)
 		}
-		newTbl, cerr := tx.Commit(ctx)
+		cctx, cancel := context.WithTimeout(ctx, ing.commitTimeout()) // an answer that never comes is an unknown outcome
+		newTbl, cerr := tx.Commit(cctx)
+		cancel()
 		if cerr == nil {
 			ing.committed(w, newTbl, len(files), rows, size, start)
 			return nil
 		}
 		// Conflict, or an outcome we cannot know (the catalog may have
 		// applied it before the error). Reload and look for our commit.
-		fresh, lerr := ing.deps.Catalog.LoadTable(ctx, w.name)
+		lctx, cancel := context.WithTimeout(ctx, ing.commitTimeout())
+		fresh, lerr := ing.deps.Catalog.LoadTable(lctx, w.name)
+		cancel()
 		if lerr == nil {
 			if _, ok := catalog.FindCommit(fresh, commitID); ok {
 				ing.committed(w, fresh, len(files), rows, size, start)
@@ -320,6 +324,7 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 	}
 	ing.b.reset()
 	if len(errs) > 0 {
+		ing.noteOrphans(errs)
 		ing.log.Warn("could not remove uncommitted files; orphan cleanup will", logkey.Err, errors.Join(errs...))
 	}
 	if err := ing.rewind(ctx); err != nil {

@@ -59,6 +59,9 @@ type Ingester struct {
 	baseDLQ catalog.Offsets
 	// assigned is the set of partitions this member owns.
 	assigned map[string]map[int32]bool
+
+	rec         *recoveryMetrics // recover.go
+	consecutive int              // failures since consumption last resumed (loop goroutine only)
 }
 
 // topicState is one topic's raw table and its batch state.
@@ -107,6 +110,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		deps:     deps,
 		log:      deps.Logger.With(logkey.Component, "ingest"),
 		m:        newMetrics(deps.Registry),
+		rec:      newRecoveryMetrics(deps.Registry),
 		topics:   map[string]*topicState{},
 		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
 		writer:   host + "/" + strconv.Itoa(os.Getpid()),
@@ -120,7 +124,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 // Run consumes until ctx is canceled, then flushes and commits what it holds
 // (bounded by ShutdownTimeout) and leaves the group.
 func (ing *Ingester) Run(ctx context.Context) error {
-	if err := ing.openTables(ctx); err != nil {
+	if err := ing.openTablesRetrying(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down while starting: nothing was consumed
 		}
@@ -254,7 +258,9 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 		ing.mu.Lock()
 		err := ing.handle(ctx, fetches)
 		if err == nil && ing.flushDue() {
-			err = ing.flushLocked(ctx)
+			if err = ing.flushLocked(ctx); err == nil {
+				ing.healthy()
+			}
 		}
 		ing.mu.Unlock()
 		cl.AllowRebalance()
@@ -262,7 +268,11 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			// Pause, back off and resume from the lake's offsets instead of
+			// exiting (recover.go).
+			if err := ing.recover(ctx, cl, err); err != nil {
+				return err
+			}
 		}
 	}
 }
