@@ -235,6 +235,7 @@ type Catalog struct {
 
 // Open opens (and for SQLite, creates) the catalog and its namespace.
 func Open(ctx context.Context, cfg Config) (*Catalog, error) {
+	cfg.S3.Defaults() // idempotent; a caller that built Config by hand gets the same S3 defaults
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -192,8 +192,13 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	}
 	ing.dlq.enc = ing.enc
 
+	// The client's own context outlives ctx (the final flush and the
+	// leave still talk to Kafka) and is canceled by leave.
+	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer kcancel()
 	opts := append([]kgo.Opt{}, ing.deps.KafkaOpts...)
 	opts = append(opts,
+		kgo.WithContext(kctx),
 		kgo.ConsumerGroup(ing.cfg.Group),
 		kgo.SessionTimeout(ing.cfg.SessionTimeout),
 		kgo.ConsumeTopics(ing.topicNames()...),
@@ -236,8 +241,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	} else {
 		ing.log.Info("final flush committed")
 	}
-	cl.AllowRebalance()
-	cl.CloseAllowingRebalance()
+	ing.leave(sctx, cl, kcancel)
 	if runErr != nil {
 		return runErr
 	}

@@ -168,3 +168,24 @@ func (ing *Ingester) healthy() {
 		ing.rec.failures.Set(0)
 	}
 }
+
+// leaveTimeout bounds leaving the consumer group at shutdown.
+const leaveTimeout = 10 * time.Second
+
+// leave leaves the group and closes the client, waiting at most
+// leaveTimeout for the group: a rebalance in progress can hold a join (and
+// with it the leave and Close) for the group's whole rebalance timeout (a
+// static member that stopped without leaving is waited for). The lake is
+// already committed, so an abandoned leave only delays the partitions'
+// next owner, never data. cancelClient cancels the client's context,
+// which interrupts its blocked requests.
+func (ing *Ingester) leave(ctx context.Context, cl *kgo.Client, cancelClient context.CancelFunc) {
+	lctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	cl.AllowRebalance()
+	if err := cl.LeaveGroupContext(lctx); err != nil {
+		ing.log.Warn("leaving the consumer group did not finish; closing anyway", logkey.Err, err)
+		cancelClient()
+	}
+	cl.Close()
+}

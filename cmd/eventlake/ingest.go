@@ -5,7 +5,6 @@ import (
 	"flag"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/catalog"
@@ -47,8 +46,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	defer cat.Close()
 	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
-		Catalog: cat, KafkaOpts: append(cfg.Kafka.Opts(log), kgo.WithContext(context.WithoutCancel(ctx))),
-		Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
+		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
 	})
 	if err != nil {
 		return err
