@@ -65,9 +65,15 @@ type Config struct {
 	MaxOpenConns int `yaml:"max_open_conns"`
 	// Namespace holds eventlake's tables.
 	Namespace string `yaml:"namespace"`
-	// Credential and Token authenticate to a REST catalog; never logged.
+	// Credential ("client_id:client_secret", OAuth2) and Token authenticate
+	// to a REST catalog; never logged.
 	Credential string `yaml:"credential"`
 	Token      string `yaml:"token"`
+	// SigV4 signs REST catalog requests with AWS Signature V4 (Amazon S3
+	// Tables, SeaweedFS), with the credentials of S3 (or the AWS default
+	// chain); SigningName is the service name (default s3tables).
+	SigV4       bool   `yaml:"sigv4"`
+	SigningName string `yaml:"signing_name"`
 	// Properties are passed to iceberg-go as catalog properties (for
 	// example s3.* settings); never logged.
 	Properties map[string]string `yaml:"properties"`
@@ -303,6 +309,16 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		}
 		if cfg.Token != "" {
 			opts = append(opts, rest.WithOAuthToken(cfg.Token))
+		}
+		if cfg.SigV4 {
+			name := cfg.SigningName
+			if name == "" {
+				name = "s3tables"
+			}
+			opts = append(opts, rest.WithSigV4RegionSvc(cfg.S3.Region, name))
+			if c.store != nil {
+				opts = append(opts, rest.WithAwsConfig(*c.store.AWSConfig()))
+			}
 		}
 		if len(props) > 0 {
 			opts = append(opts, rest.WithAdditionalProps(props))

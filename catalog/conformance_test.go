@@ -65,7 +65,7 @@ func backends(t *testing.T) []backend {
 	if uri := os.Getenv("EVENTLAKE_TEST_REST_URI"); uri != "" {
 		bs = append(bs, backend{"rest", func(t *testing.T) catalog.Config {
 			c := catalog.Config{Type: catalog.TypeREST, URI: uri, Warehouse: os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"),
-				Namespace: "l" + strings.ToLower(th.RandomID())}
+				Namespace: "l" + strings.ToLower(th.RandomID()), SigV4: os.Getenv("EVENTLAKE_TEST_REST_SIGV4") == "1"}
 			if ep := os.Getenv("EVENTLAKE_TEST_REST_S3_ENDPOINT"); ep != "" {
 				c.S3.Endpoint = ep
 				c.S3.AccessKeyID = os.Getenv("EVENTLAKE_TEST_REST_S3_ACCESS_KEY")
