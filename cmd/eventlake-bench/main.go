@@ -41,6 +41,9 @@ func run() error {
 	events := flag.Int("events", 2_000_000, "events for the ingest benchmark")
 	dayEvents := flag.Int("day-events", 10_000_000, "order events in the 24 h query dataset (0 skips the query benchmark)")
 	runs := flag.Int("runs", 30, "timed query runs")
+	scale := flag.Bool("scale", false, "also run the scale-out benchmarks (scale.go: 1 vs 3 ingest processes, local vs S3, queries over S3); needs versitygw and PostgreSQL")
+	scaleEvents := flag.Int("scale-events", 1_000_000, "events for the scale-out ingest benchmark")
+	scaleDay := flag.Int("scale-day-events", 2_000_000, "order events in the S3 query dataset (0 skips it)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -54,15 +57,24 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	var results []result
-	r, err := benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
-	if err != nil {
-		return fmt.Errorf("ingest benchmark: %w", err)
+	if *events > 0 {
+		r, err := benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
+		if err != nil {
+			return fmt.Errorf("ingest benchmark: %w", err)
+		}
+		results = append(results, r...)
 	}
-	results = append(results, r...)
 	if *dayEvents > 0 {
 		r, err := benchQuery(*bin, filepath.Join(work, "day"), *dayEvents, *runs)
 		if err != nil {
 			return fmt.Errorf("query benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *scale {
+		r, err := benchScale(*bin, filepath.Join(work, "scale"), *scaleEvents, *scaleDay, *runs)
+		if err != nil {
+			return fmt.Errorf("scale benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}
