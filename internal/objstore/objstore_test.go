@@ -144,3 +144,44 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestCachePinsServedFiles checks that files an owner pins survive any
+// pressure, and that files it stops pinning become evictable only after
+// the grace period.
+func TestCachePinsServedFiles(t *testing.T) {
+	s3 := th.StartS3(t)
+	st := newStore(t, s3)
+	ctx := context.Background()
+	loc := func(i int) string { return fmt.Sprintf("s3://%s/p/f-%d.parquet", s3.Bucket, i) }
+	for i := range 3 {
+		if err := st.Put(ctx, loc(i), bytes.NewReader(fakeParquet(600_000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := objstore.NewCache(objstore.CacheConfig{Dir: t.TempDir(), MaxBytes: 1_400_000, Grace: 200 * time.Millisecond}, st, "pin", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Retain(ctx, "a", []objstore.Want{{loc(0), 600_000}, {loc(1), 600_000}}); err != nil {
+		t.Fatal(err)
+	}
+	// Both pinned: a third file does not fit.
+	if _, err := c.Fetch(ctx, loc(2), 600_000); !errors.Is(err, objstore.ErrCacheFull) {
+		t.Fatalf("got %v, want ErrCacheFull", err)
+	}
+	// The owner moves on (compaction replaced file 0): still protected
+	// during the grace period, evictable after it.
+	if _, err := c.Retain(ctx, "a", []objstore.Want{{loc(1), 600_000}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Fetch(ctx, loc(2), 600_000); !errors.Is(err, objstore.ErrCacheFull) {
+		t.Fatalf("within grace: got %v, want ErrCacheFull", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.Fetch(ctx, loc(2), 600_000); err != nil {
+		t.Fatalf("after grace: %v", err)
+	}
+	if s := c.Stats(); s.Files != 2 || s.Bytes != 1_200_000 {
+		t.Fatalf("stats %+v, want files 1 and 2", s)
+	}
+}
