@@ -62,8 +62,9 @@ func TestFaultKillOneOfThree(t *testing.T) {
 		np := l.startIngest(n, true, extra...)
 		t.Logf("kill %d: %s restarted (%v)", i, n, extra)
 		if len(extra) > 0 {
-			// Give the failpoint a moment, then replace a dead process.
-			time.Sleep(jitter(rng, 500*time.Millisecond, 1500*time.Millisecond))
+			// Give the failpoint time to fire (start-up takes about a
+			// second), then replace the process, dead or not.
+			time.Sleep(jitter(rng, 2*time.Second, 4*time.Second))
 			if done, _ := np.Exited(); done {
 				t.Logf("%s killed itself at %s", n, extra[0])
 			} else {
