@@ -81,7 +81,7 @@ func startServers(work string) (*scaleEnv, error) {
 		return nil, err
 	}
 	port := freePort()
-	cmd := exec.Command(vgw, "--access", e.s3Key, "--secret", e.s3Secret, "--port", "127.0.0.1:"+strconv.Itoa(port), "--quiet", "posix", "--nometa", root)
+	cmd := exec.Command(vgw, "--access", e.s3Key, "--secret", e.s3Secret, "--port", "127.0.0.1:"+strconv.Itoa(port), "--quiet", "posix", root)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err

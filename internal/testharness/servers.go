@@ -187,7 +187,7 @@ func StartS3(t testing.TB) *S3Server {
 func (s *S3Server) Start() {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, "--access", s.AccessKey, "--secret", s.SecretKey,
-		"--port", "127.0.0.1:"+strconv.Itoa(s.Port), "--quiet", "posix", "--nometa", s.Dir)
+		"--port", "127.0.0.1:"+strconv.Itoa(s.Port), "--quiet", "posix", s.Dir)
 	cmd.Env = os.Environ()
 	d, err := startDaemon(s.t, "versitygw", s.logPath, cmd)
 	if err != nil {
