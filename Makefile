@@ -4,7 +4,7 @@ BIN       := bin/eventlake
 DATA_DIR  ?= ./data
 TEST_TIMEOUT ?= 30m
 
-.PHONY: all build run test test-race vet fmt-check fuzz bench clean
+.PHONY: all build run test test-race test-faults test-rest vet fmt-check fuzz bench clean
 
 all: build
 
@@ -26,6 +26,22 @@ test-race:
 	$(GO) build -race -o bin/eventlake-race ./cmd/eventlake
 	EVENTLAKE_BIN=$(CURDIR)/bin/eventlake-race $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# The fault suite: several ingest processes on one consumer group against a
+# PostgreSQL catalog and an S3 server (versitygw), with kill -9, rebalances,
+# S3 and catalog outages, broker restarts and racing writers; every
+# scenario ends by checking that the lake holds each produced event once.
+FAULTS_TIMEOUT ?= 40m
+test-faults:
+	$(GO) vet -tags faults ./internal/e2e/
+	$(GO) test -count=1 -tags faults -run 'TestFault' -timeout $(FAULTS_TIMEOUT) -v ./internal/e2e/
+
+# The catalog conformance suite against a REST catalog: SeaweedFS's
+# built-in Iceberg REST catalog (its S3 gateway serves the warehouse).
+# Building SeaweedFS takes about five minutes; CI does not run this.
+SEAWEEDFS_VERSION ?= 4.42
+test-rest:
+	bash scripts/test-rest.sh $(SEAWEEDFS_VERSION)
+
 vet:
 	$(GO) vet ./...
 
@@ -36,9 +52,10 @@ fmt-check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./internal/envelope/
 
-# Benchmarks: prints a table and writes docs/BENCHMARKS.md.
+# Benchmarks: prints a table and writes docs/BENCHMARKS.md (the scale-out
+# figures need versitygw and PostgreSQL, as the fault suite does).
 bench: build
-	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md
+	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale
 
 clean:
 	rm -rf bin

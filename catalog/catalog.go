@@ -1,6 +1,7 @@
 // Package catalog is the base every eventlake stage stands on: it opens the
-// Iceberg catalog (SQLite embedded by default, a shared SQL database, or a
-// REST catalog), defines the lake's tables (the schema registry: column
+// Iceberg catalog (SQLite embedded by default, PostgreSQL shared by several
+// processes, or a REST catalog) and the warehouse's storage (local files or
+// S3-compatible object storage), defines the lake's tables (the schema registry: column
 // layout, partition spec and properties of raw, dead-letter and read-model
 // tables) and reads and writes the Kafka offsets that eventlake stores in
 // Iceberg snapshot summaries.
@@ -14,42 +15,65 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// FileIO (only the S3 backend of gocloud)
 	"github.com/apache/iceberg-go/table"
+	"github.com/apache/iceberg-go/utils"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the shared PostgreSQL catalog
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite" for the embedded catalog
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite" for the embedded catalog
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // Catalog types.
 const (
-	TypeSQLite = "sqlite"
-	TypeREST   = "rest"
+	TypeSQLite   = "sqlite"
+	TypePostgres = "postgres"
+	TypeREST     = "rest"
 )
 
 // Config says which Iceberg catalog to use and where the warehouse is.
 type Config struct {
-	// Type is "sqlite" (default, embedded) or "rest".
+	// Type is "sqlite" (default, embedded), "postgres" (a shared SQL
+	// catalog for several processes) or "rest".
 	Type string `yaml:"type"`
 	// Name is the catalog name recorded in the catalog database.
 	Name string `yaml:"name"`
-	// URI is the SQLite database file for "sqlite" and the endpoint for "rest".
+	// URI is the SQLite database file for "sqlite", a connection URI
+	// (postgres://user:password@host:port/db?sslmode=...) for "postgres"
+	// and the endpoint for "rest". A postgres URI may hold a password: it
+	// is never logged.
 	URI string `yaml:"uri"`
 	// Warehouse is where table data lives: an absolute file:// URI (or a
-	// local path, made absolute), later s3://.
+	// local path, made absolute) or s3://bucket/prefix. For a REST
+	// catalog it may also be a warehouse name the server knows.
 	Warehouse string `yaml:"warehouse"`
+	// S3 is how to reach an s3:// warehouse: endpoint, region,
+	// path-style addressing, credentials (default: the AWS chain).
+	S3 objstore.Config `yaml:"s3"`
+	// MaxOpenConns bounds the connections to a postgres catalog.
+	MaxOpenConns int `yaml:"max_open_conns"`
 	// Namespace holds eventlake's tables.
 	Namespace string `yaml:"namespace"`
-	// Credential and Token authenticate to a REST catalog; never logged.
+	// Credential ("client_id:client_secret", OAuth2) and Token authenticate
+	// to a REST catalog; never logged.
 	Credential string `yaml:"credential"`
 	Token      string `yaml:"token"`
+	// SigV4 signs REST catalog requests with AWS Signature V4 (Amazon S3
+	// Tables, SeaweedFS), with the credentials of S3 (or the AWS default
+	// chain); SigningName is the service name (default s3tables).
+	SigV4       bool   `yaml:"sigv4"`
+	SigningName string `yaml:"signing_name"`
 	// Properties are passed to iceberg-go as catalog properties (for
 	// example s3.* settings); never logged.
 	Properties map[string]string `yaml:"properties"`
@@ -72,6 +96,10 @@ func (c *Config) Defaults(dataDir string) {
 	if c.Warehouse == "" && dataDir != "" {
 		c.Warehouse = filepath.Join(dataDir, "warehouse")
 	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 8
+	}
+	c.S3.Defaults()
 }
 
 // Validate checks the configuration and normalizes the warehouse location
@@ -82,12 +110,21 @@ func (c *Config) Validate() error {
 		if c.URI == "" {
 			return errors.New("catalog.uri: the SQLite database path is required")
 		}
+	case TypePostgres:
+		u, err := url.Parse(c.URI)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			// Never echo the URI: it may carry a password.
+			return fmt.Errorf("catalog.uri: %s is not a postgres://user:password@host:port/database URI", RedactURI(c.URI))
+		}
+		if c.MaxOpenConns < 1 {
+			return errors.New("catalog.max_open_conns must be positive")
+		}
 	case TypeREST:
 		if _, err := url.ParseRequestURI(c.URI); err != nil {
-			return fmt.Errorf("catalog.uri: %q is not a URL: %w", c.URI, err)
+			return fmt.Errorf("catalog.uri: %s is not a URL: %w", RedactURI(c.URI), err)
 		}
 	default:
-		return fmt.Errorf("catalog.type: %q is not one of %q, %q", c.Type, TypeSQLite, TypeREST)
+		return fmt.Errorf("catalog.type: %q is not one of %q, %q, %q", c.Type, TypeSQLite, TypePostgres, TypeREST)
 	}
 	if c.Namespace == "" || strings.Contains(c.Namespace, ".") {
 		return fmt.Errorf("catalog.namespace: %q must be one non-empty identifier without dots", c.Namespace)
@@ -95,12 +132,60 @@ func (c *Config) Validate() error {
 	if c.Warehouse == "" && c.Type != TypeREST {
 		return errors.New("catalog.warehouse is required")
 	}
+	if c.Type == TypeREST && c.Warehouse != "" && !strings.Contains(c.Warehouse, "://") {
+		// A REST warehouse may be a name the server resolves, not a path.
+		return nil
+	}
 	w, err := NormalizeWarehouse(c.Warehouse)
 	if err != nil {
 		return fmt.Errorf("catalog.warehouse: %w", err)
 	}
 	c.Warehouse = w
+	if objstore.IsS3(w) {
+		if err := c.S3.Validate(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// RedactURI hides the password (and any query parameter naming one) of a
+// connection URI, for error messages and logs.
+func RedactURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URI)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "secret") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// String describes the configuration without secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("type=%s uri=%s warehouse=%s namespace=%s", c.Type, RedactURI(c.URI), c.Warehouse, c.Namespace)
+}
+
+// LogValue keeps secrets out of logs.
+func (c Config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("type", c.Type), slog.String("uri", RedactURI(c.URI)),
+		slog.String("warehouse", c.Warehouse), slog.String("namespace", c.Namespace),
+	}
+	if objstore.IsS3(c.Warehouse) {
+		attrs = append(attrs, slog.Any("s3", c.S3))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // NormalizeWarehouse turns a local path into an absolute file:// URI and
@@ -148,13 +233,15 @@ func LocalPath(location string) (string, bool) {
 
 // Catalog is an opened Iceberg catalog plus eventlake's namespace.
 type Catalog struct {
-	cfg Config
-	cat icecat.Catalog
-	db  *sql.DB // set for SQL catalogs; closed by Close
+	cfg   Config
+	cat   icecat.Catalog
+	db    *sql.DB         // set for SQL catalogs; closed by Close
+	store *objstore.Store // set for s3:// warehouses
 }
 
 // Open opens (and for SQLite, creates) the catalog and its namespace.
 func Open(ctx context.Context, cfg Config) (*Catalog, error) {
+	cfg.S3.Defaults() // idempotent; a caller that built Config by hand gets the same S3 defaults
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -166,6 +253,20 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		props["warehouse"] = cfg.Warehouse
 	}
 	c := &Catalog{cfg: cfg}
+	if objstore.IsS3(cfg.Warehouse) {
+		// The FileIO of every table reads these; a process-wide client
+		// with bounded timeouts rides in the context (WithStorage).
+		for k, v := range cfg.S3.IcebergProperties() {
+			if _, set := props[k]; !set {
+				props[k] = v
+			}
+		}
+		st, err := objstore.New(ctx, cfg.S3)
+		if err != nil {
+			return nil, fmt.Errorf("open s3 warehouse %s: %w", cfg.Warehouse, err)
+		}
+		c.store = st
+	}
 	switch cfg.Type {
 	case TypeSQLite:
 		if err := os.MkdirAll(filepath.Dir(cfg.URI), 0o755); err != nil {
@@ -177,17 +278,25 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 			}
 		}
 		// WAL lets readers (the query service) run beside the writer; the
-		// busy timeout makes concurrent writers wait instead of failing;
+		// busy timeout makes concurrent writers wait instead of failing
+		// (it comes first: switching a new database to WAL takes a lock
+		// that several processes opening it at once contend for);
 		// synchronous=FULL makes a commit durable once CommitTable returns.
-		dsn := "file:" + cfg.URI + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=synchronous(FULL)&_txlock=immediate"
+		dsn := "file:" + cfg.URI + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
 		}
-		sc, err := sqlcat.NewCatalog(cfg.Name, db, sqlcat.SQLite, props)
+		sc, err := newSQLCatalog(ctx, cfg.Name, db, sqlcat.SQLite, props)
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
+		}
+		c.cat, c.db = sc, db
+	case TypePostgres:
+		db, sc, err := openPostgres(ctx, cfg, props)
+		if err != nil {
+			return nil, err
 		}
 		c.cat, c.db = sc, db
 	case TypeREST:
@@ -201,12 +310,22 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		if cfg.Token != "" {
 			opts = append(opts, rest.WithOAuthToken(cfg.Token))
 		}
+		if cfg.SigV4 {
+			name := cfg.SigningName
+			if name == "" {
+				name = "s3tables"
+			}
+			opts = append(opts, rest.WithSigV4RegionSvc(cfg.S3.Region, name))
+			if c.store != nil {
+				opts = append(opts, rest.WithAwsConfig(*c.store.AWSConfig()))
+			}
+		}
 		if len(props) > 0 {
 			opts = append(opts, rest.WithAdditionalProps(props))
 		}
 		rc, err := rest.NewCatalog(ctx, cfg.Name, cfg.URI, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("open rest catalog %s: %w", cfg.URI, err)
+			return nil, fmt.Errorf("open rest catalog %s: %w", RedactURI(cfg.URI), err)
 		}
 		c.cat = rc
 	}
@@ -227,6 +346,12 @@ func (c *Catalog) ensureNamespace(ctx context.Context) error {
 		return nil
 	}
 	if err := c.cat.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, icecat.ErrNamespaceAlreadyExists) {
+		// Several processes starting at once race to create it; the
+		// loser's error is not always ErrNamespaceAlreadyExists (a unique
+		// violation from the database). It exists now: that is success.
+		if again, cerr := c.cat.CheckNamespaceExists(ctx, ns); cerr == nil && again {
+			return nil
+		}
 		return fmt.Errorf("create namespace %s: %w", c.cfg.Namespace, err)
 	}
 	return nil
@@ -238,6 +363,22 @@ func (c *Catalog) Close() error {
 		return c.db.Close()
 	}
 	return nil
+}
+
+// Store is the object store of an s3:// warehouse, nil for a local one.
+func (c *Catalog) Store() *objstore.Store { return c.store }
+
+// WithStorage returns ctx carrying the process-wide S3 client settings
+// (one connection pool, bounded connect and response timeouts, the retry
+// budget), which iceberg-go's S3 FileIO uses for every table opened with
+// a context derived from it. Without it, iceberg-go builds a client per
+// call from the catalog properties, with no response timeout. A local
+// warehouse returns ctx unchanged.
+func (c *Catalog) WithStorage(ctx context.Context) context.Context {
+	if c.store == nil {
+		return ctx
+	}
+	return utils.WithAwsConfig(ctx, c.store.AWSConfig())
 }
 
 // Iceberg returns the underlying iceberg-go catalog.
@@ -277,9 +418,10 @@ func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, 
 		icecat.WithPartitionSpec(&spec),
 		icecat.WithProperties(def.Properties))
 	if err != nil {
-		if errors.Is(err, icecat.ErrTableAlreadyExists) {
-			// Another process created it first.
-			return c.LoadTable(ctx, def.Name)
+		// Another process created it first: ErrTableAlreadyExists, or for
+		// some databases a unique violation. Either way it exists now.
+		if t, lerr := c.cat.LoadTable(ctx, ident); lerr == nil {
+			return c.evolve(ctx, t, def)
 		}
 		return nil, fmt.Errorf("create table %s: %w", def.Name, err)
 	}
@@ -317,4 +459,46 @@ func (c *Catalog) evolve(ctx context.Context, t *table.Table, def TableDef) (*ta
 		return nil, fmt.Errorf("commit schema change of %s: %w", def.Name, err)
 	}
 	return nt, nil
+}
+
+// openPostgres opens the shared SQL catalog.
+func openPostgres(ctx context.Context, cfg Config, props iceberg.Properties) (*sql.DB, *sqlcat.Catalog, error) {
+	db, err := sql.Open("pgx", cfg.URI)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open postgres catalog %s: %w", RedactURI(cfg.URI), err)
+	}
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxOpenConns)
+	// Connections broken by a database restart are replaced, not reused.
+	db.SetConnMaxIdleTime(time.Minute)
+	sc, err := newSQLCatalog(ctx, cfg.Name, db, sqlcat.Postgres, props)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open postgres catalog %s: %w", RedactURI(cfg.URI), err)
+	}
+	return db, sc, nil
+}
+
+// newSQLCatalog creates iceberg-go's SQL catalog, retrying a few times:
+// several processes starting together race on creating the catalog's
+// tables (PostgreSQL can fail CREATE TABLE IF NOT EXISTS with a unique
+// violation; SQLite can refuse the switch to WAL without waiting), and a
+// database that is just restarting refuses connections for a moment.
+func newSQLCatalog(ctx context.Context, name string, db *sql.DB, dialect sqlcat.SupportedDialect, props iceberg.Properties) (*sqlcat.Catalog, error) {
+	var lastErr error
+	for attempt := range 6 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+			}
+		}
+		sc, err := sqlcat.NewCatalog(name, db, dialect, props)
+		if err == nil {
+			return sc, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
 }

@@ -218,6 +218,7 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 	}
 	ing.b.reset()
 	if len(errs) > 0 {
+		ing.noteOrphans(errs)
 		ing.log.Warn("could not remove uncommitted files; orphan cleanup will", logkey.Err, errors.Join(errs...))
 	}
 	if err := ing.rewind(ctx); err != nil {

@@ -56,6 +56,9 @@ type Config struct {
 	// CommitRetryMax caps the back-off between commit attempts when the
 	// catalog or storage is failing.
 	CommitRetryMax time.Duration `yaml:"commit_retry_max"`
+	// CommitTimeout bounds one commit attempt: a catalog that does not
+	// answer becomes a retry whose outcome is looked up by commit id.
+	CommitTimeout time.Duration `yaml:"commit_timeout"`
 	// ShutdownTimeout bounds the final flush on exit.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -111,6 +114,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = defaultCommitTimeout
 	}
 }
 

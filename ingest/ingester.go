@@ -62,6 +62,9 @@ type Ingester struct {
 	baseDLQ catalog.Offsets
 	// assigned is the set of partitions this member owns.
 	assigned map[string]map[int32]bool
+
+	rec         *recoveryMetrics // recover.go
+	consecutive int              // failures since consumption last resumed (loop goroutine only)
 }
 
 // topicState is one topic's raw table and its batch state.
@@ -109,6 +112,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		deps:     deps,
 		log:      deps.Logger.With(logkey.Component, "ingest"),
 		m:        newMetrics(deps.Registry),
+		rec:      newRecoveryMetrics(deps.Registry),
 		topics:   map[string]*topicState{},
 		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
 		dd:       dedupe.New(int64(cfg.DedupeWindow)),
@@ -120,6 +124,9 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		Log:      ing.log,
 		Writer:   host + "/" + strconv.Itoa(os.Getpid()),
 		RetryMax: cfg.CommitRetryMax,
+		// An answer that never comes is an unknown outcome, looked up by
+		// commit id (recover.go).
+		AttemptTimeout: cfg.CommitTimeout,
 		Hooks: lakecommit.Hooks{
 			Conflict: func(t string) { ing.m.conflicts.WithLabelValues(t).Inc() },
 			Error:    func(t string, _ error) { ing.m.commitErrors.WithLabelValues(t).Inc() },
@@ -140,7 +147,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 // Run consumes until ctx is canceled, then flushes and commits what it holds
 // (bounded by ShutdownTimeout) and leaves the group.
 func (ing *Ingester) Run(ctx context.Context) error {
-	if err := ing.openTables(ctx); err != nil {
+	if err := ing.openTablesRetrying(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down while starting: nothing was consumed
 		}
@@ -204,8 +211,13 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	}
 	ing.dlq.enc = ing.enc
 
+	// The client's own context outlives ctx (the final flush and the
+	// leave still talk to Kafka) and is canceled by leave.
+	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer kcancel()
 	opts := append([]kgo.Opt{}, ing.deps.KafkaOpts...)
 	opts = append(opts,
+		kgo.WithContext(kctx),
 		kgo.ConsumerGroup(ing.cfg.Group),
 		kgo.SessionTimeout(ing.cfg.SessionTimeout),
 		kgo.ConsumeTopics(ing.topicNames()...),
@@ -248,8 +260,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	} else {
 		ing.log.Info("final flush committed")
 	}
-	cl.AllowRebalance()
-	cl.CloseAllowingRebalance()
+	ing.leave(sctx, cl, kcancel)
 	if runErr != nil {
 		return runErr
 	}
@@ -270,7 +281,9 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 		ing.mu.Lock()
 		err := ing.handle(ctx, fetches)
 		if err == nil && ing.flushDue() {
-			err = ing.flushLocked(ctx)
+			if err = ing.flushLocked(ctx); err == nil {
+				ing.healthy()
+			}
 		}
 		ing.mu.Unlock()
 		cl.AllowRebalance()
@@ -278,7 +291,11 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			// Pause, back off and resume from the lake's offsets instead of
+			// exiting (recover.go).
+			if err := ing.recover(ctx, cl, err); err != nil {
+				return err
+			}
 		}
 	}
 }

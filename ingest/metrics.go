@@ -89,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_ingest_dlq_topic_errors_total", Help: "Failed copies of dead letters to the dead-letter topic.",
 		}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventlake_ingest_state", Help: "1 for the ingester's current state: consuming, committing, retrying.",
+			Name: "eventlake_ingest_state", Help: "1 for the ingester's current state: consuming, committing, retrying (a commit), paused (fetching stopped until the lake answers).",
 		}, []string{"state"}),
 	}
 	reg.MustRegister(m.consumed, m.committed, m.dlq, m.duplicates, m.lag, m.commitDuration, m.flushDuration,
@@ -102,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) setState(s string) {
-	for _, v := range []string{"consuming", "committing", "retrying"} {
+	for _, v := range []string{stateConsuming, stateCommitting, stateRetrying, statePaused} {
 		if v == s {
 			m.state.WithLabelValues(v).Set(1)
 		} else {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // Config configures the query service.
@@ -42,6 +43,9 @@ type Config struct {
 	// warehouse (tables located elsewhere). Nothing outside the warehouse
 	// and these directories is readable.
 	LakeDirs []string `yaml:"lake_dirs"`
+	// S3Cache is the bounded local cache of data files of an s3://
+	// warehouse (query/s3cache.go).
+	S3Cache objstore.CacheConfig `yaml:"s3_cache"`
 }
 
 // Defaults fills unset fields.
@@ -67,6 +71,7 @@ func (c *Config) Defaults() {
 	if c.HotMaxRows == 0 {
 		c.HotMaxRows = 1_000_000
 	}
+	c.S3Cache.Defaults()
 }
 
 // Validate checks the configuration.
@@ -86,6 +91,9 @@ func (c *Config) Validate() error {
 		return errors.New("query.max_concurrent_queries must be positive")
 	case c.QueueTimeout < 0:
 		return errors.New("query.queue_timeout must not be negative")
+	}
+	if err := c.S3Cache.Validate(); err != nil {
+		return fmt.Errorf("query.s3_cache: %w", err)
 	}
 	// The value is spliced into a SET statement; DuckDB checks the unit.
 	if strings.ContainsAny(c.MemoryLimit, "'\\;") {

@@ -248,6 +248,9 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 			tsID = f.ID
 		}
 	}
+	if err := s.fetchRemote(ctx, spec.name, tasks); err != nil {
+		return nil, err
+	}
 	seen := make(map[string]bool, len(tasks))
 	for _, task := range tasks {
 		if reason := s.unreadable(task); reason != "" {
@@ -255,7 +258,7 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 			st.files = nil
 			return st, nil
 		}
-		path, _ := catalog.LocalPath(task.File.FilePath())
+		path, _ := s.localPath(task.File.FilePath())
 		if seen[path] {
 			continue // a file split into several tasks
 		}
@@ -280,7 +283,7 @@ func (s *Service) unreadable(task table.FileScanTask) string {
 	case f.FileFormat() != iceberg.ParquetFile:
 		return fmt.Sprintf("data file %s is %s, not Parquet", f.FilePath(), f.FileFormat())
 	}
-	path, ok := catalog.LocalPath(f.FilePath())
+	path, ok := s.localPath(f.FilePath())
 	if !ok {
 		return fmt.Sprintf("data file %s is not on a local file system, and this DuckDB reads local files only", f.FilePath())
 	}

@@ -41,8 +41,9 @@ type Service struct {
 	log      *slog.Logger
 	m        *metrics
 	specs    []*tableSpec
-	orders   *tableSpec // the orders-kind raw table, nil if none
-	lakeDirs []string   // with a trailing separator
+	orders   *tableSpec   // the orders-kind raw table, nil if none
+	lakeDirs []string     // with a trailing separator
+	remote   *remoteFiles // local copies of s3:// data files; nil for a local warehouse
 
 	db    *sql.DB
 	admin *sql.Conn // the refresher's connection
@@ -115,7 +116,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: defs[name]})
 	}
 
-	dirs, err := lakeDirs(deps.Catalog.Config().Warehouse, cfg.LakeDirs)
+	if err := s.openRemote(cfg, deps); err != nil {
+		return nil, err
+	}
+	dirs, err := lakeDirs(deps.Catalog.Config().Warehouse, append(s.remoteDirs(), cfg.LakeDirs...))
 	if err != nil {
 		return nil, err
 	}

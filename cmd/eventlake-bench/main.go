@@ -42,6 +42,9 @@ func run() error {
 	dayEvents := flag.Int("day-events", 10_000_000, "order events in the 24 h query dataset (0 skips the query benchmark)")
 	runs := flag.Int("runs", 30, "timed query runs")
 	freshness := flag.Int("freshness-samples", 200, "events timed for produce-to-visible latencies (0 skips)")
+	scale := flag.Bool("scale", false, "also run the scale-out benchmarks (scale.go: 1 vs 3 ingest processes, local vs S3, queries over S3); needs versitygw and PostgreSQL")
+	scaleEvents := flag.Int("scale-events", 1_000_000, "events for the scale-out ingest benchmark")
+	scaleDay := flag.Int("scale-day-events", 2_000_000, "order events in the S3 query dataset (0 skips it)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -55,11 +58,13 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	var results []result
-	r, err := benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
-	if err != nil {
-		return fmt.Errorf("ingest benchmark: %w", err)
+	if *events > 0 {
+		r, err := benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
+		if err != nil {
+			return fmt.Errorf("ingest benchmark: %w", err)
+		}
+		results = append(results, r...)
 	}
-	results = append(results, r...)
 	if *freshness > 0 {
 		r, err := benchFreshness(*bin, filepath.Join(work, "fresh"), *freshness)
 		if err != nil {
@@ -71,6 +76,13 @@ func run() error {
 		r, err := benchQuery(*bin, filepath.Join(work, "day"), *dayEvents, *runs)
 		if err != nil {
 			return fmt.Errorf("query benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *scale {
+		r, err := benchScale(*bin, filepath.Join(work, "scale"), *scaleEvents, *scaleDay, *runs)
+		if err != nil {
+			return fmt.Errorf("scale benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}

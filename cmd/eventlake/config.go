@@ -117,6 +117,9 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Ingest.Defaults()
 	cfg.Query.Defaults()
 	cfg.Streamer.Defaults()
+	if cfg.Query.S3Cache.Dir == "" {
+		cfg.Query.S3Cache.Dir = filepath.Join(cfg.DataDir, "s3cache")
+	}
 	if cfg.Broker.DataDir == "" {
 		cfg.Broker.DataDir = filepath.Join(cfg.DataDir, "kafka")
 	}

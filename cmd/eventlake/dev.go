@@ -102,6 +102,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
 		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,

@@ -57,6 +57,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Tables: queryTables(cfg.Ingest), Logger: log, Registry: reg, Gatherer: reg})
 	if err != nil {

@@ -55,7 +55,11 @@ type Committer struct {
 	Log      *slog.Logger
 	Writer   string        // recorded in snapshot summaries (host/pid)
 	RetryMax time.Duration // back-off cap for failing catalogs/storage
-	Hooks    Hooks
+	// AttemptTimeout bounds one commit attempt and the reload after it: an
+	// answer that never comes is an unknown outcome, resolved by looking
+	// the commit up. 0 means 30 s.
+	AttemptTimeout time.Duration
+	Hooks          Hooks
 }
 
 // Append adds files to table name (tbl is the handle the caller last saw)
@@ -92,7 +96,7 @@ func (c *Committer) commit(ctx context.Context, name string, tbl *table.Table, o
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		stored, err := catalog.StoredOffsets(tbl)
 		if err != nil {
 			return nil, fmt.Errorf("read offsets of %s: %w", name, err)
@@ -121,13 +125,21 @@ func (c *Committer) commit(ctx context.Context, name string, tbl *table.Table, o
 			// fit the table. Retrying cannot help.
 			return nil, fmt.Errorf("stage commit to %s: %w", name, err)
 		}
-		newTbl, cerr := tx.Commit(ctx)
+		attempt := c.AttemptTimeout
+		if attempt <= 0 {
+			attempt = 30 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, attempt)
+		newTbl, cerr := tx.Commit(cctx)
+		cancel()
 		if cerr == nil {
 			return newTbl, nil
 		}
 		// A conflict, or an outcome we cannot know (the catalog may have
 		// applied it before failing). Reload and look for our commit.
-		fresh, lerr := c.Catalog.LoadTable(ctx, name)
+		lctx, cancel := context.WithTimeout(ctx, attempt)
+		fresh, lerr := c.Catalog.LoadTable(lctx, name)
+		cancel()
 		if lerr == nil {
 			if _, ok := catalog.FindCommit(fresh, commitID); ok {
 				return fresh, nil
@@ -144,7 +156,7 @@ func (c *Committer) commit(ctx context.Context, name string, tbl *table.Table, o
 			if c.Hooks.Conflict != nil {
 				c.Hooks.Conflict(name)
 			}
-			log.Info("commit conflict, re-committing on the refreshed table", logkey.Table, name, logkey.Attempt, attempt)
+			log.Info("commit conflict, re-committing on the refreshed table", logkey.Table, name, logkey.Attempt, n)
 			continue
 		}
 		if c.Hooks.Error != nil {
@@ -153,7 +165,7 @@ func (c *Committer) commit(ctx context.Context, name string, tbl *table.Table, o
 		if c.Hooks.Retrying != nil {
 			c.Hooks.Retrying(true)
 		}
-		log.Warn("commit failed, retrying", logkey.Table, name, logkey.Attempt, attempt, logkey.Err, cerr, "reload_err", lerr)
+		log.Warn("commit failed, retrying", logkey.Table, name, logkey.Attempt, n, logkey.Err, cerr, "reload_err", lerr)
 		select {
 		case <-ctx.Done():
 			if c.Hooks.Retrying != nil {

@@ -174,7 +174,8 @@ func Remove(ctx context.Context, tbl *table.Table, location string) error {
 	if err != nil {
 		return fmt.Errorf("open table io: %w", err)
 	}
-	if err := fs.Remove(location); err != nil {
+	if err := fs.Remove(location); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// An object whose upload never completed does not exist: removed.
 		return fmt.Errorf("remove %s: %w", location, err)
 	}
 	return nil
@@ -191,7 +192,11 @@ func createObject(ctx context.Context, tbl *table.Table, location string) (io.Wr
 		}
 		return &syncFile{f}, nil
 	}
-	fs, err := tbl.FS(ctx)
+	// The object store writer lives as long as the file, not as long as
+	// the caller's context: a shutdown cancels the consume loop's context
+	// and then closes the batch's files in the final flush. Abort ends a
+	// write that must not complete.
+	fs, err := tbl.FS(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("open table io: %w", err)
 	}

@@ -1,0 +1,291 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventlake/eventlake/catalog"
+	th "github.com/eventlake/eventlake/internal/testharness"
+)
+
+// lake is a shared deployment started by a test: one `eventlake broker`
+// process (persisted, on a fixed port so it can be restarted), a catalog
+// (SQLite or a PostgreSQL cluster) and a warehouse (local or an S3
+// server), and any number of `eventlake ingest` processes.
+type lake struct {
+	t          *testing.T
+	dir        string
+	brokerPort int
+	brokerDir  string
+	broker     *th.Proc
+	addr       string
+	s3         *th.S3Server
+	pg         *th.Postgres
+	catEnv     []string // EVENTLAKE_CATALOG_* of every process
+	catCfg     catalog.Config
+
+	mu      sync.Mutex
+	ingests map[string]*th.Proc
+	gen     int
+	seeds   []produced
+}
+
+// produced is one producer run, for the ground truth.
+type produced struct {
+	seed  uint64
+	count int
+	start time.Time
+	step  time.Duration
+}
+
+type lakeOpts struct {
+	postgres bool // PostgreSQL catalog instead of SQLite
+	s3       bool // S3 warehouse (versitygw) instead of a local directory
+	// s3Endpoint overrides the endpoint processes use (a fault proxy).
+	s3Endpoint func(s3 *th.S3Server) string
+}
+
+func newLake(t *testing.T, o lakeOpts) *lake {
+	t.Helper()
+	dir := t.TempDir()
+	l := &lake{t: t, dir: dir, brokerPort: th.FreePort(t), brokerDir: filepath.Join(dir, "broker"), ingests: map[string]*th.Proc{}}
+	l.startBroker()
+	cfg := catalog.Config{}
+	cfg.Defaults(filepath.Join(dir, "data"))
+	if o.postgres {
+		l.pg = th.StartPostgres(t)
+		uri := l.pg.URIWithDB("lake")
+		l.catEnv = append(l.catEnv, "EVENTLAKE_CATALOG_TYPE=postgres", "EVENTLAKE_CATALOG_URI="+uri)
+		cfg.Type, cfg.URI = catalog.TypePostgres, uri
+	}
+	if o.s3 {
+		l.s3 = th.StartS3(t)
+		env := l.s3.Env("wh")
+		ep := l.s3.Endpoint
+		if o.s3Endpoint != nil {
+			ep = o.s3Endpoint(l.s3)
+			env = append(env, "EVENTLAKE_CATALOG_S3_ENDPOINT="+ep)
+		}
+		// Short timeouts so that faults surface within the test's time.
+		env = append(env, "EVENTLAKE_CATALOG_S3_RESPONSE_TIMEOUT=5s", "EVENTLAKE_CATALOG_S3_CONNECT_TIMEOUT=2s")
+		l.catEnv = append(l.catEnv, env...)
+		cfg.Warehouse = l.s3.Warehouse("wh")
+		cfg.S3.Endpoint, cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = l.s3.Endpoint, l.s3.AccessKey, l.s3.SecretKey
+	}
+	l.catCfg = cfg
+	return l
+}
+
+func (l *lake) startBroker() {
+	l.t.Helper()
+	l.broker = th.Start(l.t, "broker", nil, "broker", "--data-dir", l.brokerDir,
+		"--listen", "127.0.0.1:"+strconv.Itoa(l.brokerPort), "--topics", "orders.created:6,inventory.updated:3")
+	l.addr = l.broker.Ready["kafka"]
+}
+
+// restartBroker kills the broker (SIGKILL: its log is persisted
+// acknowledged write by write) and starts it again on the same port and
+// data directory after down.
+func (l *lake) restartBroker(down time.Duration) {
+	l.t.Helper()
+	l.broker.Kill()
+	time.Sleep(down)
+	l.startBroker()
+}
+
+// ingestEnv is the environment of every ingest process: the catalog,
+// short flushes (many commits), a short session timeout.
+func (l *lake) ingestEnv(extra ...string) []string {
+	env := append([]string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=200ms", "EVENTLAKE_LOG_LEVEL=info",
+		"EVENTLAKE_INGEST_SESSION_TIMEOUT=6s", "EVENTLAKE_INGEST_COMMIT_RETRY_MAX=2s", "EVENTLAKE_INGEST_COMMIT_TIMEOUT=10s"}, l.catEnv...)
+	return append(env, extra...)
+}
+
+// startIngest starts an ingest process named name (its static group
+// member id when static is true) and waits for it to be ready.
+func (l *lake) startIngest(name string, static bool, extra ...string) *th.Proc {
+	l.t.Helper()
+	env := l.ingestEnv(extra...)
+	if static {
+		env = append(env, "EVENTLAKE_INGEST_INSTANCE_ID="+name)
+	}
+	l.mu.Lock()
+	l.gen++
+	n := l.gen
+	l.mu.Unlock()
+	p := th.Start(l.t, fmt.Sprintf("%s-%d", name, n), env, "ingest", "--brokers", l.addr,
+		"--data-dir", filepath.Join(l.dir, "data"), "--http", "127.0.0.1:0")
+	l.mu.Lock()
+	l.ingests[name] = p
+	l.mu.Unlock()
+	return p
+}
+
+// produce starts `eventlake produce` with a seed of its own and records
+// it for the ground truth.
+func (l *lake) produce(seed uint64, count, rate int) *th.Proc {
+	l.t.Helper()
+	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).Add(time.Duration(seed) * time.Hour)
+	step := 5 * time.Millisecond
+	l.mu.Lock()
+	l.seeds = append(l.seeds, produced{seed: seed, count: count, start: start, step: step})
+	l.mu.Unlock()
+	return th.StartNoWait(l.t, fmt.Sprintf("produce-%d", seed), nil, "produce", "--brokers", l.addr,
+		"--rate", strconv.Itoa(rate), "--count", strconv.Itoa(count), "--seed", strconv.FormatUint(seed, 10),
+		"--start", start.Format(time.RFC3339), "--step", step.String(), "--malformed-fraction", "0.01")
+}
+
+// waitProduced waits for a producer to finish successfully.
+func (l *lake) waitProduced(p *th.Proc, d time.Duration) {
+	l.t.Helper()
+	th.Eventually(l.t, d, "producer to finish", func() (bool, string) {
+		done, err := p.Exited()
+		if done && err != nil {
+			l.t.Fatalf("producer failed: %v\n%s", err, p.Log())
+		}
+		return done, "running"
+	})
+}
+
+// truth is the union of every producer run.
+func (l *lake) truth() truth {
+	var all truth
+	all.ordersByMinute = map[int64]minuteTruth{}
+	for _, p := range l.seeds {
+		tr := groundTruth(p.seed, p.count, p.start, p.step, 0.01)
+		all.orders = append(all.orders, tr.orders...)
+		all.inventory = append(all.inventory, tr.inventory...)
+		all.malformed += tr.malformed
+		for m, v := range tr.ordersByMinute {
+			mt := all.ordersByMinute[m]
+			mt.cents += v.cents
+			mt.count += v.count
+			all.ordersByMinute[m] = mt
+		}
+	}
+	return all
+}
+
+func (l *lake) total() int64 {
+	var n int64
+	for _, p := range l.seeds {
+		n += int64(p.count)
+	}
+	return n
+}
+
+// open opens the lake's catalog in the test process (an independent
+// reader).
+func (l *lake) open() *catalog.Catalog {
+	l.t.Helper()
+	cfg := l.catCfg
+	cat, err := catalog.Open(context.Background(), cfg)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.t.Cleanup(func() { cat.Close() })
+	return cat
+}
+
+// waitCaughtUp waits until the raw tables store offsets covering every
+// produced record.
+func (l *lake) waitCaughtUp(cat *catalog.Catalog, d time.Duration) {
+	l.t.Helper()
+	want := l.total()
+	th.Eventually(l.t, d, "ingest to catch up", func() (bool, string) {
+		var stored int64
+		for _, name := range []string{"orders_raw", "inventory_raw"} {
+			stored += storedOffsets(l.t, cat, name).Total()
+		}
+		return stored >= want, fmt.Sprintf("raw tables cover %d of %d records", stored, want)
+	})
+}
+
+// assertExactlyOnce checks that the lake holds every produced event once,
+// every malformed message once in the dead-letter table, and offsets
+// covering every record.
+func (l *lake) assertExactlyOnce(cat *catalog.Catalog) {
+	l.t.Helper()
+	want := l.truth()
+	assertSameSet(l.t, "orders_raw", tableStrings(l.t, cat, "orders_raw", "event_id"), want.orders)
+	assertSameSet(l.t, "inventory_raw", tableStrings(l.t, cat, "inventory_raw", "event_id"), want.inventory)
+	if d := tableRowCount(l.t, cat, "dlq"); d != int64(want.malformed) {
+		l.t.Fatalf("dlq holds %d rows, %d malformed messages were produced", d, want.malformed)
+	}
+	var stored int64
+	for _, name := range []string{"orders_raw", "inventory_raw"} {
+		stored += storedOffsets(l.t, cat, name).Total()
+	}
+	if stored != l.total() {
+		l.t.Fatalf("raw tables store offsets covering %d records, %d were produced", stored, l.total())
+	}
+}
+
+// stopAll stops every running ingest process cleanly.
+func (l *lake) stopAll() {
+	l.t.Helper()
+	l.mu.Lock()
+	procs := make([]*th.Proc, 0, len(l.ingests))
+	for _, p := range l.ingests {
+		procs = append(procs, p)
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		if done, _ := p.Exited(); done {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Stop(60 * time.Second); err != nil {
+				l.t.Errorf("clean shutdown: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// metric reads one sample from a process's /metrics (0 when absent);
+// name may carry a label selector, e.g. eventlake_ingest_state{state="paused"}.
+func metric(t *testing.T, p *th.Proc, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.Ready["http"] + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		key := f[0]
+		if key == name || (strings.HasPrefix(key, name+"{") && !strings.Contains(name, "{")) {
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// jitter returns a duration in [lo, hi).
+func jitter(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}

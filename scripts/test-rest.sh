@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make test-rest`: the catalog conformance suite against a REST catalog,
+# SeaweedFS's built-in Iceberg REST catalog (S3 Table Buckets), whose S3
+# gateway also serves the warehouse. Not run by CI: building SeaweedFS
+# takes about five minutes on a 2-core machine, and the REST catalog is
+# optional for eventlake. Usage: scripts/test-rest.sh [version]
+#
+# `weed mini` runs the whole stack in one process: the S3 gateway on 8333
+# and the Iceberg REST catalog on 8181 (SeaweedFS's defaults; both must be
+# free), with the table bucket created by -tableBucket. Catalog requests
+# are signed with AWS SigV4 (catalog.sigv4), with the S3 credentials.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version="${1:-4.42}"
+export PATH="$PATH:$(go env GOPATH)/bin"
+
+if ! command -v weed >/dev/null 2>&1; then
+  echo "test-rest: building SeaweedFS ${version} (about five minutes)"
+  go install "github.com/seaweedfs/seaweedfs/weed@${version}"
+fi
+
+work="$(mktemp -d)"
+export AWS_ACCESS_KEY_ID="ELREST$(date +%s)"
+export AWS_SECRET_ACCESS_KEY="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+weed mini -dir="$work/data" -tableBucket=eventlake >"$work/weed.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+
+for _ in $(seq 1 120); do
+  if curl -sS -o /dev/null "http://127.0.0.1:8181/v1/config" 2>/dev/null; then break; fi
+  sleep 1
+done
+curl -sS -o /dev/null "http://127.0.0.1:8181/v1/config" || { tail -50 "$work/weed.log"; exit 1; }
+
+EVENTLAKE_TEST_REST_URI="http://127.0.0.1:8181" \
+EVENTLAKE_TEST_REST_WAREHOUSE="s3://eventlake" \
+EVENTLAKE_TEST_REST_SIGV4=1 \
+EVENTLAKE_TEST_REST_S3_ENDPOINT="http://127.0.0.1:8333" \
+EVENTLAKE_TEST_REST_S3_ACCESS_KEY="$AWS_ACCESS_KEY_ID" \
+EVENTLAKE_TEST_REST_S3_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
+  go test -count=1 -run 'TestCatalogConformance/rest' -v ./catalog/
