@@ -358,7 +358,7 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 	startQuery := func() (*proc, string, time.Duration, error) {
 		t0 := time.Now()
 		q, err := start(bin, append(env, "EVENTLAKE_QUERY_S3_CACHE_DIR="+cacheDir), "query",
-			"--data-dir", filepath.Join(work, "day-query"), "--http", "127.0.0.1:0")
+			"--data-dir", filepath.Join(work, "day-query"), "--http", "127.0.0.1:0", "--no-hot")
 		if err != nil {
 			return nil, "", 0, err
 		}

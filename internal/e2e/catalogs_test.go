@@ -37,8 +37,10 @@ func TestCatalogsEndToEnd(t *testing.T) {
 			l.waitCaughtUp(cat, 90*time.Second)
 			t.Logf("caught up in %v", time.Since(t0))
 
+			// The query service with its hot tier, which also commits the
+			// read models to the same catalog and warehouse.
 			q := th.Start(t, "query", append(l.catEnv, "EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms"), "query",
-				"--data-dir", filepath.Join(l.dir, "data"), "--http", "127.0.0.1:0")
+				"--data-dir", filepath.Join(l.dir, "data"), "--http", "127.0.0.1:0", "--brokers", l.addr, "--commit-read-models")
 			base := "http://" + q.Ready["http"]
 			want := l.truth()
 			th.Eventually(t, 60*time.Second, "query service to see every event", func() (bool, string) {
