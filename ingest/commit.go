@@ -392,6 +392,7 @@ func (ing *Ingester) forget(parts map[string][]int32) {
 			delete(ing.baseDLQ[t], p)
 			ing.dd.Reset(dedupe.Key{Topic: t, Partition: p})
 			ing.m.lag.DeleteLabelValues(t, strconv.Itoa(int(p)))
+			ing.m.committedOffset.DeleteLabelValues(t, strconv.Itoa(int(p)))
 		}
 	}
 }
