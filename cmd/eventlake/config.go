@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/broker"
 	"github.com/eventlake/eventlake/internal/config"
@@ -34,6 +35,8 @@ type Config struct {
 	Query    query.Config     `yaml:"query"`
 	Streamer streamer.Config  `yaml:"streamer"`
 	Demo     DemoConfig       `yaml:"demo"`
+
+	Compactor compactor.Config `yaml:"compactor"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -120,6 +123,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	if cfg.Query.S3Cache.Dir == "" {
 		cfg.Query.S3Cache.Dir = filepath.Join(cfg.DataDir, "s3cache")
 	}
+	compactorDefaults(cfg)
 	if cfg.Broker.DataDir == "" {
 		cfg.Broker.DataDir = filepath.Join(cfg.DataDir, "kafka")
 	}

@@ -126,9 +126,16 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 	}
+	maint, err := devCompactor(cfg, cat, log, reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer maint.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return maint.run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}

@@ -1,0 +1,335 @@
+package compactor
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// partition is the live data files of one table partition.
+type partition struct {
+	key   string
+	dir   string      // directory name of its files, e.g. ts_hour=2026-11-26-10
+	value map[int]any // partition values, as data files carry them
+	// end is when the partition's time range ends (zero if the spec is
+	// not a single time transform).
+	end   time.Time
+	files []iceberg.DataFile
+}
+
+// livePartitions lists the data files of the table's current snapshot by
+// partition, oldest partition first.
+func livePartitions(ctx context.Context, tbl *table.Table) ([]*partition, int, error) {
+	if tbl.CurrentSnapshot() == nil {
+		return nil, 0, nil
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("plan files: %w", err)
+	}
+	spec := tbl.Spec()
+	byKey := map[string]*partition{}
+	seen := map[string]bool{}
+	n := 0
+	for _, t := range tasks {
+		if len(t.DeleteFiles) > 0 || len(t.EqualityDeleteFiles) > 0 || len(t.DeletionVectorFiles) > 0 {
+			return nil, 0, errors.New("the table has row-level delete files, which the compactor does not rewrite")
+		}
+		df := t.File
+		if seen[df.FilePath()] {
+			continue
+		}
+		seen[df.FilePath()] = true
+		n++
+		key := fmt.Sprint(df.SpecID(), df.Partition())
+		p := byKey[key]
+		if p == nil {
+			p = &partition{key: key, dir: path.Base(path.Dir(df.FilePath())), value: df.Partition()}
+			if int(df.SpecID()) == spec.ID() {
+				p.end = partitionEnd(spec, df.Partition())
+			}
+			byKey[key] = p
+		}
+		p.files = append(p.files, df)
+	}
+	out := make([]*partition, 0, len(byKey))
+	for _, p := range byKey {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *partition) int {
+		if c := a.end.Compare(b.end); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	return out, n, nil
+}
+
+// partitionEnd is the end of a partition of a single hour/day/month/year
+// transform, zero otherwise.
+func partitionEnd(spec iceberg.PartitionSpec, values map[int]any) time.Time {
+	if spec.NumFields() != 1 {
+		return time.Time{}
+	}
+	f := spec.Field(0)
+	v, ok := toInt64(values[f.FieldID])
+	if !ok {
+		return time.Time{}
+	}
+	switch f.Transform.(type) {
+	case iceberg.HourTransform:
+		return time.Unix((v+1)*3600, 0).UTC()
+	case iceberg.DayTransform:
+		return time.Unix((v+1)*86400, 0).UTC()
+	case iceberg.MonthTransform:
+		return time.Date(1970, time.Month(1+v+1), 1, 0, 0, 0, 0, time.UTC)
+	case iceberg.YearTransform:
+		return time.Date(1970+int(v)+1, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.Time{}
+}
+
+func toInt64(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int32:
+		return int64(v), true
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case iceberg.Date:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// sortColumn is the column compacted files are sorted by: event time.
+func sortColumn(tbl *table.Table, role string) string {
+	cands := []string{catalog.ColTs, catalog.ColIngestedAt}
+	if role == RoleDLQ {
+		cands = []string{catalog.ColIngestedAt}
+	}
+	for _, name := range cands {
+		if _, ok := tbl.Schema().FindFieldByName(name); ok {
+			return name
+		}
+	}
+	return ""
+}
+
+// plan groups the small files of a partition into rewrite groups of at
+// most target bytes, in event-time order, dropping groups of one file.
+func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
+	var small []iceberg.DataFile
+	for _, f := range p.files {
+		if f.FileSizeBytes() < target*3/4 {
+			small = append(small, f)
+		}
+	}
+	lower := func(f iceberg.DataFile) int64 {
+		if b := f.LowerBoundValues()[sortID]; len(b) == 8 {
+			return int64(binary.LittleEndian.Uint64(b))
+		}
+		return 0
+	}
+	slices.SortStableFunc(small, func(a, b iceberg.DataFile) int {
+		if c := cmp.Compare(lower(a), lower(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.FilePath(), b.FilePath())
+	})
+	var (
+		groups [][]iceberg.DataFile
+		cur    []iceberg.DataFile
+		size   int64
+	)
+	for _, f := range small {
+		if len(cur) > 0 && size+f.FileSizeBytes() > target {
+			groups = append(groups, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, f)
+		size += f.FileSizeBytes()
+	}
+	if len(cur) > 0 {
+		groups = append(groups, cur)
+	}
+	return slices.DeleteFunc(groups, func(g []iceberg.DataFile) bool { return len(g) < 2 })
+}
+
+// compact bin-packs the small files of every partition that is closed
+// (its end plus allowed lateness is past) or that holds too many files
+// into target-size files sorted by event time, one commit per partition.
+func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport, error) {
+	if c.policy(t.Name).NoCompaction {
+		return nil, nil
+	}
+	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	parts, total, err := livePartitions(ctx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	r := &TaskReport{FilesBefore: total, FilesAfter: total}
+	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(total))
+	sortBy := sortColumn(tbl, t.Role)
+	sortID := -1
+	if f, ok := tbl.Schema().FindFieldByName(sortBy); ok {
+		sortID = f.ID
+	}
+	now := c.deps.Now()
+	for _, p := range parts {
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		closed := !p.end.IsZero() && !p.end.Add(c.cfg.AllowedLateness).After(now)
+		small := 0
+		for _, f := range p.files {
+			if f.FileSizeBytes() < c.cfg.TargetFileSize*3/4 {
+				small++
+			}
+		}
+		if small < c.cfg.MinInputFiles || (!closed && small < c.cfg.MaxFilesPerPartition) {
+			continue
+		}
+		groups := plan(p, c.cfg.TargetFileSize, sortID)
+		if len(groups) == 0 {
+			continue
+		}
+		var remove []iceberg.DataFile
+		var in int64
+		for _, g := range groups {
+			for _, f := range g {
+				remove = append(remove, f)
+				in += f.FileSizeBytes()
+			}
+		}
+		if dry {
+			r.Partitions++
+			r.FilesRemoved += len(remove)
+			r.FilesAdded += len(groups)
+			r.BytesRead += in
+			r.FilesAfter += len(groups) - len(remove)
+			continue
+		}
+		add, rows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
+		if err != nil {
+			return r, err
+		}
+		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
+		if err != nil {
+			if !errors.Is(err, ErrCommitUnknown) {
+				c.discard(ctx, tbl, add)
+			}
+			if errors.Is(err, ErrStale) {
+				c.log.Info("partition changed while compacting; it is planned again next cycle", logkey.Table, t.Name, "partition", p.dir)
+				continue
+			}
+			return r, err
+		}
+		tbl = newTbl
+		var out int64
+		for _, f := range add {
+			out += f.FileSizeBytes()
+		}
+		r.Partitions++
+		r.FilesRemoved += len(remove)
+		r.FilesAdded += len(add)
+		r.FilesAfter += len(add) - len(remove)
+		r.BytesRead += in
+		r.BytesWritten += out
+		r.Rows += rows
+		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
+		c.count(t.Name, TaskCompact, len(remove), len(add), in, out, rows)
+		c.log.Debug("partition compacted", logkey.Table, t.Name, "partition", p.dir, "files_before", len(remove), "files_after", len(add), logkey.Bytes, in)
+	}
+	if !dry {
+		c.m.dataFiles.WithLabelValues(t.Name).Set(float64(r.FilesAfter))
+	}
+	return r, nil
+}
+
+// rewriteGroups writes one sorted file per group; on error it removes
+// what it wrote.
+func (c *Compactor) rewriteGroups(ctx context.Context, tbl *table.Table, t Table, p *partition, groups [][]iceberg.DataFile, sortBy string) ([]iceberg.DataFile, int64, error) {
+	var (
+		add  []iceberg.DataFile
+		rows int64
+	)
+	for _, g := range groups {
+		loc, err := c.newLocation(tbl, t.Name, p)
+		if err != nil {
+			c.discard(ctx, tbl, add)
+			return nil, 0, err
+		}
+		df, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: g, location: loc, partition: p.value, sortBy: sortBy})
+		if err != nil {
+			c.discard(ctx, tbl, add)
+			return nil, 0, err
+		}
+		if df != nil {
+			add = append(add, df)
+			rows += df.Count()
+		}
+	}
+	return add, rows, nil
+}
+
+// newLocation is where a rewritten file of partition p goes: the cold
+// location when the partition is due for tiering, the table's data
+// directory otherwise.
+func (c *Compactor) newLocation(tbl *table.Table, name string, p *partition) (string, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	file := p.dir + "/" + id.String() + ".parquet"
+	if c.dueForTier(name, p) {
+		return c.coldPrefix(name) + file, nil
+	}
+	lp, err := tbl.LocationProvider()
+	if err != nil {
+		return "", fmt.Errorf("location provider of %s: %w", name, err)
+	}
+	return lp.NewDataLocation(file), nil
+}
+
+// discard removes files written for a change that was not committed.
+func (c *Compactor) discard(ctx context.Context, tbl *table.Table, files []iceberg.DataFile) {
+	if len(files) == 0 {
+		return
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		c.log.Warn("could not remove uncommitted files; orphan cleanup will", logkey.Err, err)
+		return
+	}
+	for _, f := range files {
+		if err := removeObject(fs, f.FilePath()); err != nil {
+			c.log.Warn("could not remove uncommitted file; orphan cleanup will", logkey.Path, f.FilePath(), logkey.Err, err)
+		}
+	}
+}
+
+func (c *Compactor) count(name, task string, removed, added int, in, out, rows int64) {
+	c.m.filesBefore.WithLabelValues(name, task).Add(float64(removed))
+	c.m.filesAfter.WithLabelValues(name, task).Add(float64(added))
+	c.m.bytesRead.WithLabelValues(name, task).Add(float64(in))
+	c.m.bytesWritten.WithLabelValues(name, task).Add(float64(out))
+	c.m.rows.WithLabelValues(name, task).Add(float64(rows))
+}

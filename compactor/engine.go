@@ -1,0 +1,398 @@
+package compactor
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/catalog"
+)
+
+// engine rewrites Parquet files with DuckDB: it reads many small files,
+// sorts by event time and writes one file with Iceberg field ids, using
+// every core and spilling to disk past its memory limit. Iceberg metadata
+// (the data file's statistics) is then taken from the written footer.
+type engine struct {
+	db      *sql.DB
+	tempDir string
+}
+
+func openEngine(cfg *Config) (*engine, error) {
+	conn, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1) // one rewrite at a time; DuckDB parallelizes inside it
+	e := &engine{db: db, tempDir: cfg.TempDir}
+	settings := []string{
+		"SET TimeZone = 'UTC'",
+		"SET memory_limit = '" + cfg.MemoryLimit + "'",
+		"SET preserve_insertion_order = true",
+		"SET enable_progress_bar = false",
+	}
+	if cfg.Threads > 0 {
+		settings = append(settings, "SET threads = "+strconv.Itoa(cfg.Threads))
+	}
+	if cfg.TempDir != "" {
+		settings = append(settings, "SET temp_directory = '"+cfg.TempDir+"'")
+	}
+	for _, st := range settings {
+		if _, err := db.Exec(st); err != nil {
+			return nil, errors.Join(fmt.Errorf("configure duckdb (%s): %w", st, err), db.Close())
+		}
+	}
+	return e, nil
+}
+
+func (e *engine) close() error {
+	if err := e.db.Close(); err != nil {
+		return fmt.Errorf("close duckdb: %w", err)
+	}
+	return nil
+}
+
+// rewriteSpec is one output file to write from input files.
+type rewriteSpec struct {
+	tbl       *table.Table
+	inputs    []iceberg.DataFile
+	location  string      // the new file's URI
+	partition map[int]any // the partition values of every input
+	// keep, when set, maps an input path to the row numbers to drop from
+	// it (erasure); rows keep their order. Otherwise rows are sorted by
+	// sortBy.
+	drop   map[string][]int64
+	sortBy string
+}
+
+// rewrite writes spec's output and returns it as an Iceberg data file, or
+// nil when no row is left. The output file is removed on error.
+func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.DataFile, err error) {
+	fs, err := spec.tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open table io: %w", err)
+	}
+	var cleanup []string
+	defer func() {
+		for _, p := range cleanup {
+			_ = os.Remove(p)
+		}
+	}()
+	// DuckDB reads and writes local files here; objects elsewhere are
+	// staged through the table's FileIO.
+	inputs := make([]string, len(spec.inputs))
+	for i, f := range spec.inputs {
+		p, ok := catalog.LocalPath(f.FilePath())
+		if !ok {
+			if p, err = e.download(fs, f.FilePath()); err != nil {
+				return nil, err
+			}
+			cleanup = append(cleanup, p)
+		}
+		inputs[i] = p
+	}
+	out, local := catalog.LocalPath(spec.location)
+	if !local {
+		out = filepath.Join(e.staging(), uuid.NewString()+".parquet")
+		cleanup = append(cleanup, out)
+	} else if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, fmt.Errorf("create directory for %s: %w", spec.location, err)
+	}
+
+	query, err := copyStatement(spec, inputs, out)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.db.ExecContext(ctx, query); err != nil {
+		_ = os.Remove(out)
+		return nil, fmt.Errorf("rewrite %d files into %s: %w", len(inputs), spec.location, err)
+	}
+	if local {
+		defer func() {
+			if err != nil || df == nil {
+				_ = os.Remove(out)
+			}
+		}()
+		if err := syncFile(out); err != nil {
+			return nil, err
+		}
+	}
+	md, size, err := footer(out)
+	if err != nil {
+		return nil, err
+	}
+	if md.NumRows == 0 {
+		return nil, nil
+	}
+	if !local {
+		if err := upload(fs, out, spec.location); err != nil {
+			return nil, err
+		}
+	}
+	df, err = table.DataFileFromMetadata(table.DataFileArgs{
+		Schema:          spec.tbl.Schema(),
+		Spec:            spec.tbl.Spec(),
+		Format:          iceberg.ParquetFile,
+		Metadata:        md,
+		FilePath:        spec.location,
+		FileSize:        size,
+		Content:         iceberg.EntryContentData,
+		PartitionValues: spec.partition,
+		Properties:      spec.tbl.Properties(),
+		FormatVersion:   spec.tbl.Metadata().Version(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe data file %s: %w", spec.location, err)
+	}
+	return df, nil
+}
+
+// copyStatement builds the DuckDB COPY that writes spec's output. Columns
+// are selected and cast by the table's current schema, so files written
+// before a column was added read it as null.
+func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error) {
+	var sel, ids []string
+	for _, f := range spec.tbl.Schema().Fields() {
+		t, err := duckType(f.Type)
+		if err != nil {
+			return "", fmt.Errorf("column %s: %w", f.Name, err)
+		}
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(f.Name), t, quoteIdent(f.Name)))
+		ids = append(ids, fmt.Sprintf("%s: %d", quoteString(f.Name), f.ID))
+	}
+	var src strings.Builder
+	if spec.drop != nil {
+		// One branch per input, dropping the listed row numbers.
+		for i, p := range inputs {
+			if i > 0 {
+				src.WriteString(" UNION ALL BY NAME ")
+			}
+			fmt.Fprintf(&src, "SELECT * FROM (SELECT *, %d AS __file FROM read_parquet(%s, file_row_number = true))", i, quoteString(p))
+			if rows := spec.drop[spec.inputs[i].FilePath()]; len(rows) > 0 {
+				parts := make([]string, len(rows))
+				for j, r := range rows {
+					parts[j] = strconv.FormatInt(r, 10)
+				}
+				fmt.Fprintf(&src, " WHERE file_row_number NOT IN (%s)", strings.Join(parts, ","))
+			}
+		}
+	} else {
+		quoted := make([]string, len(inputs))
+		for i, p := range inputs {
+			quoted[i] = quoteString(p)
+		}
+		fmt.Fprintf(&src, "SELECT * FROM read_parquet([%s], union_by_name = true)", strings.Join(quoted, ", "))
+	}
+	order := ""
+	switch {
+	case spec.drop != nil:
+		order = " ORDER BY __file, file_row_number"
+	case spec.sortBy != "":
+		order = " ORDER BY " + quoteIdent(spec.sortBy)
+	}
+	return fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 262144, FIELD_IDS {%s})",
+		strings.Join(sel, ", "), src.String(), order, quoteString(out), strings.Join(ids, ", ")), nil
+}
+
+// footer reads a local Parquet file's metadata and size.
+func footer(path string) (md *metadata.FileMetaData, size int64, err error) {
+	r, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read footer of %s: %w", path, err)
+	}
+	defer func() {
+		if cerr := r.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", path, cerr)
+		}
+	}()
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.MetaData(), st.Size(), nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	serr := f.Sync()
+	cerr := f.Close()
+	if serr != nil {
+		return fmt.Errorf("fsync %s: %w", path, serr)
+	}
+	return cerr
+}
+
+func (e *engine) staging() string {
+	if e.tempDir != "" {
+		return e.tempDir
+	}
+	return os.TempDir()
+}
+
+// download copies an object to a local staging file.
+func (e *engine) download(fs iceio.IO, location string) (string, error) {
+	in, err := fs.Open(location)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", location, err)
+	}
+	defer in.Close()
+	p := filepath.Join(e.staging(), uuid.NewString()+".parquet")
+	out, err := os.Create(p)
+	if err != nil {
+		return "", fmt.Errorf("stage %s: %w", location, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(p)
+		return "", fmt.Errorf("download %s: %w", location, err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(p)
+		return "", fmt.Errorf("stage %s: %w", location, err)
+	}
+	return p, nil
+}
+
+// upload writes a local file to location through the table's FileIO.
+func upload(fs iceio.IO, local, location string) error {
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return fmt.Errorf("table io %T cannot write files", fs)
+	}
+	in, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := wfs.Create(location)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", location, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("upload %s: %w", location, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("upload %s: %w", location, err)
+	}
+	return nil
+}
+
+// copyObject copies a data file byte for byte (tiering), locally with an
+// fsync, elsewhere through the table's FileIO.
+func copyObject(fs iceio.IO, from, to string) error {
+	src, srcLocal := catalog.LocalPath(from)
+	dst, dstLocal := catalog.LocalPath(to)
+	if !srcLocal || !dstLocal {
+		in, err := fs.Open(from)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", from, err)
+		}
+		defer in.Close()
+		wfs, ok := fs.(iceio.WriteFileIO)
+		if !ok {
+			return fmt.Errorf("table io %T cannot write files", fs)
+		}
+		out, err := wfs.Create(to)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", to, err)
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return fmt.Errorf("copy %s to %s: %w", from, to, err)
+		}
+		return out.Close()
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("create directory for %s: %w", to, err)
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", from, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", to, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return fmt.Errorf("copy %s to %s: %w", from, to, err)
+	}
+	serr := out.Sync()
+	cerr := out.Close()
+	if serr != nil || cerr != nil {
+		os.Remove(dst)
+		return fmt.Errorf("write %s: %w", to, errors.Join(serr, cerr))
+	}
+	return nil
+}
+
+// removeObject deletes a file no snapshot references (a rewrite that was
+// not committed).
+func removeObject(fs iceio.IO, location string) error {
+	if p, ok := catalog.LocalPath(location); ok {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", location, err)
+		}
+		return nil
+	}
+	if err := fs.Remove(location); err != nil {
+		return fmt.Errorf("remove %s: %w", location, err)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// duckType is the DuckDB type of an Iceberg primitive type.
+func duckType(t iceberg.Type) (string, error) {
+	switch t := t.(type) {
+	case iceberg.BooleanType:
+		return "BOOLEAN", nil
+	case iceberg.Int32Type:
+		return "INTEGER", nil
+	case iceberg.Int64Type:
+		return "BIGINT", nil
+	case iceberg.Float32Type:
+		return "FLOAT", nil
+	case iceberg.Float64Type:
+		return "DOUBLE", nil
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
+	case iceberg.DateType:
+		return "DATE", nil
+	case iceberg.TimeType:
+		return "TIME", nil
+	case iceberg.TimestampType:
+		return "TIMESTAMP", nil
+	case iceberg.TimestampTzType:
+		return "TIMESTAMPTZ", nil
+	case iceberg.StringType:
+		return "VARCHAR", nil
+	case iceberg.UUIDType:
+		return "UUID", nil
+	case iceberg.BinaryType:
+		return "BLOB", nil
+	}
+	return "", fmt.Errorf("type %s is not rewritten by the compactor", t)
+}

@@ -1,0 +1,182 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/internal/logkey"
+)
+
+// retention drops every partition of the table that ended longer ago than
+// the table's retention, in one commit. The files stay on storage until
+// expiry removes the snapshots that still reference them (snapshot_min_age
+// later), then they are deleted.
+func (c *Compactor) retention(ctx context.Context, t Table, dry bool) (*TaskReport, error) {
+	keep := c.policy(t.Name).Retention
+	if keep <= 0 {
+		return nil, nil
+	}
+	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	parts, total, err := livePartitions(ctx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	r := &TaskReport{FilesBefore: total, FilesAfter: total}
+	now := c.deps.Now()
+	var drop []iceberg.DataFile
+	for _, p := range parts {
+		if p.end.IsZero() || !p.end.Add(keep).Before(now) {
+			continue
+		}
+		r.Partitions++
+		for _, f := range p.files {
+			drop = append(drop, f)
+			r.BytesRead += f.FileSizeBytes()
+			r.Rows += f.Count()
+		}
+		c.log.Info("partition past retention", logkey.Table, t.Name, "partition", p.dir, "end", p.end, "dry_run", dry)
+	}
+	if len(drop) == 0 {
+		return r, nil
+	}
+	r.FilesRemoved = len(drop)
+	r.FilesAfter = total - len(drop)
+	if dry {
+		return r, nil
+	}
+	newTbl, err := c.replace(ctx, t.Name, TaskRetention, drop, nil, false, nil)
+	if errors.Is(err, ErrStale) {
+		c.log.Info("partitions changed while applying retention; planned again next cycle", logkey.Table, t.Name)
+		return r, nil
+	}
+	if err != nil {
+		return r, err
+	}
+	r.SnapshotID = newTbl.CurrentSnapshot().SnapshotID
+	c.m.dropped.WithLabelValues(t.Name).Add(float64(r.Partitions))
+	c.count(t.Name, TaskRetention, len(drop), 0, r.BytesRead, 0, 0)
+	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(r.FilesAfter))
+	return r, nil
+}
+
+// coldPrefix is the directory of a table's tiered data files, ending in /.
+func (c *Compactor) coldPrefix(name string) string {
+	return strings.TrimSuffix(c.cfg.ColdLocation, "/") + "/" + c.deps.Catalog.Config().Namespace + "/" + name + "/data/"
+}
+
+// dueForTier reports whether partition p of table name belongs in the
+// cold location.
+func (c *Compactor) dueForTier(name string, p *partition) bool {
+	after := c.policy(name).TierAfter
+	return after > 0 && c.cfg.ColdLocation != "" && !p.end.IsZero() && p.end.Add(after).Before(c.deps.Now())
+}
+
+// tier moves the files of partitions older than tier_after to the cold
+// location: each is copied byte for byte and swapped in by a rewrite
+// commit, one per partition. The table stays one table: readers get the
+// new paths with the next snapshot, and the warm copies are deleted by
+// expiry once no retained snapshot references them.
+func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, error) {
+	if c.policy(t.Name).TierAfter <= 0 || c.cfg.ColdLocation == "" {
+		return nil, nil
+	}
+	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	parts, total, err := livePartitions(ctx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	r := &TaskReport{FilesBefore: total, FilesAfter: total}
+	prefix := c.coldPrefix(t.Name)
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		if !c.dueForTier(t.Name, p) {
+			continue
+		}
+		var move []iceberg.DataFile
+		for _, f := range p.files {
+			if !strings.HasPrefix(f.FilePath(), prefix) {
+				move = append(move, f)
+			}
+		}
+		if len(move) == 0 {
+			continue
+		}
+		var in int64
+		for _, f := range move {
+			in += f.FileSizeBytes()
+		}
+		r.Partitions++
+		if dry {
+			r.FilesRemoved += len(move)
+			r.FilesAdded += len(move)
+			r.BytesRead += in
+			continue
+		}
+		var add []iceberg.DataFile
+		for _, f := range move {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return r, err
+			}
+			to := prefix + p.dir + "/" + id.String() + ".parquet"
+			if err := copyObject(fs, f.FilePath(), to); err != nil {
+				c.discard(ctx, tbl, add)
+				return r, err
+			}
+			nf, err := describeCopy(f, to, tbl.Spec())
+			if err != nil {
+				c.discard(ctx, tbl, add)
+				_ = removeObject(fs, to)
+				return r, err
+			}
+			add = append(add, nf)
+		}
+		newTbl, err := c.replace(ctx, t.Name, TaskTier, move, add, true, nil)
+		if err != nil {
+			if !errors.Is(err, ErrCommitUnknown) {
+				c.discard(ctx, tbl, add)
+			}
+			if errors.Is(err, ErrStale) {
+				continue
+			}
+			return r, err
+		}
+		tbl = newTbl
+		r.FilesRemoved += len(move)
+		r.FilesAdded += len(add)
+		r.BytesRead += in
+		r.BytesWritten += in
+		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
+		c.count(t.Name, TaskTier, len(move), len(add), in, in, 0)
+	}
+	return r, nil
+}
+
+// describeCopy is f's Iceberg description at a new path: the bytes are
+// identical, so are the statistics.
+func describeCopy(f iceberg.DataFile, to string, spec iceberg.PartitionSpec) (iceberg.DataFile, error) {
+	b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, to, f.FileFormat(), f.Partition(), nil, nil, f.Count(), f.FileSizeBytes())
+	if err != nil {
+		return nil, err
+	}
+	b.ColumnSizes(f.ColumnSizes()).ValueCounts(f.ValueCounts()).NullValueCounts(f.NullValueCounts()).
+		NaNValueCounts(f.NaNValueCounts()).LowerBoundValues(f.LowerBoundValues()).UpperBoundValues(f.UpperBoundValues()).
+		SplitOffsets(f.SplitOffsets())
+	if id := f.SortOrderID(); id != nil {
+		b.SortOrderID(*id)
+	}
+	return b.Build(), nil
+}
