@@ -170,6 +170,9 @@ func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
 	return slices.DeleteFunc(groups, func(g []iceberg.DataFile) bool { return len(g) < 2 })
 }
 
+// maxBatchPartitions bounds the partitions one compaction commit covers.
+const maxBatchPartitions = 256
+
 // compact bin-packs the small files of every partition that is closed
 // (its end plus allowed lateness is past) or that holds too many files
 // into target-size files sorted by event time, one commit per partition.
@@ -193,8 +196,51 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		sortID = f.ID
 	}
 	now := c.deps.Now()
+	// Partitions are rewritten one by one and committed in batches: one
+	// snapshot per batch keeps commits (and the manifests each rewrites)
+	// few, and bounds the work a conflict can throw away.
+	var (
+		batch      []*partition
+		remove     []iceberg.DataFile
+		add        []iceberg.DataFile
+		in, rows   int64
+		batchBytes int64
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		defer func() { batch, remove, add, in, rows, batchBytes = nil, nil, nil, 0, 0, 0 }()
+		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
+		if err != nil {
+			if !errors.Is(err, ErrCommitUnknown) {
+				c.discard(ctx, tbl, add)
+			}
+			if errors.Is(err, ErrStale) {
+				c.log.Info("files changed while compacting; the partitions are planned again next cycle", logkey.Table, t.Name, "partitions", len(batch))
+				return nil
+			}
+			return err
+		}
+		tbl = newTbl
+		var out int64
+		for _, f := range add {
+			out += f.FileSizeBytes()
+		}
+		r.Partitions += len(batch)
+		r.FilesRemoved += len(remove)
+		r.FilesAdded += len(add)
+		r.FilesAfter += len(add) - len(remove)
+		r.BytesRead += in
+		r.BytesWritten += out
+		r.Rows += rows
+		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
+		c.count(t.Name, TaskCompact, len(remove), len(add), in, out, rows)
+		return nil
+	}
 	for _, p := range parts {
 		if ctx.Err() != nil {
+			c.discard(ctx, tbl, add)
 			return r, ctx.Err()
 		}
 		closed := !p.end.IsZero() && !p.end.Add(c.cfg.AllowedLateness).After(now)
@@ -211,52 +257,42 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		if len(groups) == 0 {
 			continue
 		}
-		var remove []iceberg.DataFile
-		var in int64
+		var pin int64
+		var premove []iceberg.DataFile
 		for _, g := range groups {
 			for _, f := range g {
-				remove = append(remove, f)
-				in += f.FileSizeBytes()
+				premove = append(premove, f)
+				pin += f.FileSizeBytes()
 			}
 		}
 		if dry {
 			r.Partitions++
-			r.FilesRemoved += len(remove)
+			r.FilesRemoved += len(premove)
 			r.FilesAdded += len(groups)
-			r.BytesRead += in
-			r.FilesAfter += len(groups) - len(remove)
+			r.BytesRead += pin
+			r.FilesAfter += len(groups) - len(premove)
 			continue
 		}
-		add, rows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
+		padd, prows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
 		if err != nil {
+			c.discard(ctx, tbl, add)
 			return r, err
 		}
-		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
-		if err != nil {
-			if !errors.Is(err, ErrCommitUnknown) {
-				c.discard(ctx, tbl, add)
+		c.log.Debug("partition rewritten", logkey.Table, t.Name, "partition", p.dir, "files_before", len(premove), "files_after", len(padd), logkey.Bytes, pin)
+		batch = append(batch, p)
+		remove = append(remove, premove...)
+		add = append(add, padd...)
+		in += pin
+		rows += prows
+		batchBytes += pin
+		if batchBytes >= 4*c.cfg.TargetFileSize || len(batch) >= maxBatchPartitions {
+			if err := flush(); err != nil {
+				return r, err
 			}
-			if errors.Is(err, ErrStale) {
-				c.log.Info("partition changed while compacting; it is planned again next cycle", logkey.Table, t.Name, "partition", p.dir)
-				continue
-			}
-			return r, err
 		}
-		tbl = newTbl
-		var out int64
-		for _, f := range add {
-			out += f.FileSizeBytes()
-		}
-		r.Partitions++
-		r.FilesRemoved += len(remove)
-		r.FilesAdded += len(add)
-		r.FilesAfter += len(add) - len(remove)
-		r.BytesRead += in
-		r.BytesWritten += out
-		r.Rows += rows
-		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
-		c.count(t.Name, TaskCompact, len(remove), len(add), in, out, rows)
-		c.log.Debug("partition compacted", logkey.Table, t.Name, "partition", p.dir, "files_before", len(remove), "files_after", len(add), logkey.Bytes, in)
+	}
+	if err := flush(); err != nil {
+		return r, err
 	}
 	if !dry {
 		c.m.dataFiles.WithLabelValues(t.Name).Set(float64(r.FilesAfter))

@@ -101,34 +101,62 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 	if err != nil {
 		return nil, err
 	}
+	var (
+		move, add []iceberg.DataFile
+		in        int64
+		parts0    int
+	)
+	flush := func() error {
+		if len(move) == 0 {
+			return nil
+		}
+		defer func() { move, add, in, parts0 = nil, nil, 0, 0 }()
+		newTbl, err := c.replace(ctx, t.Name, TaskTier, move, add, true, nil)
+		if err != nil {
+			if !errors.Is(err, ErrCommitUnknown) {
+				c.discard(ctx, tbl, add)
+			}
+			if errors.Is(err, ErrStale) {
+				return nil
+			}
+			return err
+		}
+		tbl = newTbl
+		r.Partitions += parts0
+		r.FilesRemoved += len(move)
+		r.FilesAdded += len(add)
+		r.BytesRead += in
+		r.BytesWritten += in
+		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
+		c.count(t.Name, TaskTier, len(move), len(add), in, in, 0)
+		return nil
+	}
 	for _, p := range parts {
 		if !c.dueForTier(t.Name, p) {
 			continue
 		}
-		var move []iceberg.DataFile
+		var pmove []iceberg.DataFile
 		for _, f := range p.files {
 			if !strings.HasPrefix(f.FilePath(), prefix) {
-				move = append(move, f)
+				pmove = append(pmove, f)
 			}
 		}
-		if len(move) == 0 {
+		if len(pmove) == 0 {
 			continue
 		}
-		var in int64
-		for _, f := range move {
-			in += f.FileSizeBytes()
-		}
-		r.Partitions++
 		if dry {
-			r.FilesRemoved += len(move)
-			r.FilesAdded += len(move)
-			r.BytesRead += in
+			r.Partitions++
+			for _, f := range pmove {
+				r.BytesRead += f.FileSizeBytes()
+			}
+			r.FilesRemoved += len(pmove)
+			r.FilesAdded += len(pmove)
 			continue
 		}
-		var add []iceberg.DataFile
-		for _, f := range move {
+		for _, f := range pmove {
 			id, err := uuid.NewV7()
 			if err != nil {
+				c.discard(ctx, tbl, add)
 				return r, err
 			}
 			to := prefix + p.dir + "/" + id.String() + ".parquet"
@@ -143,24 +171,18 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 				return r, err
 			}
 			add = append(add, nf)
+			move = append(move, f)
+			in += f.FileSizeBytes()
 		}
-		newTbl, err := c.replace(ctx, t.Name, TaskTier, move, add, true, nil)
-		if err != nil {
-			if !errors.Is(err, ErrCommitUnknown) {
-				c.discard(ctx, tbl, add)
+		parts0++
+		if in >= 4*c.cfg.TargetFileSize || parts0 >= maxBatchPartitions {
+			if err := flush(); err != nil {
+				return r, err
 			}
-			if errors.Is(err, ErrStale) {
-				continue
-			}
-			return r, err
 		}
-		tbl = newTbl
-		r.FilesRemoved += len(move)
-		r.FilesAdded += len(add)
-		r.BytesRead += in
-		r.BytesWritten += in
-		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
-		c.count(t.Name, TaskTier, len(move), len(add), in, in, 0)
+	}
+	if err := flush(); err != nil {
+		return r, err
 	}
 	return r, nil
 }

@@ -1,0 +1,852 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/eventlake/eventlake/catalog"
+	th "github.com/eventlake/eventlake/internal/testharness"
+)
+
+// maintLake is one `eventlake dev --no-demo` process (ingest and the
+// query API) on a fresh data directory, with its in-process compactor off:
+// these tests run maintenance as separate processes, as an operator would.
+type maintLake struct {
+	t       *testing.T
+	dir     string // data directory
+	config  string // YAML config shared by dev and compact commands
+	dev     *th.Proc
+	broker  string
+	api     string
+	catalog *catalog.Catalog
+}
+
+func startMaintLake(t *testing.T, yaml string) *maintLake {
+	t.Helper()
+	root := t.TempDir()
+	l := &maintLake{t: t, dir: filepath.Join(root, "data"), config: filepath.Join(root, "eventlake.yaml")}
+	if err := os.WriteFile(l.config, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.dev = th.Start(t, "dev", []string{
+		"EVENTLAKE_INGEST_FLUSH_INTERVAL=300ms",
+		"EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms",
+		"EVENTLAKE_COMPACTOR_DISABLED=true",
+	}, "dev", "--no-demo", "--config", l.config, "--data-dir", l.dir, "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	l.broker, l.api = l.dev.Ready["kafka"], "http://"+l.dev.Ready["http"]
+	l.catalog = openLake(t, l.dir)
+	return l
+}
+
+// produce runs `eventlake produce` to completion.
+func (l *maintLake) produce(seed, count, rate int, start time.Time, step time.Duration, extra ...string) {
+	l.t.Helper()
+	args := append([]string{"produce", "--brokers", l.broker, "--rate", strconv.Itoa(rate), "--count", strconv.Itoa(count),
+		"--seed", strconv.Itoa(seed), "--start", start.Format(time.RFC3339), "--step", step.String()}, extra...)
+	l.run(nil, args...)
+}
+
+// run runs a one-shot eventlake command and returns its standard output.
+func (l *maintLake) run(env []string, args ...string) string {
+	l.t.Helper()
+	began := time.Now()
+	defer func() { l.t.Logf("eventlake %s: %v", strings.Join(args[:min(2, len(args))], " "), time.Since(began).Round(time.Millisecond)) }()
+	cmd := exec.Command(th.Binary(l.t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		l.t.Fatalf("eventlake %v: %v\n%s", args, err, tailString(stderr.String(), 6000))
+	}
+	return stdout.String()
+}
+
+// maintain runs `eventlake compact <task>` against the lake with short,
+// test-only reader margins.
+func (l *maintLake) maintain(task string, extra ...string) string {
+	l.t.Helper()
+	return l.run(maintEnv(), append([]string{"compact", task, "--config", l.config, "--data-dir", l.dir, "--json"}, extra...)...)
+}
+
+func maintEnv() []string {
+	return []string{"EVENTLAKE_COMPACTOR_UNSAFE_SHORT_AGES=true", "EVENTLAKE_COMPACTOR_SNAPSHOT_MIN_AGE=1s",
+		"EVENTLAKE_COMPACTOR_SNAPSHOT_MAX_AGE=1s", "EVENTLAKE_COMPACTOR_ORPHAN_MIN_AGE=1s", "EVENTLAKE_LOG_LEVEL=info"}
+}
+
+// waitRows waits until the query API counts want rows in view.
+func (l *maintLake) waitRows(view string, want int) {
+	l.t.Helper()
+	th.Eventually(l.t, 60*time.Second, view+" rows visible", func() (bool, string) {
+		r, code := th.TrySQL(l.t, l.api, "SELECT count(*) FROM "+view)
+		if code != 200 || len(r.Rows) != 1 {
+			return false, fmt.Sprintf("HTTP %d %s", code, r.Error)
+		}
+		got := fmt.Sprint(r.Rows[0][0])
+		return got == strconv.Itoa(want), got + " of " + strconv.Itoa(want)
+	})
+}
+
+// waitServes waits until the query API answers from the table's current
+// snapshot.
+func (l *maintLake) waitServes(name string) {
+	l.t.Helper()
+	tbl, err := l.catalog.LoadTable(context.Background(), name)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	want := tbl.CurrentSnapshot().SnapshotID
+	th.Eventually(l.t, 30*time.Second, name+" snapshot in service", func() (bool, string) {
+		r := th.SQL(l.t, l.api, "SELECT 1")
+		return r.SnapshotID[name] == want, fmt.Sprintf("serving %d, current %d", r.SnapshotID[name], want)
+	})
+}
+
+// answer is the part of a query answer that must not change when only the
+// physical layout of the lake changes.
+func (l *maintLake) answer(sql string) string {
+	l.t.Helper()
+	r := th.SQL(l.t, l.api, sql)
+	if r.Truncated {
+		l.t.Fatalf("%q: answer truncated; the comparison would be partial", sql)
+	}
+	b, err := json.Marshal(struct {
+		C []string
+		T []string
+		R [][]any
+	}{r.Columns, r.Types, r.Rows})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (l *maintLake) revenue(from, to time.Time) string {
+	l.t.Helper()
+	var resp struct {
+		Rows json.RawMessage `json:"rows"`
+	}
+	url := fmt.Sprintf("%s/v1/metrics/order_revenue_minute?from=%s&to=%s", l.api, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	if code := th.GetJSON(l.t, url, &resp); code != 200 {
+		l.t.Fatalf("revenue: HTTP %d", code)
+	}
+	return string(resp.Rows)
+}
+
+// liveFiles returns the data files of the table's current snapshot by
+// partition directory.
+func (l *maintLake) liveFiles(name string) map[string][]string {
+	l.t.Helper()
+	tbl, err := l.catalog.LoadTable(context.Background(), name)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, tk := range tasks {
+		p := localPath(tk.File.FilePath())
+		dir := filepath.Base(filepath.Dir(p))
+		out[dir] = append(out[dir], p)
+	}
+	return out
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// TestCompactionUnderIngest compacts a lake made of 300 ms commits while
+// ingest keeps committing to the same partitions, then checks that every
+// partition ends with at most 2 files, that the query API answers exactly
+// as before compaction, byte for byte, and that every event is in the lake
+// exactly once.
+func TestCompactionUnderIngest(t *testing.T) {
+	l := startMaintLake(t, "compactor:\n  target_file_size: 134217728\n")
+	now := time.Now().UTC()
+	const (
+		nA, nB       = 5000, 5000
+		seedA, seedB = 11, 12
+	)
+	// Phase A: three hours of events, six hours ago, at 1,000 events/s:
+	// a file per partition per 300 ms commit.
+	startA := now.Add(-6 * time.Hour).Truncate(time.Hour)
+	stepA := 3 * time.Hour / nA
+	// Phase B starts 5 minutes after phase A's last event (lateness is at
+	// most 2 minutes), so a filter on ts separates the two.
+	boundary := startA.Add(3 * time.Hour)
+	startB := boundary.Add(5 * time.Minute)
+	stepB := 2 * time.Hour / nB
+	wantA := groundTruth(seedA, nA, startA, stepA, 0)
+	wantB := groundTruth(seedB, nB, startB, stepB, 0)
+
+	l.produce(seedA, nA, 1000, startA, stepA)
+	l.waitRows("events", nA)
+	before := l.liveFiles("orders_raw")
+	t.Logf("phase A: %d partitions of orders_raw, %d files", len(before), countFiles(before))
+
+	cut := fmt.Sprintf("TIMESTAMPTZ '%s'", boundary.Format("2006-01-02 15:04:05+00"))
+	queries := []string{
+		"SELECT event_id, amount, ts FROM orders WHERE ts < " + cut + " ORDER BY event_id",
+		"SELECT event_id, type, ts, payload, kafka_topic, kafka_partition, kafka_offset, ingested_at FROM events WHERE ts < " + cut + " ORDER BY event_id",
+		"SELECT date_trunc('minute', ts) AS m, sum(amount), count(*), min(event_id), max(event_id) FROM orders WHERE ts < " + cut + " GROUP BY 1 ORDER BY 1",
+		"SELECT product_id, warehouse, stock, delta, event_id FROM inventory WHERE ts < " + cut + " ORDER BY event_id",
+	}
+	var answers []string
+	for _, q := range queries {
+		answers = append(answers, l.answer(q))
+	}
+	revA := l.revenue(startA.Add(-time.Hour), boundary)
+
+	// Phase B: the compactor daemon runs every 300 ms while ingest commits
+	// phase B's events every 300 ms.
+	comp := th.Start(t, "compact", append(maintEnv(), "EVENTLAKE_COMPACTOR_INTERVAL=300ms"),
+		"compact", "--config", l.config, "--data-dir", l.dir, "--http", "127.0.0.1:0")
+	l.produce(seedB, nB, 1000, startB, stepB)
+	l.waitRows("events", nA+nB)
+	metrics := httpGet(t, "http://"+comp.Ready["http"]+"/metrics")
+	if err := comp.Stop(30 * time.Second); err != nil {
+		t.Fatalf("compactor daemon: %v\n%s", err, comp.Log())
+	}
+	if !strings.Contains(metrics, `eventlake_compactor_commits_total{table="orders_raw",task="compact"}`) {
+		t.Fatalf("the daemon committed no compaction of orders_raw while ingest ran:\n%s", grepLines(metrics, "eventlake_compactor_"))
+	}
+	t.Logf("daemon: %s", grepLines(metrics, "eventlake_compactor_commit"))
+
+	// A last pass compacts what phase B's final commits added.
+	out := l.maintain("rewrite")
+	t.Logf("final compaction: %s", out)
+	for _, name := range []string{"orders_raw", "inventory_raw"} {
+		for dir, files := range l.liveFiles(name) {
+			if len(files) > 2 {
+				t.Errorf("%s partition %s has %d files after compaction", name, dir, len(files))
+			}
+		}
+	}
+	l.waitServes("orders_raw")
+	l.waitServes("inventory_raw")
+	for i, q := range queries {
+		if got := l.answer(q); got != answers[i] {
+			t.Errorf("query %q answers differently after compaction:\nbefore %s\nafter  %s", q, head2(answers[i]), head2(got))
+		}
+	}
+	if got := l.revenue(startA.Add(-time.Hour), boundary); got != revA {
+		t.Errorf("revenue endpoint answers differently after compaction:\nbefore %s\nafter  %s", head2(revA), head2(got))
+	}
+
+	// Exactly once, after compaction and concurrent commits.
+	assertSameSet(t, "orders_raw", tableStrings(t, l.catalog, "orders_raw", "event_id"), append(wantA.orders, wantB.orders...))
+	assertSameSet(t, "inventory_raw", tableStrings(t, l.catalog, "inventory_raw", "event_id"), append(wantA.inventory, wantB.inventory...))
+	var stored int64
+	for _, name := range []string{"orders_raw", "inventory_raw"} {
+		stored += storedOffsets(t, l.catalog, name).Total()
+	}
+	if stored != nA+nB {
+		t.Fatalf("raw tables store offsets covering %d records, %d were produced", stored, nA+nB)
+	}
+	// Compaction snapshots carry the offsets themselves.
+	tbl, err := l.catalog.LoadTable(context.Background(), "orders_raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := tbl.CurrentSnapshot()
+	if cur.Summary.Properties["eventlake.maintenance"] != "compact" || cur.Summary.Properties[catalog.SummaryOffsets] == "" {
+		t.Fatalf("current snapshot of orders_raw is not a compaction carrying offsets: %v", cur.Summary.Properties)
+	}
+	if err := l.dev.Stop(30 * time.Second); err != nil {
+		t.Fatalf("dev: %v", err)
+	}
+}
+
+// filesRemoved sums files_removed over a `compact --json` report.
+func filesRemoved(t *testing.T, report string) int {
+	t.Helper()
+	var rs []struct {
+		FilesRemoved int `json:"files_removed"`
+	}
+	if err := json.Unmarshal([]byte(report), &rs); err != nil {
+		t.Fatalf("compact report: %v\n%s", err, report)
+	}
+	n := 0
+	for _, r := range rs {
+		n += r.FilesRemoved
+	}
+	return n
+}
+
+func countFiles(m map[string][]string) int {
+	n := 0
+	for _, f := range m {
+		n += len(f)
+	}
+	return n
+}
+
+func head2(s string) string {
+	if len(s) > 600 {
+		return s[:600] + "..."
+	}
+	return s
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// referencedFiles lists every file the table's metadata references: the
+// current and previous metadata files, and for every retained snapshot its
+// manifest list, manifests and live data files.
+func referencedFiles(t *testing.T, tbl *table.Table) map[string]bool {
+	t.Helper()
+	fsys, err := tbl.FS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := map[string]bool{localPath(tbl.MetadataLocation()): true}
+	for e := range tbl.Metadata().PreviousFiles() {
+		ref[localPath(e.MetadataFile)] = true
+	}
+	for _, s := range tbl.Metadata().Snapshots() {
+		ref[localPath(s.ManifestList)] = true
+		mans, err := s.Manifests(fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mans {
+			ref[localPath(m.FilePath())] = true
+			for e, err := range m.Entries(fsys, true) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref[localPath(e.DataFile().FilePath())] = true
+			}
+		}
+	}
+	return ref
+}
+
+func localPath(loc string) string {
+	p, _ := catalog.LocalPath(loc)
+	return p
+}
+
+// filesUnder lists the regular files below dir.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRetentionTieringExpiryOrphans runs retention, compaction, tiering,
+// snapshot expiry and orphan cleanup on five days of events and checks
+// each: exactly the partitions past retention are dropped, tiered files
+// live in the cold location and answer the same queries, afterwards
+// storage holds only files the retained snapshots and metadata reference,
+// and time travel to every retained snapshot reads.
+func TestRetentionTieringExpiryOrphans(t *testing.T) {
+	coldDir := filepath.Join(t.TempDir(), "cold")
+	l := startMaintLake(t, fmt.Sprintf(`compactor:
+  snapshot_retain_last: 2
+  cold_location: %s
+  tables:
+    orders_raw: {retention: 72h, tier_after: 24h}
+    inventory_raw: {tier_after: 24h}
+`, coldDir))
+	now := time.Now().UTC()
+	start := now.Add(-5 * 24 * time.Hour).Truncate(time.Hour)
+	const perRound = 1200
+	step := 5 * 24 * time.Hour / perRound
+	for i := range 3 {
+		l.produce(21+i, perRound, 0, start.Add(time.Duration(i)*time.Minute), step)
+		l.waitRows("events", perRound*(i+1))
+	}
+	hourly := "SELECT date_trunc('hour', ts) AS h, count(*), sum(amount) FROM orders GROUP BY 1 ORDER BY 1"
+	dump := "SELECT event_id, amount, ts, user_id FROM orders ORDER BY event_id"
+	invDump := "SELECT event_id, stock, ts FROM inventory ORDER BY event_id"
+
+	// A dry run changes nothing.
+	snapBefore := currentSnapshot(t, l.catalog, "orders_raw")
+	var dry []struct {
+		Task         string `json:"task"`
+		Table        string `json:"table"`
+		FilesRemoved int    `json:"files_removed"`
+		DryRun       bool   `json:"dry_run"`
+	}
+	if err := json.Unmarshal([]byte(l.maintain("once", "--dry-run")), &dry); err != nil {
+		t.Fatal(err)
+	}
+	planned := 0
+	for _, r := range dry {
+		if !r.DryRun {
+			t.Fatalf("dry run report not marked dry: %+v", r)
+		}
+		planned += r.FilesRemoved
+	}
+	if planned == 0 || currentSnapshot(t, l.catalog, "orders_raw") != snapBefore {
+		t.Fatalf("dry run planned %d file changes and moved orders_raw from %d to %d", planned, snapBefore, currentSnapshot(t, l.catalog, "orders_raw"))
+	}
+
+	// Orphans as failed commits leave them: a data file, a manifest and a
+	// metadata file no snapshot references, older than the margin.
+	tblDir := filepath.Join(l.dir, "warehouse", "lake.db", "orders_raw")
+	var orphans []string
+	for _, part := range l.liveFiles("orders_raw") {
+		b, err := os.ReadFile(part[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(filepath.Dir(part[0]), "00000-orphan-of-a-failed-commit.parquet")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		orphans = append(orphans, p)
+		break
+	}
+	for _, name := range []string{"99999-orphan.metadata.json", "orphan-m0.avro", "snap-1-orphan.avro"} {
+		p := filepath.Join(tblDir, "metadata", name)
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		orphans = append(orphans, p)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range orphans {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Retention: exactly the hours that ended more than 72 h ago go.
+	hoursBefore := hourCounts(t, l, hourly)
+	t0 := time.Now()
+	l.maintain("retention")
+	t1 := time.Now()
+	l.waitServes("orders_raw")
+	hoursAfter := hourCounts(t, l, hourly)
+	dropped := 0
+	for h, row := range hoursBefore {
+		end := h.Add(time.Hour)
+		got, kept := hoursAfter[h]
+		switch {
+		case end.Add(72 * time.Hour).Before(t0):
+			if kept {
+				t.Errorf("hour %s ended before the retention limit but is still there", h)
+			}
+			dropped++
+		case !end.Add(72 * time.Hour).Before(t1):
+			if !kept || got != row {
+				t.Errorf("hour %s is within retention but changed: before %q after %q", h, row, got)
+			}
+		}
+	}
+	if dropped == 0 || len(hoursAfter) == 0 {
+		t.Fatalf("retention dropped %d of %d hours; the test data does not straddle the limit", dropped, len(hoursBefore))
+	}
+	for h := range hoursAfter {
+		if _, ok := hoursBefore[h]; !ok {
+			t.Errorf("hour %s appeared after retention", h)
+		}
+	}
+	t.Logf("retention dropped %d of %d hours of orders_raw", dropped, len(hoursBefore))
+
+	// Compaction and tiering: old partitions end up in the cold location,
+	// one sorted file each, and every answer is unchanged.
+	answers := []string{l.answer(hourly), l.answer(dump), l.answer(invDump)}
+	l.maintain("rewrite")
+	l.maintain("tier")
+	l.waitServes("orders_raw")
+	l.waitServes("inventory_raw")
+	for i, q := range []string{hourly, dump, invDump} {
+		if got := l.answer(q); got != answers[i] {
+			t.Errorf("%q answers differently after compaction and tiering:\nbefore %s\nafter  %s", q, head2(answers[i]), head2(got))
+		}
+	}
+	cold, warm := 0, 0
+	for _, name := range []string{"orders_raw", "inventory_raw"} {
+		for dir, files := range l.liveFiles(name) {
+			h, err := time.Parse("2006-01-02-15", strings.TrimPrefix(dir, "ts_hour="))
+			if err != nil {
+				t.Fatalf("partition directory %q: %v", dir, err)
+			}
+			due := h.Add(time.Hour).Add(24 * time.Hour).Before(time.Now())
+			for _, f := range files {
+				inCold := strings.HasPrefix(f, coldDir+"/lake/"+name+"/data/")
+				switch {
+				case due && !inCold:
+					t.Errorf("%s: %s is older than tier_after but not tiered: %s", name, dir, f)
+				case !due && inCold && h.Add(25*time.Hour).Before(time.Now().Add(-time.Minute)):
+					t.Errorf("%s: %s is younger than tier_after but tiered", name, dir)
+				}
+				if inCold {
+					cold++
+				} else {
+					warm++
+				}
+			}
+		}
+	}
+	if cold == 0 || warm == 0 {
+		t.Fatalf("%d files tiered, %d warm: the data should have both", cold, warm)
+	}
+
+	// Expiry and orphan cleanup: afterwards storage holds exactly what the
+	// retained snapshots and metadata reference.
+	time.Sleep(1100 * time.Millisecond) // past the test's 1 s snapshot_min_age
+	l.maintain("expire")
+	l.maintain("orphans")
+	for _, p := range orphans {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("orphan %s still exists (%v)", p, err)
+		}
+	}
+	for _, name := range []string{"orders_raw", "inventory_raw", "dlq"} {
+		tbl, err := l.catalog.LoadTable(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := referencedFiles(t, tbl)
+		stored := append(filesUnder(t, filepath.Join(l.dir, "warehouse", "lake.db", name)), filesUnder(t, filepath.Join(coldDir, "lake", name))...)
+		var extra []string
+		have := map[string]bool{}
+		for _, p := range stored {
+			have[p] = true
+			if !ref[p] {
+				extra = append(extra, p)
+			}
+		}
+		var missing []string
+		for p := range ref {
+			if !have[p] {
+				missing = append(missing, p)
+			}
+		}
+		sort.Strings(extra)
+		if len(extra) > 0 || len(missing) > 0 {
+			t.Errorf("%s: %d stored files are not referenced (e.g. %v); %d referenced files are missing (e.g. %v)",
+				name, len(extra), head(extra), len(missing), head(missing))
+		}
+		// Time travel: every retained snapshot still reads.
+		snaps := tbl.Metadata().Snapshots()
+		if name == "orders_raw" && len(snaps) < 2 {
+			t.Errorf("%s keeps %d snapshots, snapshot_retain_last is 2", name, len(snaps))
+		}
+		for _, s := range snaps {
+			at, err := tbl.Scan(table.WithSnapshotID(s.SnapshotID)).ToArrowTable(context.Background())
+			if err != nil {
+				t.Fatalf("%s: time travel to snapshot %d: %v", name, s.SnapshotID, err)
+			}
+			want, _ := strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
+			if at.NumRows() != want {
+				t.Errorf("%s snapshot %d: read %d rows, its summary says %d", name, s.SnapshotID, at.NumRows(), want)
+			}
+			at.Release()
+		}
+	}
+	l.waitServes("orders_raw")
+	if got := l.answer(dump); got != answers[1] {
+		t.Errorf("answers changed after expiry and orphan cleanup")
+	}
+}
+
+func currentSnapshot(t *testing.T, cat *catalog.Catalog, name string) int64 {
+	t.Helper()
+	tbl, err := cat.LoadTable(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl.CurrentSnapshot().SnapshotID
+}
+
+// hourCounts maps each hour of an hourly query to the rest of its row.
+func hourCounts(t *testing.T, l *maintLake, q string) map[time.Time]string {
+	t.Helper()
+	r := th.SQL(t, l.api, q)
+	out := map[time.Time]string{}
+	for _, row := range r.Rows {
+		h, err := time.Parse(time.RFC3339, fmt.Sprint(row[0]))
+		if err != nil {
+			t.Fatalf("hour %v: %v", row[0], err)
+		}
+		out[h] = fmt.Sprint(row[1:])
+	}
+	return out
+}
+
+// TestEraseUser erases one user's events and checks, by reading every
+// Parquet file left under the warehouse directly, that none holds the
+// user's id any more; that every other answer is unchanged; and that the
+// erasure is in the erasure log.
+func TestEraseUser(t *testing.T) {
+	const victim, other = "u-erase-7f3a", "u-keep-7f3a"
+	l := startMaintLake(t, "compactor:\n  target_file_size: 134217728\n")
+	now := time.Now().UTC()
+	start := now.Add(-4 * time.Hour).Truncate(time.Hour)
+	l.produce(31, 3000, 0, start, 2*time.Hour/3000)
+	l.waitRows("events", 3000) // the victim's events come in later commits
+
+	// The victim's events: orders (typed user_id), an inventory update
+	// whose payload names the user, and a malformed message quoting the
+	// id; the other user's look alike and must stay.
+	var ndjson bytes.Buffer
+	victimOrders := 0
+	for i := range 12 {
+		for _, u := range []string{victim, other} {
+			ts := start.Add(time.Duration(i) * 10 * time.Minute).Add(time.Duration(len(u)) * time.Second)
+			fmt.Fprintf(&ndjson, `{"event_id":"gdpr-%s-%d","source":"shop","type":"order.created","timestamp":%q,"payload":{"order_id":"o-%s-%d","user_id":%q,"product_id":"p-1","quantity":1,"amount":"%d.25"}}`+"\n",
+				u, i, ts.Format(time.RFC3339), u, i, u, 10+i)
+			if u == victim {
+				victimOrders++
+			}
+		}
+	}
+	for _, u := range []string{victim, other} {
+		fmt.Fprintf(&ndjson, `{"event_id":"gdpr-inv-%s","source":"shop","type":"inventory.updated","timestamp":%q,"payload":{"product_id":"p-1","stock":3,"reserved_for":{"user_id":%q}}}`+"\n",
+			u, start.Add(time.Hour).Format(time.RFC3339), u)
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.ndjson"), filepath.Join(dir, "bad.ndjson")
+	if err := os.WriteFile(good, ndjson.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"event_id":"gdpr-bad-1","payload":{"user_id":"`+victim+`"`+"\n"+
+		`{"event_id":"gdpr-bad-2","payload":{"user_id":"`+other+`"`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.run(nil, "produce", "--brokers", l.broker, "--rate", "0", "--file", good)
+	l.run(nil, "produce", "--brokers", l.broker, "--rate", "0", "--file", bad, "--topic", "orders.created")
+	l.waitRows("events", 3000+2*12+2)
+	l.waitRows("dlq", 2)
+	// Some files compacted (written by the compactor), some as ingest
+	// wrote them: erasure handles both.
+	if n := filesRemoved(t, l.maintain("rewrite", "--tables", "orders_raw")); n == 0 {
+		t.Fatal("compaction rewrote no file of orders_raw; erasure would not meet compacted files")
+	}
+
+	others := []string{
+		"SELECT event_id, user_id, amount, ts, payload FROM orders_raw WHERE user_id <> '" + victim + "' ORDER BY event_id",
+		"SELECT event_id, payload, stock FROM inventory_raw WHERE payload NOT LIKE '%" + victim + "%' ORDER BY event_id",
+		"SELECT reason, raw, kafka_offset FROM dlq WHERE kafka_offset NOT IN (SELECT kafka_offset FROM dlq WHERE contains(CAST(raw AS VARCHAR), '" + victim + "')) ORDER BY kafka_offset",
+	}
+	var before []string
+	for _, q := range others {
+		before = append(before, l.answer(q))
+	}
+	if got := l.answer("SELECT count(*) FROM orders WHERE user_id = '" + victim + "'"); !strings.Contains(got, strconv.Itoa(victimOrders)) {
+		t.Fatalf("the victim's orders are not all in the lake before erasure: %s", got)
+	}
+
+	// A dry run reports and changes nothing.
+	snap := currentSnapshot(t, l.catalog, "orders_raw")
+	var rep eraseReport
+	erase := []string{"erase", "--config", l.config, "--data-dir", l.dir, "--user-id", victim, "--requested-by", "dpo@example.com", "--json"}
+	if err := json.Unmarshal([]byte(l.run(maintEnv(), append(erase, "--dry-run")...)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if currentSnapshot(t, l.catalog, "orders_raw") != snap {
+		t.Fatal("a dry-run erasure changed orders_raw")
+	}
+	if err := json.Unmarshal([]byte(l.run(maintEnv(), erase...)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, tr := range rep.Tables {
+		rows[tr.Table] = tr.Rows
+		if tr.Rows > 0 && (tr.SnapshotsExpired == 0 || tr.FilesDeleted == 0) {
+			t.Errorf("%s: erased %d rows but expired %d snapshots and deleted %d files", tr.Table, tr.Rows, tr.SnapshotsExpired, tr.FilesDeleted)
+		}
+	}
+	if rows["orders_raw"] != int64(victimOrders) || rows["inventory_raw"] != 1 || rows["dlq"] != 1 {
+		t.Fatalf("erased rows by table = %v, want orders_raw %d, inventory_raw 1, dlq 1", rows, victimOrders)
+	}
+
+	// No Parquet file under the warehouse holds the id, in any column.
+	files := 0
+	for _, p := range filesUnder(t, filepath.Join(l.dir, "warehouse")) {
+		if !strings.HasSuffix(p, ".parquet") {
+			continue
+		}
+		files++
+		if where := parquetContains(t, p, victim); where != "" {
+			t.Errorf("%s still holds %q in %s", p, victim, where)
+		}
+	}
+	if files == 0 {
+		t.Fatal("no Parquet file found under the warehouse")
+	}
+
+	// Everyone else's data is unchanged.
+	l.waitServes("orders_raw")
+	l.waitServes("inventory_raw")
+	l.waitServes("dlq")
+	for i, q := range others {
+		if got := l.answer(q); got != before[i] {
+			t.Errorf("%q changed by the erasure:\nbefore %s\nafter  %s", q, head2(before[i]), head2(got))
+		}
+	}
+
+	// The audit record: who, when, which tables, how many rows, and the
+	// snapshot after the erasure, for both stages.
+	logTbl, err := l.catalog.LoadTable(context.Background(), "erasure_log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := logTbl.Scan().ToArrowTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Release()
+	recs := arrowRows(t, at)
+	stages := map[string]int{}
+	for _, r := range recs {
+		if r["erasure_id"] != rep.ErasureID || r["requested_by"] != "dpo@example.com" || r["subject_sha256"] != rep.SubjectSHA256 {
+			t.Errorf("erasure log row does not describe this erasure: %v", r)
+		}
+		if r["table_name"] == "orders_raw" {
+			stages[r["stage"]]++
+			if r["rows_removed"] != strconv.Itoa(victimOrders) {
+				t.Errorf("erasure log: orders_raw rows_removed %s, want %d", r["rows_removed"], victimOrders)
+			}
+			if r["snapshot_id"] != strconv.FormatInt(rep.snapshotAfter(t, "orders_raw"), 10) {
+				t.Errorf("erasure log: orders_raw snapshot_id %s is not the snapshot after erasure", r["snapshot_id"])
+			}
+		}
+		if strings.Contains(fmt.Sprint(r), victim) {
+			t.Errorf("the erasure log stores the erased id itself: %v", r)
+		}
+	}
+	if stages["erased"] != 1 || stages["purged"] != 1 {
+		t.Fatalf("erasure log stages for orders_raw = %v, want one erased and one purged", stages)
+	}
+}
+
+// eraseReport is the JSON `eventlake erase --json` prints.
+type eraseReport struct {
+	ErasureID     string `json:"erasure_id"`
+	SubjectSHA256 string `json:"subject_sha256"`
+	Tables        []struct {
+		Table            string `json:"table"`
+		Rows             int64  `json:"rows_removed"`
+		FilesRewritten   int    `json:"files_rewritten"`
+		SnapshotAfter    int64  `json:"snapshot_after"`
+		SnapshotsExpired int    `json:"snapshots_expired"`
+		FilesDeleted     int    `json:"files_deleted"`
+	} `json:"tables"`
+}
+
+func (r eraseReport) snapshotAfter(t *testing.T, name string) int64 {
+	t.Helper()
+	for _, tr := range r.Tables {
+		if tr.Table == name {
+			return tr.SnapshotAfter
+		}
+	}
+	t.Fatalf("no erasure report for %s", name)
+	return 0
+}
+
+// parquetContains reads every column of a Parquet file directly (not
+// through the table) and names the first column holding needle in a
+// string or binary value, or returns "".
+func parquetContains(t *testing.T, path, needle string) string {
+	t.Helper()
+	r, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer r.Close()
+	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	defer tbl.Release()
+	n := []byte(needle)
+	for i := 0; i < int(tbl.NumCols()); i++ {
+		col := tbl.Column(i)
+		for _, ch := range col.Data().Chunks() {
+			for j := 0; j < ch.Len(); j++ {
+				if ch.IsNull(j) {
+					continue
+				}
+				var v []byte
+				switch a := ch.(type) {
+				case *array.String:
+					v = []byte(a.Value(j))
+				case *array.Binary:
+					v = a.Value(j)
+				case *array.LargeString:
+					v = []byte(a.Value(j))
+				default:
+					v = []byte(ch.ValueStr(j))
+				}
+				if bytes.Contains(v, n) {
+					return col.Name()
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// arrowRows renders the rows of an Arrow table as column -> value text.
+func arrowRows(t *testing.T, at arrow.Table) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	for i := 0; i < int(at.NumCols()); i++ {
+		col := at.Column(i)
+		row := 0
+		for _, ch := range col.Data().Chunks() {
+			for j := 0; j < ch.Len(); j++ {
+				if len(out) <= row {
+					out = append(out, map[string]string{})
+				}
+				out[row][col.Name()] = ch.ValueStr(j)
+				row++
+			}
+		}
+	}
+	return out
+}
