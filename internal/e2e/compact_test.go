@@ -68,7 +68,9 @@ func (l *maintLake) produce(seed, count, rate int, start time.Time, step time.Du
 func (l *maintLake) run(env []string, args ...string) string {
 	l.t.Helper()
 	began := time.Now()
-	defer func() { l.t.Logf("eventlake %s: %v", strings.Join(args[:min(2, len(args))], " "), time.Since(began).Round(time.Millisecond)) }()
+	defer func() {
+		l.t.Logf("eventlake %s: %v", strings.Join(args[:min(2, len(args))], " "), time.Since(began).Round(time.Millisecond))
+	}()
 	cmd := exec.Command(th.Binary(l.t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
