@@ -44,8 +44,10 @@ type Config struct {
 	// SnapshotRetainLast keeps at least this many snapshots per table for
 	// time travel, however old.
 	SnapshotRetainLast int `yaml:"snapshot_retain_last"`
-	// SnapshotMaxAge keeps every snapshot younger than this for time travel
-	// (never less than SnapshotMinAge).
+	// SnapshotMaxAge keeps every snapshot that was current within this
+	// window for time travel; 0 (the default) keeps just the reader
+	// contract, SnapshotMinAge. With 1-second commits every minute of
+	// window keeps 60 snapshots in the table's metadata.
 	SnapshotMaxAge time.Duration `yaml:"snapshot_max_age"`
 	// OrphanMinAge is the safety margin of orphan cleanup: only files older
 	// than this that no retained snapshot or metadata file references are
@@ -116,9 +118,6 @@ func (c *Config) Defaults() {
 	}
 	if c.SnapshotRetainLast == 0 {
 		c.SnapshotRetainLast = 10
-	}
-	if c.SnapshotMaxAge == 0 {
-		c.SnapshotMaxAge = time.Hour
 	}
 	if c.OrphanMinAge == 0 {
 		c.OrphanMinAge = 24 * time.Hour

@@ -29,23 +29,41 @@ import (
 //     snapshot written by another tool does not carry them forward.
 func retainCount(tbl *table.Table, now time.Time, keep time.Duration, retainLast int) int {
 	md := tbl.Metadata()
+	var chain []snapInfo
 	s := md.CurrentSnapshot()
-	n, offsetsAt := 0, -1
-	supersededAt := now // when the snapshot at hand stopped being current
 	for i := 0; s != nil && i <= len(md.Snapshots()); i++ {
-		if now.Sub(supersededAt) < keep || i < retainLast {
-			n = i + 1
+		info := snapInfo{at: time.UnixMilli(s.TimestampMs)}
+		if s.Summary != nil {
+			_, info.offsets = s.Summary.Properties[catalog.SummaryOffsets]
 		}
-		if offsetsAt < 0 && s.Summary != nil {
-			if _, ok := s.Summary.Properties[catalog.SummaryOffsets]; ok {
-				offsetsAt = i
-			}
-		}
-		supersededAt = time.UnixMilli(s.TimestampMs)
+		chain = append(chain, info)
 		if s.ParentSnapshotID == nil {
 			break
 		}
 		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return retainN(chain, now, keep, retainLast)
+}
+
+// snapInfo is what expiry needs to know of one snapshot.
+type snapInfo struct {
+	at      time.Time // commit time
+	offsets bool      // carries catalog.SummaryOffsets
+}
+
+// retainN applies retainCount's rules to a main-branch chain, newest
+// first.
+func retainN(chain []snapInfo, now time.Time, keep time.Duration, retainLast int) int {
+	n, offsetsAt := 0, -1
+	supersededAt := now // when the snapshot at hand stopped being current
+	for i, s := range chain {
+		if now.Sub(supersededAt) < keep || i < retainLast {
+			n = i + 1
+		}
+		if offsetsAt < 0 && s.offsets {
+			offsetsAt = i
+		}
+		supersededAt = s.at
 	}
 	return max(n, offsetsAt+1, 1)
 }
