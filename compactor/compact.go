@@ -184,10 +184,12 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	if err != nil {
 		return nil, err
 	}
+	began := c.deps.Now()
 	parts, total, err := livePartitions(ctx, tbl)
 	if err != nil {
 		return nil, err
 	}
+	c.log.Debug("compaction planned", logkey.Table, t.Name, logkey.Files, total, "partitions", len(parts), logkey.Duration, c.deps.Now().Sub(began))
 	r := &TaskReport{FilesBefore: total, FilesAfter: total}
 	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(total))
 	sortBy := sortColumn(tbl, t.Role)
@@ -211,7 +213,9 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			return nil
 		}
 		defer func() { batch, remove, add, in, rows, batchBytes = nil, nil, nil, 0, 0, 0 }()
+		began := c.deps.Now()
 		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
+		c.log.Debug("compaction batch committed", logkey.Table, t.Name, "partitions", len(batch), logkey.Files, len(remove), logkey.Duration, c.deps.Now().Sub(began), logkey.Err, err)
 		if err != nil {
 			if !errors.Is(err, ErrCommitUnknown) {
 				c.discard(ctx, tbl, add)
@@ -273,12 +277,14 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			r.FilesAfter += len(groups) - len(premove)
 			continue
 		}
+		began := c.deps.Now()
 		padd, prows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
 		if err != nil {
 			c.discard(ctx, tbl, add)
 			return r, err
 		}
-		c.log.Debug("partition rewritten", logkey.Table, t.Name, "partition", p.dir, "files_before", len(premove), "files_after", len(padd), logkey.Bytes, pin)
+		c.log.Debug("partition rewritten", logkey.Table, t.Name, "partition", p.dir, "files_before", len(premove),
+			"files_after", len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
 		batch = append(batch, p)
 		remove = append(remove, premove...)
 		add = append(add, padd...)

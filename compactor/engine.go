@@ -181,7 +181,7 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 			if i > 0 {
 				src.WriteString(" UNION ALL BY NAME ")
 			}
-			fmt.Fprintf(&src, "SELECT * FROM (SELECT *, %d AS __file FROM read_parquet(%s, file_row_number = true))", i, quoteString(p))
+			fmt.Fprintf(&src, "SELECT * FROM (SELECT *, %d AS __file FROM read_parquet(%s, file_row_number = true, hive_partitioning = false))", i, quoteString(p))
 			if rows := spec.drop[spec.inputs[i].FilePath()]; len(rows) > 0 {
 				parts := make([]string, len(rows))
 				for j, r := range rows {
@@ -195,7 +195,14 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 		for i, p := range inputs {
 			quoted[i] = quoteString(p)
 		}
-		fmt.Fprintf(&src, "SELECT * FROM read_parquet([%s], union_by_name = true)", strings.Join(quoted, ", "))
+		// union_by_name reads every footer up front (a third of the time
+		// over thousands of small files): only when some file predates a
+		// column of the current schema.
+		union := ""
+		if !allColumns(spec.tbl.Schema(), spec.inputs) {
+			union = ", union_by_name = true"
+		}
+		fmt.Fprintf(&src, "SELECT * FROM read_parquet([%s], hive_partitioning = false%s)", strings.Join(quoted, ", "), union)
 	}
 	order := ""
 	switch {
@@ -206,6 +213,20 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 	}
 	return fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 262144, FIELD_IDS {%s})",
 		strings.Join(sel, ", "), src.String(), order, quoteString(out), strings.Join(ids, ", ")), nil
+}
+
+// allColumns reports whether every file has statistics for every column
+// of the schema, i.e. was written with all of them.
+func allColumns(sc *iceberg.Schema, files []iceberg.DataFile) bool {
+	for _, f := range files {
+		counts := f.ValueCounts()
+		for _, fld := range sc.Fields() {
+			if _, ok := counts[fld.ID]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // footer reads a local Parquet file's metadata and size.

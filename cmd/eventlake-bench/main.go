@@ -45,17 +45,22 @@ func run() error {
 	scale := flag.Bool("scale", false, "also run the scale-out benchmarks (scale.go: 1 vs 3 ingest processes, local vs S3, queries over S3); needs versitygw and PostgreSQL")
 	scaleEvents := flag.Int("scale-events", 1_000_000, "events for the scale-out ingest benchmark")
 	scaleDay := flag.Int("scale-day-events", 2_000_000, "order events in the S3 query dataset (0 skips it)")
+	compaction := flag.Bool("compaction", false, "also measure compaction and query latency before/after it on a day of 1-second commits (compact.go)")
+	compactionEvents := flag.Int("compaction-events", 10_000_000, "order events in the day of 1-second commits the compaction benchmark compacts")
+	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
 		return err
 	}
 	*bin = abs
-	work, err := os.MkdirTemp("", "eventlake-bench-")
-	if err != nil {
-		return err
+	work := *keep
+	if work == "" {
+		if work, err = os.MkdirTemp("", "eventlake-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
 	}
-	defer os.RemoveAll(work)
 
 	var results []result
 	if *events > 0 {
@@ -83,6 +88,13 @@ func run() error {
 		r, err := benchScale(*bin, filepath.Join(work, "scale"), *scaleEvents, *scaleDay, *runs)
 		if err != nil {
 			return fmt.Errorf("scale benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *compaction {
+		r, err := benchCompaction(*bin, filepath.Join(work, "compaction"), *compactionEvents, *runs)
+		if err != nil {
+			return fmt.Errorf("compaction benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}

@@ -1,0 +1,501 @@
+package main
+
+// The compaction benchmark: a day of order events laid out as 1-second
+// commits leave it (one small Parquet file per second of event time),
+// the 24 h revenue query before and after `eventlake compact rewrite`, the
+// rewrite throughput, and DuckDB reading the same rows from one file as
+// the floor to compare with.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/gen"
+)
+
+const benchDay = "2026-11-25T00:00:00Z"
+
+var revenueSQL = `SELECT epoch_us(ts) // 60000000 AS minute, sum(amount) AS revenue, count(*) AS orders FROM %s WHERE %sts >= TIMESTAMPTZ '2026-11-25 00:00:00+00' AND ts < TIMESTAMPTZ '2026-11-26 00:00:00+00' GROUP BY 1 ORDER BY 1`
+
+func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
+	lake := filepath.Join(dir, "lake")
+	fmt.Fprintf(os.Stderr, "compaction: writing a day of %d order events as 1-second commits...\n", n)
+	t0 := time.Now()
+	files, bytesBefore, err := writeSecondFiles(lake, n)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "compaction: %d files, %.0f MiB in %.1f s\n", files, float64(bytesBefore)/(1<<20), time.Since(t0).Seconds())
+
+	// Over tens of thousands of files a query can take longer than the
+	// timeout: one run.
+	before, err := queryLatency(bin, lake, 1)
+	if err != nil {
+		return nil, fmt.Errorf("query before compaction: %w", err)
+	}
+
+	fmt.Fprintf(os.Stderr, "compaction: eventlake compact rewrite...\n")
+	began := time.Now()
+	cmd := exec.Command(bin, "compact", "rewrite", "--data-dir", lake, "--json", "--tables", "orders_raw")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("compact: %v: %s", err, stderr.String())
+	}
+	wall := time.Since(began)
+	var reports []struct {
+		FilesBefore  int     `json:"files_before"`
+		FilesAfter   int     `json:"files_after"`
+		BytesRead    int64   `json:"bytes_rewritten"`
+		BytesWritten int64   `json:"bytes_written"`
+		Rows         int64   `json:"rows"`
+		Seconds      float64 `json:"duration_seconds"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &reports); err != nil || len(reports) != 1 {
+		return nil, fmt.Errorf("compact report %q: %v", out.String(), err)
+	}
+	rep := reports[0]
+	mbs := float64(rep.BytesRead) / (1 << 20) / rep.Seconds
+
+	after, err := queryLatency(bin, lake, runs)
+	if err != nil {
+		return nil, fmt.Errorf("query after compaction: %w", err)
+	}
+	floor, err := oneFileLatency(lake, dir, runs)
+	if err != nil {
+		return nil, fmt.Errorf("one-file baseline: %w", err)
+	}
+	ratio := float64(after.sql) / float64(floor)
+	how := fmt.Sprintf("%d order.created events over one day, written the way 1-second ingest commits leave them: one Parquet file per second of event time (%d files, %.0f MiB, ingest's Parquet settings; written directly, then committed to orders_raw in hourly commits to keep the setup fast — the file count, not the snapshot count, is what queries and compaction pay for)",
+		n, files, float64(bytesBefore)/(1<<20))
+	return []result{
+		{"compaction rewrite throughput", fmt.Sprintf("%.0f MB/s (%.0f MiB in %d files -> %.0f MiB in %d files, %.2f s; %.0f rows/s; %.1f s wall with process start)",
+			mbs, float64(rep.BytesRead)/(1<<20), rep.FilesBefore, float64(rep.BytesWritten)/(1<<20), rep.FilesAfter, rep.Seconds, float64(rep.Rows)/rep.Seconds, wall.Seconds()),
+			">= 200 MB/s", verdict(mbs >= 200), how + "; `eventlake compact rewrite`: DuckDB reads each hour's files, sorts by ts, writes one zstd file, then one Iceberg commit; MB/s is bytes of the files replaced per second of the task"},
+		{"24 h revenue via POST /v1/sql, before compaction", msOrTimeout(before.sql), "", "", fmt.Sprintf("`eventlake query` over the %d small files; one run (first query after start)", files)},
+		{"24 h order_revenue_minute API, before compaction", msOrTimeout(before.api), "", "", ""},
+		{"24 h revenue via POST /v1/sql, p50, after compaction", ms(after.sql), "", "", fmt.Sprintf("the same query over the compacted table (%d files); %d timed runs after 3 warm-up", rep.FilesAfter, runs)},
+		{"24 h order_revenue_minute API, p50, after compaction", ms(after.api), "", "", ""},
+		{"24 h revenue, DuckDB on the same rows in one file, p50", ms(floor), "", "", "the same SQL run by DuckDB (go driver, in the bench process) on one Parquet file holding the compacted rows"},
+		{"after compaction vs one file", fmt.Sprintf("%.2fx", ratio), "<= 1.2x", verdict(ratio <= 1.2), "POST /v1/sql p50 after compaction divided by the one-file p50 (HTTP and JSON included in the former)"},
+	}, nil
+}
+
+// writeSecondFiles creates the orders_raw table under lake and fills it
+// with one file per second of event time.
+func writeSecondFiles(lake string, n int) (int, int64, error) {
+	ctx := context.Background()
+	cfg := catalog.Config{}
+	cfg.Defaults(lake)
+	cat, err := catalog.Open(ctx, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cat.Close()
+	def, err := catalog.RawTableDef("orders_raw", gen.TopicOrders, catalog.KindOrders)
+	if err != nil {
+		return 0, 0, err
+	}
+	tbl, err := cat.EnsureTable(ctx, def)
+	if err != nil {
+		return 0, 0, err
+	}
+	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	lp, err := tbl.LocationProvider()
+	if err != nil {
+		return 0, 0, err
+	}
+	start, _ := time.Parse(time.RFC3339, benchDay)
+	g := gen.New(gen.Config{Seed: 7, Start: start, Step: 24 * time.Hour / time.Duration(n), InventoryFraction: 0, LateFraction: 0})
+	var (
+		dec     envelope.Decoder
+		ev      envelope.Event
+		pending []iceberg.DataFile
+		files   int
+		size    int64
+		offset  int64
+	)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer b.Release()
+	idx := map[string]int{}
+	for i, f := range sc.Fields() {
+		idx[f.Name] = i
+	}
+	str := func(name string, v []byte) { b.Field(idx[name]).(*array.StringBuilder).BinaryBuilder.Append(v) }
+	tsb := func(name string, us int64) { b.Field(idx[name]).(*array.TimestampBuilder).Append(arrow.Timestamp(us)) }
+	// Files are encoded by two workers (as ingest's two encoders would);
+	// the catalog commit takes them hourly, in order.
+	type job struct {
+		rec  arrow.RecordBatch
+		loc  string
+		hour int32
+		done chan jobResult
+	}
+	jobs := make(chan job, 64)
+	base := tbl // schema, spec and properties for the workers
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				df, sz, err := writeParquet(base, sc, j.rec, j.loc, j.hour)
+				j.rec.Release()
+				j.done <- jobResult{df, sz, err}
+			}
+		}()
+	}
+	defer func() { close(jobs); wg.Wait() }()
+	var inflight []chan jobResult
+	collect := func(all bool) error {
+		for len(inflight) > 0 && (all || len(inflight) > 128) {
+			r := <-inflight[0]
+			inflight = inflight[1:]
+			if r.err != nil {
+				return r.err
+			}
+			pending = append(pending, r.df)
+			files++
+			size += r.size
+		}
+		return nil
+	}
+	commit := func() error {
+		if err := collect(true); err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		tx := tbl.NewTransaction()
+		if err := tx.AddDataFiles(ctx, pending, nil, table.WithoutDuplicateCheck()); err != nil {
+			return err
+		}
+		nt, err := tx.Commit(ctx)
+		if err != nil {
+			return err
+		}
+		tbl, pending = nt, nil
+		return nil
+	}
+	second := int64(-1)
+	lastHour := int32(-1)
+	flush := func() error {
+		rec := b.NewRecordBatch()
+		if rec.NumRows() == 0 {
+			rec.Release()
+			return nil
+		}
+		hour := int32(second / 3600)
+		if hour != lastHour && lastHour >= 0 {
+			if err := commit(); err != nil {
+				rec.Release()
+				return err
+			}
+		}
+		lastHour = hour
+		loc := lp.NewDataLocation("ts_hour=" + iceberg.HourTransform{}.ToHumanStr(hour) + "/" + uuid.NewString() + ".parquet")
+		done := make(chan jobResult, 1)
+		jobs <- job{rec: rec, loc: loc, hour: hour, done: done}
+		inflight = append(inflight, done)
+		return collect(false)
+	}
+	for range n {
+		m := g.Next()
+		if derr := dec.Decode(m.Value, &ev); derr != nil {
+			return 0, 0, fmt.Errorf("generated event does not decode: %v", derr)
+		}
+		sec := ev.TsMicros / 1_000_000
+		if sec != second && second >= 0 {
+			if err := flush(); err != nil {
+				return 0, 0, err
+			}
+		}
+		second = sec
+		str(catalog.ColEventID, ev.EventID)
+		str(catalog.ColSource, ev.Source)
+		str(catalog.ColType, ev.Type)
+		tsb(catalog.ColTs, ev.TsMicros)
+		str(catalog.ColPayload, ev.Payload)
+		for _, c := range []struct {
+			name string
+			v    []byte
+		}{{catalog.ColMetadata, ev.Metadata}, {catalog.ColTraceID, ev.TraceID}, {catalog.ColSpanID, ev.SpanID}} {
+			if c.v == nil {
+				b.Field(idx[c.name]).AppendNull()
+			} else {
+				str(c.name, c.v)
+			}
+		}
+		b.Field(idx[catalog.ColKafkaTopic]).(*array.StringBuilder).Append(gen.TopicOrders)
+		b.Field(idx[catalog.ColKafkaPartition]).(*array.Int32Builder).Append(int32(offset % 6))
+		b.Field(idx[catalog.ColKafkaOffset]).(*array.Int64Builder).Append(offset / 6)
+		tsb(catalog.ColKafkaTimestamp, ev.TsMicros+1000)
+		tsb(catalog.ColIngestedAt, ev.TsMicros+500_000)
+		str(catalog.ColOrderID, ev.Order.OrderID)
+		str(catalog.ColUserID, ev.Order.UserID)
+		str(catalog.ColProductID, ev.Order.ProductID)
+		b.Field(idx[catalog.ColQuantity]).(*array.Int64Builder).Append(ev.Order.Quantity)
+		b.Field(idx[catalog.ColAmount]).(*array.Decimal128Builder).Append(decimal128.FromI64(ev.Order.AmountCents))
+		offset++
+	}
+	if err := flush(); err != nil {
+		return 0, 0, err
+	}
+	return files, size, commit()
+}
+
+type jobResult struct {
+	df   iceberg.DataFile
+	size int64
+	err  error
+}
+
+// writeParquet writes one file with ingest's Parquet settings (zstd 1,
+// no dictionary for ids and JSON, delta encoding for time and offsets),
+// without ingest's per-file fsync, and describes it for Iceberg.
+func writeParquet(tbl *table.Table, sc *arrow.Schema, rec arrow.RecordBatch, loc string, hour int32) (iceberg.DataFile, int64, error) {
+	path, _ := catalog.LocalPath(loc)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	props := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
+		parquet.WithMaxRowGroupLength(256 * 1024), parquet.WithStoreDecimalAsInteger(true),
+	}
+	for _, c := range []string{catalog.ColEventID, catalog.ColPayload, catalog.ColMetadata, catalog.ColTraceID, catalog.ColSpanID, catalog.ColOrderID} {
+		props = append(props, parquet.WithDictionaryFor(c, false))
+	}
+	for _, c := range []string{catalog.ColPayload, catalog.ColMetadata} {
+		props = append(props, parquet.WithStatsFor(c, false))
+	}
+	for _, c := range []string{catalog.ColTs, catalog.ColKafkaOffset, catalog.ColKafkaTimestamp, catalog.ColIngestedAt} {
+		props = append(props, parquet.WithDictionaryFor(c, false), parquet.WithEncodingFor(c, parquet.Encodings.DeltaBinaryPacked))
+	}
+	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		return nil, 0, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, 0, err
+	}
+	md, err := w.FileMetadata()
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	spec := tbl.Spec()
+	df, err := table.DataFileFromMetadata(table.DataFileArgs{
+		Schema: tbl.Schema(), Spec: tbl.Spec(), Format: iceberg.ParquetFile, Metadata: md, FilePath: loc,
+		FileSize: st.Size(), Content: iceberg.EntryContentData, PartitionValues: map[int]any{spec.Field(0).FieldID: hour},
+		Properties: tbl.Properties(), FormatVersion: tbl.Metadata().Version(),
+	})
+	return df, st.Size(), err
+}
+
+type latency struct{ sql, api time.Duration }
+
+// timedOut stands for a query the service canceled at its 30 s timeout.
+const timedOut = time.Duration(1<<63 - 1)
+
+func msOrTimeout(d time.Duration) string {
+	if d == timedOut {
+		return "timed out (> 30 s query_timeout)"
+	}
+	return ms(d)
+}
+
+// queryLatency starts `eventlake query` on the lake and times the 24 h
+// revenue SQL and API (p50 of runs after warm-up; warm-up is skipped for
+// a single run).
+func queryLatency(bin, lake string, runs int) (latency, error) {
+	q, err := start(bin, nil, "query", "--data-dir", lake, "--http", "127.0.0.1:0")
+	if err != nil {
+		return latency{}, err
+	}
+	defer q.stop()
+	base := "http://" + q.ready["http"]
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return latency{}, errors.New("query service not healthy")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	body, _ := json.Marshal(map[string]any{"sql": fmt.Sprintf(revenueSQL, "orders", ""), "max_rows": 10000})
+	timeSQL := func() (time.Duration, error) {
+		t0 := time.Now()
+		resp, err := http.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusGatewayTimeout {
+			return timedOut, nil
+		}
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("sql: HTTP %d: %s", resp.StatusCode, b)
+		}
+		return time.Since(t0), nil
+	}
+	timeAPI := func() (time.Duration, error) {
+		t0 := time.Now()
+		resp, err := http.Get(base + "/v1/metrics/order_revenue_minute?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusGatewayTimeout {
+			return timedOut, nil
+		}
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("revenue: HTTP %d: %s", resp.StatusCode, b)
+		}
+		return time.Since(t0), nil
+	}
+	p50 := func(f func() (time.Duration, error), warm int) (time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < runs+warm; i++ {
+			d, err := f()
+			if err != nil {
+				return 0, err
+			}
+			if i >= warm {
+				ds = append(ds, d)
+			}
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2], nil
+	}
+	warm := 3
+	if runs == 1 {
+		warm = 0
+	}
+	var l latency
+	if l.sql, err = p50(timeSQL, warm); err != nil {
+		return l, err
+	}
+	if l.api, err = p50(timeAPI, warm); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// oneFileLatency copies the table's rows into one Parquet file and times
+// the same revenue SQL on it with DuckDB.
+func oneFileLatency(lake, dir string, runs int) (time.Duration, error) {
+	conn, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return 0, err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
+		return 0, err
+	}
+	one := filepath.Join(dir, "one.parquet")
+	// Only the files of the current snapshot: ask the catalog.
+	ctx := context.Background()
+	cfg := catalog.Config{}
+	cfg.Defaults(lake)
+	cat, err := catalog.Open(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer cat.Close()
+	tbl, err := cat.LoadTable(ctx, "orders_raw")
+	if err != nil {
+		return 0, err
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var paths []string
+	for _, t := range tasks {
+		p, _ := catalog.LocalPath(t.File.FilePath())
+		paths = append(paths, "'"+p+"'")
+	}
+	if _, err := db.Exec(fmt.Sprintf("COPY (SELECT * FROM read_parquet([%s]) ORDER BY ts) TO '%s' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 262144)",
+		strings.Join(paths, ","), one)); err != nil {
+		return 0, err
+	}
+	q := fmt.Sprintf(revenueSQL, "read_parquet('"+one+"')", "type = 'order.created' AND ")
+	var ds []time.Duration
+	for i := 0; i < runs+3; i++ {
+		t0 := time.Now()
+		rows, err := db.Query(q)
+		if err != nil {
+			return 0, err
+		}
+		var (
+			minute, count int64
+			revenue       any
+		)
+		for rows.Next() {
+			if err := rows.Scan(&minute, &revenue, &count); err != nil {
+				rows.Close()
+				return 0, err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		if i >= 3 {
+			ds = append(ds, time.Since(t0))
+		}
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], nil
+}
