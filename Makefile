@@ -55,7 +55,7 @@ fuzz:
 # Benchmarks: prints a table and writes docs/BENCHMARKS.md (the scale-out
 # figures need versitygw and PostgreSQL, as the fault suite does).
 bench: build
-	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale
+	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale -compaction
 
 clean:
 	rm -rf bin

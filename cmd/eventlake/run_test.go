@@ -24,8 +24,9 @@ func TestExampleConfig(t *testing.T) {
 	cfg.Query.Defaults()
 	cfg.Broker.Defaults()
 	cfg.Streamer.Defaults()
+	cfg.Compactor.Defaults()
 	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate(),
-		cfg.Broker.Validate(), cfg.Streamer.Validate()); err != nil {
+		cfg.Broker.Validate(), cfg.Streamer.Validate(), cfg.Compactor.Validate()); err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Ingest.Topics) != 2 || cfg.Ingest.FlushBytes != 134217728 {
