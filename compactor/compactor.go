@@ -148,13 +148,20 @@ func (c *Compactor) Run(ctx context.Context) error {
 	c.log.Info("compactor started", "interval", c.cfg.Interval, "tables", len(c.deps.Tables))
 	t := time.NewTimer(c.cfg.Interval)
 	defer t.Stop()
+	var lastOrphans time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		if _, err := c.RunOnce(ctx, Options{}); err != nil && ctx.Err() == nil {
+		tasks := AllTasks
+		if now := c.deps.Now(); now.Sub(lastOrphans) >= c.cfg.OrphanInterval {
+			lastOrphans = now
+		} else {
+			tasks = slices.DeleteFunc(slices.Clone(AllTasks), func(s string) bool { return s == TaskOrphans })
+		}
+		if _, err := c.RunOnce(ctx, Options{Tasks: tasks}); err != nil && ctx.Err() == nil {
 			c.log.Warn("maintenance cycle failed; retrying next interval", logkey.Err, err)
 		}
 		t.Reset(c.cfg.Interval)

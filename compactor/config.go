@@ -54,6 +54,10 @@ type Config struct {
 	// deleted. It must exceed the longest time between a writer creating a
 	// file and committing it (ingest: one batch plus commit retries).
 	OrphanMinAge time.Duration `yaml:"orphan_min_age"`
+	// OrphanInterval is how often the daemon looks for orphans: it lists
+	// every file under each table's location, which is costly on large
+	// lakes and pointless every minute.
+	OrphanInterval time.Duration `yaml:"orphan_interval"`
 
 	// ColdLocation is where tiered data goes: a file:// URI or local path
 	// (made absolute), later s3://bucket/prefix. Files land under
@@ -122,6 +126,9 @@ func (c *Config) Defaults() {
 	if c.OrphanMinAge == 0 {
 		c.OrphanMinAge = 24 * time.Hour
 	}
+	if c.OrphanInterval == 0 {
+		c.OrphanInterval = time.Hour
+	}
 	if c.ErasureLogTable == "" {
 		c.ErasureLogTable = "erasure_log"
 	}
@@ -163,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotMinAge <= 0 || (!unsafe && c.SnapshotMinAge < MinSnapshotMinAge) {
 		errs = append(errs, fmt.Errorf("compactor.snapshot_min_age %v is below %v: a running query (30 s) could lose its files", c.SnapshotMinAge, MinSnapshotMinAge))
+	}
+	if c.OrphanInterval < 0 {
+		errs = append(errs, errors.New("compactor.orphan_interval must not be negative"))
 	}
 	if c.SnapshotRetainLast < 1 {
 		errs = append(errs, errors.New("compactor.snapshot_retain_last must be at least 1"))
