@@ -189,7 +189,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("compaction planned", logkey.Table, t.Name, logkey.Files, total, "partitions", len(parts), logkey.Duration, c.deps.Now().Sub(began))
+	c.log.Debug("compaction planned", logkey.Table, t.Name, logkey.Files, total, logPartitions, len(parts), logkey.Duration, c.deps.Now().Sub(began))
 	r := &TaskReport{FilesBefore: total, FilesAfter: total}
 	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(total))
 	sortBy := sortColumn(tbl, t.Role)
@@ -215,13 +215,13 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		defer func() { batch, remove, add, in, rows, batchBytes = nil, nil, nil, 0, 0, 0 }()
 		began := c.deps.Now()
 		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
-		c.log.Debug("compaction batch committed", logkey.Table, t.Name, "partitions", len(batch), logkey.Files, len(remove), logkey.Duration, c.deps.Now().Sub(began), logkey.Err, err)
+		c.log.Debug("compaction batch committed", logkey.Table, t.Name, logPartitions, len(batch), logkey.Files, len(remove), logkey.Duration, c.deps.Now().Sub(began), logkey.Err, err)
 		if err != nil {
 			if !errors.Is(err, ErrCommitUnknown) {
 				c.discard(ctx, tbl, add)
 			}
 			if errors.Is(err, ErrStale) {
-				c.log.Info("files changed while compacting; the partitions are planned again next cycle", logkey.Table, t.Name, "partitions", len(batch))
+				c.log.Info("files changed while compacting; the partitions are planned again next cycle", logkey.Table, t.Name, logPartitions, len(batch))
 				return nil
 			}
 			return err
@@ -283,8 +283,8 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			c.discard(ctx, tbl, add)
 			return r, err
 		}
-		c.log.Debug("partition rewritten", logkey.Table, t.Name, "partition", p.dir, "files_before", len(premove),
-			"files_after", len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
+		c.log.Debug("partition rewritten", logkey.Table, t.Name, logPartition, p.dir, logFilesBefore, len(premove),
+			logFilesAfter, len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
 		batch = append(batch, p)
 		remove = append(remove, premove...)
 		add = append(add, padd...)

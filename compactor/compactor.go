@@ -145,7 +145,7 @@ func (c *Compactor) Config() Config { return c.cfg }
 // A cycle in progress when ctx ends stops at its next step; nothing it
 // committed is undone and nothing half-written is referenced.
 func (c *Compactor) Run(ctx context.Context) error {
-	c.log.Info("compactor started", "interval", c.cfg.Interval, "tables", len(c.deps.Tables))
+	c.log.Info("compactor started", logInterval, c.cfg.Interval, logTables, len(c.deps.Tables))
 	t := time.NewTimer(c.cfg.Interval)
 	defer t.Stop()
 	var lastOrphans time.Time
@@ -291,10 +291,10 @@ func (c *Compactor) runTask(ctx context.Context, task string, t Table, dry bool)
 	r.Task, r.Table = task, t.Name
 	r.DurationSeconds = c.deps.Now().Sub(start).Seconds()
 	if r.FilesRemoved > 0 || r.FilesAdded > 0 || r.SnapshotsExpired > 0 || r.FilesDeleted > 0 {
-		c.log.Info("maintenance done", "task", task, logkey.Table, t.Name, "dry_run", dry,
-			"partitions", r.Partitions, "files_before", r.FilesBefore, "files_after", r.FilesAfter,
-			"bytes_rewritten", r.BytesRead, "bytes_written", r.BytesWritten, logkey.Rows, r.Rows,
-			"snapshots_expired", r.SnapshotsExpired, "files_deleted", r.FilesDeleted,
+		c.log.Info("maintenance done", logTask, task, logkey.Table, t.Name, logDryRun, dry,
+			logPartitions, r.Partitions, logFilesBefore, r.FilesBefore, logFilesAfter, r.FilesAfter,
+			logBytesRewritten, r.BytesRead, logBytesWritten, r.BytesWritten, logkey.Rows, r.Rows,
+			logSnapshotsExpired, r.SnapshotsExpired, logFilesDeleted, r.FilesDeleted,
 			logkey.SnapshotID, r.SnapshotID, logkey.Duration, c.deps.Now().Sub(start))
 	}
 	return r, nil

@@ -103,8 +103,8 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 		ErasureID: uuid.NewString(), SubjectSHA256: hex.EncodeToString(sum[:]),
 		RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt.UTC(), DryRun: req.DryRun,
 	}
-	log := c.log.With("erasure_id", rep.ErasureID)
-	log.Info("erasure started", "requested_by", req.RequestedBy, "dry_run", req.DryRun)
+	log := c.log.With(logErasureID, rep.ErasureID)
+	log.Info("erasure started", logRequestedBy, req.RequestedBy, logDryRun, req.DryRun)
 	var erased []Erased
 	for _, t := range c.deps.Tables {
 		if t.Role != RoleRaw && t.Role != RoleDLQ {
@@ -122,7 +122,7 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 			erased = append(erased, Erased{Table: t.Name, Minutes: minutes, Rows: tr.Rows})
 		}
 		log.Info("table erased", logkey.Table, t.Name, logkey.Rows, tr.Rows, logkey.Files, tr.FilesRewritten,
-			logkey.SnapshotID, tr.SnapshotAfter, "dry_run", req.DryRun)
+			logkey.SnapshotID, tr.SnapshotAfter, logDryRun, req.DryRun)
 	}
 	if req.DryRun {
 		return rep, nil
@@ -140,7 +140,7 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 			rep.ReadModelsRefreshed = true
 			rep.StaleMinutes = 0
 		} else {
-			log.Warn("no read-model refresher configured; read models of the erased minutes are stale", "minutes", rep.StaleMinutes)
+			log.Warn("no read-model refresher configured; read models of the erased minutes are stale", logMinutes, rep.StaleMinutes)
 		}
 	}
 	if err := c.logErasure(ctx, rep, StageErased); err != nil {
@@ -165,7 +165,7 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	if !latest.IsZero() {
 		wait := time.Until(latest.Add(c.cfg.SnapshotMinAge))
 		if wait > 0 {
-			log.Info("waiting for queries on the old snapshots to finish before purging", "wait", wait.Round(time.Millisecond))
+			log.Info("waiting for queries on the old snapshots to finish before purging", logWait, wait.Round(time.Millisecond))
 			select {
 			case <-ctx.Done():
 				return rep, fmt.Errorf("erasure committed but not purged (run `eventlake compact expire` later): %w", ctx.Err())

@@ -253,7 +253,7 @@ func (c *Compactor) orphans(ctx context.Context, t Table, dry bool) (*TaskReport
 		r.FilesDeleted += n
 		r.BytesRead += res.TotalSizeBytes
 		for _, p := range res.OrphanFileLocations {
-			c.log.Debug("orphan file", logkey.Table, t.Name, logkey.Path, p, "dry_run", dry)
+			c.log.Debug("orphan file", logkey.Table, t.Name, logkey.Path, p, logDryRun, dry)
 		}
 	}
 	if !dry {

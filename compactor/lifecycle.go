@@ -41,7 +41,7 @@ func (c *Compactor) retention(ctx context.Context, t Table, dry bool) (*TaskRepo
 			r.BytesRead += f.FileSizeBytes()
 			r.Rows += f.Count()
 		}
-		c.log.Info("partition past retention", logkey.Table, t.Name, "partition", p.dir, "end", p.end, "dry_run", dry)
+		c.log.Info("partition past retention", logkey.Table, t.Name, logPartition, p.dir, logPartitionEnd, p.end, logDryRun, dry)
 	}
 	if len(drop) == 0 {
 		return r, nil
