@@ -34,6 +34,11 @@ var ErrStale = errors.New("files to replace are no longer in the current snapsho
 // new files are kept (orphan cleanup removes them if unreferenced).
 var ErrCommitUnknown = errors.New("commit outcome unknown")
 
+// ErrBusy means a change lost the race to concurrent commits maxConflicts
+// times in a row; nothing was committed and its files are removed. The
+// next cycle tries again (smaller batches stage faster).
+var ErrBusy = errors.New("table too busy: every attempt lost to a concurrent commit")
+
 // maxConflicts bounds how often one change is rebuilt because ingest
 // committed first. Ingest always wins: the compactor never makes it wait
 // or fail, it rebuilds on the fresher table instead.
@@ -54,7 +59,10 @@ const maxConflicts = 50
 func (c *Compactor) replace(ctx context.Context, name, task string, remove, add []iceberg.DataFile, rewrite bool, extra iceberg.Properties) (*table.Table, error) {
 	commitID := uuid.NewString()
 	backoff := 50 * time.Millisecond
-	var lastErr error
+	var (
+		lastErr error
+		unknown int
+	)
 	for attempt := 1; ; attempt++ {
 		tbl, err := c.deps.Catalog.LoadTable(ctx, name)
 		if err != nil {
@@ -98,12 +106,17 @@ func (c *Compactor) replace(ctx context.Context, name, task string, remove, add 
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %s of %s: %v", ErrCommitUnknown, task, name, cerr)
 		}
-		if isConflict(cerr) && attempt <= maxConflicts {
+		if isConflict(cerr) {
+			// Rebuild at once: right after a concurrent commit is when the
+			// next one is furthest away.
 			c.m.conflicts.WithLabelValues(name).Inc()
+			if attempt >= maxConflicts {
+				return nil, fmt.Errorf("%s of %s: %w (%d attempts, last: %v)", task, name, ErrBusy, attempt, cerr)
+			}
 			c.log.Debug("commit conflict, rebuilding on the refreshed table", logkey.Table, name, logkey.Attempt, attempt)
 			continue
 		}
-		if attempt > maxConflicts+5 {
+		if unknown++; unknown > 5 {
 			return nil, fmt.Errorf("%w: %s of %s after %d attempts: %v", ErrCommitUnknown, task, name, attempt, lastErr)
 		}
 		c.log.Warn("commit failed, retrying", logkey.Table, name, logkey.Attempt, attempt, logkey.Err, cerr)

@@ -170,8 +170,14 @@ func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
 	return slices.DeleteFunc(groups, func(g []iceberg.DataFile) bool { return len(g) < 2 })
 }
 
-// maxBatchPartitions bounds the partitions one compaction commit covers.
-const maxBatchPartitions = 256
+// Bounds of one compaction commit: staging a commit reads the table's
+// manifests and rewrites those holding replaced files, and it must finish
+// well within ingest's flush interval or every attempt loses the race
+// (ingest always wins).
+const (
+	maxBatchPartitions = 256
+	maxBatchFiles      = 8192
+)
 
 // compact bin-packs the small files of every partition that is closed
 // (its end plus allowed lateness is past) or that holds too many files
@@ -291,7 +297,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		in += pin
 		rows += prows
 		batchBytes += pin
-		if batchBytes >= 4*c.cfg.TargetFileSize || len(batch) >= maxBatchPartitions {
+		if batchBytes >= 4*c.cfg.TargetFileSize || len(batch) >= maxBatchPartitions || len(remove) >= maxBatchFiles {
 			if err := flush(); err != nil {
 				return r, err
 			}

@@ -51,17 +51,23 @@ func (c *Compactor) retention(ctx context.Context, t Table, dry bool) (*TaskRepo
 	if dry {
 		return r, nil
 	}
-	newTbl, err := c.replace(ctx, t.Name, TaskRetention, drop, nil, false, nil)
-	if errors.Is(err, ErrStale) {
-		c.log.Info("partitions changed while applying retention; planned again next cycle", logkey.Table, t.Name)
-		return r, nil
+	// In chunks of at most maxBatchFiles, so that each commit stages fast
+	// enough to win against ingest.
+	for len(drop) > 0 {
+		chunk := drop[:min(len(drop), maxBatchFiles)]
+		drop = drop[len(chunk):]
+		newTbl, err := c.replace(ctx, t.Name, TaskRetention, chunk, nil, false, nil)
+		if errors.Is(err, ErrStale) {
+			c.log.Info("partitions changed while applying retention; planned again next cycle", logkey.Table, t.Name)
+			return r, nil
+		}
+		if err != nil {
+			return r, err
+		}
+		r.SnapshotID = newTbl.CurrentSnapshot().SnapshotID
 	}
-	if err != nil {
-		return r, err
-	}
-	r.SnapshotID = newTbl.CurrentSnapshot().SnapshotID
 	c.m.dropped.WithLabelValues(t.Name).Add(float64(r.Partitions))
-	c.count(t.Name, TaskRetention, len(drop), 0, r.BytesRead, 0, 0)
+	c.count(t.Name, TaskRetention, r.FilesRemoved, 0, r.BytesRead, 0, 0)
 	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(r.FilesAfter))
 	return r, nil
 }
@@ -175,7 +181,7 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 			in += f.FileSizeBytes()
 		}
 		parts0++
-		if in >= 4*c.cfg.TargetFileSize || parts0 >= maxBatchPartitions {
+		if in >= 4*c.cfg.TargetFileSize || parts0 >= maxBatchPartitions || len(move) >= maxBatchFiles {
 			if err := flush(); err != nil {
 				return r, err
 			}

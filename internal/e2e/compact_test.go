@@ -268,6 +268,16 @@ func TestCompactionUnderIngest(t *testing.T) {
 	if stored != nA+nB {
 		t.Fatalf("raw tables store offsets covering %d records, %d were produced", stored, nA+nB)
 	}
+	// Ingest never noticed: no batch fenced, no commit failed; it only
+	// re-committed on top of the compactor's snapshots.
+	devMetrics := httpGet(t, l.api+"/metrics")
+	for _, line := range strings.Split(devMetrics, "\n") {
+		if (strings.HasPrefix(line, "eventlake_ingest_batches_fenced_total") || strings.HasPrefix(line, "eventlake_ingest_commit_errors_total")) &&
+			!strings.HasSuffix(line, " 0") {
+			t.Errorf("ingest was disturbed by compaction: %s", line)
+		}
+	}
+	t.Logf("ingest: %s", grepLines(devMetrics, "eventlake_ingest_commit_conflicts_total"))
 	// Compaction snapshots carry the offsets themselves.
 	tbl, err := l.catalog.LoadTable(context.Background(), "orders_raw")
 	if err != nil {
