@@ -44,6 +44,10 @@ var ErrBusy = errors.New("table too busy: every attempt lost to a concurrent com
 // or fail, it rebuilds on the fresher table instead.
 const maxConflicts = 50
 
+// commitAttemptTimeout bounds one catalog commit (a REST catalog or S3
+// that stops answering).
+const commitAttemptTimeout = 30 * time.Second
+
 // replace commits one snapshot of table name that removes the data files
 // remove and adds add, on top of whatever the table holds now. The
 // summary carries forward the Kafka offsets (and every other eventlake.*
@@ -97,7 +101,11 @@ func (c *Compactor) replace(ctx context.Context, name, task string, remove, add 
 			}
 			return nil, fmt.Errorf("stage %s of %s (%d files out, %d in): %w", task, name, len(remove), len(add), err)
 		}
-		newTbl, cerr := tx.Commit(ctx)
+		// An answer that never comes is an unknown outcome, resolved by
+		// looking the commit up on the next attempt.
+		cctx, cancel := context.WithTimeout(ctx, commitAttemptTimeout)
+		newTbl, cerr := tx.Commit(cctx)
+		cancel()
 		if cerr == nil {
 			c.m.commits.WithLabelValues(name, task).Inc()
 			return newTbl, nil

@@ -116,9 +116,10 @@ func toInt64(v any) (int64, bool) {
 	return 0, false
 }
 
-// sortColumn is the column compacted files are sorted by: event time.
+// sortColumn is the column compacted files are sorted by: event time (the
+// minute of a read model, ingest time for dead letters).
 func sortColumn(tbl *table.Table, role string) string {
-	cands := []string{catalog.ColTs, catalog.ColIngestedAt}
+	cands := []string{catalog.ColTs, catalog.ColMinute, catalog.ColUpdatedAt, catalog.ColIngestedAt}
 	if role == RoleDLQ {
 		cands = []string{catalog.ColIngestedAt}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/query"
 )
 
 // compactorDefaults fills the compactor section: defaults, a spill
@@ -40,8 +41,8 @@ func compactorDefaults(cfg *Config) {
 }
 
 // compactorTables lists the tables to maintain: ingest's raw tables and
-// dead-letter table, and every other table named in compactor.tables
-// (read models).
+// dead-letter table, the hot tier's read models, and every other table
+// named in compactor.tables. Tables that do not exist yet are skipped.
 func compactorTables(cfg *Config) []compactor.Table {
 	var out []compactor.Table
 	seen := map[string]bool{}
@@ -56,6 +57,12 @@ func compactorTables(cfg *Config) []compactor.Table {
 		seen[cfg.Ingest.DLQTable] = true
 	}
 	var extra []string
+	for _, name := range query.DefaultReadModels() {
+		if !seen[name] {
+			extra = append(extra, name)
+			seen[name] = true
+		}
+	}
 	for name := range cfg.Compactor.Tables {
 		if !seen[name] {
 			extra = append(extra, name)
@@ -134,6 +141,7 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
 	c, err := newCompactor(cfg, cat, log, reg)
 	if err != nil {
@@ -219,6 +227,7 @@ func runErase(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	ctx = cat.WithStorage(ctx)
 	c, err := newCompactor(cfg, cat, log, prometheus.NewRegistry())
 	if err != nil {
 		return err

@@ -34,13 +34,13 @@ func TestCompactUsageErrors(t *testing.T) {
 func TestCompactorTables(t *testing.T) {
 	cfg := &Config{}
 	cfg.Ingest.Defaults()
-	cfg.Compactor.Tables = map[string]compactor.TablePolicy{"order_revenue_minute": {}, "orders_raw": {}}
+	cfg.Compactor.Tables = map[string]compactor.TablePolicy{"order_revenue_minute": {}, "orders_raw": {}, "x_model": {}}
 	got := compactorTables(cfg)
 	var names []string
 	for _, tb := range got {
 		names = append(names, tb.Name+":"+tb.Role)
 	}
-	if want := "orders_raw:raw inventory_raw:raw dlq:dlq order_revenue_minute:other"; strings.Join(names, " ") != want {
+	if want := "orders_raw:raw inventory_raw:raw dlq:dlq inventory_health:other order_revenue_minute:other user_activity_minute:other x_model:other"; strings.Join(names, " ") != want {
 		t.Fatalf("compactorTables = %v, want %s", names, want)
 	}
 }

@@ -93,17 +93,25 @@ func maintEnv() []string {
 		"EVENTLAKE_COMPACTOR_SNAPSHOT_MAX_AGE=1s", "EVENTLAKE_COMPACTOR_ORPHAN_MIN_AGE=1s", "EVENTLAKE_LOG_LEVEL=info"}
 }
 
-// waitRows waits until the query API counts want rows in view.
+// waitRows waits until the lake itself (not the hot tier, which shows
+// rows before ingest commits them) holds want rows in view ("events": the
+// raw tables; "dlq"), and the query API serves those snapshots.
 func (l *maintLake) waitRows(view string, want int) {
 	l.t.Helper()
-	th.Eventually(l.t, 60*time.Second, view+" rows visible", func() (bool, string) {
-		r, code := th.TrySQL(l.t, l.api, "SELECT count(*) FROM "+view)
-		if code != 200 || len(r.Rows) != 1 {
-			return false, fmt.Sprintf("HTTP %d %s", code, r.Error)
+	tables := []string{"orders_raw", "inventory_raw"}
+	if view == "dlq" {
+		tables = []string{"dlq"}
+	}
+	th.Eventually(l.t, 60*time.Second, view+" rows committed", func() (bool, string) {
+		var n int64
+		for _, name := range tables {
+			n += tableRowCount(l.t, l.catalog, name)
 		}
-		got := fmt.Sprint(r.Rows[0][0])
-		return got == strconv.Itoa(want), got + " of " + strconv.Itoa(want)
+		return n == int64(want), fmt.Sprintf("%d of %d", n, want)
 	})
+	for _, name := range tables {
+		l.waitServes(name)
+	}
 }
 
 // waitServes waits until the query API answers from the table's current
@@ -115,10 +123,24 @@ func (l *maintLake) waitServes(name string) {
 		l.t.Fatal(err)
 	}
 	want := tbl.CurrentSnapshot().SnapshotID
-	th.Eventually(l.t, 30*time.Second, name+" snapshot in service", func() (bool, string) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		r := th.SQL(l.t, l.api, "SELECT 1")
-		return r.SnapshotID[name] == want, fmt.Sprintf("serving %d, current %d", r.SnapshotID[name], want)
-	})
+		if r.SnapshotID[name] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			var warn []string
+			for _, line := range strings.Split(l.dev.Log(), "\n") {
+				if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+					warn = append(warn, line)
+				}
+			}
+			l.t.Fatalf("the query API still serves snapshot %d of %s after 60 s, current is %d; warnings of dev:\n%s",
+				r.SnapshotID[name], name, want, tailString(strings.Join(warn, "\n"), 6000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // answer is the part of a query answer that must not change when only the
@@ -321,16 +343,6 @@ func head2(s string) string {
 		return s[:600] + "..."
 	}
 	return s
-}
-
-func grepLines(s, prefix string) string {
-	var out []string
-	for _, line := range strings.Split(s, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			out = append(out, line)
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // referencedFiles lists every file the table's metadata references: the
