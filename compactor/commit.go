@@ -50,10 +50,9 @@ const commitAttemptTimeout = 30 * time.Second
 
 // replace commits one snapshot of table name that removes the data files
 // remove and adds add, on top of whatever the table holds now. The
-// summary carries forward the Kafka offsets (and every other eventlake.*
-// progress key) of the snapshot it is built on, so that expiring older
-// snapshots never loses them, and ingest's offset fence sees exactly what
-// it committed. rewrite marks a change that keeps the table's rows
+// summary carries forward the Kafka offsets of the snapshot it is built
+// on, so that expiring older snapshots never loses them, and ingest's
+// offset fence sees exactly what it committed. rewrite marks a change that keeps the table's rows
 // (compaction, tiering: Iceberg operation "replace").
 //
 // A conflict (ingest or anyone committed in between) is resolved by
@@ -138,23 +137,22 @@ func (c *Compactor) replace(ctx context.Context, name, task string, remove, add 
 }
 
 // carried returns the summary properties a maintenance snapshot must
-// carry forward: for every eventlake.* key (the Kafka offsets above all,
-// and any progress key another stage keeps there), the newest value among
-// the current snapshot and its ancestors. Keys naming one commit are not
-// carried.
+// carry forward: the Kafka offsets (catalog.SummaryOffsets) of the newest
+// snapshot among the current one and its ancestors that has them, exactly
+// as catalog.StoredOffsets would read them. Other eventlake.* keys are
+// not carried: they describe one commit (commit id, writer) or one run of
+// a tool that looks for them in the history (the streamer's backfill
+// resumes after the newest snapshot with its id; carrying that forward
+// would make a later run with the same arguments a no-op).
 func carried(tbl *table.Table) iceberg.Properties {
 	out := iceberg.Properties{}
-	skip := map[string]bool{catalog.SummaryCommitID: true, catalog.SummaryWriter: true, SummaryOperation: true, SummaryErasureID: true}
 	md := tbl.Metadata()
 	s := md.CurrentSnapshot()
 	for seen := 0; s != nil && seen <= len(md.Snapshots()); seen++ {
 		if s.Summary != nil {
-			for k, v := range s.Summary.Properties {
-				if strings.HasPrefix(k, "eventlake.") && !skip[k] {
-					if _, ok := out[k]; !ok {
-						out[k] = v
-					}
-				}
+			if v, ok := s.Summary.Properties[catalog.SummaryOffsets]; ok {
+				out[catalog.SummaryOffsets] = v
+				return out
 			}
 		}
 		if s.ParentSnapshotID == nil {

@@ -8,8 +8,7 @@
 // It works on the lake tables after ingest and streamer have committed to
 // them (ingest -> streamer -> lake tables -> compactor -> query), with the
 // same optimistic commits: every snapshot it writes carries the Kafka
-// offsets (and other eventlake.* progress keys) of the snapshot it is built
-// on, and a conflict with ingest is resolved by rebuilding on the fresh
+// offsets of the snapshot it is built on, and a conflict with ingest is resolved by rebuilding on the fresh
 // table, so ingest never waits or fails. docs/MAINTENANCE.md has the
 // design and the reader contract that protects running queries.
 package compactor

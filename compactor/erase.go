@@ -127,6 +127,7 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	if req.DryRun {
 		return rep, nil
 	}
+	var readModelErr error
 	// Read models built from the raw rows are recomputed for the minutes
 	// that lost rows.
 	if len(erased) > 0 {
@@ -134,11 +135,15 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 			rep.StaleMinutes += len(e.Minutes)
 		}
 		if c.deps.ReadModels != nil {
+			// Read models are derived data: a failure here must not keep
+			// the raw data from being purged. It is reported at the end.
 			if err := c.deps.ReadModels.Reaggregate(ctx, erased); err != nil {
-				return rep, fmt.Errorf("re-aggregate read models after erasure: %w", err)
+				readModelErr = fmt.Errorf("erasure done, but read models were not re-aggregated for %d minutes: %w", rep.StaleMinutes, err)
+				log.Warn("re-aggregate read models after erasure", logkey.Err, err)
+			} else {
+				rep.ReadModelsRefreshed = true
+				rep.StaleMinutes = 0
 			}
-			rep.ReadModelsRefreshed = true
-			rep.StaleMinutes = 0
 		} else {
 			log.Warn("no read-model refresher configured; read models of the erased minutes are stale", logMinutes, rep.StaleMinutes)
 		}
@@ -191,7 +196,7 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 		return rep, err
 	}
 	log.Info("erasure done")
-	return rep, nil
+	return rep, readModelErr
 }
 
 // ancestorsThrough counts the current snapshot and its ancestors down to
