@@ -361,7 +361,7 @@ func queryLatency(bin, lake string, runs int) (latency, error) {
 // queryLatencyWith is queryLatency; with a one-file database, each SQL run
 // is followed by the same query on the one file (latency.floor).
 func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) {
-	q, err := start(bin, nil, "query", "--data-dir", lake, "--http", "127.0.0.1:0")
+	q, err := start(bin, nil, "query", "--data-dir", lake, "--http", "127.0.0.1:0", "--no-hot")
 	if err != nil {
 		return latency{}, err
 	}
