@@ -129,13 +129,37 @@ func (l *maintLake) waitRows(view string, want int) {
 	th.Eventually(l.t, 60*time.Second, view+" rows committed", func() (bool, string) {
 		var n int64
 		for _, name := range tables {
-			n += tableRowCount(l.t, l.catalog, name)
+			n += l.committedRows(name)
 		}
 		return n == int64(want), fmt.Sprintf("%d of %d", n, want)
 	})
 	for _, name := range tables {
 		l.waitServes(name)
 	}
+}
+
+// committedRows counts the rows of the table's current snapshot from its
+// data files, each once (a file with several row groups is planned as
+// several scan tasks).
+func (l *maintLake) committedRows(name string) int64 {
+	l.t.Helper()
+	tbl, err := l.catalog.LoadTable(context.Background(), name)
+	if err != nil || tbl.CurrentSnapshot() == nil {
+		return 0
+	}
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var n int64
+	for _, tk := range tasks {
+		if !seen[tk.File.FilePath()] {
+			seen[tk.File.FilePath()] = true
+			n += tk.File.Count()
+		}
+	}
+	return n
 }
 
 // waitServes waits until the query API answers from the table's current
@@ -211,7 +235,12 @@ func (l *maintLake) liveFiles(name string) map[string][]string {
 		l.t.Fatal(err)
 	}
 	out := map[string][]string{}
+	seen := map[string]bool{}
 	for _, tk := range tasks {
+		if seen[tk.File.FilePath()] {
+			continue // one file, several row groups
+		}
+		seen[tk.File.FilePath()] = true
 		p := tk.File.FilePath()
 		if lp := localPath(p); lp != "" {
 			p = lp
