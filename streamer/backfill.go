@@ -55,6 +55,11 @@ type BackfillConfig struct {
 	Writer   string
 	// Failpoints stop the process between chunks in crash tests.
 	Failpoints *failpoint.Set
+	// RunID identifies the run for resumption; empty derives it from the
+	// table, range and chunk (a rerun with the same arguments resumes).
+	// Callers that must recompute a range again (after an erasure) pass a
+	// fresh one.
+	RunID string
 }
 
 // FailAfterChunk is the failpoint hit after every committed chunk.
@@ -106,8 +111,11 @@ func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log
 	if _, err := cat.EnsureTable(ctx, def); err != nil {
 		return res, err
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{cfg.Table, from.Format(time.RFC3339), to.Format(time.RFC3339), cfg.Chunk.String()}, "|")))
-	id := hex.EncodeToString(sum[:8])
+	id := cfg.RunID
+	if id == "" {
+		sum := sha256.Sum256([]byte(strings.Join([]string{cfg.Table, from.Format(time.RFC3339), to.Format(time.RFC3339), cfg.Chunk.String()}, "|")))
+		id = hex.EncodeToString(sum[:8])
+	}
 
 	// Resume after the last chunk a previous run with the same arguments
 	// committed.

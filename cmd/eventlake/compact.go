@@ -78,7 +78,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 func newCompactor(cfg *Config, cat *catalog.Catalog, log *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	return compactor.New(cfg.Compactor, compactor.Deps{
 		Catalog: cat, Tables: compactorTables(cfg), Logger: log, Registry: reg, Now: time.Now,
-		// ReadModels: the streamer's re-aggregation hook, once it exists.
+		ReadModels: newErasureReaggregator(cfg, cat, log),
 	})
 }
 

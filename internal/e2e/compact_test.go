@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -755,6 +756,29 @@ func TestEraseUser(t *testing.T) {
 		t.Fatalf("the victim's orders are not all in the lake before erasure: %s", got)
 	}
 
+	// The exact revenue figure of the range, before: the read models count
+	// the victim's orders.
+	revURL := fmt.Sprintf("%s/v1/metrics/order_revenue_minute?from=%s&to=%s", l.api,
+		start.Format(time.RFC3339), start.Add(3*time.Hour).Format(time.RFC3339))
+	revTotal := func() (int64, string) {
+		var r struct {
+			Rows []struct {
+				Revenue    string `json:"revenue"`
+				OrderCount int64  `json:"order_count"`
+			} `json:"rows"`
+		}
+		th.GetJSON(t, revURL, &r)
+		var n int64
+		cents := new(big.Rat)
+		for _, row := range r.Rows {
+			n += row.OrderCount
+			v, _ := new(big.Rat).SetString(row.Revenue)
+			cents.Add(cents, v)
+		}
+		return n, cents.FloatString(2)
+	}
+	ordersBefore, _ := revTotal()
+
 	// A dry run reports and changes nothing.
 	snap := currentSnapshot(t, l.catalog, "orders_raw")
 	var rep eraseReport
@@ -793,6 +817,17 @@ func TestEraseUser(t *testing.T) {
 	if files == 0 {
 		t.Fatal("no Parquet file found under the warehouse")
 	}
+
+	// The read models were re-aggregated for the affected minutes: the
+	// exact revenue API no longer counts the victim's orders, and agrees
+	// with SQL over the erased raw table.
+	want := l.answer(fmt.Sprintf("SELECT count(*), sum(amount) FROM orders WHERE ts >= TIMESTAMPTZ '%s' AND ts < TIMESTAMPTZ '%s'",
+		start.Format("2006-01-02 15:04:05+00"), start.Add(3*time.Hour).Format("2006-01-02 15:04:05+00")))
+	th.Eventually(t, 30*time.Second, "read models re-aggregated", func() (bool, string) {
+		n, sum := revTotal()
+		return n == ordersBefore-int64(victimOrders) && strings.Contains(want, sum),
+			fmt.Sprintf("API %d orders, %s; before %d; SQL %s", n, sum, ordersBefore, want)
+	})
 
 	// Everyone else's data is unchanged.
 	l.waitServes("orders_raw")

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/compactor"
+	"github.com/eventlake/eventlake/streamer"
+)
+
+// erasureReaggregator recomputes the read models of the minutes whose raw
+// rows an erasure removed (compactor.ReadModelRefresher, implemented with
+// the streamer's backfill). It lives here because stages do not import
+// each other.
+type erasureReaggregator struct {
+	cat             *catalog.Catalog
+	rawTable, topic string
+	log             *slog.Logger
+}
+
+func newErasureReaggregator(cfg *Config, cat *catalog.Catalog, log *slog.Logger) compactor.ReadModelRefresher {
+	for _, tc := range cfg.Ingest.Topics {
+		if tc.Kind == catalog.KindOrders {
+			return &erasureReaggregator{cat: cat, rawTable: tc.Table, topic: tc.Topic, log: log}
+		}
+	}
+	return nil
+}
+
+// Reaggregate recomputes order_revenue_minute and user_activity_minute for
+// every contiguous run of affected minutes of the orders raw table.
+func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compactor.Erased) error {
+	var minutes []time.Time
+	for _, e := range erased {
+		if e.Table == r.rawTable {
+			minutes = append(minutes, e.Minutes...)
+		}
+	}
+	if len(minutes) == 0 {
+		return nil
+	}
+	// The hot tier derives read models from Kafka, which still holds the
+	// erased events until its own retention: events the read models have
+	// not committed yet would come back. Wait until they cover everything
+	// the raw table held when it was erased; the recomputation below then
+	// removes the subject from every minute.
+	if err := r.waitReadModels(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	slices.SortFunc(minutes, func(a, b time.Time) int { return a.Compare(b) })
+	type span struct{ from, to time.Time }
+	var spans []span
+	for _, m := range minutes {
+		m = m.UTC().Truncate(time.Minute)
+		if n := len(spans); n > 0 && !m.After(spans[n-1].to) {
+			if m.Add(time.Minute).After(spans[n-1].to) {
+				spans[n-1].to = m.Add(time.Minute)
+			}
+			continue
+		}
+		spans = append(spans, span{m, m.Add(time.Minute)})
+	}
+	run := "erase-" + uuid.NewString()
+	var errs []error
+	for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+		for i, s := range spans {
+			_, err := streamer.Backfill(ctx, r.cat, streamer.BackfillConfig{
+				Table: t, From: s.from, To: s.to, Chunk: time.Hour, RawTable: r.rawTable, Topic: r.topic,
+				Wait: time.Minute, Writer: "erase", RunID: fmt.Sprintf("%s-%d", run, i),
+			}, r.log)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitReadModels waits until the read models store, for every partition,
+// at least the offsets of the raw table.
+func (r *erasureReaggregator) waitReadModels(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		raw, err := r.cat.LoadTable(ctx, r.rawTable)
+		if err != nil {
+			return err
+		}
+		rawOff, err := catalog.StoredOffsets(raw)
+		if err != nil {
+			return err
+		}
+		behind := ""
+		for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+			rm, err := r.cat.LoadTable(ctx, t)
+			if err != nil {
+				return err
+			}
+			rmOff, err := catalog.StoredOffsets(rm)
+			if err != nil {
+				return err
+			}
+			for p, o := range rawOff[r.topic] {
+				if got, _ := rmOff.Get(r.topic, p); got < o {
+					behind = fmt.Sprintf("%s is at offset %d of partition %d, the raw table at %d", t, got, p, o)
+				}
+			}
+		}
+		if behind == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("read models lag behind the erased raw table (%s): is the hot tier's committer running? "+
+				"run `eventlake backfill` over the affected minutes once it has caught up", behind)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
