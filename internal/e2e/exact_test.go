@@ -12,9 +12,9 @@ import (
 	th "github.com/eventlake/eventlake/internal/testharness"
 )
 
-// TestHotColdExactness runs `eventlake dev` with commits every second and
-// read-model re-aggregation every few seconds (a rewrite of committed rows)
-// while a producer sends orders (with late events, duplicates and malformed
+// TestHotColdExactness runs `eventlake dev` with commits every second,
+// read-model re-aggregation every few seconds and raw-table compaction
+// every second (rewrites of committed rows) while a producer sends orders (with late events, duplicates and malformed
 // messages) at a steady rate, and polls the revenue API and SQL all along.
 // Every answer names the offsets it covers; each one must equal the ground
 // truth of exactly the events below those offsets: never a double count,
@@ -28,6 +28,10 @@ func TestHotColdExactness(t *testing.T) {
 		"EVENTLAKE_STREAMER_REAGGREGATE_LOOKBACK=10m",
 		"EVENTLAKE_STREAMER_ALLOWED_LATENESS=30s",
 		"EVENTLAKE_QUERY_REFRESH_INTERVAL=200ms",
+		// Compaction rewrites the raw tables' files while they are queried.
+		"EVENTLAKE_COMPACTOR_INTERVAL=1s",
+		"EVENTLAKE_COMPACTOR_MAX_FILES_PER_PARTITION=4",
+		"EVENTLAKE_COMPACTOR_MIN_INPUT_FILES=2",
 	}, "dev", "--no-demo", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	broker, api := dev.Ready["kafka"], "http://"+dev.Ready["http"]
 
@@ -180,6 +184,17 @@ func TestHotColdExactness(t *testing.T) {
 	}
 	if reloads < 2 {
 		t.Fatalf("no re-aggregation rewrote the read model during the run (%d full loads); the test did not cover rewrites", reloads)
+	}
+	replaced := 0.0
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "eventlake_compactor_files_replaced_total") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			replaced += v
+		}
+	}
+	if replaced == 0 {
+		t.Fatal("the compactor rewrote no file during the run; the test did not cover compaction")
 	}
 	t.Logf("checked %d revenue answers, %d order SQL answers and %d event SQL answers against %d orders", len(revenues), len(sqls), len(counts), len(orders))
 }
