@@ -78,6 +78,7 @@ type Streamer struct {
 	closed   map[string][]WindowResult // recently closed windows per spec
 	products map[string]product
 	paused   bool
+	publish  bool // enriched orders are published (committer, topic exists)
 }
 
 type revModel struct {
@@ -260,6 +261,18 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 		case <-time.After(time.Second):
 		}
 	}
+	// Enriched orders go to a topic that must exist: producing to a missing
+	// one would fill the producer's buffer and stall the hot tier.
+	if s.cfg.Commit {
+		emd, err := adm.Metadata(ctx, s.cfg.EnrichedTopic)
+		if td, ok := emd.Topics[s.cfg.EnrichedTopic]; err != nil || !ok || td.Err != nil {
+			s.log.Warn("enriched-orders topic not found; enriched orders are not published (create it to enable them)",
+				logkey.Topic, s.cfg.EnrichedTopic)
+			s.publish = false
+		} else {
+			s.publish = true
+		}
+	}
 	// The product catalog first, to its end, so that orders read from now
 	// on are enriched with it.
 	catalogEnd, err := s.loadCatalog(ctx, admCl, adm, md)
@@ -365,9 +378,9 @@ func (s *Streamer) consume(ctx context.Context) error {
 					continue
 				}
 				ev := &s.ev
+				accepted++
 				if toSink && r.Offset >= rawStart {
 					sink[raw.Table] = append(sink[raw.Table], hotRow(r, ev, now))
-					accepted++
 				}
 				switch {
 				case p.Topic == s.cfg.OrdersTopic && ev.IsOrder && r.Offset >= floor:
@@ -386,7 +399,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 						if s.win.add(ev.TsMicros, ho.cents, user, ho.product) {
 							s.m.late.Inc()
 						}
-						if s.cfg.Commit {
+						if s.publish {
 							out = append(out, enriched{key: ev.Order.OrderID, value: s.enrich(ev)})
 						}
 					}

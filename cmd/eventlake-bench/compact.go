@@ -369,7 +369,7 @@ func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) 
 	base := "http://" + q.ready["http"]
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := client.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -384,7 +384,7 @@ func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) 
 	body, _ := json.Marshal(map[string]any{"sql": fmt.Sprintf(revenueSQL, "orders", ""), "max_rows": 10000})
 	timeSQL := func() (time.Duration, error) {
 		t0 := time.Now()
-		resp, err := http.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
 		if err != nil {
 			return 0, err
 		}
@@ -400,7 +400,7 @@ func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) 
 	}
 	timeAPI := func() (time.Duration, error) {
 		t0 := time.Now()
-		resp, err := http.Get(base + "/v1/metrics/order_revenue_minute?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z")
+		resp, err := client.Get(base + "/v1/metrics/order_revenue_minute?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z")
 		if err != nil {
 			return 0, err
 		}

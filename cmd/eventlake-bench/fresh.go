@@ -103,7 +103,7 @@ func benchFreshness(bin, dir string, samples int) ([]result, error) {
 		}
 		body, _ := json.Marshal(map[string]string{"sql": "SELECT count(*) FROM events WHERE event_id = '" + id + "'"})
 		for {
-			r, err := http.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+			r, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
 			if err != nil {
 				return nil, err
 			}

@@ -206,7 +206,7 @@ func committed(metricsURL string) (int64, error) {
 }
 
 func progress(metricsURL string) (committed, consumed int64, err error) {
-	resp, err := http.Get(metricsURL)
+	resp, err := client.Get(metricsURL)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -376,7 +376,7 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 
 func waitHealthy(base string) {
 	for {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := client.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -393,7 +393,7 @@ func timeRevenue(url string, runs int) ([]time.Duration, time.Duration, int, err
 	var rows int
 	get := func() (time.Duration, error) {
 		t0 := time.Now()
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
 			return 0, err
 		}
@@ -429,7 +429,7 @@ func timeRevenue(url string, runs int) ([]time.Duration, time.Duration, int, err
 }
 
 func revenueTotal(url string) (int64, error) {
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		return 0, err
 	}
@@ -455,7 +455,7 @@ func timeSQL(base string) (time.Duration, error) {
 	for i := 0; i < 13; i++ {
 		body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 10000})
 		t0 := time.Now()
-		resp, err := http.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+		resp, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
 		if err != nil {
 			return 0, err
 		}
@@ -508,3 +508,7 @@ func render(rs []result) string {
 	_ = context.Background
 	return b.String()
 }
+
+// client bounds every benchmark request: a stuck service fails the run
+// instead of hanging it.
+var client = &http.Client{Timeout: 2 * time.Minute}

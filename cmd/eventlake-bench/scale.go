@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -319,7 +318,7 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 	sqlText := `SELECT epoch_us(ts) // 60000000 AS minute, sum(amount) AS revenue, count(*) AS orders FROM orders WHERE ts >= TIMESTAMPTZ '2026-11-25 00:00:00+00' AND ts < TIMESTAMPTZ '2026-11-26 00:00:00+00' GROUP BY 1 ORDER BY 1`
 	get := func(base string) (time.Duration, error) {
 		t0 := time.Now()
-		resp, err := http.Get(base + revenueURL)
+		resp, err := client.Get(base + revenueURL)
 		if err != nil {
 			return 0, err
 		}
@@ -338,7 +337,7 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 	post := func(base string) (time.Duration, error) {
 		b, _ := json.Marshal(map[string]any{"sql": sqlText, "max_rows": 10000})
 		t0 := time.Now()
-		resp, err := http.Post(base+"/v1/sql", "application/json", strings.NewReader(string(b)))
+		resp, err := client.Post(base+"/v1/sql", "application/json", strings.NewReader(string(b)))
 		if err != nil {
 			return 0, err
 		}
@@ -364,7 +363,7 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 		}
 		base := "http://" + q.ready["http"]
 		for {
-			resp, err := http.Get(base + "/healthz")
+			resp, err := client.Get(base + "/healthz")
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == 200 {

@@ -172,15 +172,18 @@ func newStreamer(cfg *Config, qs *query.Service, deps streamer.Deps) (*streamer.
 // apiHandler serves the query service, with the hot tier's endpoints in
 // front when it runs.
 func apiHandler(qs *query.Service, st *streamer.Streamer) http.Handler {
-	if st == nil {
-		return qs.Handler()
-	}
 	mux := http.NewServeMux()
+	if st == nil {
+		mux.Handle("/", qs.Handler())
+		addPprof(mux)
+		return mux
+	}
 	sh := st.Handler()
 	for _, p := range []string{"GET /v1/metrics/order_revenue_minute", "GET /v1/stream/order_revenue_minute", "GET /v1/windows", "GET /v1/products"} {
 		mux.Handle(p, sh)
 	}
 	mux.Handle("/", qs.Handler())
+	addPprof(mux)
 	return mux
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -52,11 +53,8 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	cfg.Broker.Defaults()
 	// Every topic ingest and the hot tier read or write exists in the
-	// embedded broker; the product catalog is a compacted changelog.
-	cfg.Broker.Topics = append(cfg.Broker.Topics,
-		broker.Topic{Name: cfg.Streamer.ProductsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
-		broker.Topic{Name: cfg.Streamer.EnrichedTopic, Partitions: 6})
-	want := []string{}
+	// embedded broker (the defaults hold the canonical ones).
+	want := []string{cfg.Streamer.EnrichedTopic}
 	for _, tc := range cfg.Ingest.Topics {
 		want = append(want, tc.Topic)
 	}
@@ -71,6 +69,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		if !found {
 			cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: name, Partitions: 3})
 		}
+	}
+	if found := slices.ContainsFunc(cfg.Broker.Topics, func(t broker.Topic) bool { return t.Name == cfg.Streamer.ProductsTopic }); !found {
+		cfg.Broker.Topics = append(cfg.Broker.Topics, broker.Topic{Name: cfg.Streamer.ProductsTopic, Partitions: 1,
+			Configs: map[string]string{"cleanup.policy": "compact"}})
 	}
 	if !cfg.Streamer.Commit {
 		// The one process of the embedded default commits the read models.

@@ -44,11 +44,15 @@ type Config struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 }
 
-// DefaultTopics are the canonical streams with their partition counts.
+// DefaultTopics are the canonical streams with their partition counts:
+// the event topics, the product catalog (a compacted changelog) and the
+// enriched orders the hot tier publishes.
 func DefaultTopics() []Topic {
 	return []Topic{
 		{Name: "orders.created", Partitions: 6},
 		{Name: "inventory.updated", Partitions: 3},
+		{Name: "products.changelog", Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}},
+		{Name: "orders.enriched", Partitions: 6},
 	}
 }
 
