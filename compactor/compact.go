@@ -207,52 +207,81 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	now := c.deps.Now()
 	// Partitions are rewritten one by one and committed in batches: one
 	// snapshot per batch keeps commits (and the manifests each rewrites)
-	// few, and bounds the work a conflict can throw away.
+	// few, and bounds the work a conflict can throw away. A batch commits
+	// in the background while the next one is rewritten (staging a commit
+	// reads and writes manifests, seconds over thousands of small files);
+	// at most one commit is in flight.
+	type batchState struct {
+		parts       int
+		remove, add []iceberg.DataFile
+		in, rows    int64
+	}
 	var (
-		batch      []*partition
-		remove     []iceberg.DataFile
-		add        []iceberg.DataFile
-		in, rows   int64
-		batchBytes int64
+		cur      batchState
+		inflight chan error
 	)
-	flush := func() error {
-		if len(batch) == 0 {
+	// wait joins the commit in flight, if any.
+	wait := func() error {
+		if inflight == nil {
 			return nil
 		}
-		defer func() { batch, remove, add, in, rows, batchBytes = nil, nil, nil, 0, 0, 0 }()
-		began := c.deps.Now()
-		newTbl, err := c.replace(ctx, t.Name, TaskCompact, remove, add, true, nil)
-		c.log.Debug("compaction batch committed", logkey.Table, t.Name, logPartitions, len(batch), logkey.Files, len(remove), logkey.Duration, c.deps.Now().Sub(began), logkey.Err, err)
-		if err != nil {
-			if !errors.Is(err, ErrCommitUnknown) {
-				c.discard(ctx, tbl, add)
-			}
-			if errors.Is(err, ErrStale) {
-				c.log.Info("files changed while compacting; the partitions are planned again next cycle", logkey.Table, t.Name, logPartitions, len(batch))
-				return nil
-			}
+		err := <-inflight
+		inflight = nil
+		return err
+	}
+	// abort discards what was written and not committed.
+	abort := func(err error) (*TaskReport, error) {
+		werr := wait()
+		c.discard(ctx, tbl, cur.add)
+		return r, errors.Join(err, werr)
+	}
+	flush := func() error {
+		if err := wait(); err != nil {
 			return err
 		}
-		tbl = newTbl
-		var out int64
-		for _, f := range add {
-			out += f.FileSizeBytes()
+		if cur.parts == 0 {
+			return nil
 		}
-		r.Partitions += len(batch)
-		r.FilesRemoved += len(remove)
-		r.FilesAdded += len(add)
-		r.FilesAfter += len(add) - len(remove)
-		r.BytesRead += in
-		r.BytesWritten += out
-		r.Rows += rows
-		r.SnapshotID = tbl.CurrentSnapshot().SnapshotID
-		c.count(t.Name, TaskCompact, len(remove), len(add), in, out, rows)
+		b := cur
+		cur = batchState{}
+		done := make(chan error, 1)
+		inflight = done
+		go func() {
+			began := c.deps.Now()
+			newTbl, err := c.replace(ctx, t.Name, TaskCompact, b.remove, b.add, true, nil)
+			c.log.Debug("compaction batch committed", logkey.Table, t.Name, logPartitions, b.parts, logkey.Files, len(b.remove), logkey.Duration, c.deps.Now().Sub(began), logkey.Err, err)
+			if err != nil {
+				if !errors.Is(err, ErrCommitUnknown) {
+					c.discard(ctx, tbl, b.add)
+				}
+				if errors.Is(err, ErrStale) {
+					c.log.Info("files changed while compacting; the partitions are planned again next cycle", logkey.Table, t.Name, logPartitions, b.parts)
+					err = nil
+				}
+				done <- err
+				return
+			}
+			var out int64
+			for _, f := range b.add {
+				out += f.FileSizeBytes()
+			}
+			// Only this goroutine writes r until wait returns.
+			r.Partitions += b.parts
+			r.FilesRemoved += len(b.remove)
+			r.FilesAdded += len(b.add)
+			r.FilesAfter += len(b.add) - len(b.remove)
+			r.BytesRead += b.in
+			r.BytesWritten += out
+			r.Rows += b.rows
+			r.SnapshotID = newTbl.CurrentSnapshot().SnapshotID
+			c.count(t.Name, TaskCompact, len(b.remove), len(b.add), b.in, out, b.rows)
+			done <- nil
+		}()
 		return nil
 	}
 	for _, p := range parts {
 		if ctx.Err() != nil {
-			c.discard(ctx, tbl, add)
-			return r, ctx.Err()
+			return abort(ctx.Err())
 		}
 		closed := !p.end.IsZero() && !p.end.Add(c.cfg.AllowedLateness).After(now)
 		small := 0
@@ -287,24 +316,25 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		began := c.deps.Now()
 		padd, prows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
 		if err != nil {
-			c.discard(ctx, tbl, add)
-			return r, err
+			return abort(err)
 		}
 		c.log.Debug("partition rewritten", logkey.Table, t.Name, logPartition, p.dir, logFilesBefore, len(premove),
 			logFilesAfter, len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
-		batch = append(batch, p)
-		remove = append(remove, premove...)
-		add = append(add, padd...)
-		in += pin
-		rows += prows
-		batchBytes += pin
-		if batchBytes >= 4*c.cfg.TargetFileSize || len(batch) >= maxBatchPartitions || len(remove) >= maxBatchFiles {
+		cur.parts++
+		cur.remove = append(cur.remove, premove...)
+		cur.add = append(cur.add, padd...)
+		cur.in += pin
+		cur.rows += prows
+		if cur.in >= 4*c.cfg.TargetFileSize || cur.parts >= maxBatchPartitions || len(cur.remove) >= maxBatchFiles {
 			if err := flush(); err != nil {
-				return r, err
+				return abort(err)
 			}
 		}
 	}
 	if err := flush(); err != nil {
+		return abort(err)
+	}
+	if err := wait(); err != nil {
 		return r, err
 	}
 	if !dry {

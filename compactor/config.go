@@ -133,7 +133,7 @@ func (c *Config) Defaults() {
 		c.ErasureLogTable = "erasure_log"
 	}
 	if c.MemoryLimit == "" {
-		c.MemoryLimit = "512MB"
+		c.MemoryLimit = "2GB"
 	}
 }
 
