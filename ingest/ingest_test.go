@@ -118,6 +118,9 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if ing.Ready() == nil {
+			t.Fatal("ready before Run")
+		}
 		done := make(chan error, 1)
 		go func() { done <- ing.Run(ctx) }()
 		deadline := time.Now().Add(20 * time.Second)
@@ -125,6 +128,9 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 			rows, _ := scanCount(t, cat, "orders_raw")
 			dl, _ := scanCount(t, cat, "dlq")
 			if rows >= wantRaw && dl >= wantDLQ {
+				if err := ing.Ready(); err != nil {
+					t.Fatalf("not ready while committing: %v", err)
+				}
 				break
 			}
 			if time.Now().After(deadline) {
@@ -136,6 +142,9 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		if ing.Ready() == nil {
+			t.Fatal("ready after Run returned")
 		}
 	}
 	run(300, 2)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -62,6 +63,10 @@ type Ingester struct {
 	baseDLQ catalog.Offsets
 	// assigned is the set of partitions this member owns.
 	assigned map[string]map[int32]bool
+
+	// consuming is set while the consumer runs (tables open, group
+	// joined): what /healthz reports.
+	consuming atomic.Bool
 
 	rec         *recoveryMetrics // recover.go
 	consecutive int              // failures since consumption last resumed (loop goroutine only)
@@ -142,6 +147,17 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	}
 	ing.b.reset()
 	return ing, nil
+}
+
+// Ready reports whether the ingester is consuming: its tables are open
+// and its consumer runs. Before that (a catalog or object store that does
+// not answer at start keeps it retrying) and while it drains at shutdown,
+// it returns why not.
+func (ing *Ingester) Ready() error {
+	if !ing.consuming.Load() {
+		return errors.New("ingest is not consuming: opening its tables, or shutting down")
+	}
+	return nil
 }
 
 // Run consumes until ctx is canceled, then flushes and commits what it holds
@@ -243,6 +259,8 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	ing.cl = cl
 	ing.mu.Unlock()
 	ing.m.setState("consuming")
+	ing.consuming.Store(true)
+	defer ing.consuming.Store(false)
 	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "dlq_table", ing.cfg.DLQTable)
 
 	runErr := ing.loop(ctx, cl)
