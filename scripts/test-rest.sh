@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make test-rest`: the catalog conformance suite against a REST catalog,
+# `make test-rest`: the catalog conformance suite and the end-to-end
+# ingest/query case against a REST catalog,
 # SeaweedFS's built-in Iceberg REST catalog (S3 Table Buckets), whose S3
 # gateway also serves the warehouse. Not run by CI: building SeaweedFS
-# takes about five minutes on a 2-core machine, and the REST catalog is
+# takes about four minutes on a 2-core machine, and the REST catalog is
 # optional for eventlake. Usage: scripts/test-rest.sh [version]
 #
 # `weed mini` runs the whole stack in one process: the S3 gateway on 8333
@@ -45,4 +46,4 @@ EVENTLAKE_TEST_REST_SIGV4=1 \
 EVENTLAKE_TEST_REST_S3_ENDPOINT="http://127.0.0.1:8333" \
 EVENTLAKE_TEST_REST_S3_ACCESS_KEY="$AWS_ACCESS_KEY_ID" \
 EVENTLAKE_TEST_REST_S3_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
-  go test -count=1 -run 'TestCatalogConformance/rest' -v ./catalog/
+  go test -count=1 -timeout 20m -run 'TestCatalogConformance/rest$|TestCatalogsEndToEnd/rest$' -v ./catalog/ ./internal/e2e/

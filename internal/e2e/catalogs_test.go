@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,15 +18,25 @@ import (
 // the query service reads the S3-resident files through its local cache.
 // Every event must be in the lake once, every answer must match the
 // generator's ground truth, and no process may log a credential.
+//
+// With EVENTLAKE_TEST_REST_URI set (`make test-rest`), the same case runs
+// against that REST catalog and its warehouse.
 func TestCatalogsEndToEnd(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		name string
 		opts lakeOpts
 	}{
 		{"sqlite-local", lakeOpts{}},
 		{"sqlite-s3", lakeOpts{s3: true}},
 		{"postgres-s3", lakeOpts{postgres: true, s3: true}},
-	} {
+	}
+	if os.Getenv("EVENTLAKE_TEST_REST_URI") != "" {
+		cases = append(cases, struct {
+			name string
+			opts lakeOpts
+		}{"rest", lakeOpts{rest: true}})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLake(t, tc.opts)
 			prod := l.produce(7, 6000, 0)
@@ -114,6 +125,9 @@ func assertNoSecrets(t *testing.T, log string, l *lake) {
 	}
 	if l.s3 != nil {
 		secrets = append(secrets, l.s3.SecretKey)
+	}
+	if l.restSecret != "" {
+		secrets = append(secrets, l.restSecret)
 	}
 	for _, s := range secrets {
 		if strings.Contains(log, s) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type lake struct {
 	pg         *th.Postgres
 	catEnv     []string // EVENTLAKE_CATALOG_* of every process
 	catCfg     catalog.Config
+	restSecret string // the REST case's S3 secret, which no process may log
 
 	mu      sync.Mutex
 	ingests map[string]*th.Proc
@@ -52,6 +54,9 @@ type lakeOpts struct {
 	s3       bool // S3 warehouse (versitygw) instead of a local directory
 	// s3Endpoint overrides the endpoint processes use (a fault proxy).
 	s3Endpoint func(s3 *th.S3Server) string
+	// rest uses the REST catalog (and its warehouse) named by the
+	// EVENTLAKE_TEST_REST_* variables `make test-rest` sets.
+	rest bool
 }
 
 func newLake(t *testing.T, o lakeOpts) *lake {
@@ -80,6 +85,21 @@ func newLake(t *testing.T, o lakeOpts) *lake {
 		l.catEnv = append(l.catEnv, env...)
 		cfg.Warehouse = l.s3.Warehouse("wh")
 		cfg.S3.Endpoint, cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = l.s3.Endpoint, l.s3.AccessKey, l.s3.SecretKey
+	}
+	if o.rest {
+		ns := "l" + strings.ToLower(th.RandomID())
+		cfg.Type, cfg.URI, cfg.Warehouse, cfg.Namespace = catalog.TypeREST, os.Getenv("EVENTLAKE_TEST_REST_URI"), os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"), ns
+		cfg.SigV4 = os.Getenv("EVENTLAKE_TEST_REST_SIGV4") == "1"
+		cfg.S3.Endpoint = os.Getenv("EVENTLAKE_TEST_REST_S3_ENDPOINT")
+		cfg.S3.AccessKeyID = os.Getenv("EVENTLAKE_TEST_REST_S3_ACCESS_KEY")
+		cfg.S3.SecretAccessKey = os.Getenv("EVENTLAKE_TEST_REST_S3_SECRET_KEY")
+		l.restSecret = cfg.S3.SecretAccessKey
+		l.catEnv = append(l.catEnv, "EVENTLAKE_CATALOG_TYPE=rest", "EVENTLAKE_CATALOG_URI="+cfg.URI,
+			"EVENTLAKE_CATALOG_WAREHOUSE="+cfg.Warehouse, "EVENTLAKE_CATALOG_NAMESPACE="+ns,
+			"EVENTLAKE_CATALOG_SIGV4="+strconv.FormatBool(cfg.SigV4),
+			"EVENTLAKE_CATALOG_S3_ENDPOINT="+cfg.S3.Endpoint,
+			"EVENTLAKE_CATALOG_S3_ACCESS_KEY_ID="+cfg.S3.AccessKeyID,
+			"EVENTLAKE_CATALOG_S3_SECRET_ACCESS_KEY="+cfg.S3.SecretAccessKey)
 	}
 	l.catCfg = cfg
 	return l

@@ -154,12 +154,15 @@ func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc 
 }
 
 // Command returns an exec.Cmd running the eventlake binary with this
-// process's environment minus the harness's own settings.
+// process's environment minus the harness's and tests' own settings
+// (EVENTLAKE_BIN, EVENTLAKE_TEST_*).
 func Command(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "EVENTLAKE_BIN=") { // the harness's own setting, not eventlake's
+		// The harness's and the tests' own settings are not eventlake's,
+		// whose configuration refuses unknown EVENTLAKE_* variables.
+		if !strings.HasPrefix(kv, "EVENTLAKE_BIN=") && !strings.HasPrefix(kv, "EVENTLAKE_TEST_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
