@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // partition is the live data files of one table partition.
@@ -356,7 +357,7 @@ func (c *Compactor) rewriteGroups(ctx context.Context, tbl *table.Table, t Table
 			c.discard(ctx, tbl, add)
 			return nil, 0, err
 		}
-		df, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: g, location: loc, partition: p.value, sortBy: sortBy})
+		df, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: g, location: loc, partition: p.value, sortBy: sortBy, storageClass: c.storageClass(loc)})
 		if err != nil {
 			c.discard(ctx, tbl, add)
 			return nil, 0, err
@@ -379,6 +380,9 @@ func (c *Compactor) newLocation(tbl *table.Table, name string, p *partition) (st
 	}
 	file := p.dir + "/" + id.String() + ".parquet"
 	if c.dueForTier(name, p) {
+		if err := c.checkCold(tbl); err != nil {
+			return "", err
+		}
 		return c.coldPrefix(name) + file, nil
 	}
 	lp, err := tbl.LocationProvider()
@@ -386,6 +390,40 @@ func (c *Compactor) newLocation(tbl *table.Table, name string, p *partition) (st
 		return "", fmt.Errorf("location provider of %s: %w", name, err)
 	}
 	return lp.NewDataLocation(file), nil
+}
+
+// checkCold refuses an S3 cold location outside the bucket of tbl:
+// iceberg-go's S3 FileIO serves one bucket per table, so files elsewhere
+// could be read by the query service but not rewritten, erased or
+// expired.
+func (c *Compactor) checkCold(tbl *table.Table) error {
+	if !objstore.IsS3(c.cfg.ColdLocation) {
+		return nil
+	}
+	cold, _, err := objstore.SplitURI(c.cfg.ColdLocation + "/")
+	if err != nil {
+		return fmt.Errorf("compactor.cold_location: %w", err)
+	}
+	if !objstore.IsS3(tbl.Location()) {
+		return fmt.Errorf("compactor.cold_location %s is on S3 but table %s lives at %s: tiering stays on one storage", c.cfg.ColdLocation, tbl.Identifier(), tbl.Location())
+	}
+	own, _, err := objstore.SplitURI(tbl.Location())
+	if err != nil {
+		return err
+	}
+	if own != cold {
+		return fmt.Errorf("compactor.cold_location %s is in bucket %q, table %s in bucket %q: use a prefix of the table's bucket (iceberg-go's S3 FileIO serves one bucket per table)", c.cfg.ColdLocation, cold, tbl.Identifier(), own)
+	}
+	return nil
+}
+
+// storageClass is the S3 storage class a new file at location gets: the
+// cold one under the cold location, the bucket's default elsewhere.
+func (c *Compactor) storageClass(location string) string {
+	if c.cfg.ColdStorageClass != "" && strings.HasPrefix(location, strings.TrimSuffix(c.cfg.ColdLocation, "/")+"/") {
+		return c.cfg.ColdStorageClass
+	}
+	return ""
 }
 
 // discard removes files written for a change that was not committed.

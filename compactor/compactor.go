@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	icecat "github.com/apache/iceberg-go/catalog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // Table roles: what the compactor may assume about a table's columns.
@@ -122,10 +124,15 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 			return nil, fmt.Errorf("create compactor temp dir: %w", err)
 		}
 	}
+	if objstore.IsS3(cfg.ColdLocation) && deps.Catalog.Config().Warehouse != "" && !objstore.IsS3(deps.Catalog.Config().Warehouse) &&
+		strings.Contains(deps.Catalog.Config().Warehouse, "://") {
+		return nil, fmt.Errorf("compactor.cold_location %s is on S3 but the warehouse %s is not: tiering stays on one storage", cfg.ColdLocation, deps.Catalog.Config().Warehouse)
+	}
 	eng, err := openEngine(&cfg)
 	if err != nil {
 		return nil, err
 	}
+	eng.store = deps.Catalog.Store()
 	host, _ := os.Hostname()
 	return &Compactor{
 		cfg: cfg, deps: deps, m: m, eng: eng,

@@ -134,6 +134,9 @@ func TestConfigValidate(t *testing.T) {
 		}, "not below retention"},
 		{"relative cold location", func(c *Config) { c.ColdLocation = "file://relative/dir" }, "cold_location"},
 		{"tiny target", func(c *Config) { c.TargetFileSize = 1000 }, "target_file_size"},
+		{"s3 cold location with a storage class", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "s3://lake/cold", "STANDARD_IA" }, ""},
+		{"storage class on a local cold location", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "/cold", "STANDARD_IA" }, "needs an s3:// cold_location"},
+		{"archive storage class", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "s3://lake/cold", "GLACIER" }, "cannot be read without a restore"},
 	} {
 		c := Config{}
 		c.Defaults()

@@ -3,6 +3,7 @@ package compactor
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,10 +61,17 @@ type Config struct {
 	OrphanInterval time.Duration `yaml:"orphan_interval"`
 
 	// ColdLocation is where tiered data goes: a file:// URI or local path
-	// (made absolute), later s3://bucket/prefix. Files land under
+	// (made absolute; the query service is allowed to read it), or, with
+	// an S3 warehouse, s3://<the warehouse's bucket>/<prefix> (iceberg-go's
+	// S3 FileIO serves one bucket per table, so another bucket could not
+	// be compacted, erased or expired). Files land under
 	// <cold_location>/<namespace>/<table>/data/. Empty disables tiering.
-	// The query service must be allowed to read it (query.lake_dirs).
 	ColdLocation string `yaml:"cold_location"`
+	// ColdStorageClass is the S3 storage class of tiered objects
+	// (STANDARD_IA, INTELLIGENT_TIERING, GLACIER_IR, ...: classes that
+	// serve reads at once); empty keeps the bucket's default. S3 cold
+	// locations only.
+	ColdStorageClass string `yaml:"cold_storage_class"`
 
 	// Tables holds per-table policies by table name.
 	Tables map[string]TablePolicy `yaml:"tables"`
@@ -203,6 +211,13 @@ func (c *Config) Validate() error {
 			c.ColdLocation = loc
 		}
 	}
+	if c.ColdStorageClass != "" {
+		if !strings.HasPrefix(c.ColdLocation, "s3://") {
+			errs = append(errs, fmt.Errorf("compactor.cold_storage_class %q needs an s3:// cold_location", c.ColdStorageClass))
+		} else if !readableClass(c.ColdStorageClass) {
+			errs = append(errs, fmt.Errorf("compactor.cold_storage_class %q: want one of %v (archive classes such as GLACIER and DEEP_ARCHIVE cannot be read without a restore, so queries would fail)", c.ColdStorageClass, readableClasses))
+		}
+	}
 	for name, p := range c.Tables {
 		if p.Retention < 0 || p.TierAfter < 0 {
 			errs = append(errs, fmt.Errorf("compactor.tables.%s: durations must not be negative", name))
@@ -222,3 +237,9 @@ func (c *Config) Validate() error {
 func (c *Config) keepAge() time.Duration {
 	return max(c.SnapshotMinAge, c.SnapshotMaxAge)
 }
+
+// readableClasses are the S3 storage classes whose objects can be read
+// without a restore.
+var readableClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "REDUCED_REDUNDANCY"}
+
+func readableClass(c string) bool { return slices.Contains(readableClasses, c) }

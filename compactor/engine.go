@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // engine rewrites Parquet files with DuckDB: it reads many small files,
@@ -29,6 +30,9 @@ import (
 type engine struct {
 	db      *sql.DB
 	tempDir string
+	// store, set for S3 warehouses, uploads files that need a storage
+	// class (iceberg-go's FileIO cannot set one).
+	store *objstore.Store
 }
 
 func openEngine(cfg *Config) (*engine, error) {
@@ -77,6 +81,8 @@ type rewriteSpec struct {
 	// sortBy.
 	drop   map[string][]int64
 	sortBy string
+	// storageClass is the S3 storage class of the output ("": default).
+	storageClass string
 }
 
 // rewrite writes spec's output and returns it as an Iceberg data file, or
@@ -139,7 +145,12 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 		return nil, nil
 	}
 	if !local {
-		if err := upload(fs, out, spec.location); err != nil {
+		if spec.storageClass != "" && e.store != nil {
+			err = e.store.PutFile(ctx, spec.location, out, spec.storageClass)
+		} else {
+			err = upload(fs, out, spec.location)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

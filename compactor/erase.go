@@ -267,7 +267,7 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 					c.discard(ctx, tbl, add)
 					return nil, nil, err
 				}
-				nf, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: []iceberg.DataFile{f}, location: loc,
+				nf, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: []iceberg.DataFile{f}, location: loc, storageClass: c.storageClass(loc),
 					partition: p.value, drop: map[string][]int64{f.FilePath(): rows}})
 				if err != nil {
 					c.discard(ctx, tbl, add)

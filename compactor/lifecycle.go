@@ -6,9 +6,11 @@ import (
 	"strings"
 
 	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // retention drops every partition of the table that ended longer ago than
@@ -103,6 +105,9 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 	}
 	r := &TaskReport{FilesBefore: total, FilesAfter: total}
 	prefix := c.coldPrefix(t.Name)
+	if err := c.checkCold(tbl); err != nil {
+		return nil, err
+	}
 	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, err
@@ -166,7 +171,7 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 				return r, err
 			}
 			to := prefix + p.dir + "/" + id.String() + ".parquet"
-			if err := copyObject(fs, f.FilePath(), to); err != nil {
+			if err := c.copyToCold(ctx, fs, f.FilePath(), to); err != nil {
 				c.discard(ctx, tbl, add)
 				return r, err
 			}
@@ -191,6 +196,16 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 		return r, err
 	}
 	return r, nil
+}
+
+// copyToCold copies a data file to the cold location: on S3 a copy on the
+// server with the cold storage class (no bytes through this process),
+// elsewhere byte for byte through this process.
+func (c *Compactor) copyToCold(ctx context.Context, fs iceio.IO, from, to string) error {
+	if st := c.deps.Catalog.Store(); st != nil && objstore.IsS3(from) && objstore.IsS3(to) {
+		return st.Copy(ctx, from, to, c.cfg.ColdStorageClass)
+	}
+	return copyObject(fs, from, to)
 }
 
 // describeCopy is f's Iceberg description at a new path: the bytes are

@@ -966,12 +966,26 @@ func arrowRows(t *testing.T, at arrow.Table) []map[string]string {
 	return out
 }
 
-// TestMaintenanceS3 runs compaction, expiry and an erasure on a lake whose
-// warehouse is S3 (versitygw): the rewrite engine stages files through the
-// table's FileIO, and expiry deletes objects.
+// TestMaintenanceS3 runs tiering, compaction, expiry and an erasure on a
+// lake whose warehouse is S3 (versitygw): tiering copies objects on the
+// server into the cold prefix with the cold storage class, the rewrite
+// engine stages files through the table's FileIO and uploads with the
+// storage class, and expiry deletes objects.
 func TestMaintenanceS3(t *testing.T) {
 	s3 := th.StartS3(t)
-	l := startMaintLake(t, "compactor:\n  snapshot_retain_last: 1\n", s3.Env("maint")...)
+	// Every process reaches S3 through a proxy that records the storage
+	// class each request asks for: versitygw accepts storage classes but
+	// reports every object as STANDARD.
+	px := th.StartHTTPFaultProxy(t, s3.Endpoint)
+	px.RecordHeader("X-Amz-Storage-Class")
+	cold := s3.Warehouse("cold")
+	l := startMaintLake(t, fmt.Sprintf(`compactor:
+  snapshot_retain_last: 1
+  cold_location: %s
+  cold_storage_class: STANDARD_IA
+  tables:
+    orders_raw: {tier_after: 1h}
+`, cold), append(s3.Env("maint"), "EVENTLAKE_CATALOG_S3_ENDPOINT="+px.URL)...)
 	now := time.Now().UTC()
 	start := now.Add(-4 * time.Hour).Truncate(time.Hour)
 	for i := range 3 {
@@ -980,6 +994,47 @@ func TestMaintenanceS3(t *testing.T) {
 	}
 	dump := "SELECT event_id, user_id, amount, ts, payload FROM orders_raw ORDER BY event_id"
 	before := l.answer(dump)
+	coldPrefix := cold + "/lake/orders_raw/data/"
+	checkCold := func(step string, wantMax int) {
+		t.Helper()
+		classes := px.Recorded()
+		for dir, files := range l.liveFiles("orders_raw") {
+			if len(files) > wantMax {
+				t.Errorf("%s: partition %s has %d files", step, dir, len(files))
+			}
+			for _, f := range files {
+				if !strings.HasPrefix(f, coldPrefix) {
+					t.Fatalf("%s: %s is not in the cold location %s", step, f, coldPrefix)
+				}
+				if class := classes["PUT /"+strings.TrimPrefix(f, "s3://")]; class != "STANDARD_IA" {
+					t.Fatalf("%s: %s was written with storage class %q, want STANDARD_IA", step, f, class)
+				}
+			}
+		}
+	}
+
+	// Tiering first: every partition is past tier_after; objects are
+	// copied on the server.
+	var tier []struct {
+		FilesAdded int `json:"files_added"`
+	}
+	if err := json.Unmarshal([]byte(l.maintain("tier")), &tier); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, r := range tier {
+		moved += r.FilesAdded
+	}
+	if moved == 0 {
+		t.Fatal("nothing tiered on S3")
+	}
+	l.waitServes("orders_raw")
+	if got := l.answer(dump); got != before {
+		t.Fatalf("answers changed after tiering on S3")
+	}
+	checkCold("after tiering", 1<<30)
+
+	// Compaction of cold partitions reads and writes in the cold prefix.
 	if n := filesRemoved(t, l.maintain("rewrite")); n == 0 {
 		t.Fatal("nothing compacted on S3")
 	}
@@ -987,10 +1042,14 @@ func TestMaintenanceS3(t *testing.T) {
 	if got := l.answer(dump); got != before {
 		t.Fatalf("answers changed after compaction on S3")
 	}
-	for dir, files := range l.liveFiles("orders_raw") {
-		if !strings.HasPrefix(files[0], "s3://") || len(files) > 2 {
-			t.Errorf("partition %s: %d files after compaction (%v)", dir, len(files), files[0])
-		}
+	checkCold("after compaction", 2)
+
+	// A cold location in another bucket is refused with a clear error:
+	// iceberg-go's S3 FileIO could not rewrite or expire files there.
+	cmd := exec.Command(th.Binary(t), "compact", "tier", "--config", l.config, "--data-dir", l.dir)
+	cmd.Env = append(append(append(os.Environ(), l.env...), maintEnv()...), "EVENTLAKE_COMPACTOR_COLD_LOCATION=s3://another-bucket/cold")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "use a prefix of the table's bucket") {
+		t.Fatalf("tiering into another bucket: err %v, output %s", err, tailString(string(out), 2000))
 	}
 	time.Sleep(1100 * time.Millisecond)
 	var exp []struct {

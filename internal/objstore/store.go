@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -141,6 +144,60 @@ func (s *Store) Put(ctx context.Context, location string, body io.ReadSeeker) er
 		return err
 	}
 	if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: body}); err != nil {
+		return fmt.Errorf("put %s: %w", location, err)
+	}
+	return nil
+}
+
+// Copy copies the object at from to to on the server (no bytes through
+// this process), with storage class class (empty: the bucket's default).
+// Objects up to 5 GiB, S3's limit for a single copy.
+func (s *Store) Copy(ctx context.Context, from, to, class string) error {
+	fb, fk, err := SplitURI(from)
+	if err != nil {
+		return err
+	}
+	tb, tk, err := SplitURI(to)
+	if err != nil {
+		return err
+	}
+	in := &s3.CopyObjectInput{Bucket: &tb, Key: &tk, CopySource: aws.String(fb + "/" + escapeKey(fk))}
+	if class != "" {
+		in.StorageClass = types.StorageClass(class)
+	}
+	if _, err := s.client.CopyObject(ctx, in); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", from, to, notFound(err))
+	}
+	return nil
+}
+
+// escapeKey URL-encodes an object key for CopySource, segment by segment
+// (slashes stay).
+func escapeKey(k string) string {
+	parts := strings.Split(k, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// PutFile uploads the local file path to location with storage class
+// class (empty: the bucket's default).
+func (s *Store) PutFile(ctx context.Context, location, path, class string) error {
+	bucket, key, err := SplitURI(location)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: f}
+	if class != "" {
+		in.StorageClass = types.StorageClass(class)
+	}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("put %s: %w", location, err)
 	}
 	return nil

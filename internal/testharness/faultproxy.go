@@ -28,6 +28,29 @@ type HTTPFaultProxy struct {
 	down     atomic.Bool
 	Requests atomic.Int64
 	Injected atomic.Int64
+
+	mu       sync.Mutex
+	record   string            // a request header to record (canonical name)
+	recorded map[string]string // "METHOD /path" -> the header's value
+}
+
+// RecordHeader makes the proxy remember, for every request that carries
+// header name, its method, path and the header's value (Recorded).
+func (p *HTTPFaultProxy) RecordHeader(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record, p.recorded = http.CanonicalHeaderKey(name), map[string]string{}
+}
+
+// Recorded returns what RecordHeader asked for, by "METHOD /path".
+func (p *HTTPFaultProxy) Recorded() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]string, len(p.recorded))
+	for k, v := range p.recorded {
+		out[k] = v
+	}
+	return out
 }
 
 // StartHTTPFaultProxy proxies to target (http://host:port) from a free
@@ -54,6 +77,13 @@ func StartHTTPFaultProxy(t testing.TB, target string) *HTTPFaultProxy {
 	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.Requests.Add(1)
+		p.mu.Lock()
+		if p.record != "" {
+			if v := r.Header.Get(p.record); v != "" {
+				p.recorded[r.Method+" "+r.URL.Path] = v
+			}
+		}
+		p.mu.Unlock()
 		if p.down.Load() {
 			if hj, ok := w.(http.Hijacker); ok {
 				if c, _, err := hj.Hijack(); err == nil {
