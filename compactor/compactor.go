@@ -124,9 +124,8 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 			return nil, fmt.Errorf("create compactor temp dir: %w", err)
 		}
 	}
-	if objstore.IsS3(cfg.ColdLocation) && deps.Catalog.Config().Warehouse != "" && !objstore.IsS3(deps.Catalog.Config().Warehouse) &&
-		strings.Contains(deps.Catalog.Config().Warehouse, "://") {
-		return nil, fmt.Errorf("compactor.cold_location %s is on S3 but the warehouse %s is not: tiering stays on one storage", cfg.ColdLocation, deps.Catalog.Config().Warehouse)
+	if err := checkColdConfig(cfg, deps.Catalog); err != nil {
+		return nil, err
 	}
 	eng, err := openEngine(&cfg)
 	if err != nil {
@@ -139,6 +138,37 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 		log:    deps.Logger.With(logkey.Component, "compactor"),
 		writer: host + "/" + strconv.Itoa(os.Getpid()) + "/compactor",
 	}, nil
+}
+
+// checkColdConfig refuses, before any work, an S3 cold location the
+// warehouse cannot serve: on other storage, in another bucket (iceberg-go's
+// S3 FileIO serves one bucket per table), or with a storage class but no
+// S3 client to set it with.
+func checkColdConfig(cfg Config, cat *catalog.Catalog) error {
+	if !objstore.IsS3(cfg.ColdLocation) {
+		return nil
+	}
+	wh := cat.Config().Warehouse
+	if strings.Contains(wh, "://") && !objstore.IsS3(wh) {
+		return fmt.Errorf("compactor.cold_location %s is on S3 but the warehouse %s is not: tiering stays on one storage", cfg.ColdLocation, wh)
+	}
+	if objstore.IsS3(wh) {
+		cold, _, err := objstore.SplitURI(cfg.ColdLocation + "/")
+		if err != nil {
+			return fmt.Errorf("compactor.cold_location: %w", err)
+		}
+		own, _, err := objstore.SplitURI(wh + "/")
+		if err != nil {
+			return fmt.Errorf("catalog.warehouse: %w", err)
+		}
+		if cold != own {
+			return fmt.Errorf("compactor.cold_location %s is in bucket %q, the warehouse in bucket %q: use a prefix of the table's bucket (iceberg-go's S3 FileIO serves one bucket per table)", cfg.ColdLocation, cold, own)
+		}
+	}
+	if cfg.ColdStorageClass != "" && cat.Store() == nil {
+		return fmt.Errorf("compactor.cold_storage_class %s needs an s3:// catalog.warehouse (the S3 client that sets storage classes is built for it; warehouse %q)", cfg.ColdStorageClass, wh)
+	}
+	return nil
 }
 
 // Close releases the rewrite engine.

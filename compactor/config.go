@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/objstore"
 )
 
 // Config configures table maintenance. Every duration is wall-clock time
@@ -212,7 +213,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.ColdStorageClass != "" {
-		if !strings.HasPrefix(c.ColdLocation, "s3://") {
+		if !objstore.IsS3(c.ColdLocation) {
 			errs = append(errs, fmt.Errorf("compactor.cold_storage_class %q needs an s3:// cold_location", c.ColdStorageClass))
 		} else if !readableClass(c.ColdStorageClass) {
 			errs = append(errs, fmt.Errorf("compactor.cold_storage_class %q: want one of %v (archive classes such as GLACIER and DEEP_ARCHIVE cannot be read without a restore, so queries would fail)", c.ColdStorageClass, readableClasses))

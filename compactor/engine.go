@@ -145,7 +145,7 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 		return nil, nil
 	}
 	if !local {
-		if spec.storageClass != "" && e.store != nil {
+		if spec.storageClass != "" && e.store != nil && size <= objstore.MaxSingleCopy {
 			err = e.store.PutFile(ctx, spec.location, out, spec.storageClass)
 		} else {
 			err = upload(fs, out, spec.location)

@@ -171,7 +171,7 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 				return r, err
 			}
 			to := prefix + p.dir + "/" + id.String() + ".parquet"
-			if err := c.copyToCold(ctx, fs, f.FilePath(), to); err != nil {
+			if err := c.copyToCold(ctx, fs, f.FilePath(), to, f.FileSizeBytes()); err != nil {
 				c.discard(ctx, tbl, add)
 				return r, err
 			}
@@ -201,9 +201,13 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 // copyToCold copies a data file to the cold location: on S3 a copy on the
 // server with the cold storage class (no bytes through this process),
 // elsewhere byte for byte through this process.
-func (c *Compactor) copyToCold(ctx context.Context, fs iceio.IO, from, to string) error {
+func (c *Compactor) copyToCold(ctx context.Context, fs iceio.IO, from, to string, size int64) error {
 	if st := c.deps.Catalog.Store(); st != nil && objstore.IsS3(from) && objstore.IsS3(to) {
-		return st.Copy(ctx, from, to, c.cfg.ColdStorageClass)
+		if size <= objstore.MaxSingleCopy {
+			return st.Copy(ctx, from, to, c.cfg.ColdStorageClass)
+		}
+		c.log.Warn("file too large for one server-side copy; copied through this process without the cold storage class",
+			logkey.Path, from, logkey.Bytes, size)
 	}
 	return copyObject(fs, from, to)
 }

@@ -264,6 +264,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "dlq_table", ing.cfg.DLQTable)
 
 	runErr := ing.loop(ctx, cl)
+	ing.consuming.Store(false) // draining from here on
 
 	// Drain in order: flush and commit what is held, then leave the group
 	// (which runs onRevoked with an empty batch). A second signal cancels

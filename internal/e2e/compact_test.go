@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -96,8 +95,8 @@ func (l *maintLake) run(env []string, args ...string) string {
 	defer func() {
 		l.t.Logf("eventlake %s: %v", strings.Join(args[:min(2, len(args))], " "), time.Since(began).Round(time.Millisecond))
 	}()
-	cmd := exec.Command(th.Binary(l.t), args...)
-	cmd.Env = append(append(os.Environ(), l.env...), env...)
+	cmd := th.Command(l.t, args...)
+	cmd.Env = append(append(cmd.Env, l.env...), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -1063,8 +1062,8 @@ func TestMaintenanceS3(t *testing.T) {
 
 	// A cold location in another bucket is refused with a clear error:
 	// iceberg-go's S3 FileIO could not rewrite or expire files there.
-	cmd := exec.Command(th.Binary(t), "compact", "tier", "--config", l.config, "--data-dir", l.dir)
-	cmd.Env = append(append(append(os.Environ(), l.env...), maintEnv()...), "EVENTLAKE_COMPACTOR_COLD_LOCATION=s3://another-bucket/cold")
+	cmd := th.Command(t, "compact", "tier", "--config", l.config, "--data-dir", l.dir)
+	cmd.Env = append(append(append(cmd.Env, l.env...), maintEnv()...), "EVENTLAKE_COMPACTOR_COLD_LOCATION=s3://another-bucket/cold")
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "use a prefix of the table's bucket") {
 		t.Fatalf("tiering into another bucket: err %v, output %s", err, tailString(string(out), 2000))
 	}

@@ -149,6 +149,10 @@ func (s *Store) Put(ctx context.Context, location string, body io.ReadSeeker) er
 	return nil
 }
 
+// MaxSingleCopy is the largest object one CopyObject or PutObject
+// request may carry (5 GiB).
+const MaxSingleCopy = 5 << 30
+
 // Copy copies the object at from to to on the server (no bytes through
 // this process), with storage class class (empty: the bucket's default).
 // Objects up to 5 GiB, S3's limit for a single copy.
@@ -176,7 +180,8 @@ func (s *Store) Copy(ctx context.Context, from, to, class string) error {
 func escapeKey(k string) string {
 	parts := strings.Split(k, "/")
 	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+		// PathEscape keeps "+", which S3 would read as a space.
+		parts[i] = strings.ReplaceAll(url.PathEscape(p), "+", "%2B")
 	}
 	return strings.Join(parts, "/")
 }
