@@ -284,6 +284,17 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		if ctx.Err() != nil {
 			return abort(ctx.Err())
 		}
+		// A commit that failed stops the run before more is rewritten.
+		if inflight != nil {
+			select {
+			case err := <-inflight:
+				inflight = nil
+				if err != nil {
+					return abort(err)
+				}
+			default:
+			}
+		}
 		closed := !p.end.IsZero() && !p.end.Add(c.cfg.AllowedLateness).After(now)
 		small := 0
 		for _, f := range p.files {
@@ -431,7 +442,8 @@ func (c *Compactor) discard(ctx context.Context, tbl *table.Table, files []icebe
 	if len(files) == 0 {
 		return
 	}
-	fs, err := tbl.FS(ctx)
+	// Cleanup runs also when ctx ended (a canceled run).
+	fs, err := tbl.FS(context.WithoutCancel(ctx))
 	if err != nil {
 		c.log.Warn("could not remove uncommitted files; orphan cleanup will", logkey.Err, err)
 		return
