@@ -406,26 +406,39 @@ func (c *Catalog) LoadTable(ctx context.Context, name string) (*table.Table, err
 // eventlake). It returns the loaded table.
 func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, error) {
 	ident := c.Ident(def.Name)
-	t, err := c.cat.LoadTable(ctx, ident)
-	if err == nil {
-		return c.evolve(ctx, t, def)
-	}
-	if !errors.Is(err, icecat.ErrNoSuchTable) {
-		return nil, fmt.Errorf("load table %s: %w", def.Name, err)
-	}
-	spec := def.Spec
-	t, err = c.cat.CreateTable(ctx, ident, def.Schema,
-		icecat.WithPartitionSpec(&spec),
-		icecat.WithProperties(def.Properties))
-	if err != nil {
-		// Another process created it first: ErrTableAlreadyExists, or for
-		// some databases a unique violation. Either way it exists now.
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		t, err := c.cat.LoadTable(ctx, ident)
+		if err == nil {
+			return c.evolve(ctx, t, def)
+		}
+		if !errors.Is(err, icecat.ErrNoSuchTable) {
+			return nil, fmt.Errorf("load table %s: %w", def.Name, err)
+		}
+		spec := def.Spec
+		t, err = c.cat.CreateTable(ctx, ident, def.Schema,
+			icecat.WithPartitionSpec(&spec),
+			icecat.WithProperties(def.Properties))
+		if err == nil {
+			return t, nil
+		}
+		// Another process created it first: ErrTableAlreadyExists, for
+		// some databases a unique violation, for some REST catalogs a
+		// conflict to retry ("table changed during create") while the
+		// other create is not visible yet. Load it, or try again.
 		if t, lerr := c.cat.LoadTable(ctx, ident); lerr == nil {
 			return c.evolve(ctx, t, def)
 		}
-		return nil, fmt.Errorf("create table %s: %w", def.Name, err)
+		if attempt >= 8 {
+			return nil, fmt.Errorf("create table %s (%d attempts): %w", def.Name, attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create table %s: %w", def.Name, errors.Join(err, ctx.Err()))
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	return t, nil
 }
 
 // evolve adds missing optional columns; it never drops or retypes columns.
