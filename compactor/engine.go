@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/objstore"
 )
 
@@ -178,12 +179,12 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error) {
 	var sel, ids []string
 	for _, f := range spec.tbl.Schema().Fields() {
-		t, err := duckType(f.Type)
+		t, err := duck.Type(f.Type)
 		if err != nil {
 			return "", fmt.Errorf("column %s: %w", f.Name, err)
 		}
-		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(f.Name), t, quoteIdent(f.Name)))
-		ids = append(ids, fmt.Sprintf("%s: %d", quoteString(f.Name), f.ID))
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", duck.QuoteIdent(f.Name), t, duck.QuoteIdent(f.Name)))
+		ids = append(ids, fmt.Sprintf("%s: %d", duck.QuoteString(f.Name), f.ID))
 	}
 	var src strings.Builder
 	if spec.drop != nil {
@@ -192,7 +193,7 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 			if i > 0 {
 				src.WriteString(" UNION ALL BY NAME ")
 			}
-			fmt.Fprintf(&src, "SELECT * FROM (SELECT *, %d AS __file FROM read_parquet(%s, file_row_number = true, hive_partitioning = false))", i, quoteString(p))
+			fmt.Fprintf(&src, "SELECT * FROM (SELECT *, %d AS __file FROM read_parquet(%s, file_row_number = true, hive_partitioning = false))", i, duck.QuoteString(p))
 			if rows := spec.drop[spec.inputs[i].FilePath()]; len(rows) > 0 {
 				parts := make([]string, len(rows))
 				for j, r := range rows {
@@ -204,7 +205,7 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 	} else {
 		quoted := make([]string, len(inputs))
 		for i, p := range inputs {
-			quoted[i] = quoteString(p)
+			quoted[i] = duck.QuoteString(p)
 		}
 		// union_by_name reads every footer up front (a third of the time
 		// over thousands of small files): only when some file predates a
@@ -220,10 +221,10 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 	case spec.drop != nil:
 		order = " ORDER BY __file, file_row_number"
 	case spec.sortBy != "":
-		order = " ORDER BY " + quoteIdent(spec.sortBy)
+		order = " ORDER BY " + duck.QuoteIdent(spec.sortBy)
 	}
 	return fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 262144, FIELD_IDS {%s})",
-		strings.Join(sel, ", "), src.String(), order, quoteString(out), strings.Join(ids, ", ")), nil
+		strings.Join(sel, ", "), src.String(), order, duck.QuoteString(out), strings.Join(ids, ", ")), nil
 }
 
 // allColumns reports whether every file has statistics for every column
@@ -391,40 +392,4 @@ func removeObject(fs iceio.IO, location string) error {
 		return fmt.Errorf("remove %s: %w", location, err)
 	}
 	return nil
-}
-
-func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
-
-// duckType is the DuckDB type of an Iceberg primitive type.
-func duckType(t iceberg.Type) (string, error) {
-	switch t := t.(type) {
-	case iceberg.BooleanType:
-		return "BOOLEAN", nil
-	case iceberg.Int32Type:
-		return "INTEGER", nil
-	case iceberg.Int64Type:
-		return "BIGINT", nil
-	case iceberg.Float32Type:
-		return "FLOAT", nil
-	case iceberg.Float64Type:
-		return "DOUBLE", nil
-	case iceberg.DecimalType:
-		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
-	case iceberg.DateType:
-		return "DATE", nil
-	case iceberg.TimeType:
-		return "TIME", nil
-	case iceberg.TimestampType:
-		return "TIMESTAMP", nil
-	case iceberg.TimestampTzType:
-		return "TIMESTAMPTZ", nil
-	case iceberg.StringType:
-		return "VARCHAR", nil
-	case iceberg.UUIDType:
-		return "UUID", nil
-	case iceberg.BinaryType:
-		return "BLOB", nil
-	}
-	return "", fmt.Errorf("type %s is not rewritten by the compactor", t)
 }

@@ -14,6 +14,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/hot"
 )
 
@@ -56,9 +57,9 @@ func (s *Service) openHot(ctx context.Context, conn *sql.Conn) error {
 		}
 		var defs []string
 		for _, c := range cols {
-			defs = append(defs, quoteIdent(c.name)+" "+c.typ)
+			defs = append(defs, duck.QuoteIdent(c.name)+" "+c.typ)
 		}
-		stmt := "CREATE TABLE " + quoteIdent(hotTableName(spec.name)) + " (" + strings.Join(defs, ", ") + ")"
+		stmt := "CREATE TABLE " + duck.QuoteIdent(hotTableName(spec.name)) + " (" + strings.Join(defs, ", ") + ")"
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("create hot table for %s: %w", spec.name, err)
 		}
@@ -219,7 +220,7 @@ func offsetFloor(topic string, offsets catalog.Offsets) string {
 		return "0"
 	}
 	var b strings.Builder
-	b.WriteString("CASE " + quoteIdent(catalog.ColKafkaPartition))
+	b.WriteString("CASE " + duck.QuoteIdent(catalog.ColKafkaPartition))
 	for p, o := range m {
 		fmt.Fprintf(&b, " WHEN %d THEN %d", p, o)
 	}
@@ -240,8 +241,8 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 		if !st.spec.hasHot() {
 			continue
 		}
-		name := quoteIdent(hotTableName(st.spec.name))
-		if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+quoteIdent(catalog.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
+		name := duck.QuoteIdent(hotTableName(st.spec.name))
+		if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+duck.QuoteIdent(catalog.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
 			return fmt.Errorf("trim hot rows of %s: %w", st.spec.name, err)
 		}
 		var n int64
@@ -265,8 +266,8 @@ func hotWatermarkSQL(gen *generation) string {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s AS p, max(%s) + 1 AS o FROM %s WHERE %s >= %s GROUP BY 2",
-			quoteString(st.spec.name), quoteIdent(catalog.ColKafkaPartition), quoteIdent(catalog.ColKafkaOffset),
-			quoteIdent(hotTableName(st.spec.name)), quoteIdent(catalog.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
+			duck.QuoteString(st.spec.name), duck.QuoteIdent(catalog.ColKafkaPartition), duck.QuoteIdent(catalog.ColKafkaOffset),
+			duck.QuoteIdent(hotTableName(st.spec.name)), duck.QuoteIdent(catalog.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
@@ -183,11 +184,11 @@ func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside
 	var parts []string
 	if len(inside) > 0 {
 		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s GROUP BY m`,
-			base, microsPerMinute, readParquet(inside, cols), quoteString(envelope.TypeOrderCreated)))
+			base, microsPerMinute, readParquet(inside, cols), duck.QuoteString(envelope.TypeOrderCreated)))
 	}
 	if len(edge) > 0 {
 		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s AND ts >= %s AND ts < %s GROUP BY m`,
-			base, microsPerMinute, readParquet(edge, cols), quoteString(envelope.TypeOrderCreated),
+			base, microsPerMinute, readParquet(edge, cols), duck.QuoteString(envelope.TypeOrderCreated),
 			timestamptzLiteral(lo), timestamptzLiteral(hi)))
 	}
 	q := `SELECT m, CAST(sum(a) AS VARCHAR) AS revenue, sum(n)::BIGINT AS n FROM (` + strings.Join(parts, " UNION ALL ") + `) GROUP BY m ORDER BY m`

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
@@ -203,13 +204,13 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 	}
 	quoted := make([]string, len(s.lakeDirs))
 	for i, d := range s.lakeDirs {
-		quoted[i] = quoteString(d)
+		quoted[i] = duck.QuoteString(d)
 	}
 	settings := []string{
 		"SET GLOBAL TimeZone = 'UTC'",
-		"SET GLOBAL memory_limit = " + quoteString(s.cfg.MemoryLimit),
+		"SET GLOBAL memory_limit = " + duck.QuoteString(s.cfg.MemoryLimit),
 		"SET GLOBAL parquet_metadata_cache = true",
-		"SET GLOBAL temp_directory = " + quoteString(s.cfg.TempDir),
+		"SET GLOBAL temp_directory = " + duck.QuoteString(s.cfg.TempDir),
 		"SET GLOBAL autoinstall_known_extensions = false",
 		"SET GLOBAL autoload_known_extensions = false",
 	}

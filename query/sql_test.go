@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 )
 
 func TestReadOnlyRefusals(t *testing.T) {
@@ -115,7 +116,7 @@ func TestReadsThatAreAllowed(t *testing.T) {
 		"SELECT $$;$$ AS s",
 		"SELECT E'\\';' AS s",
 		"/* a ; comment */ SELECT 1",
-		"SELECT count(*) FROM read_parquet(" + quoteString(path) + ")",
+		"SELECT count(*) FROM read_parquet(" + duck.QuoteString(path) + ")",
 	} {
 		if r := h.sql(q); r.status != http.StatusOK {
 			t.Errorf("%s: %d %s", q, r.status, r.raw)

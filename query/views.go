@@ -8,51 +8,9 @@ import (
 	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/envelope"
 )
-
-// quoteIdent quotes a DuckDB identifier.
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-
-// quoteString quotes a DuckDB string literal.
-func quoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
-
-// duckType is the DuckDB type of an Iceberg primitive type.
-func duckType(t iceberg.Type) (string, error) {
-	switch t := t.(type) {
-	case iceberg.BooleanType:
-		return "BOOLEAN", nil
-	case iceberg.Int32Type:
-		return "INTEGER", nil
-	case iceberg.Int64Type:
-		return "BIGINT", nil
-	case iceberg.Float32Type:
-		return "FLOAT", nil
-	case iceberg.Float64Type:
-		return "DOUBLE", nil
-	case iceberg.DecimalType:
-		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
-	case iceberg.DateType:
-		return "DATE", nil
-	case iceberg.TimeType:
-		return "TIME", nil
-	case iceberg.TimestampType:
-		return "TIMESTAMP", nil
-	case iceberg.TimestampTzType:
-		return "TIMESTAMPTZ", nil
-	case iceberg.TimestampNsType:
-		return "TIMESTAMP_NS", nil
-	case iceberg.StringType:
-		return "VARCHAR", nil
-	case iceberg.UUIDType:
-		return "UUID", nil
-	case iceberg.BinaryType, iceberg.FixedType:
-		return "BLOB", nil
-	}
-	// timestamptz_ns has no lossless DuckDB type; nested types would need
-	// field ids for their children. eventlake's tables use neither.
-	return "", fmt.Errorf("column type %s is not mapped to DuckDB by the query service", t)
-}
 
 // column is one output column of a table or view.
 type column struct {
@@ -64,7 +22,7 @@ type column struct {
 func schemaColumns(sc *iceberg.Schema) ([]column, error) {
 	var cols []column
 	for _, f := range sc.Fields() {
-		t, err := duckType(f.Type)
+		t, err := duck.Type(f.Type)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", f.Name, err)
 		}
@@ -81,7 +39,7 @@ func emptySelect(cols []column) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", c.typ, quoteIdent(c.name))
+		fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", c.typ, duck.QuoteIdent(c.name))
 	}
 	b.WriteString(" WHERE false")
 	return b.String()
@@ -95,14 +53,14 @@ func emptySelect(cols []column) string {
 // fold a filter such as type = 'order.created' to false and drop the
 // relation, error and all.
 func failingSelect(cols []column, msg string) string {
-	fail := "error(" + quoteString(unavailableMarker+msg) + ")"
+	fail := "error(" + duck.QuoteString(unavailableMarker+msg) + ")"
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	for i, c := range cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", fail, c.typ, quoteIdent(c.name))
+		fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", fail, c.typ, duck.QuoteIdent(c.name))
 	}
 	b.WriteString(" WHERE " + fail + " IS NULL")
 	return b.String()
@@ -124,14 +82,14 @@ func readParquet(paths []string, cols []column) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteString(p))
+		b.WriteString(duck.QuoteString(p))
 	}
 	b.WriteString("], hive_partitioning = false, schema = MAP {")
 	for i, c := range cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%d: {name: %s, type: %s, default_value: NULL}", c.id, quoteString(c.name), quoteString(c.typ))
+		fmt.Fprintf(&b, "%d: {name: %s, type: %s, default_value: NULL}", c.id, duck.QuoteString(c.name), duck.QuoteString(c.typ))
 	}
 	b.WriteString("})")
 	return b.String()
@@ -152,11 +110,11 @@ func projection(want []column, have []column) string {
 		h, ok := byName[w.name]
 		switch {
 		case !ok:
-			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", w.typ, quoteIdent(w.name))
+			fmt.Fprintf(&b, "CAST(NULL AS %s) AS %s", w.typ, duck.QuoteIdent(w.name))
 		case h.typ != w.typ:
-			fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", quoteIdent(w.name), w.typ, quoteIdent(w.name))
+			fmt.Fprintf(&b, "CAST(%s AS %s) AS %s", duck.QuoteIdent(w.name), w.typ, duck.QuoteIdent(w.name))
 		default:
-			b.WriteString(quoteIdent(w.name))
+			b.WriteString(duck.QuoteIdent(w.name))
 		}
 	}
 	return b.String()
@@ -212,7 +170,7 @@ type view struct {
 }
 
 func (v view) create() string {
-	return "CREATE OR REPLACE TEMP VIEW " + quoteIdent(v.name) + " AS " + v.sql
+	return "CREATE OR REPLACE TEMP VIEW " + duck.QuoteIdent(v.name) + " AS " + v.sql
 }
 
 // tableSelect is the SELECT a table's own view stands for: the snapshot's
@@ -232,7 +190,7 @@ func tableSelect(st *tableState) string {
 		}
 		var names []string
 		for _, c := range st.columns {
-			names = append(names, quoteIdent(c.name))
+			names = append(names, duck.QuoteIdent(c.name))
 		}
 		cold = "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
 	}
@@ -243,8 +201,8 @@ func tableSelect(st *tableState) string {
 	if err != nil {
 		return cold
 	}
-	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + quoteIdent(hotTableName(st.spec.name)) +
-		" WHERE " + quoteIdent(catalog.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
+	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + duck.QuoteIdent(hotTableName(st.spec.name)) +
+		" WHERE " + duck.QuoteIdent(catalog.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
 }
 
 // unionOf is the UNION ALL of want's projection over every table in
@@ -255,7 +213,7 @@ func unionOf(want []column, tables []*tableState, where string) string {
 	}
 	parts := make([]string, len(tables))
 	for i, st := range tables {
-		parts[i] = "SELECT " + projection(want, st.columns) + " FROM " + quoteIdent(st.spec.name) + where
+		parts[i] = "SELECT " + projection(want, st.columns) + " FROM " + duck.QuoteIdent(st.spec.name) + where
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
@@ -286,11 +244,11 @@ func buildViews(tables []*tableState) []view {
 	}
 	views = append(views,
 		view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")},
-		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+quoteIdent(catalog.ColType)+" = "+quoteString(envelope.TypeOrderCreated))},
-		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+quoteIdent(catalog.ColType)+" = "+quoteString(envelope.TypeInventoryUpdated))},
+		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+duck.QuoteIdent(catalog.ColType)+" = "+duck.QuoteString(envelope.TypeOrderCreated))},
+		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+duck.QuoteIdent(catalog.ColType)+" = "+duck.QuoteString(envelope.TypeInventoryUpdated))},
 	)
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
-		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + quoteIdent(dlq.spec.name)})
+		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name)})
 	}
 	return views
 }

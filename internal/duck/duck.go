@@ -1,0 +1,53 @@
+// Package duck holds the DuckDB SQL the query service and the compactor
+// both write: quoting and the DuckDB type of an Iceberg column.
+package duck
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+)
+
+// QuoteIdent quotes a DuckDB identifier.
+func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// QuoteString quotes a DuckDB string literal.
+func QuoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+// Type is the DuckDB type of an Iceberg primitive type.
+func Type(t iceberg.Type) (string, error) {
+	switch t := t.(type) {
+	case iceberg.BooleanType:
+		return "BOOLEAN", nil
+	case iceberg.Int32Type:
+		return "INTEGER", nil
+	case iceberg.Int64Type:
+		return "BIGINT", nil
+	case iceberg.Float32Type:
+		return "FLOAT", nil
+	case iceberg.Float64Type:
+		return "DOUBLE", nil
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
+	case iceberg.DateType:
+		return "DATE", nil
+	case iceberg.TimeType:
+		return "TIME", nil
+	case iceberg.TimestampType:
+		return "TIMESTAMP", nil
+	case iceberg.TimestampTzType:
+		return "TIMESTAMPTZ", nil
+	case iceberg.TimestampNsType:
+		return "TIMESTAMP_NS", nil
+	case iceberg.StringType:
+		return "VARCHAR", nil
+	case iceberg.UUIDType:
+		return "UUID", nil
+	case iceberg.BinaryType, iceberg.FixedType:
+		return "BLOB", nil
+	}
+	// timestamptz_ns has no lossless DuckDB type; nested types would need
+	// field ids for their children. eventlake's tables use neither.
+	return "", fmt.Errorf("column type %s has no DuckDB type here", t)
+}
