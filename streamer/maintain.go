@@ -350,14 +350,9 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 
 	var errs []error
 	if len(revDelta) > 0 && revTbl != nil {
-		start := time.Now()
-		files, err := revenueDeltaFiles(ctx, revTbl, revDelta)
-		if err == nil {
-			var tbl *icebergTable
-			tbl, err = s.appendCommit(ctx, catalog.TableOrderRevenueMinute, revTbl, files, revOffsets, revBase)
-			if err == nil {
-				s.m.commitDuration.WithLabelValues(catalog.TableOrderRevenueMinute).Observe(time.Since(start).Seconds())
-				s.mu.Lock()
+		errs = append(errs, s.commitModel(ctx, &s.rev.coldTable, revTbl, revOffsets, revBase,
+			func() ([]iceberg.DataFile, error) { return revenueDeltaFiles(ctx, revTbl, revDelta) },
+			func(files []iceberg.DataFile) {
 				for m, a := range revDelta {
 					c := s.rev.cold[m]
 					c.cents += a.cents
@@ -367,49 +362,17 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 				for _, f := range files {
 					s.rev.files[f.FilePath()] = true
 				}
-				s.rev.tbl, s.rev.offsets = tbl, s.rev.offsets.Merge(revOffsets)
-				if snap := tbl.CurrentSnapshot(); snap != nil {
-					s.rev.snapshot, s.rev.hasSnap = snap.SnapshotID, true
-				}
 				s.rebuildRevenueHot()
-				s.trim()
-				s.mu.Unlock()
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableOrderRevenueMinute, err))
-		}
+			}))
 	}
 	if len(actDelta) > 0 && actTbl != nil {
-		start := time.Now()
-		files, err := activityDeltaFiles(ctx, actTbl, actDelta)
-		if err == nil {
-			var tbl *icebergTable
-			tbl, err = s.appendCommit(ctx, catalog.TableUserActivityMinute, actTbl, files, actOffsets, actBase)
-			if err == nil {
-				s.m.commitDuration.WithLabelValues(catalog.TableUserActivityMinute).Observe(time.Since(start).Seconds())
-				s.mu.Lock()
-				s.act.tbl, s.act.offsets = tbl, s.act.offsets.Merge(actOffsets)
-				if snap := tbl.CurrentSnapshot(); snap != nil {
-					s.act.snapshot, s.act.hasSnap = snap.SnapshotID, true
-				}
-				s.trim()
-				s.mu.Unlock()
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableUserActivityMinute, err))
-		}
+		errs = append(errs, s.commitModel(ctx, &s.act, actTbl, actOffsets, actBase,
+			func() ([]iceberg.DataFile, error) { return activityDeltaFiles(ctx, actTbl, actDelta) }, nil))
 	}
 	if len(invDelta) > 0 && invTbl != nil {
-		start := time.Now()
-		files, err := inventoryDeltaFile(ctx, invTbl, invDelta)
-		if err == nil {
-			var tbl *icebergTable
-			tbl, err = s.appendCommit(ctx, catalog.TableInventoryHealth, invTbl, files, invOffsets, invBase)
-			if err == nil {
-				s.m.commitDuration.WithLabelValues(catalog.TableInventoryHealth).Observe(time.Since(start).Seconds())
-				s.mu.Lock()
+		errs = append(errs, s.commitModel(ctx, &s.inv.coldTable, invTbl, invOffsets, invBase,
+			func() ([]iceberg.DataFile, error) { return inventoryDeltaFile(ctx, invTbl, invDelta) },
+			func(files []iceberg.DataFile) {
 				for p, st := range invDelta {
 					if cur, ok := s.inv.cold[p]; !ok || st.updated >= cur.updated {
 						s.inv.cold[p] = st
@@ -418,19 +381,38 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 				for _, f := range files {
 					s.inv.files[f.FilePath()] = true
 				}
-				s.inv.tbl, s.inv.offsets = tbl, s.inv.offsets.Merge(invOffsets)
-				if snap := tbl.CurrentSnapshot(); snap != nil {
-					s.inv.snapshot, s.inv.hasSnap = snap.SnapshotID, true
-				}
-				s.trim()
-				s.mu.Unlock()
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("commit %s: %w", catalog.TableInventoryHealth, err))
-		}
+			}))
 	}
 	return errors.Join(errs...)
+}
+
+// commitModel writes a read model's delta files (write), commits them on
+// top of tbl and, under the lock, moves ct to the new snapshot and offsets
+// and lets apply fold the delta into the in-memory model.
+func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base catalog.Offsets,
+	write func() ([]iceberg.DataFile, error), apply func([]iceberg.DataFile)) error {
+	start := time.Now()
+	files, err := write()
+	if err == nil {
+		var nt *icebergTable
+		if nt, err = s.appendCommit(ctx, ct.name, tbl, files, offsets, base); err == nil {
+			s.m.commitDuration.WithLabelValues(ct.name).Observe(time.Since(start).Seconds())
+			s.mu.Lock()
+			ct.tbl, ct.offsets = nt, ct.offsets.Merge(offsets)
+			if snap := nt.CurrentSnapshot(); snap != nil {
+				ct.snapshot, ct.hasSnap = snap.SnapshotID, true
+			}
+			if apply != nil {
+				apply(files)
+			}
+			s.trim()
+			s.mu.Unlock()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", ct.name, err)
+	}
+	return nil
 }
 
 // appendCommit commits files; a fence means another committer got there
