@@ -1,6 +1,7 @@
 package streamer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -400,7 +401,9 @@ func (s *Streamer) consume(ctx context.Context) error {
 							s.m.late.Inc()
 						}
 						if s.publish {
-							out = append(out, enriched{key: ev.Order.OrderID, value: s.enrich(ev)})
+							// The decoder's fields may point into its scratch
+							// buffer, valid until the next Decode: copy.
+							out = append(out, enriched{key: bytes.Clone(ev.Order.OrderID), value: s.enrich(ev)})
 						}
 					}
 				case p.Topic == s.cfg.InventoryTopic && ev.IsInventory && r.Offset >= offOr0(invOff, hasInv):

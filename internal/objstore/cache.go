@@ -91,6 +91,7 @@ type Cache struct {
 	fetch Fetcher
 	log   *slog.Logger
 	m     *cacheMetrics
+	now   func() time.Time // the grace period's clock
 
 	mu      sync.Mutex
 	entries map[string]*entry          // by location
@@ -124,6 +125,10 @@ type cacheMetrics struct {
 	download                               prometheus.Histogram
 }
 
+// SetClock replaces the clock the grace period is measured on (tests step
+// it instead of sleeping). Call it before using the cache.
+func (c *Cache) SetClock(now func() time.Time) { c.now = now }
+
 // NewCache opens the cache directory, keeps the intact files found there
 // and removes anything else. Metrics are named eventlake_<component>_cache_*.
 func NewCache(cfg CacheConfig, fetch Fetcher, component string, reg prometheus.Registerer, log *slog.Logger) (*Cache, error) {
@@ -154,7 +159,7 @@ func NewCache(cfg CacheConfig, fetch Fetcher, component string, reg prometheus.R
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	reg.MustRegister(m.hits, m.misses, m.evictions, m.corrupt, m.full, m.downloaded, m.bytes, m.files, m.download)
-	c := &Cache{cfg: cfg, fetch: fetch, log: log, m: m, entries: map[string]*entry{}, lru: list.New(), owners: map[string]map[string]bool{}, inflight: map[string]*call{}}
+	c := &Cache{cfg: cfg, fetch: fetch, log: log, m: m, now: time.Now, entries: map[string]*entry{}, lru: list.New(), owners: map[string]map[string]bool{}, inflight: map[string]*call{}}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cache directory: %w", err)
 	}
@@ -227,7 +232,7 @@ type Want struct {
 // absent (concurrently), and returned as local paths by location. Files
 // owner pinned before and no longer needs become evictable Grace later.
 func (c *Cache) Retain(ctx context.Context, owner string, wants []Want) (map[string]string, error) {
-	now := time.Now()
+	now := c.now()
 	set := make(map[string]bool, len(wants))
 	for _, w := range wants {
 		set[w.Location] = true
@@ -323,7 +328,7 @@ func (c *Cache) Fetch(ctx context.Context, location string, size int64) (string,
 		if err != nil {
 			cl.err = fmt.Errorf("stat cached %s: %w", location, err)
 		} else {
-			e := &entry{location: location, path: cl.path, size: fi.Size(), released: time.Now()}
+			e := &entry{location: location, path: cl.path, size: fi.Size(), released: c.now()}
 			e.elem = c.lru.PushFront(e)
 			c.entries[location] = e
 			c.bytes += e.size
@@ -346,7 +351,7 @@ func (c *Cache) reserveLocked(size int64) error {
 		c.m.full.Inc()
 		return fmt.Errorf("%w: one file of %d bytes exceeds the cache's %d bytes", ErrCacheFull, size, c.cfg.MaxBytes)
 	}
-	cutoff := time.Now().Add(-c.cfg.Grace)
+	cutoff := c.now().Add(-c.cfg.Grace)
 	for e := c.lru.Back(); e != nil && c.bytes+c.reserved+size > c.cfg.MaxBytes; {
 		prev := e.Prev()
 		ent := e.Value.(*entry)
@@ -368,7 +373,7 @@ func (c *Cache) reserveLocked(size int64) error {
 // evictLocked brings the cache back under MaxBytes after a file of unknown
 // size was added.
 func (c *Cache) evictLocked() {
-	cutoff := time.Now().Add(-c.cfg.Grace)
+	cutoff := c.now().Add(-c.cfg.Grace)
 	for e := c.lru.Back(); e != nil && c.bytes+c.reserved > c.cfg.MaxBytes; {
 		prev := e.Prev()
 		if ent := e.Value.(*entry); c.evictableLocked(ent, cutoff) {

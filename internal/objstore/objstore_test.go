@@ -158,10 +158,12 @@ func TestCachePinsServedFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := objstore.NewCache(objstore.CacheConfig{Dir: t.TempDir(), MaxBytes: 1_400_000, Grace: 200 * time.Millisecond}, st, "pin", nil, nil)
+	c, err := objstore.NewCache(objstore.CacheConfig{Dir: t.TempDir(), MaxBytes: 1_400_000, Grace: time.Minute}, st, "pin", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	c.SetClock(func() time.Time { return now })
 	if _, err := c.Retain(ctx, "a", []objstore.Want{{loc(0), 600_000}, {loc(1), 600_000}}); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,11 @@ func TestCachePinsServedFiles(t *testing.T) {
 	if _, err := c.Fetch(ctx, loc(2), 600_000); !errors.Is(err, objstore.ErrCacheFull) {
 		t.Fatalf("within grace: got %v, want ErrCacheFull", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	now = now.Add(59 * time.Second)
+	if _, err := c.Fetch(ctx, loc(2), 600_000); !errors.Is(err, objstore.ErrCacheFull) {
+		t.Fatalf("a second before the grace ends: got %v, want ErrCacheFull", err)
+	}
+	now = now.Add(2 * time.Second)
 	if _, err := c.Fetch(ctx, loc(2), 600_000); err != nil {
 		t.Fatalf("after grace: %v", err)
 	}
