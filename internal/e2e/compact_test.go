@@ -224,6 +224,17 @@ func (l *maintLake) revenue(from, to time.Time) string {
 
 // liveFiles returns the data files of the table's current snapshot by
 // partition directory.
+// mustLiveFiles is liveFiles, failing the test when the table has none
+// (so that checks looping over the files cannot pass on nothing).
+func (l *maintLake) mustLiveFiles(name string) map[string][]string {
+	l.t.Helper()
+	live := l.liveFiles(name)
+	if len(live) == 0 {
+		l.t.Fatalf("%s has no live files", name)
+	}
+	return live
+}
+
 func (l *maintLake) liveFiles(name string) map[string][]string {
 	l.t.Helper()
 	tbl, err := l.catalog.LoadTable(context.Background(), name)
@@ -319,7 +330,7 @@ func TestCompactionUnderIngest(t *testing.T) {
 	out := l.maintain("rewrite")
 	t.Logf("final compaction: %s", out)
 	for _, name := range []string{"orders_raw", "inventory_raw"} {
-		for dir, files := range l.liveFiles(name) {
+		for dir, files := range l.mustLiveFiles(name) {
 			if len(files) > 2 {
 				t.Errorf("%s partition %s has %d files after compaction", name, dir, len(files))
 			}
@@ -527,7 +538,7 @@ func TestRetentionTieringExpiryOrphans(t *testing.T) {
 	// metadata file no snapshot references, older than the margin.
 	tblDir := filepath.Join(l.dir, "warehouse", "lake.db", "orders_raw")
 	var orphans []string
-	for _, part := range l.liveFiles("orders_raw") {
+	for _, part := range l.mustLiveFiles("orders_raw") {
 		b, err := os.ReadFile(part[0])
 		if err != nil {
 			t.Fatal(err)
@@ -600,7 +611,7 @@ func TestRetentionTieringExpiryOrphans(t *testing.T) {
 	}
 	cold, warm := 0, 0
 	for _, name := range []string{"orders_raw", "inventory_raw"} {
-		for dir, files := range l.liveFiles(name) {
+		for dir, files := range l.mustLiveFiles(name) {
 			h, err := time.Parse("2006-01-02-15", strings.TrimPrefix(dir, "ts_hour="))
 			if err != nil {
 				t.Fatalf("partition directory %q: %v", dir, err)
@@ -1014,7 +1025,7 @@ func TestMaintenanceS3(t *testing.T) {
 	checkCold := func(step string, wantMax int) {
 		t.Helper()
 		classes := px.Recorded()
-		for dir, files := range l.liveFiles("orders_raw") {
+		for dir, files := range l.mustLiveFiles("orders_raw") {
 			if len(files) > wantMax {
 				t.Errorf("%s: partition %s has %d files", step, dir, len(files))
 			}

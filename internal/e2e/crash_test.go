@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,20 @@ func TestCrashExactlyOnce(t *testing.T) {
 			fp = fmt.Sprintf("%s=%d", points[i], 2+rng.IntN(3))
 		}
 		p := th.Start(t, fmt.Sprintf("ingest-%d", i), ingestEnv(fp), ingestArgs...)
+		if fp != "" {
+			// Every protocol point must be exercised: wait for the process
+			// to kill itself there.
+			th.Eventually(t, 60*time.Second, "failpoint "+fp, func() (bool, string) {
+				done, _ := p.Exited()
+				return done, "not reached yet"
+			})
+			// Nothing else sends SIGKILL: the failpoint did.
+			if _, err := p.Exited(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+				t.Fatalf("ingest-%d with failpoint %s exited with %v, not at the failpoint\n%s", i, fp, err, p.Log())
+			}
+			t.Logf("ingest-%d killed itself at %s", i, fp)
+			continue
+		}
 		deadline := time.Now().Add(time.Duration(400+rng.IntN(1600)) * time.Millisecond)
 		for time.Now().Before(deadline) {
 			if done, _ := p.Exited(); done {
@@ -66,16 +81,9 @@ func TestCrashExactlyOnce(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if done, err := p.Exited(); done {
-			if fp == "" {
-				t.Fatalf("ingest-%d exited on its own: %v", i, err)
-			}
-			t.Logf("ingest-%d killed itself at %s", i, fp)
-		} else {
-			if fp != "" {
-				t.Logf("ingest-%d: failpoint %s not reached before the random kill", i, fp)
-			}
-			p.Kill()
+			t.Fatalf("ingest-%d exited on its own: %v", i, err)
 		}
+		p.Kill()
 	}
 
 	// Let the producer finish, then one clean run that catches up.
