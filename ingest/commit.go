@@ -334,13 +334,12 @@ func (ing *Ingester) adjustOffsets(ctx context.Context, offsets map[string]map[i
 		return nil, err
 	}
 	for t, m := range out {
-		for p, o := range m {
+		for p := range m {
 			start := "earliest"
 			if off, ok := ing.topics[t].base.Get(t, p); ok {
 				start = strconv.FormatInt(off, 10)
 			}
 			ing.log.Info("partition assigned", logkey.Topic, t, logkey.Partition, p, "start_offset", start)
-			_ = o
 		}
 	}
 	return out, nil

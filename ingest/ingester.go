@@ -85,9 +85,8 @@ type batch struct {
 	started time.Time
 	records int
 	bytes   int64
-	end     catalog.Offsets // next offset per partition consumed in this batch
-	dlqRows []dlqRow        // rejected messages, kept for the optional DLQ topic
-	hasDLQ  bool
+	end     catalog.Offsets         // next offset per partition consumed in this batch
+	dlqRows []dlqRow                // rejected messages, kept for the optional DLQ topic
 	reasons map[envelope.Reason]int // rejected messages by reason, counted once committed
 }
 
@@ -408,7 +407,6 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 			topic: r.Topic, partition: r.Partition, offset: r.Offset, kafkaTs: r.Timestamp.UnixMicro(),
 			key: r.Key, ingested: nowMicros,
 		}
-		b.hasDLQ = true
 		b.reasons[derr.Reason]++
 		if ing.cfg.DLQTopic != "" {
 			b.dlqRows = append(b.dlqRows, row)

@@ -66,15 +66,6 @@ func newRecoveryMetrics(reg prometheus.Registerer) *recoveryMetrics {
 	return m
 }
 
-// commitTimeout bounds one commit attempt (and the reload that checks its
-// outcome).
-func (ing *Ingester) commitTimeout() time.Duration {
-	if ing.cfg.CommitTimeout > 0 {
-		return ing.cfg.CommitTimeout
-	}
-	return defaultCommitTimeout
-}
-
 // noteOrphans counts files that abort could not delete.
 func (ing *Ingester) noteOrphans(errs []error) {
 	n := 0

@@ -102,7 +102,6 @@ type partWriter struct {
 	worker  int
 	rb      *array.RecordBuilder
 	pending int // rows in rb not yet handed to the encoder
-	rows    int
 	file    *lakefile.Writer
 
 	mu  sync.Mutex
@@ -125,17 +124,15 @@ func (p *partWriter) failed() error {
 
 // tableWriter accumulates one batch of one table.
 type tableWriter struct {
-	name    string
-	dlq     bool
-	tbl     *table.Table
-	schema  *arrow.Schema
-	opts    lakefile.Options
-	mem     memory.Allocator
-	enc     *encoder
-	parts   map[int32]*partWriter
-	rows    int
-	partIdx map[string]int // column name -> field index
-	c       colIdx
+	name   string
+	dlq    bool
+	tbl    *table.Table
+	schema *arrow.Schema
+	opts   lakefile.Options
+	mem    memory.Allocator
+	enc    *encoder
+	parts  map[int32]*partWriter
+	c      colIdx
 }
 
 // colIdx caches field indexes of the columns written per row (-1: absent).
@@ -176,7 +173,7 @@ func newTableWriter(name string, dlq bool, tbl *table.Table, opts lakefile.Optio
 		idx[f.Name] = i
 	}
 	w := &tableWriter{name: name, dlq: dlq, tbl: tbl, schema: sc, opts: opts, mem: mem, enc: enc,
-		parts: map[int32]*partWriter{}, partIdx: idx, c: resolve(idx)}
+		parts: map[int32]*partWriter{}, c: resolve(idx)}
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -193,7 +190,7 @@ func (w *tableWriter) setTable(tbl *table.Table) error {
 	if err != nil {
 		return err
 	}
-	w.tbl, w.schema, w.partIdx, w.c = nw.tbl, nw.schema, nw.partIdx, nw.c
+	w.tbl, w.schema, w.c = nw.tbl, nw.schema, nw.c
 	return nil
 }
 
@@ -262,8 +259,6 @@ func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) 
 // rowAdded hands a full chunk to the encoder.
 func (w *tableWriter) rowAdded(p *partWriter) {
 	p.pending++
-	p.rows++
-	w.rows++
 	if p.pending >= chunkRows {
 		w.emit(p)
 	}
@@ -319,7 +314,6 @@ func (w *tableWriter) emitAll() {
 // reset forgets the batch (after a commit, or after abort removed files).
 func (w *tableWriter) reset() {
 	w.parts = map[int32]*partWriter{}
-	w.rows = 0
 }
 
 // abort removes the batch's files; none of them was committed.

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"math/big"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -313,8 +312,6 @@ func readWatermarks(ctx context.Context, conn driver.QueryerContext, gen *genera
 	}
 	return out, nil
 }
-
-var _ = strconv.Itoa
 
 // hasHot reports whether the table is a raw table, served with hot rows.
 func (t *tableSpec) hasHot() bool { return !t.dlq && !t.readModel }

@@ -94,9 +94,8 @@ type invModel struct {
 }
 
 type hotOrder struct {
-	off, minute, cents, ts int64
-	user                   uint64
-	product                string
+	off, minute, cents int64
+	user               uint64
 }
 
 type hotInv struct {
@@ -276,7 +275,7 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 	}
 	// The product catalog first, to its end, so that orders read from now
 	// on are enriched with it.
-	catalogEnd, err := s.loadCatalog(ctx, admCl, adm, md)
+	catalogEnd, err := s.loadCatalog(ctx, adm, md)
 	if err != nil {
 		return nil, err
 	}
@@ -387,8 +386,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 				case p.Topic == s.cfg.OrdersTopic && ev.IsOrder && r.Offset >= floor:
 					minute := floorDiv(ev.TsMicros, microsPerMinute)
 					user := xxh3.Hash(ev.Order.UserID)
-					ho := hotOrder{off: r.Offset, minute: minute, cents: ev.Order.AmountCents, ts: ev.TsMicros,
-						user: user, product: string(ev.Order.ProductID)}
+					ho := hotOrder{off: r.Offset, minute: minute, cents: ev.Order.AmountCents, user: user}
 					s.orders[p.Partition] = append(s.orders[p.Partition], ho)
 					s.hotCount++
 					if r.Offset >= offOr0(revOff, hasRev) {
@@ -397,7 +395,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 						a.count++
 						s.rev.hot[minute] = a
 						touched[minute] = true
-						if s.win.add(ev.TsMicros, ho.cents, user, ho.product) {
+						if s.win.add(ev.TsMicros, ho.cents, user, string(ev.Order.ProductID)) {
 							s.m.late.Inc()
 						}
 						if s.publish {
@@ -533,7 +531,7 @@ func hotRow(r *kgo.Record, ev *envelope.Event, now int64) hot.Row {
 
 // loadCatalog reads the product changelog from its start to its current
 // end and returns the end offsets.
-func (s *Streamer) loadCatalog(ctx context.Context, base *kgo.Client, adm *kadm.Client, md kadm.Metadata) (map[int32]int64, error) {
+func (s *Streamer) loadCatalog(ctx context.Context, adm *kadm.Client, md kadm.Metadata) (map[int32]int64, error) {
 	end := map[int32]int64{}
 	td, ok := md.Topics[s.cfg.ProductsTopic]
 	if !ok || td.Err != nil {
@@ -589,6 +587,5 @@ func (s *Streamer) loadCatalog(ctx context.Context, base *kgo.Client, adm *kadm.
 		s.mu.Unlock()
 	}
 	s.log.Info("product catalog loaded", "products", len(s.products))
-	_ = base
 	return end, nil
 }
