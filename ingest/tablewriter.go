@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/lakefile"
 )
 
@@ -343,7 +344,7 @@ type rawRow struct {
 
 func (w *tableWriter) addEvent(ctx context.Context, r *rawRow) error {
 	ev := r.ev
-	key := int32(floorDiv(ev.TsMicros, microsPerHour))
+	key := int32(eventtime.FloorDiv(ev.TsMicros, microsPerHour))
 	p, err := w.part(ctx, key)
 	if err != nil {
 		return err
@@ -427,7 +428,7 @@ type dlqRow struct {
 }
 
 func (w *tableWriter) addDLQ(ctx context.Context, r *dlqRow) error {
-	p, err := w.part(ctx, int32(floorDiv(r.ingested, microsPerDay)))
+	p, err := w.part(ctx, int32(eventtime.FloorDiv(r.ingested, microsPerDay)))
 	if err != nil {
 		return err
 	}
@@ -474,12 +475,4 @@ func appendOptBytes(b *array.RecordBuilder, i int, v []byte) {
 
 func appendTs(b *array.RecordBuilder, i int, micros int64) {
 	b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(micros))
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

@@ -10,13 +10,12 @@ import (
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
 // MaxRevenueRange bounds the from..to range of one revenue request.
 const MaxRevenueRange = 31 * 24 * time.Hour
-
-const microsPerMinute = int64(60_000_000)
 
 // RevenueRow is the revenue of one event-time minute.
 type RevenueRow struct {
@@ -77,14 +76,6 @@ func ceilMicros(t time.Time) int64 {
 		us++
 	}
 	return us
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // overlapping lists the files whose event-time bounds meet [lo, hi); a
@@ -180,15 +171,15 @@ func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside
 			cols = append(cols, c)
 		}
 	}
-	base := floorDiv(lo, microsPerMinute) * microsPerMinute
+	base := eventtime.FloorDiv(lo, eventtime.MicrosPerMinute) * eventtime.MicrosPerMinute
 	var parts []string
 	if len(inside) > 0 {
 		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s GROUP BY m`,
-			base, microsPerMinute, readParquet(inside, cols), duck.QuoteString(envelope.TypeOrderCreated)))
+			base, eventtime.MicrosPerMinute, readParquet(inside, cols), duck.QuoteString(envelope.TypeOrderCreated)))
 	}
 	if len(edge) > 0 {
 		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s AND ts >= %s AND ts < %s GROUP BY m`,
-			base, microsPerMinute, readParquet(edge, cols), duck.QuoteString(envelope.TypeOrderCreated),
+			base, eventtime.MicrosPerMinute, readParquet(edge, cols), duck.QuoteString(envelope.TypeOrderCreated),
 			timestamptzLiteral(lo), timestamptzLiteral(hi)))
 	}
 	q := `SELECT m, CAST(sum(a) AS VARCHAR) AS revenue, sum(n)::BIGINT AS n FROM (` + strings.Join(parts, " UNION ALL ") + `) GROUP BY m ORDER BY m`
@@ -207,7 +198,7 @@ func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside
 		if err := rows.Scan(&m, &revenue, &n); err != nil {
 			return nil, fmt.Errorf("read revenue row: %w", err)
 		}
-		row := RevenueRow{Minute: time.UnixMicro(base + m*microsPerMinute).UTC().Format(time.RFC3339), Revenue: "0.00", OrderCount: n}
+		row := RevenueRow{Minute: time.UnixMicro(base + m*eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: "0.00", OrderCount: n}
 		if revenue != nil { // every amount of the minute is null
 			row.Revenue = *revenue
 		}

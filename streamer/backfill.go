@@ -23,6 +23,7 @@ import (
 
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/lakecommit"
@@ -293,7 +294,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 	if cfg.Table == catalog.TableOrderRevenueMinute {
 		for _, m := range sortedKeys(revenue) {
 			r := revenue[m]
-			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
 			bld.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(r.cents))
 			bld.Field(2).(*array.Int64Builder).Append(r.count)
 			n++
@@ -305,7 +306,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 			if err != nil {
 				return nil, 0, err
 			}
-			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
 			bld.Field(1).(*array.BinaryBuilder).Append(enc)
 			bld.Field(2).(*array.Int64Builder).Append(int64(u.users.Estimate()))
 			bld.Field(3).(*array.Int64Builder).Append(u.events)
@@ -340,7 +341,7 @@ func addRaw(rec arrow.RecordBatch, topic string, off catalog.Offsets, revenue ma
 		if !ok || ko.Value(i) >= limit {
 			continue // not in the read model yet: the hot tier counts it
 		}
-		m := floorDiv(int64(ts.Value(i)), microsPerMinute)
+		m := eventtime.FloorDiv(int64(ts.Value(i)), eventtime.MicrosPerMinute)
 		r := revenue[m]
 		r.cents += int64(amt.Value(i).LowBits())
 		r.count++

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/eventtime"
 )
 
 // MaxRevenueRange is the longest range one revenue request may ask for.
@@ -99,8 +100,8 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Minutes whose start lies in [from, to).
-	lo := ceilDiv(from.UnixMicro(), microsPerMinute)
-	hi := ceilDiv(to.UnixMicro(), microsPerMinute)
+	lo := ceilDiv(from.UnixMicro(), eventtime.MicrosPerMinute)
+	hi := ceilDiv(to.UnixMicro(), eventtime.MicrosPerMinute)
 	res := RevenueResponse{From: from.UTC().Format(time.RFC3339Nano), To: to.UTC().Format(time.RFC3339Nano),
 		Table: catalog.TableOrderRevenueMinute, Rows: []RevenueRow{}}
 	s.mu.RLock()
@@ -145,10 +146,10 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 }
 
 func revenueRow(m int64, a agg) RevenueRow {
-	return RevenueRow{Minute: time.UnixMicro(m * microsPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents), OrderCount: a.count}
+	return RevenueRow{Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents), OrderCount: a.count}
 }
 
-func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+func ceilDiv(a, b int64) int64 { return -eventtime.FloorDiv(-a, b) }
 
 func offsetsJSON(o catalog.Offsets, topic string) map[string]map[string]int64 {
 	out := map[string]map[string]int64{topic: {}}

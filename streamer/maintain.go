@@ -9,6 +9,7 @@ import (
 	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
@@ -59,7 +60,7 @@ func (s *Streamer) closeWindows() {
 		}
 		s.closed[r.Spec] = list
 		if r.Spec == "1m" {
-			finals[r.Start.UnixMicro()/microsPerMinute] = true
+			finals[r.Start.UnixMicro()/eventtime.MicrosPerMinute] = true
 		}
 	}
 	if wm, ok := s.win.watermark(); ok {

@@ -19,12 +19,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/lakefile"
 )
 
-const microsPerMinute = int64(60_000_000)
-const microsPerDay = 1440 * microsPerMinute
+const microsPerDay = 1440 * eventtime.MicrosPerMinute
 
 // agg is a revenue figure.
 type agg struct{ cents, count int64 }
@@ -133,7 +133,7 @@ func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(min
 		rs := rc.Chunk(i).(*array.Decimal128)
 		cs := cc.Chunk(i).(*array.Int64)
 		for j := 0; j < ms.Len(); j++ {
-			fn(floorDiv(int64(ms.Value(j)), microsPerMinute), int64(rs.Value(j).LowBits()), cs.Value(j))
+			fn(eventtime.FloorDiv(int64(ms.Value(j)), eventtime.MicrosPerMinute), int64(rs.Value(j).LowBits()), cs.Value(j))
 		}
 	}
 	return nil
@@ -217,7 +217,7 @@ func writeDeltaFiles(ctx context.Context, tbl *table.Table, keys []int64, partit
 func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]agg) ([]iceberg.DataFile, error) {
 	byDay := map[int64][]int64{}
 	for m := range delta {
-		d := floorDiv(m*microsPerMinute, microsPerDay)
+		d := eventtime.FloorDiv(m*eventtime.MicrosPerMinute, microsPerDay)
 		byDay[d] = append(byDay[d], m)
 	}
 	days := sortedKeys(byDay)
@@ -226,7 +226,7 @@ func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]ag
 		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
 		for _, m := range ms {
 			a := delta[m]
-			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
 			b.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(a.cents))
 			b.Field(2).(*array.Int64Builder).Append(a.count)
 		}
@@ -237,7 +237,7 @@ func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]ag
 func activityDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]*activityAgg) ([]iceberg.DataFile, error) {
 	byDay := map[int64][]int64{}
 	for m := range delta {
-		d := floorDiv(m*microsPerMinute, microsPerDay)
+		d := eventtime.FloorDiv(m*eventtime.MicrosPerMinute, microsPerDay)
 		byDay[d] = append(byDay[d], m)
 	}
 	days := sortedKeys(byDay)
@@ -251,7 +251,7 @@ func activityDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]*
 			if err != nil {
 				encErr = err
 			}
-			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * microsPerMinute))
+			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
 			b.Field(1).(*array.BinaryBuilder).Append(enc)
 			b.Field(2).(*array.Int64Builder).Append(int64(a.users.Estimate()))
 			b.Field(3).(*array.Int64Builder).Append(a.events)

@@ -21,6 +21,7 @@ import (
 	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hot"
 	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
@@ -384,7 +385,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 				}
 				switch {
 				case p.Topic == s.cfg.OrdersTopic && ev.IsOrder && r.Offset >= floor:
-					minute := floorDiv(ev.TsMicros, microsPerMinute)
+					minute := eventtime.FloorDiv(ev.TsMicros, eventtime.MicrosPerMinute)
 					user := xxh3.Hash(ev.Order.UserID)
 					ho := hotOrder{off: r.Offset, minute: minute, cents: ev.Order.AmountCents, user: user}
 					s.orders[p.Partition] = append(s.orders[p.Partition], ho)
@@ -477,8 +478,8 @@ func (s *Streamer) minuteUpdates(minutes map[int64]bool) []Update {
 	for _, m := range ms {
 		a := s.total(m)
 		out = append(out, Update{
-			Minute: time.UnixMicro(m * microsPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents),
-			OrderCount: a.count, Final: hasWm && (m+1)*microsPerMinute <= wm,
+			Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents),
+			OrderCount: a.count, Final: hasWm && (m+1)*eventtime.MicrosPerMinute <= wm,
 		})
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 )
 
@@ -82,7 +83,7 @@ func (w *windows) add(ts, cents int64, user uint64, product string) (late bool) 
 	for i, s := range w.specs {
 		size, slide := s.Size.Microseconds(), s.Slide.Microseconds()
 		// Windows [start, start+size) with start = k*slide containing ts.
-		last := floorDiv(ts, slide) * slide
+		last := eventtime.FloorDiv(ts, slide) * slide
 		for start := last; start > ts-size; start -= slide {
 			if ok && start+size <= wm {
 				late = true // this window has closed
@@ -169,12 +170,4 @@ func result(s WindowSpec, start int64, a *windowAgg, final bool) WindowResult {
 		r.ProductRevenue[p] = formatCents(c)
 	}
 	return r
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
