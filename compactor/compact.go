@@ -79,6 +79,20 @@ func livePartitions(ctx context.Context, tbl *table.Table) ([]*partition, int, e
 	return out, n, nil
 }
 
+// loadLive loads table name and its live files by partition, and starts
+// a task report counting them.
+func (c *Compactor) loadLive(ctx context.Context, name string) (*table.Table, []*partition, *TaskReport, error) {
+	tbl, err := c.deps.Catalog.LoadTable(ctx, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	parts, total, err := livePartitions(ctx, tbl)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tbl, parts, &TaskReport{FilesBefore: total, FilesAfter: total}, nil
+}
+
 // partitionEnd is the end of a partition of a single hour/day/month/year
 // transform, zero otherwise.
 func partitionEnd(spec iceberg.PartitionSpec, values map[int]any) time.Time {
@@ -188,17 +202,13 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	if c.policy(t.Name).NoCompaction {
 		return nil, nil
 	}
-	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
-	if err != nil {
-		return nil, err
-	}
 	began := c.deps.Now()
-	parts, total, err := livePartitions(ctx, tbl)
+	tbl, parts, r, err := c.loadLive(ctx, t.Name)
 	if err != nil {
 		return nil, err
 	}
+	total := r.FilesBefore
 	c.log.Debug("compaction planned", logkey.Table, t.Name, logkey.Files, total, logPartitions, len(parts), logkey.Duration, c.deps.Now().Sub(began))
-	r := &TaskReport{FilesBefore: total, FilesAfter: total}
 	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(total))
 	sortBy := sortColumn(tbl, t.Role)
 	sortID := -1

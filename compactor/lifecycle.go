@@ -22,15 +22,10 @@ func (c *Compactor) retention(ctx context.Context, t Table, dry bool) (*TaskRepo
 	if keep <= 0 {
 		return nil, nil
 	}
-	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+	_, parts, r, err := c.loadLive(ctx, t.Name)
 	if err != nil {
 		return nil, err
 	}
-	parts, total, err := livePartitions(ctx, tbl)
-	if err != nil {
-		return nil, err
-	}
-	r := &TaskReport{FilesBefore: total, FilesAfter: total}
 	now := c.deps.Now()
 	var drop []iceberg.DataFile
 	for _, p := range parts {
@@ -49,7 +44,7 @@ func (c *Compactor) retention(ctx context.Context, t Table, dry bool) (*TaskRepo
 		return r, nil
 	}
 	r.FilesRemoved = len(drop)
-	r.FilesAfter = total - len(drop)
+	r.FilesAfter = r.FilesBefore - len(drop)
 	if dry {
 		return r, nil
 	}
@@ -95,19 +90,14 @@ func (c *Compactor) tier(ctx context.Context, t Table, dry bool) (*TaskReport, e
 	if c.policy(t.Name).TierAfter <= 0 || c.cfg.ColdLocation == "" {
 		return nil, nil
 	}
-	tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+	tbl, parts, r, err := c.loadLive(ctx, t.Name)
 	if err != nil {
 		return nil, err
 	}
-	parts, total, err := livePartitions(ctx, tbl)
-	if err != nil {
-		return nil, err
-	}
-	r := &TaskReport{FilesBefore: total, FilesAfter: total}
-	prefix := c.coldPrefix(t.Name)
 	if err := c.checkCold(tbl); err != nil {
 		return nil, err
 	}
+	prefix := c.coldPrefix(t.Name)
 	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, err

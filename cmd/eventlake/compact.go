@@ -129,29 +129,12 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 	if cfg.HTTP.Listen == "" {
 		cfg.HTTP.Listen = "127.0.0.1:8082"
 	}
-	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
-	if err != nil {
-		return err
-	}
-	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Compactor.Validate()); err != nil {
-		return err
-	}
-	cat, err := catalog.Open(ctx, cfg.Catalog)
-	if err != nil {
-		return err
-	}
-	defer cat.Close()
-	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
-	c, err := newCompactor(cfg, cat, log, reg)
+	ctx, log, c, done, err := openMaintenance(ctx, cfg, env, reg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := c.Close(); cerr != nil {
-			log.Warn("close compactor", logkey.Err, cerr)
-		}
-	}()
+	defer done()
 	if tasks != nil {
 		reports, err := c.RunOnce(ctx, compactor.Options{Tasks: tasks, Tables: splitList(*tables), DryRun: *dryRun})
 		if perr := printReports(env.stdout, reports, *asJSON); perr != nil {
@@ -197,6 +180,36 @@ func printReports(w io.Writer, reports []compactor.TaskReport, asJSON bool) erro
 
 // runErase erases one user's events from every raw table and the
 // dead-letter table and records the erasure in the erasure log.
+// openMaintenance validates the configuration, opens the catalog and the
+// compactor for `compact` and `erase`. The returned context carries the
+// catalog's S3 client (bounded timeouts for every table's FileIO); done
+// closes both.
+func openMaintenance(ctx context.Context, cfg *Config, env *runEnv, reg *prometheus.Registry) (context.Context, *slog.Logger, *compactor.Compactor, func(), error) {
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Compactor.Validate()); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cat, err := catalog.Open(ctx, cfg.Catalog)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	c, err := newCompactor(cfg, cat, log, reg)
+	if err != nil {
+		cat.Close()
+		return nil, nil, nil, nil, err
+	}
+	done := func() {
+		if cerr := c.Close(); cerr != nil {
+			log.Warn("close compactor", logkey.Err, cerr)
+		}
+		cat.Close()
+	}
+	return cat.WithStorage(ctx), log, c, done, nil
+}
+
 func runErase(ctx context.Context, args []string, env *runEnv) error {
 	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
 	var cf commonFlags
@@ -215,28 +228,11 @@ func runErase(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	ctx, _, c, done, err := openMaintenance(ctx, cfg, env, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
-	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Compactor.Validate()); err != nil {
-		return err
-	}
-	cat, err := catalog.Open(ctx, cfg.Catalog)
-	if err != nil {
-		return err
-	}
-	defer cat.Close()
-	ctx = cat.WithStorage(ctx)
-	c, err := newCompactor(cfg, cat, log, prometheus.NewRegistry())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := c.Close(); cerr != nil {
-			log.Warn("close compactor", logkey.Err, cerr)
-		}
-	}()
+	defer done()
 	rep, err := c.Erase(ctx, compactor.EraseRequest{UserID: *userID, RequestedBy: *requestedBy, DryRun: *dryRun})
 	if rep != nil {
 		if *asJSON {
