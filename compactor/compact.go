@@ -15,9 +15,9 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // partition is the live data files of one table partition.
@@ -134,9 +134,9 @@ func toInt64(v any) (int64, bool) {
 // sortColumn is the column compacted files are sorted by: event time (the
 // minute of a read model, ingest time for dead letters).
 func sortColumn(tbl *table.Table, role string) string {
-	cands := []string{catalog.ColTs, catalog.ColMinute, catalog.ColUpdatedAt, catalog.ColIngestedAt}
+	cands := []string{lake.ColTs, lake.ColMinute, lake.ColUpdatedAt, lake.ColIngestedAt}
 	if role == RoleDLQ {
-		cands = []string{catalog.ColIngestedAt}
+		cands = []string{lake.ColIngestedAt}
 	}
 	for _, name := range cands {
 		if _, ok := tbl.Schema().FindFieldByName(name); ok {

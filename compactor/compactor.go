@@ -7,16 +7,16 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // Table roles: what the compactor may assume about a table's columns.
@@ -69,7 +69,7 @@ type ReadModelRefresher interface {
 
 // Deps are the compactor's collaborators.
 type Deps struct {
-	Catalog *catalog.Catalog
+	Catalog *lake.Catalog
 	// Tables are the tables to maintain.
 	Tables   []Table
 	Logger   *slog.Logger
@@ -77,17 +77,19 @@ type Deps struct {
 	Now      func() time.Time
 	// ReadModels may be nil (see ReadModelRefresher).
 	ReadModels ReadModelRefresher
+	// Failpoints stop the process at protocol points in crash tests.
+	Failpoints *failpoint.Set
 }
 
 // Compactor maintains lake tables: compaction, retention, tiering,
 // snapshot expiry, orphan cleanup and GDPR erasure.
 type Compactor struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	m      *metrics
-	eng    *engine
-	writer string
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
+	eng  *engine
+	com  *lake.Committer
 }
 
 // New validates cfg and opens the rewrite engine. Close releases it.
@@ -132,19 +134,20 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 		return nil, err
 	}
 	eng.store = deps.Catalog.Store()
-	host, _ := os.Hostname()
-	return &Compactor{
-		cfg: cfg, deps: deps, m: m, eng: eng,
-		log:    deps.Logger.With(logkey.Component, "compactor"),
-		writer: host + "/" + strconv.Itoa(os.Getpid()) + "/compactor",
-	}, nil
+	c := &Compactor{cfg: cfg, deps: deps, m: m, eng: eng, log: deps.Logger.With(logkey.Component, "compactor")}
+	c.com = lake.NewCommitter(deps.Catalog, lake.CommitConfig{Writer: lake.WriterName("compactor"), MaxFailures: maxFailures},
+		lake.CommitHooks{
+			Conflict:  func(t string) { m.conflicts.WithLabelValues(t).Inc() },
+			Committed: func(t, task string, _ time.Duration) { m.commits.WithLabelValues(t, task).Inc() },
+		}, c.log, deps.Failpoints)
+	return c, nil
 }
 
 // checkColdConfig refuses, before any work, an S3 cold location the
 // warehouse cannot serve: on other storage, in another bucket (iceberg-go's
 // S3 FileIO serves one bucket per table), or with a storage class but no
 // S3 client to set it with.
-func checkColdConfig(cfg Config, cat *catalog.Catalog) error {
+func checkColdConfig(cfg Config, cat *lake.Catalog) error {
 	if !objstore.IsS3(cfg.ColdLocation) {
 		return nil
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // Config configures table maintenance. Every duration is wall-clock time
@@ -205,7 +205,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("compactor.erasure_log_table %q must be one identifier", c.ErasureLogTable))
 	}
 	if c.ColdLocation != "" {
-		loc, err := catalog.NormalizeWarehouse(c.ColdLocation)
+		loc, err := lake.NormalizeWarehouse(c.ColdLocation)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("compactor.cold_location: %w", err))
 		} else {

@@ -19,9 +19,9 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // engine rewrites Parquet files with DuckDB: it reads many small files,
@@ -103,7 +103,7 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 	// staged through the table's FileIO.
 	inputs := make([]string, len(spec.inputs))
 	for i, f := range spec.inputs {
-		p, ok := catalog.LocalPath(f.FilePath())
+		p, ok := lake.LocalPath(f.FilePath())
 		if !ok {
 			if p, err = e.download(fs, f.FilePath()); err != nil {
 				return nil, err
@@ -112,7 +112,7 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 		}
 		inputs[i] = p
 	}
-	out, local := catalog.LocalPath(spec.location)
+	out, local := lake.LocalPath(spec.location)
 	if !local {
 		out = filepath.Join(e.staging(), uuid.NewString()+".parquet")
 		cleanup = append(cleanup, out)
@@ -331,8 +331,8 @@ func upload(fs iceio.IO, local, location string) error {
 // copyObject copies a data file byte for byte (tiering), locally with an
 // fsync, elsewhere through the table's FileIO.
 func copyObject(fs iceio.IO, from, to string) error {
-	src, srcLocal := catalog.LocalPath(from)
-	dst, dstLocal := catalog.LocalPath(to)
+	src, srcLocal := lake.LocalPath(from)
+	dst, dstLocal := lake.LocalPath(to)
 	if !srcLocal || !dstLocal {
 		in, err := fs.Open(from)
 		if err != nil {
@@ -382,7 +382,7 @@ func copyObject(fs iceio.IO, from, to string) error {
 // removeObject deletes a file no snapshot references (a rewrite that was
 // not committed).
 func removeObject(fs iceio.IO, location string) error {
-	if p, ok := catalog.LocalPath(location); ok {
+	if p, ok := lake.LocalPath(location); ok {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", location, err)
 		}

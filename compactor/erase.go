@@ -22,8 +22,8 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // Erasure log stages.
@@ -376,14 +376,14 @@ func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string) 
 	}
 	switch role {
 	case RoleRaw:
-		if err := mark(catalog.ColUserID, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
+		if err := mark(lake.ColUserID, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
 			return nil, nil, err
 		}
-		if err := mark(catalog.ColPayload, func(v []byte) bool { return bytes.Contains(v, id) && payloadHasUser(v, userID) }); err != nil {
+		if err := mark(lake.ColPayload, func(v []byte) bool { return bytes.Contains(v, id) && payloadHasUser(v, userID) }); err != nil {
 			return nil, nil, err
 		}
 	case RoleDLQ:
-		for _, name := range []string{catalog.ColRaw, catalog.ColDetail, catalog.ColKey} {
+		for _, name := range []string{lake.ColRaw, lake.ColDetail, lake.ColKey} {
 			if err := mark(name, func(v []byte) bool { return containsToken(v, id) }); err != nil {
 				return nil, nil, err
 			}
@@ -397,7 +397,7 @@ func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string) 
 	if len(rows) == 0 || role != RoleRaw {
 		return rows, nil, nil
 	}
-	ts, err := col(catalog.ColTs)
+	ts, err := col(lake.ColTs)
 	if err != nil || ts == nil {
 		return rows, nil, err
 	}
@@ -441,7 +441,7 @@ func payloadHasUser(doc []byte, userID string) bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if k == catalog.ColUserID {
+				if k == lake.ColUserID {
 					switch s := x.(type) {
 					case string:
 						if s == userID {
@@ -498,7 +498,7 @@ func idByte(c byte) bool {
 // erased table and stage. The user id itself is not stored (that would
 // keep the personal data the erasure removes); its SHA-256 identifies the
 // request for an auditor who knows the id.
-func ErasureLogTableDef(name string) catalog.TableDef {
+func ErasureLogTableDef(name string) lake.TableDef {
 	fields := []iceberg.NestedField{
 		{ID: 1, Name: "erasure_id", Type: iceberg.PrimitiveTypes.String, Required: true},
 		{ID: 2, Name: "stage", Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "erased: gone from the current snapshot; purged: old snapshots and files deleted"},
@@ -514,7 +514,7 @@ func ErasureLogTableDef(name string) catalog.TableDef {
 		{ID: 12, Name: "snapshots_expired", Type: iceberg.PrimitiveTypes.Int64, Required: true},
 		{ID: 13, Name: "files_deleted", Type: iceberg.PrimitiveTypes.Int64, Required: true},
 	}
-	return catalog.TableDef{
+	return lake.TableDef{
 		Name:   name,
 		Schema: iceberg.NewSchema(0, fields...),
 		Spec:   *iceberg.UnpartitionedSpec,
@@ -522,7 +522,7 @@ func ErasureLogTableDef(name string) catalog.TableDef {
 			"format-version":                  "2",
 			"write.format.default":            "parquet",
 			"write.parquet.compression-codec": "zstd",
-			catalog.PropKind:                  "erasure_log",
+			lake.PropKind:                     "erasure_log",
 		},
 	}
 }
@@ -570,33 +570,22 @@ func (c *Compactor) logErasure(ctx context.Context, rep *EraseReport, stage stri
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	props := iceberg.Properties{SummaryErasureID: rep.ErasureID, SummaryOperation: TaskErase + "/" + stage}
-	for attempt := 1; ; attempt++ {
-		err := appendRecord(ctx, tbl, sc, rec, props)
-		if err == nil {
-			return nil
-		}
-		if !isConflict(err) || attempt >= 10 {
-			return fmt.Errorf("write erasure log: %w", err)
-		}
-		if tbl, err = c.deps.Catalog.LoadTable(ctx, c.cfg.ErasureLogTable); err != nil {
-			return err
-		}
-	}
-}
-
-func appendRecord(ctx context.Context, tbl *table.Table, sc *arrow.Schema, rec arrow.RecordBatch, props iceberg.Properties) error {
-	rdr, err := array.NewRecordReader(sc, []arrow.RecordBatch{rec})
+	_, err = c.com.Commit(ctx, lake.Change{
+		Table: c.cfg.ErasureLogTable, Task: TaskErase + "-log-" + stage, Base: tbl,
+		Summary: iceberg.Properties{SummaryErasureID: rep.ErasureID}, MaxConflicts: maxConflicts,
+		Stage: func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
+			rdr, err := array.NewRecordReader(sc, []arrow.RecordBatch{rec})
+			if err != nil {
+				return err
+			}
+			defer rdr.Release()
+			return tx.Append(ctx, rdr, props)
+		},
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("write erasure log: %w", err)
 	}
-	defer rdr.Release()
-	tx := tbl.NewTransaction()
-	if err := tx.Append(ctx, rdr, props); err != nil {
-		return err
-	}
-	_, err = tx.Commit(ctx)
-	return err
+	return nil
 }
 
 func isNoSuchTable(err error) bool { return errors.Is(err, icecat.ErrNoSuchTable) }

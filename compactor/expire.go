@@ -12,8 +12,8 @@ import (
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // retainCount is how many snapshots of the main branch, newest first,
@@ -25,7 +25,7 @@ import (
 //     reader contract still finds its files;
 //   - at least retainLast snapshots;
 //   - everything down to the newest snapshot that carries Kafka offsets
-//     (catalog.SummaryOffsets), so that offsets are never lost even if a
+//     (lake.SummaryOffsets), so that offsets are never lost even if a
 //     snapshot written by another tool does not carry them forward.
 func retainCount(tbl *table.Table, now time.Time, keep time.Duration, retainLast int) int {
 	md := tbl.Metadata()
@@ -34,7 +34,7 @@ func retainCount(tbl *table.Table, now time.Time, keep time.Duration, retainLast
 	for i := 0; s != nil && i <= len(md.Snapshots()); i++ {
 		info := snapInfo{at: time.UnixMilli(s.TimestampMs)}
 		if s.Summary != nil {
-			_, info.offsets = s.Summary.Properties[catalog.SummaryOffsets]
+			_, info.offsets = s.Summary.Properties[lake.SummaryOffsets]
 		}
 		chain = append(chain, info)
 		if s.ParentSnapshotID == nil {
@@ -48,7 +48,7 @@ func retainCount(tbl *table.Table, now time.Time, keep time.Duration, retainLast
 // snapInfo is what expiry needs to know of one snapshot.
 type snapInfo struct {
 	at      time.Time // commit time
-	offsets bool      // carries catalog.SummaryOffsets
+	offsets bool      // carries lake.SummaryOffsets
 }
 
 // retainN applies retainCount's rules to a main-branch chain, newest
@@ -78,74 +78,122 @@ func (c *Compactor) expire(ctx context.Context, t Table, dry bool) (*TaskReport,
 	})
 }
 
+// expiry is a planned snapshot expiry of one table.
+type expiry struct {
+	expired []int64  // snapshot ids the expiry removes
+	doomed  []string // files only the expired snapshots reference
+	before  int      // snapshots before
+}
+
+// planExpiry stages, on tx, the expiry of every snapshot of tbl (tx's
+// table) but the newest keep(tbl) of the main branch (and unreferenced
+// snapshots older than the reader contract), and lists what it removes.
+func (c *Compactor) planExpiry(ctx context.Context, tbl *table.Table, tx *table.Transaction, keep func(*table.Table) int) (*expiry, error) {
+	e := &expiry{before: len(tbl.Metadata().Snapshots())}
+	if err := tx.ExpireSnapshots(table.WithRetainLast(keep(tbl)), table.WithOlderThan(c.cfg.SnapshotMinAge), table.WithPostCommit(false)); err != nil {
+		return nil, fmt.Errorf("plan snapshot expiry: %w", err)
+	}
+	staged, err := tx.StagedTable()
+	if err != nil {
+		return nil, fmt.Errorf("plan snapshot expiry: %w", err)
+	}
+	for _, s := range tbl.Metadata().Snapshots() {
+		if staged.Metadata().SnapshotByID(s.SnapshotID) == nil {
+			e.expired = append(e.expired, s.SnapshotID)
+		}
+	}
+	if len(e.expired) == 0 {
+		return e, nil
+	}
+	if e.doomed, err = unreferencedFiles(ctx, tbl, staged.Table); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // expireKeeping expires every snapshot but the newest keep(tbl) of the
 // main branch (and unreferenced snapshots older than the reader
-// contract), then deletes the files no retained snapshot references.
+// contract) through the lake's commit protocol, then deletes the files no
+// retained snapshot references. A crash between the commit and the
+// deletes leaves orphans, which orphan cleanup removes.
 func (c *Compactor) expireKeeping(ctx context.Context, name string, dry bool, keep func(*table.Table) int) (*TaskReport, error) {
 	r := &TaskReport{}
-	for attempt := 1; ; attempt++ {
+	if dry {
 		tbl, err := c.deps.Catalog.LoadTable(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		before := len(tbl.Metadata().Snapshots())
-		n := keep(tbl)
-		tx := tbl.NewTransaction()
-		if err := tx.ExpireSnapshots(table.WithRetainLast(n), table.WithOlderThan(c.cfg.SnapshotMinAge), table.WithPostCommit(false)); err != nil {
-			return nil, fmt.Errorf("plan snapshot expiry: %w", err)
-		}
-		staged, err := tx.StagedTable()
-		if err != nil {
-			return nil, fmt.Errorf("plan snapshot expiry: %w", err)
-		}
-		r.SnapshotsExpired = before - len(staged.Metadata().Snapshots())
-		c.m.snapshots.WithLabelValues(name).Set(float64(before))
-		if r.SnapshotsExpired == 0 {
-			return r, nil
-		}
-		doomed, err := unreferencedFiles(ctx, tbl, staged.Table)
+		e, err := c.planExpiry(ctx, tbl, tbl.NewTransaction(), keep)
 		if err != nil {
 			return nil, err
 		}
-		if dry {
-			r.FilesDeleted = len(doomed)
-			return r, nil
-		}
-		newTbl, cerr := tx.Commit(ctx)
-		if cerr != nil {
-			if isConflict(cerr) && attempt <= maxConflicts {
-				c.m.conflicts.WithLabelValues(name).Inc()
-				continue
-			}
-			return nil, fmt.Errorf("commit snapshot expiry of %s: %w", name, cerr)
-		}
-		c.m.expired.WithLabelValues(name).Add(float64(r.SnapshotsExpired))
-		c.m.snapshots.WithLabelValues(name).Set(float64(len(newTbl.Metadata().Snapshots())))
-		// The files are computed against the table the expiry was built on;
-		// a snapshot committed since only adds files, never references one
-		// the expired snapshots alone held (ingest writes new files, and
-		// every other change removes files of the current snapshot).
-		fs, err := newTbl.FS(ctx)
-		if err != nil {
-			return r, err
-		}
-		var errs []error
-		for _, p := range doomed {
-			if err := removeObject(fs, p); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			r.FilesDeleted++
-		}
-		c.m.deleted.WithLabelValues(name, "expired").Add(float64(r.FilesDeleted))
-		if cur := newTbl.CurrentSnapshot(); cur != nil {
-			r.SnapshotID = cur.SnapshotID
-		}
-		if len(errs) > 0 {
-			c.log.Warn("could not delete every expired file; orphan cleanup will", logkey.Table, name, logkey.Err, errors.Join(errs...))
-		}
+		r.SnapshotsExpired, r.FilesDeleted = len(e.expired), len(e.doomed)
 		return r, nil
 	}
+	var e *expiry
+	newTbl, err := c.com.Commit(ctx, lake.Change{
+		Table: name, Task: TaskExpire, MaxConflicts: maxConflicts,
+		Stage: func(ctx context.Context, tx *table.Transaction, _ iceberg.Properties) error {
+			base, err := tx.StagedTable()
+			if err != nil {
+				return err
+			}
+			if e, err = c.planExpiry(ctx, base.Table, tx, keep); err != nil {
+				return err
+			}
+			c.m.snapshots.WithLabelValues(name).Set(float64(e.before))
+			if len(e.expired) == 0 {
+				return lake.ErrNothingToCommit
+			}
+			return nil
+		},
+		// Expiry makes no snapshot: it is applied when the snapshots it
+		// removes are gone.
+		Applied: func(fresh *table.Table) bool {
+			if e == nil {
+				return false
+			}
+			for _, id := range e.expired {
+				if fresh.Metadata().SnapshotByID(id) != nil {
+					return false
+				}
+			}
+			return true
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire snapshots of %s: %w", name, err)
+	}
+	if e == nil || len(e.expired) == 0 {
+		return r, nil
+	}
+	r.SnapshotsExpired = len(e.expired)
+	c.m.expired.WithLabelValues(name).Add(float64(r.SnapshotsExpired))
+	c.m.snapshots.WithLabelValues(name).Set(float64(len(newTbl.Metadata().Snapshots())))
+	// The files are computed against the table the expiry was built on;
+	// a snapshot committed since only adds files, never references one
+	// the expired snapshots alone held (ingest writes new files, and
+	// every other change removes files of the current snapshot).
+	fs, err := newTbl.FS(ctx)
+	if err != nil {
+		return r, err
+	}
+	var errs []error
+	for _, p := range e.doomed {
+		if err := removeObject(fs, p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.FilesDeleted++
+	}
+	c.m.deleted.WithLabelValues(name, "expired").Add(float64(r.FilesDeleted))
+	if cur := newTbl.CurrentSnapshot(); cur != nil {
+		r.SnapshotID = cur.SnapshotID
+	}
+	if len(errs) > 0 {
+		c.log.Warn("could not delete every expired file; orphan cleanup will", logkey.Table, name, logkey.Err, errors.Join(errs...))
+	}
+	return r, nil
 }
 
 // unreferencedFiles lists the files (manifest lists, manifests, data
@@ -230,7 +278,7 @@ func (c *Compactor) orphans(ctx context.Context, t Table, dry bool) (*TaskReport
 	locs := []string{""}
 	if c.cfg.ColdLocation != "" {
 		cold := strings.TrimSuffix(c.coldPrefix(t.Name), "/data/")
-		if p, ok := catalog.LocalPath(cold); !ok || exists(p) {
+		if p, ok := lake.LocalPath(cold); !ok || exists(p) {
 			locs = append(locs, cold)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // retention drops every partition of the table that ended longer ago than

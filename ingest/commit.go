@@ -14,17 +14,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/dedupe"
-	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // ErrFenced means another writer committed offsets this process was about
 // to commit: the partition moved to another group member (or this process
 // is a zombie). The batch is abandoned and the partitions are re-read from
 // the offsets stored in the lake.
-var ErrFenced = lakecommit.ErrFenced
+var ErrFenced = lake.ErrFenced
+
+// TaskIngest is the commit task of ingest's appends.
+const TaskIngest = "ingest"
 
 // Failpoint names on the commit path, in protocol order.
 const (
@@ -153,20 +155,21 @@ func (ing *Ingester) advance(ts *topicState) {
 			ing.m.committedOffset.WithLabelValues(t, strconv.Itoa(int(p))).Set(float64(off))
 		}
 	}
-	ts.dirty = catalog.Offsets{}
+	ts.dirty = lake.Offsets{}
 	ts.w.reset()
 }
 
 // commitTable appends files to w's table with offsets merged into the
 // stored ones, fenced on base (see internal/lakecommit).
-func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []iceberg.DataFile, offsets, base catalog.Offsets) error {
+func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []iceberg.DataFile, offsets, base lake.Offsets) error {
 	start := time.Now()
 	var rows, size int64
 	for _, f := range files {
 		rows += f.Count()
 		size += f.FileSizeBytes()
 	}
-	tbl, err := ing.committer.Append(ctx, w.name, w.tbl, files, offsets, base, nil)
+	tbl, err := ing.committer.Commit(ctx, lake.Change{Table: w.name, Task: TaskIngest, Base: w.tbl,
+		Offsets: offsets, Fence: base, Stage: lake.Append(files)})
 	if err != nil {
 		return err
 	}
@@ -187,7 +190,7 @@ func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []ic
 // ErrCommitUnknown means a commit's outcome could not be determined before
 // the context ended: its files may be referenced by the table and must not
 // be deleted (orphan cleanup removes them later if they are not).
-var ErrCommitUnknown = lakecommit.ErrUnknown
+var ErrCommitUnknown = lake.ErrCommitUnknown
 
 // abort abandons what is left of the batch: it removes files that were
 // not committed, forgets pending dedupe ids, and rewinds every owned
@@ -214,7 +217,7 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 	drop(ing.dlq)
 	for _, ts := range ing.topics {
 		drop(ts.w)
-		ts.dirty = catalog.Offsets{}
+		ts.dirty = lake.Offsets{}
 	}
 	ing.b.reset()
 	if len(errs) > 0 {
@@ -264,7 +267,7 @@ func (ing *Ingester) loadBases(ctx context.Context, parts map[string][]int32) (m
 	if err != nil {
 		return nil, err
 	}
-	dlqStored, err := catalog.StoredOffsets(dlqTbl)
+	dlqStored, err := lake.StoredOffsets(dlqTbl)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +286,7 @@ func (ing *Ingester) loadBases(ctx context.Context, parts map[string][]int32) (m
 		if err != nil {
 			return nil, err
 		}
-		stored, err := catalog.StoredOffsets(tbl)
+		stored, err := lake.StoredOffsets(tbl)
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // TopicConfig routes one Kafka topic to its raw table.
@@ -66,8 +66,8 @@ type Config struct {
 // DefaultTopics are the topics and tables of the canonical event streams.
 func DefaultTopics() []TopicConfig {
 	return []TopicConfig{
-		{Topic: "orders.created", Table: "orders_raw", Kind: catalog.KindOrders},
-		{Topic: "inventory.updated", Table: "inventory_raw", Kind: catalog.KindInventory},
+		{Topic: "orders.created", Table: "orders_raw", Kind: lake.KindOrders},
+		{Topic: "inventory.updated", Table: "inventory_raw", Kind: lake.KindInventory},
 	}
 }
 
@@ -139,7 +139,7 @@ func (c *Config) Validate() error {
 		if seenTable[t.Table] {
 			return fmt.Errorf("ingest.topics[%d]: table %q is used twice (one raw table per topic, distinct from dlq_table)", i, t.Table)
 		}
-		if _, err := catalog.RawTableDef(t.Table, t.Topic, t.Kind); err != nil {
+		if _, err := lake.RawTableDef(t.Table, t.Topic, t.Kind); err != nil {
 			return fmt.Errorf("ingest.topics[%d]: %w", i, err)
 		}
 		seenTopic[t.Topic], seenTable[t.Table] = true, true

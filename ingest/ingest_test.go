@@ -14,9 +14,9 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/broker"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // startBroker starts eventlake's embedded broker (kfake, a Kafka-protocol
@@ -35,11 +35,11 @@ func startBroker(t *testing.T, topics ...string) []string {
 	return []string{b.Addr()}
 }
 
-func openCatalog(t *testing.T, dir string) *catalog.Catalog {
+func openCatalog(t *testing.T, dir string) *lake.Catalog {
 	t.Helper()
-	cfg := catalog.Config{}
+	cfg := lake.Config{}
 	cfg.Defaults(dir)
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func produce(t *testing.T, brokers []string, recs ...*kgo.Record) {
 	}
 }
 
-func scanCount(t *testing.T, cat *catalog.Catalog, name string) (rows int, distinct int) {
+func scanCount(t *testing.T, cat *lake.Catalog, name string) (rows int, distinct int) {
 	t.Helper()
 	tbl, err := cat.LoadTable(context.Background(), name)
 	if errors.Is(err, icecat.ErrNoSuchTable) {
@@ -86,7 +86,7 @@ func scanCount(t *testing.T, cat *catalog.Catalog, name string) (rows int, disti
 	}
 	defer at.Release()
 	seen := map[string]bool{}
-	idx := at.Schema().FieldIndices(catalog.ColEventID)
+	idx := at.Schema().FieldIndices(lake.ColEventID)
 	if len(idx) == 0 {
 		return int(at.NumRows()), 0
 	}
@@ -176,7 +176,7 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 		t.Fatalf("dlq rows after restart = %d, want 3", dl)
 	}
 	tbl, _ := cat.LoadTable(context.Background(), "orders_raw")
-	off, err := catalog.StoredOffsets(tbl)
+	off, err := lake.StoredOffsets(tbl)
 	if err != nil {
 		t.Fatal(err)
 	}

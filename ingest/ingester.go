@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,18 +15,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/failpoint"
-	"github.com/eventlake/eventlake/internal/lakecommit"
-	"github.com/eventlake/eventlake/internal/lakefile"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // Deps are the ingester's collaborators.
 type Deps struct {
-	Catalog *catalog.Catalog
+	Catalog *lake.Catalog
 	// KafkaOpts connect to the cluster (seed brokers, client id, TLS...).
 	KafkaOpts []kgo.Opt
 	Logger    *slog.Logger
@@ -51,7 +48,7 @@ type Ingester struct {
 	dec       envelope.Decoder
 	ev        envelope.Event
 	dd        *dedupe.Set
-	committer *lakecommit.Committer
+	committer *lake.Committer
 
 	// mu serializes the consume loop and the rebalance callbacks, which
 	// franz-go runs on its own goroutine.
@@ -60,7 +57,7 @@ type Ingester struct {
 	b  batch
 	// base is what this process believes each table stores for the
 	// partitions it owns: the fence that every commit checks.
-	baseDLQ catalog.Offsets
+	baseDLQ lake.Offsets
 	// assigned is the set of partitions this member owns.
 	assigned map[string]map[int32]bool
 
@@ -76,8 +73,8 @@ type Ingester struct {
 type topicState struct {
 	cfg   TopicConfig
 	w     *tableWriter
-	base  catalog.Offsets // stored raw offsets for owned partitions
-	dirty catalog.Offsets // offsets consumed since the last raw commit
+	base  lake.Offsets // stored raw offsets for owned partitions
+	dirty lake.Offsets // offsets consumed since the last raw commit
 }
 
 // batch is what has been consumed since the last commit.
@@ -85,12 +82,12 @@ type batch struct {
 	started time.Time
 	records int
 	bytes   int64
-	end     catalog.Offsets         // next offset per partition consumed in this batch
+	end     lake.Offsets            // next offset per partition consumed in this batch
 	dlqRows []dlqRow                // rejected messages, kept for the optional DLQ topic
 	reasons map[envelope.Reason]int // rejected messages by reason, counted once committed
 }
 
-func (b *batch) reset() { *b = batch{end: catalog.Offsets{}, reasons: map[envelope.Reason]int{}} }
+func (b *batch) reset() { *b = batch{end: lake.Offsets{}, reasons: map[envelope.Reason]int{}} }
 
 // New builds an ingester; Run starts it.
 func New(cfg Config, deps Deps) (*Ingester, error) {
@@ -110,7 +107,6 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	host, _ := os.Hostname()
 	ing := &Ingester{
 		cfg:      cfg,
 		deps:     deps,
@@ -120,30 +116,27 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		topics:   map[string]*topicState{},
 		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
 		dd:       dedupe.New(int64(cfg.DedupeWindow)),
-		baseDLQ:  catalog.Offsets{},
+		baseDLQ:  lake.Offsets{},
 		assigned: map[string]map[int32]bool{},
 	}
-	ing.committer = &lakecommit.Committer{
-		Catalog:  deps.Catalog,
-		Log:      ing.log,
-		Writer:   host + "/" + strconv.Itoa(os.Getpid()),
+	ing.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
+		Writer:   lake.WriterName("ingest"),
 		RetryMax: cfg.CommitRetryMax,
 		// An answer that never comes is an unknown outcome, looked up by
 		// commit id (recover.go).
 		AttemptTimeout: cfg.CommitTimeout,
-		Hooks: lakecommit.Hooks{
-			Conflict: func(t string) { ing.m.conflicts.WithLabelValues(t).Inc() },
-			Error:    func(t string, _ error) { ing.m.commitErrors.WithLabelValues(t).Inc() },
-			Fenced:   func(string) { ing.m.fenced.Inc() },
-			Retrying: func(on bool) {
-				if on {
-					ing.m.setState("retrying")
-				} else {
-					ing.m.setState("committing")
-				}
-			},
+	}, lake.CommitHooks{
+		Conflict: func(t string) { ing.m.conflicts.WithLabelValues(t).Inc() },
+		Error:    func(t string, _ error) { ing.m.commitErrors.WithLabelValues(t).Inc() },
+		Fenced:   func(string) { ing.m.fenced.Inc() },
+		Retrying: func(on bool) {
+			if on {
+				ing.m.setState("retrying")
+			} else {
+				ing.m.setState("committing")
+			}
 		},
-	}
+	}, ing.log, deps.Failpoints)
 	ing.b.reset()
 	return ing, nil
 }
@@ -182,15 +175,15 @@ func (ing *Ingester) Run(ctx context.Context) error {
 
 func (ing *Ingester) openTables(ctx context.Context) error {
 	mem := memory.DefaultAllocator
-	opts := lakefile.Options{
+	opts := lake.FileOptions{
 		RowGroupRows: ing.cfg.RowGroupRows,
-		NoDictionary: []string{catalog.ColEventID, catalog.ColPayload, catalog.ColMetadata, catalog.ColTraceID,
-			catalog.ColSpanID, catalog.ColOrderID, catalog.ColRaw, catalog.ColDetail},
-		NoStats:      []string{catalog.ColPayload, catalog.ColMetadata, catalog.ColRaw, catalog.ColDetail},
-		DeltaColumns: []string{catalog.ColTs, catalog.ColKafkaOffset, catalog.ColKafkaTimestamp, catalog.ColIngestedAt},
+		NoDictionary: []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID,
+			lake.ColSpanID, lake.ColOrderID, lake.ColRaw, lake.ColDetail},
+		NoStats:      []string{lake.ColPayload, lake.ColMetadata, lake.ColRaw, lake.ColDetail},
+		DeltaColumns: []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt},
 	}
 	for _, tc := range ing.cfg.Topics {
-		def, err := catalog.RawTableDef(tc.Table, tc.Topic, tc.Kind)
+		def, err := lake.RawTableDef(tc.Table, tc.Topic, tc.Kind)
 		if err != nil {
 			return err
 		}
@@ -202,9 +195,9 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ing.topics[tc.Topic] = &topicState{cfg: tc, w: w, base: catalog.Offsets{}, dirty: catalog.Offsets{}}
+		ing.topics[tc.Topic] = &topicState{cfg: tc, w: w, base: lake.Offsets{}, dirty: lake.Offsets{}}
 	}
-	tbl, err := ing.deps.Catalog.EnsureTable(ctx, catalog.DLQTableDef(ing.cfg.DLQTable))
+	tbl, err := ing.deps.Catalog.EnsureTable(ctx, lake.DLQTableDef(ing.cfg.DLQTable))
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,9 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
-	"github.com/eventlake/eventlake/internal/lakefile"
+	"github.com/eventlake/eventlake/lake"
 )
 
 const (
@@ -103,7 +102,7 @@ type partWriter struct {
 	worker  int
 	rb      *array.RecordBuilder
 	pending int // rows in rb not yet handed to the encoder
-	file    *lakefile.Writer
+	file    *lake.FileWriter
 
 	mu  sync.Mutex
 	err error
@@ -129,7 +128,7 @@ type tableWriter struct {
 	dlq    bool
 	tbl    *table.Table
 	schema *arrow.Schema
-	opts   lakefile.Options
+	opts   lake.FileOptions
 	mem    memory.Allocator
 	enc    *encoder
 	parts  map[int32]*partWriter
@@ -153,18 +152,18 @@ func resolve(idx map[string]int) colIdx {
 		return -1
 	}
 	return colIdx{
-		eventID: g(catalog.ColEventID), source: g(catalog.ColSource), typ: g(catalog.ColType), ts: g(catalog.ColTs),
-		payload: g(catalog.ColPayload), metadata: g(catalog.ColMetadata), traceID: g(catalog.ColTraceID), spanID: g(catalog.ColSpanID),
-		topic: g(catalog.ColKafkaTopic), partition: g(catalog.ColKafkaPartition), offset: g(catalog.ColKafkaOffset),
-		kafkaTs: g(catalog.ColKafkaTimestamp), ingested: g(catalog.ColIngestedAt),
-		orderID: g(catalog.ColOrderID), userID: g(catalog.ColUserID), productID: g(catalog.ColProductID),
-		quantity: g(catalog.ColQuantity), amount: g(catalog.ColAmount),
-		warehouse: g(catalog.ColWarehouse), stock: g(catalog.ColStock), delta: g(catalog.ColDelta),
-		raw: g(catalog.ColRaw), reason: g(catalog.ColReason), detail: g(catalog.ColDetail), key: g(catalog.ColKey), size: g(catalog.ColSize),
+		eventID: g(lake.ColEventID), source: g(lake.ColSource), typ: g(lake.ColType), ts: g(lake.ColTs),
+		payload: g(lake.ColPayload), metadata: g(lake.ColMetadata), traceID: g(lake.ColTraceID), spanID: g(lake.ColSpanID),
+		topic: g(lake.ColKafkaTopic), partition: g(lake.ColKafkaPartition), offset: g(lake.ColKafkaOffset),
+		kafkaTs: g(lake.ColKafkaTimestamp), ingested: g(lake.ColIngestedAt),
+		orderID: g(lake.ColOrderID), userID: g(lake.ColUserID), productID: g(lake.ColProductID),
+		quantity: g(lake.ColQuantity), amount: g(lake.ColAmount),
+		warehouse: g(lake.ColWarehouse), stock: g(lake.ColStock), delta: g(lake.ColDelta),
+		raw: g(lake.ColRaw), reason: g(lake.ColReason), detail: g(lake.ColDetail), key: g(lake.ColKey), size: g(lake.ColSize),
 	}
 }
 
-func newTableWriter(name string, dlq bool, tbl *table.Table, opts lakefile.Options, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
+func newTableWriter(name string, dlq bool, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
 	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
 	if err != nil {
 		return nil, fmt.Errorf("arrow schema of %s: %w", name, err)
@@ -198,19 +197,19 @@ func (w *tableWriter) setTable(tbl *table.Table) error {
 // check verifies that the table has the columns this writer always fills.
 func (w *tableWriter) check() error {
 	c := w.c
-	need := map[string]int{catalog.ColKafkaTopic: c.topic, catalog.ColKafkaPartition: c.partition,
-		catalog.ColKafkaOffset: c.offset, catalog.ColKafkaTimestamp: c.kafkaTs, catalog.ColIngestedAt: c.ingested}
+	need := map[string]int{lake.ColKafkaTopic: c.topic, lake.ColKafkaPartition: c.partition,
+		lake.ColKafkaOffset: c.offset, lake.ColKafkaTimestamp: c.kafkaTs, lake.ColIngestedAt: c.ingested}
 	if w.dlq {
-		need[catalog.ColRaw], need[catalog.ColReason], need[catalog.ColDetail] = c.raw, c.reason, c.detail
-		need[catalog.ColKey], need[catalog.ColSize] = c.key, c.size
+		need[lake.ColRaw], need[lake.ColReason], need[lake.ColDetail] = c.raw, c.reason, c.detail
+		need[lake.ColKey], need[lake.ColSize] = c.key, c.size
 	} else {
-		need[catalog.ColEventID], need[catalog.ColSource], need[catalog.ColType] = c.eventID, c.source, c.typ
-		need[catalog.ColTs], need[catalog.ColPayload] = c.ts, c.payload
+		need[lake.ColEventID], need[lake.ColSource], need[lake.ColType] = c.eventID, c.source, c.typ
+		need[lake.ColTs], need[lake.ColPayload] = c.ts, c.payload
 		if c.orderID >= 0 && (c.userID < 0 || c.productID < 0 || c.quantity < 0 || c.amount < 0) {
-			return fmt.Errorf("table %s: has %s but not all of user_id, product_id, quantity, amount", w.name, catalog.ColOrderID)
+			return fmt.Errorf("table %s: has %s but not all of user_id, product_id, quantity, amount", w.name, lake.ColOrderID)
 		}
 		if c.stock >= 0 && (c.productID < 0 || c.delta < 0) {
-			return fmt.Errorf("table %s: has %s but not product_id and delta", w.name, catalog.ColStock)
+			return fmt.Errorf("table %s: has %s but not product_id and delta", w.name, lake.ColStock)
 		}
 	}
 	for name, i := range need {
@@ -247,7 +246,7 @@ func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) 
 	loc := lp.NewDataLocation(dir + "/" + id.String() + ".parquet")
 	spec := w.tbl.Spec()
 	specField := spec.Field(0).FieldID
-	f, err := lakefile.Create(ctx, w.tbl, loc, w.schema, map[int]any{specField: value}, w.opts, w.mem)
+	f, err := lake.CreateFile(ctx, w.tbl, loc, w.schema, map[int]any{specField: value}, w.opts, w.mem)
 	if err != nil {
 		return nil, err
 	}

@@ -15,12 +15,12 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // fillOrders commits n order.created rows spread evenly over span from
 // t0, in commits appends (one file per commit and hour, as ingest writes).
-func fillOrders(b *testing.B, l *lake, n, commits int, span time.Duration) int64 {
+func fillOrders(b *testing.B, l *testLake, n, commits int, span time.Duration) int64 {
 	b.Helper()
 	ctx := context.Background()
 	var sid int64
@@ -42,23 +42,23 @@ func fillOrders(b *testing.B, l *lake, n, commits int, span time.Duration) int64
 				k := c + j*commits // interleave commits over the whole span
 				ts := arrow.Timestamp(t0.Add(time.Duration(k) * step).UnixMicro())
 				switch f.Name {
-				case catalog.ColEventID, catalog.ColOrderID:
+				case lake.ColEventID, lake.ColOrderID:
 					fb.(*array.StringBuilder).Append(fmt.Sprintf("o-%d", k))
-				case catalog.ColSource, catalog.ColUserID, catalog.ColProductID:
+				case lake.ColSource, lake.ColUserID, lake.ColProductID:
 					fb.(*array.StringBuilder).Append("x")
-				case catalog.ColType:
+				case lake.ColType:
 					fb.(*array.StringBuilder).Append("order.created")
-				case catalog.ColPayload:
+				case lake.ColPayload:
 					fb.(*array.StringBuilder).Append(`{"order_id":"o"}`)
-				case catalog.ColKafkaTopic:
+				case lake.ColKafkaTopic:
 					fb.(*array.StringBuilder).Append("orders.created")
-				case catalog.ColTs, catalog.ColIngestedAt, catalog.ColKafkaTimestamp:
+				case lake.ColTs, lake.ColIngestedAt, lake.ColKafkaTimestamp:
 					fb.(*array.TimestampBuilder).Append(ts)
-				case catalog.ColKafkaPartition:
+				case lake.ColKafkaPartition:
 					fb.(*array.Int32Builder).Append(0)
-				case catalog.ColKafkaOffset, catalog.ColQuantity:
+				case lake.ColKafkaOffset, lake.ColQuantity:
 					fb.(*array.Int64Builder).Append(int64(k))
-				case catalog.ColAmount:
+				case lake.ColAmount:
 					fb.(*array.Decimal128Builder).Append(decimal128.FromI64(int64(100 + k%10000)))
 				default:
 					fb.AppendNull()

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // Config configures the query service.
@@ -123,8 +123,8 @@ type Tables struct {
 func DefaultTables() Tables {
 	return Tables{
 		Raw: []RawTable{
-			{Name: "orders_raw", Topic: "orders.created", Kind: catalog.KindOrders},
-			{Name: "inventory_raw", Topic: "inventory.updated", Kind: catalog.KindInventory},
+			{Name: "orders_raw", Topic: "orders.created", Kind: lake.KindOrders},
+			{Name: "inventory_raw", Topic: "inventory.updated", Kind: lake.KindInventory},
 		},
 		DLQ:        "dlq",
 		ReadModels: DefaultReadModels(),
@@ -133,7 +133,7 @@ func DefaultTables() Tables {
 
 // DefaultReadModels are the read-model tables the hot tier commits.
 func DefaultReadModels() []string {
-	return []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute, catalog.TableInventoryHealth}
+	return []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute, lake.TableInventoryHealth}
 }
 
 // View names the service defines beside the tables' own names.
@@ -158,7 +158,7 @@ func (t Tables) Validate() error {
 		if r.Name == "" || r.Topic == "" {
 			return fmt.Errorf("query tables: raw[%d]: name and topic are required", i)
 		}
-		if _, err := catalog.RawTableDef(r.Name, r.Topic, r.Kind); err != nil {
+		if _, err := lake.RawTableDef(r.Name, r.Topic, r.Kind); err != nil {
 			return fmt.Errorf("query tables: raw[%d]: %w", i, err)
 		}
 		n := strings.ToLower(r.Name)
@@ -172,7 +172,7 @@ func (t Tables) Validate() error {
 		// The orders and inventory views, and the revenue endpoint, read
 		// one table of their kind: two would need a rule to merge their
 		// snapshots that nothing defines yet.
-		if r.Kind == catalog.KindOrders || r.Kind == catalog.KindInventory {
+		if r.Kind == lake.KindOrders || r.Kind == lake.KindInventory {
 			if prev, ok := kinds[r.Kind]; ok {
 				return fmt.Errorf("query tables: %q and %q are both of kind %s; the query service reads one table per typed kind", prev, r.Name, r.Kind)
 			}
@@ -182,7 +182,7 @@ func (t Tables) Validate() error {
 	if _, ok := reserved[strings.ToLower(t.DLQ)]; ok {
 		return fmt.Errorf("query tables: dlq table %q would hide the %q view; rename it", t.DLQ, strings.ToLower(t.DLQ))
 	}
-	defs := catalog.ReadModelDefs()
+	defs := lake.ReadModelDefs()
 	for _, name := range t.ReadModels {
 		if _, ok := defs[name]; !ok {
 			return fmt.Errorf("query tables: %q is not a read-model table", name)

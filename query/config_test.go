@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -44,13 +44,13 @@ func TestTablesValidate(t *testing.T) {
 		want   string
 	}{
 		{Tables{}, "dlq table name is required"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "orders", Topic: "o", Kind: catalog.KindOrders}}}, "hide"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "DLQ", Topic: "o", Kind: catalog.KindGeneric}}}, "hide"},
+		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "orders", Topic: "o", Kind: lake.KindOrders}}}, "hide"},
+		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "DLQ", Topic: "o", Kind: lake.KindGeneric}}}, "hide"},
 		{Tables{DLQ: "Events"}, "hide"},
 		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: "nope"}}}, "unknown payload kind"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: catalog.KindGeneric}, {Name: "A", Topic: "p", Kind: catalog.KindGeneric}}}, "twice"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: catalog.KindOrders}, {Name: "b", Topic: "p", Kind: catalog.KindOrders}}}, "one table per typed kind"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Kind: catalog.KindGeneric}}}, "topic are required"},
+		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: lake.KindGeneric}, {Name: "A", Topic: "p", Kind: lake.KindGeneric}}}, "twice"},
+		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: lake.KindOrders}, {Name: "b", Topic: "p", Kind: lake.KindOrders}}}, "one table per typed kind"},
+		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Kind: lake.KindGeneric}}}, "topic are required"},
 	}
 	for _, c := range cases {
 		err := c.tables.Validate()

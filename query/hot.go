@@ -12,9 +12,9 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/hot"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // Fresh rows. The hot tier (streamer) hands the query service every event
@@ -145,64 +145,64 @@ func hotValues(r *hot.Row, cols []column, vals []driver.Value) {
 	for i, c := range cols {
 		var v driver.Value
 		switch c.name {
-		case catalog.ColEventID:
+		case lake.ColEventID:
 			v = r.EventID
-		case catalog.ColSource:
+		case lake.ColSource:
 			v = r.Source
-		case catalog.ColType:
+		case lake.ColType:
 			v = r.Type
-		case catalog.ColTs:
+		case lake.ColTs:
 			v = ts(r.Ts)
-		case catalog.ColPayload:
+		case lake.ColPayload:
 			v = r.Payload
-		case catalog.ColMetadata:
+		case lake.ColMetadata:
 			v = str(r.Metadata)
-		case catalog.ColTraceID:
+		case lake.ColTraceID:
 			v = str(r.TraceID)
-		case catalog.ColSpanID:
+		case lake.ColSpanID:
 			v = str(r.SpanID)
-		case catalog.ColKafkaTopic:
+		case lake.ColKafkaTopic:
 			v = r.Topic
-		case catalog.ColKafkaPartition:
+		case lake.ColKafkaPartition:
 			v = r.Partition
-		case catalog.ColKafkaOffset:
+		case lake.ColKafkaOffset:
 			v = r.Offset
-		case catalog.ColKafkaTimestamp:
+		case lake.ColKafkaTimestamp:
 			v = ts(r.KafkaTs)
-		case catalog.ColIngestedAt:
+		case lake.ColIngestedAt:
 			v = ts(r.Received)
-		case catalog.ColOrderID:
+		case lake.ColOrderID:
 			if r.IsOrder {
 				v = r.OrderID
 			}
-		case catalog.ColUserID:
+		case lake.ColUserID:
 			if r.IsOrder {
 				v = r.UserID
 			}
-		case catalog.ColProductID:
+		case lake.ColProductID:
 			switch {
 			case r.IsOrder:
 				v = r.ProductID
 			case r.IsInventory:
 				v = r.InvProductID
 			}
-		case catalog.ColQuantity:
+		case lake.ColQuantity:
 			if r.IsOrder {
 				v = r.Quantity
 			}
-		case catalog.ColAmount:
+		case lake.ColAmount:
 			if r.IsOrder {
 				v = duckdb.Decimal{Width: 18, Scale: 2, Value: big.NewInt(r.AmountCents)}
 			}
-		case catalog.ColWarehouse:
+		case lake.ColWarehouse:
 			if r.IsInventory {
 				v = str(r.Warehouse)
 			}
-		case catalog.ColStock:
+		case lake.ColStock:
 			if r.IsInventory {
 				v = r.Stock
 			}
-		case catalog.ColDelta:
+		case lake.ColDelta:
 			if r.IsInventory && r.Delta != nil {
 				v = *r.Delta
 			}
@@ -213,13 +213,13 @@ func hotValues(r *hot.Row, cols []column, vals []driver.Value) {
 
 // offsetFloor is a SQL expression: the offset the lake covers up to in the
 // row's partition (0 where the snapshot has no offsets).
-func offsetFloor(topic string, offsets catalog.Offsets) string {
+func offsetFloor(topic string, offsets lake.Offsets) string {
 	m := offsets[topic]
 	if len(m) == 0 {
 		return "0"
 	}
 	var b strings.Builder
-	b.WriteString("CASE " + duck.QuoteIdent(catalog.ColKafkaPartition))
+	b.WriteString("CASE " + duck.QuoteIdent(lake.ColKafkaPartition))
 	for p, o := range m {
 		fmt.Fprintf(&b, " WHEN %d THEN %d", p, o)
 	}
@@ -241,7 +241,7 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 			continue
 		}
 		name := duck.QuoteIdent(hotTableName(st.spec.name))
-		if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+duck.QuoteIdent(catalog.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
+		if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+duck.QuoteIdent(lake.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
 			return fmt.Errorf("trim hot rows of %s: %w", st.spec.name, err)
 		}
 		var n int64
@@ -265,8 +265,8 @@ func hotWatermarkSQL(gen *generation) string {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s AS p, max(%s) + 1 AS o FROM %s WHERE %s >= %s GROUP BY 2",
-			duck.QuoteString(st.spec.name), duck.QuoteIdent(catalog.ColKafkaPartition), duck.QuoteIdent(catalog.ColKafkaOffset),
-			duck.QuoteIdent(hotTableName(st.spec.name)), duck.QuoteIdent(catalog.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
+			duck.QuoteString(st.spec.name), duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset),
+			duck.QuoteIdent(hotTableName(st.spec.name)), duck.QuoteIdent(lake.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
 	}
 	if len(parts) == 0 {
 		return ""
@@ -277,7 +277,7 @@ func hotWatermarkSQL(gen *generation) string {
 // readWatermarks runs hotWatermarkSQL on conn and merges it with the
 // generation's offsets: for every table, topic and partition, the offset
 // below which the answer includes every event.
-func readWatermarks(ctx context.Context, conn driver.QueryerContext, gen *generation) (map[string]catalog.Offsets, error) {
+func readWatermarks(ctx context.Context, conn driver.QueryerContext, gen *generation) (map[string]lake.Offsets, error) {
 	out := gen.offsets()
 	for name, o := range out {
 		out[name] = o.Clone()
@@ -304,7 +304,7 @@ func readWatermarks(ctx context.Context, conn driver.QueryerContext, gen *genera
 		p, _ := dest[1].(int32)
 		o, _ := dest[2].(int64)
 		if out[table] == nil {
-			out[table] = catalog.Offsets{}
+			out[table] = lake.Offsets{}
 		}
 		if cur, ok := out[table].Get(topics[table], p); !ok || o > cur {
 			out[table].Set(topics[table], p, o)

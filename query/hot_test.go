@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/hot"
+	"github.com/eventlake/eventlake/lake"
 )
 
 func hotOrder(offset int64, cents int64) hot.Row {
@@ -64,5 +64,5 @@ func TestHotRowsMergeExactly(t *testing.T) {
 	if err := h.svc.AppendRows(context.Background(), "nope", nil); err == nil {
 		t.Fatal("rows for an unknown table accepted")
 	}
-	_ = catalog.ColAmount
+	_ = lake.ColAmount
 }

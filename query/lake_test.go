@@ -23,34 +23,34 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // lake is a real Iceberg lake in a temporary directory: an embedded
 // SQLite catalog and a local warehouse, written with iceberg-go the way
 // ingest writes it.
-type lake struct {
+type testLake struct {
 	t   testing.TB
 	dir string
-	cat *catalog.Catalog
+	cat *lake.Catalog
 }
 
-func newLake(t testing.TB) *lake {
+func newLake(t testing.TB) *testLake {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := catalog.Config{}
+	cfg := lake.Config{}
 	cfg.Defaults(dir)
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	return &lake{t: t, dir: dir, cat: cat}
+	return &testLake{t: t, dir: dir, cat: cat}
 }
 
-func (l *lake) rawTable(name, topic, kind string) *table.Table {
+func (l *testLake) rawTable(name, topic, kind string) *table.Table {
 	l.t.Helper()
-	def, err := catalog.RawTableDef(name, topic, kind)
+	def, err := lake.RawTableDef(name, topic, kind)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -61,15 +61,15 @@ func (l *lake) rawTable(name, topic, kind string) *table.Table {
 	return tbl
 }
 
-func (l *lake) orders() *table.Table {
-	return l.rawTable("orders_raw", "orders.created", catalog.KindOrders)
+func (l *testLake) orders() *table.Table {
+	return l.rawTable("orders_raw", "orders.created", lake.KindOrders)
 }
-func (l *lake) inventory() *table.Table {
-	return l.rawTable("inventory_raw", "inventory.updated", catalog.KindInventory)
+func (l *testLake) inventory() *table.Table {
+	return l.rawTable("inventory_raw", "inventory.updated", lake.KindInventory)
 }
-func (l *lake) dlq() *table.Table {
+func (l *testLake) dlq() *table.Table {
 	l.t.Helper()
-	tbl, err := l.cat.EnsureTable(context.Background(), catalog.DLQTableDef("dlq"))
+	tbl, err := l.cat.EnsureTable(context.Background(), lake.DLQTableDef("dlq"))
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ type row map[string]any
 
 // appendRows commits rows to the table in one append snapshot recording
 // offsets, and returns the new snapshot id.
-func (l *lake) appendRows(name string, rows []row, offsets catalog.Offsets) int64 {
+func (l *testLake) appendRows(name string, rows []row, offsets lake.Offsets) int64 {
 	l.t.Helper()
 	ctx := context.Background()
 	tbl, err := l.cat.LoadTable(ctx, name)
@@ -101,7 +101,7 @@ func (l *lake) appendRows(name string, rows []row, offsets catalog.Offsets) int6
 		if err != nil {
 			l.t.Fatal(err)
 		}
-		props[catalog.SummaryOffsets] = string(b)
+		props[lake.SummaryOffsets] = string(b)
 	}
 	tx := tbl.NewTransaction()
 	if err := tx.Append(ctx, rdr, props); err != nil {
@@ -166,26 +166,26 @@ func appendValue(t testing.TB, fb array.Builder, name string, v any) {
 // order is an order.created row of orders_raw.
 func order(id string, ts time.Time, amount string, offset int64) row {
 	return row{
-		catalog.ColEventID: "ev-" + id, catalog.ColSource: "test", catalog.ColType: "order.created", catalog.ColTs: ts,
-		catalog.ColPayload: fmt.Sprintf(`{"order_id":%q,"amount":%s}`, id, amount), catalog.ColMetadata: `{}`,
-		catalog.ColKafkaTopic: "orders.created", catalog.ColKafkaPartition: 0, catalog.ColKafkaOffset: offset,
-		catalog.ColIngestedAt: ts.Add(time.Second), catalog.ColOrderID: id, catalog.ColUserID: "u-1", catalog.ColProductID: "p-1",
-		catalog.ColQuantity: 1, catalog.ColAmount: amount,
+		lake.ColEventID: "ev-" + id, lake.ColSource: "test", lake.ColType: "order.created", lake.ColTs: ts,
+		lake.ColPayload: fmt.Sprintf(`{"order_id":%q,"amount":%s}`, id, amount), lake.ColMetadata: `{}`,
+		lake.ColKafkaTopic: "orders.created", lake.ColKafkaPartition: 0, lake.ColKafkaOffset: offset,
+		lake.ColIngestedAt: ts.Add(time.Second), lake.ColOrderID: id, lake.ColUserID: "u-1", lake.ColProductID: "p-1",
+		lake.ColQuantity: 1, lake.ColAmount: amount,
 	}
 }
 
 // inventoryRow is an inventory.updated row of inventory_raw.
 func inventoryRow(id string, ts time.Time, stock int64, offset int64) row {
 	return row{
-		catalog.ColEventID: "ev-" + id, catalog.ColSource: "test", catalog.ColType: "inventory.updated", catalog.ColTs: ts,
-		catalog.ColPayload: `{}`, catalog.ColKafkaTopic: "inventory.updated", catalog.ColKafkaPartition: 1,
-		catalog.ColKafkaOffset: offset, catalog.ColIngestedAt: ts, catalog.ColProductID: "p-" + id,
-		catalog.ColWarehouse: "w-1", catalog.ColStock: stock, catalog.ColDelta: nil,
+		lake.ColEventID: "ev-" + id, lake.ColSource: "test", lake.ColType: "inventory.updated", lake.ColTs: ts,
+		lake.ColPayload: `{}`, lake.ColKafkaTopic: "inventory.updated", lake.ColKafkaPartition: 1,
+		lake.ColKafkaOffset: offset, lake.ColIngestedAt: ts, lake.ColProductID: "p-" + id,
+		lake.ColWarehouse: "w-1", lake.ColStock: stock, lake.ColDelta: nil,
 	}
 }
 
-func offsets(topic string, partition int32, next int64) catalog.Offsets {
-	o := catalog.Offsets{}
+func offsets(topic string, partition int32, next int64) lake.Offsets {
+	o := lake.Offsets{}
 	o.Set(topic, partition, next)
 	return o
 }
@@ -195,7 +195,7 @@ var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 // harness is a running service over a lake, served by httptest.
 type harness struct {
 	t   testing.TB
-	l   *lake
+	l   *testLake
 	svc *Service
 	srv *httptest.Server
 	reg *prometheus.Registry
@@ -207,7 +207,7 @@ func testLogger() *slog.Logger {
 
 // start runs the service until the test ends and waits for its first
 // refresh.
-func start(t testing.TB, l *lake, mut func(*Config)) *harness {
+func start(t testing.TB, l *testLake, mut func(*Config)) *harness {
 	t.Helper()
 	cfg := Config{RefreshInterval: 20 * time.Millisecond}
 	if mut != nil {

@@ -11,8 +11,8 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // logGeneration is the log key of a view generation number (internal/logkey
@@ -40,8 +40,8 @@ func (g *generation) snapshotIDs() map[string]*int64 {
 }
 
 // offsets are the Kafka offsets every table's snapshot covers.
-func (g *generation) offsets() map[string]catalog.Offsets {
-	out := make(map[string]catalog.Offsets, len(g.tables))
+func (g *generation) offsets() map[string]lake.Offsets {
+	out := make(map[string]lake.Offsets, len(g.tables))
 	for _, st := range g.tables {
 		out[st.spec.name] = st.offsets
 	}
@@ -66,7 +66,7 @@ type tableState struct {
 	snapshot  int64
 	committed time.Time
 	columns   []column
-	offsets   catalog.Offsets
+	offsets   lake.Offsets
 	files     []dataFile
 	// refused says why the table cannot be served correctly; its view
 	// then fails when read.
@@ -196,7 +196,7 @@ func (s *Service) loadTable(ctx context.Context, spec *tableSpec, old *tableStat
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", spec.name, err)
 		}
-		return &tableState{spec: spec, columns: cols, offsets: catalog.Offsets{}}, nil
+		return &tableState{spec: spec, columns: cols, offsets: lake.Offsets{}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func (s *Service) loadTable(ctx context.Context, spec *tableSpec, old *tableStat
 
 // plan lists the data files of the table's current snapshot.
 func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (*tableState, error) {
-	st := &tableState{spec: spec, exists: true, schemaID: tbl.Schema().ID, offsets: catalog.Offsets{}}
+	st := &tableState{spec: spec, exists: true, schemaID: tbl.Schema().ID, offsets: lake.Offsets{}}
 	cols, err := schemaColumns(tbl.Schema())
 	if err != nil {
 		// Serve the registered layout, refusing reads, rather than
@@ -228,7 +228,7 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 		return st, nil
 	}
 	st.hasSnap, st.snapshot, st.committed = true, snap.SnapshotID, time.UnixMilli(snap.TimestampMs)
-	if off, err := catalog.StoredOffsets(tbl); err != nil {
+	if off, err := lake.StoredOffsets(tbl); err != nil {
 		// Offsets are reported, never used to read: a bad summary written
 		// by another tool must not take the table offline.
 		s.log.Warn("read stored offsets", logkey.Table, spec.name, logkey.SnapshotID, snap.SnapshotID, logkey.Err, err)
@@ -243,7 +243,7 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 		return nil, fmt.Errorf("plan scan of %s at snapshot %d: %w", spec.name, snap.SnapshotID, err)
 	}
 	tsID := -1
-	if f, ok := tbl.Schema().FindFieldByName(catalog.ColTs); ok && spec.hasHot() {
+	if f, ok := tbl.Schema().FindFieldByName(lake.ColTs); ok && spec.hasHot() {
 		if _, isTz := f.Type.(iceberg.TimestampTzType); isTz {
 			tsID = f.ID
 		}

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // MaxRevenueRange bounds the from..to range of one revenue request.
@@ -32,9 +32,9 @@ type RevenueResponse struct {
 	To   string `json:"to"`
 	// Table is the orders table read, SnapshotID its snapshot (null while
 	// it has none), Offsets the Kafka offsets that snapshot covers.
-	Table      string          `json:"table"`
-	SnapshotID *int64          `json:"snapshot_id"`
-	Offsets    catalog.Offsets `json:"offsets"`
+	Table      string       `json:"table"`
+	SnapshotID *int64       `json:"snapshot_id"`
+	Offsets    lake.Offsets `json:"offsets"`
 	// Rows hold minutes with at least one order, in order.
 	Rows      []RevenueRow `json:"rows"`
 	ElapsedMs float64      `json:"elapsed_ms"`
@@ -167,7 +167,7 @@ func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside
 	var cols []column
 	for _, c := range st.columns {
 		switch c.name {
-		case catalog.ColTs, catalog.ColType, catalog.ColAmount:
+		case lake.ColTs, lake.ColType, lake.ColAmount:
 			cols = append(cols, c)
 		}
 	}

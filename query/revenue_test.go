@@ -9,7 +9,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // TestRevenuePruningMatchesIcebergScan checks the revenue endpoint's file
@@ -63,15 +63,15 @@ func TestRevenuePruningMatchesIcebergScan(t *testing.T) {
 		lo, hi := r[0].UnixMicro(), r[1].UnixMicro()
 		got := overlapping(st.files, lo, hi)
 		filter := iceberg.NewAnd(
-			iceberg.GreaterThanEqual(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(lo)),
-			iceberg.LessThan(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(hi)))
+			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(lo)),
+			iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(hi)))
 		tasks, err := tbl.Scan(table.WithRowFilter(filter)).PlanFiles(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []string
 		for _, task := range tasks {
-			p, _ := catalog.LocalPath(task.File.FilePath())
+			p, _ := lake.LocalPath(task.File.FilePath())
 			want = append(want, p)
 		}
 		slices.Sort(got)

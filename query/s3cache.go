@@ -11,8 +11,8 @@ import (
 
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // remoteFiles serves data files of an s3:// warehouse to DuckDB, which
@@ -103,7 +103,7 @@ func (s *Service) fetchRemote(ctx context.Context, name string, tasks []table.Fi
 // localPath is where DuckDB reads location: the file itself when local,
 // its cached copy when remote and fetched by fetchRemote.
 func (s *Service) localPath(location string) (string, bool) {
-	if p, ok := catalog.LocalPath(location); ok {
+	if p, ok := lake.LocalPath(location); ok {
 		return p, true
 	}
 	if s.remote == nil {

@@ -32,9 +32,9 @@ import (
 	"github.com/apache/iceberg-go/table"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/eventlake/eventlake/catalog"
-	"github.com/eventlake/eventlake/internal/objstore"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 const benchEvents = 1_000_000
@@ -50,29 +50,29 @@ func BenchmarkS3Read(b *testing.B) {
 	env := append(s3.Env("bench"), "EVENTLAKE_INGEST_FLUSH_INTERVAL=1s")
 	ing := th.Start(b, "ingest", env, "ingest", "--brokers", addr, "--data-dir", filepath.Join(dir, "lake"), "--http", "off")
 
-	cfg := catalog.Config{}
+	cfg := lake.Config{}
 	cfg.Defaults(filepath.Join(dir, "lake"))
 	cfg.Warehouse = s3.Warehouse("bench")
 	cfg.S3.Endpoint, cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = s3.Endpoint, s3.AccessKey, s3.SecretKey
 	ctx := context.Background()
-	var cat *catalog.Catalog
+	var cat *lake.Catalog
 	th.Eventually(b, 5*time.Minute, "ingest", func() (bool, string) {
 		if cat == nil {
-			c, err := catalog.Open(ctx, cfg)
+			c, err := lake.Open(ctx, cfg)
 			if err != nil {
 				return false, err.Error()
 			}
 			cat = c
 		}
-		tbl, err := cat.LoadTable(cat.WithStorage(ctx), "orders_raw")
+		tbl, err := cat.LoadTable(ctx, "orders_raw")
 		if err != nil {
 			return false, err.Error()
 		}
-		off, _ := catalog.StoredOffsets(tbl)
+		off, _ := lake.StoredOffsets(tbl)
 		return off.Total() >= benchEvents, fmt.Sprint(off.Total())
 	})
 	ing.Stop(time.Minute)
-	sctx := cat.WithStorage(ctx)
+	sctx := ctx
 	tbl, err := cat.LoadTable(sctx, "orders_raw")
 	if err != nil {
 		b.Fatal(err)

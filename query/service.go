@@ -15,14 +15,14 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // Deps are the query service's collaborators.
 type Deps struct {
-	Catalog *catalog.Catalog
+	Catalog *lake.Catalog
 	// Tables are the lake tables to expose; the zero value means
 	// DefaultTables.
 	Tables   Tables
@@ -66,7 +66,7 @@ type tableSpec struct {
 	readModel bool
 	topic     string
 	kind      string
-	def       catalog.TableDef // the layout used while the table does not exist
+	def       lake.TableDef // the layout used while the table does not exist
 }
 
 // New validates the configuration and opens a sandboxed in-memory DuckDB.
@@ -101,18 +101,18 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		m:    newMetrics(deps.Registry),
 	}
 	for _, r := range deps.Tables.Raw {
-		def, err := catalog.RawTableDef(r.Name, r.Topic, r.Kind)
+		def, err := lake.RawTableDef(r.Name, r.Topic, r.Kind)
 		if err != nil {
 			return nil, err
 		}
 		spec := &tableSpec{name: r.Name, topic: r.Topic, kind: r.Kind, def: def}
 		s.specs = append(s.specs, spec)
-		if r.Kind == catalog.KindOrders {
+		if r.Kind == lake.KindOrders {
 			s.orders = spec
 		}
 	}
-	s.specs = append(s.specs, &tableSpec{name: deps.Tables.DLQ, dlq: true, def: catalog.DLQTableDef(deps.Tables.DLQ)})
-	defs := catalog.ReadModelDefs()
+	s.specs = append(s.specs, &tableSpec{name: deps.Tables.DLQ, dlq: true, def: lake.DLQTableDef(deps.Tables.DLQ)})
+	defs := lake.ReadModelDefs()
 	for _, name := range deps.Tables.ReadModels {
 		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: defs[name]})
 	}
@@ -135,11 +135,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // the configured extra directories.
 func lakeDirs(warehouse string, extra []string) ([]string, error) {
 	var dirs []string
-	if p, ok := catalog.LocalPath(warehouse); ok && warehouse != "" {
+	if p, ok := lake.LocalPath(warehouse); ok && warehouse != "" {
 		dirs = append(dirs, p)
 	}
 	for _, d := range extra {
-		p, ok := catalog.LocalPath(d)
+		p, ok := lake.LocalPath(d)
 		if !ok {
 			p = d
 		}

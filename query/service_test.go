@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 func TestEmptyLake(t *testing.T) {
@@ -79,7 +79,7 @@ func TestOrderRevenueMinute(t *testing.T) {
 		order("g", t0.Add(2*time.Hour), "3.00", 6),
 	}
 	notOrder := order("h", t0.Add(10*time.Second), "99.99", 7)
-	notOrder[catalog.ColType] = "order.cancelled"
+	notOrder[lake.ColType] = "order.cancelled"
 	rows = append(rows, notOrder)
 	sid := l.appendRows("orders_raw", rows[:4], offsets("orders.created", 0, 4))
 	sid = l.appendRows("orders_raw", rows[4:], offsets("orders.created", 0, 8))

@@ -14,8 +14,8 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // SQLRequest is the body of POST /v1/sql.
@@ -42,10 +42,10 @@ type SQLResponse struct {
 	// which the answer holds every event: the lake's, advanced by the
 	// fresh (hot) rows read after them. table -> topic -> partition -> next
 	// offset.
-	SnapshotID  map[string]*int64          `json:"snapshot_id"`
-	Offsets     map[string]catalog.Offsets `json:"offsets"`
-	LakeOffsets map[string]catalog.Offsets `json:"lake_offsets"`
-	ElapsedMs   float64                    `json:"elapsed_ms"`
+	SnapshotID  map[string]*int64       `json:"snapshot_id"`
+	Offsets     map[string]lake.Offsets `json:"offsets"`
+	LakeOffsets map[string]lake.Offsets `json:"lake_offsets"`
+	ElapsedMs   float64                 `json:"elapsed_ms"`
 }
 
 func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/apache/iceberg-go"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
+	"github.com/eventlake/eventlake/lake"
 )
 
 func TestReadOnlyRefusals(t *testing.T) {
@@ -277,16 +277,16 @@ func TestViews(t *testing.T) {
 	l.inventory()
 	l.dlq()
 	cancelled := order("x", t0, "9.99", 1)
-	cancelled[catalog.ColType] = "order.cancelled"
+	cancelled[lake.ColType] = "order.cancelled"
 	so := l.appendRows("orders_raw", []row{order("a", t0.Add(123456*time.Microsecond), "12.30", 0), cancelled}, offsets("orders.created", 0, 2))
 	si := l.appendRows("inventory_raw", []row{inventoryRow("i", t0, 7, 5)}, offsets("inventory.updated", 1, 6))
 	sd := l.appendRows("dlq", []row{
-		{catalog.ColRaw: []byte{0xff, 0xfe, 'x'}, catalog.ColReason: "bad_json", catalog.ColDetail: "invalid character",
-			catalog.ColKafkaTopic: "orders.created", catalog.ColKafkaPartition: 2, catalog.ColKafkaOffset: int64(9),
-			catalog.ColKey: []byte("k"), catalog.ColSize: int64(3), catalog.ColIngestedAt: t0},
-		{catalog.ColRaw: nil, catalog.ColReason: "tombstone", catalog.ColDetail: "null value",
-			catalog.ColKafkaTopic: "orders.created", catalog.ColKafkaPartition: 2, catalog.ColKafkaOffset: int64(10),
-			catalog.ColSize: int64(0), catalog.ColIngestedAt: t0},
+		{lake.ColRaw: []byte{0xff, 0xfe, 'x'}, lake.ColReason: "bad_json", lake.ColDetail: "invalid character",
+			lake.ColKafkaTopic: "orders.created", lake.ColKafkaPartition: 2, lake.ColKafkaOffset: int64(9),
+			lake.ColKey: []byte("k"), lake.ColSize: int64(3), lake.ColIngestedAt: t0},
+		{lake.ColRaw: nil, lake.ColReason: "tombstone", lake.ColDetail: "null value",
+			lake.ColKafkaTopic: "orders.created", lake.ColKafkaPartition: 2, lake.ColKafkaOffset: int64(10),
+			lake.ColSize: int64(0), lake.ColIngestedAt: t0},
 	}, offsets("orders.created", 2, 11))
 	h := start(t, l, nil)
 	h.waitSnapshot("orders_raw", so)
@@ -495,7 +495,7 @@ func TestDeleteFilesRefused(t *testing.T) {
 	if err := tx.SetProperties(iceberg.Properties{"write.delete.mode": "merge-on-read"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Delete(ctx, iceberg.EqualTo(iceberg.Reference(catalog.ColOrderID), "a"), nil); err != nil {
+	if err := tx.Delete(ctx, iceberg.EqualTo(iceberg.Reference(lake.ColOrderID), "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	nt, err := tx.Commit(ctx)

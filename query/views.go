@@ -7,9 +7,9 @@ import (
 
 	"github.com/apache/iceberg-go"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // column is one output column of a table or view.
@@ -123,43 +123,43 @@ func projection(want []column, have []column) string {
 // Columns of the derived views.
 var (
 	eventsColumns = []column{
-		{name: catalog.ColEventID, typ: "VARCHAR"},
-		{name: catalog.ColSource, typ: "VARCHAR"},
-		{name: catalog.ColType, typ: "VARCHAR"},
-		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
-		{name: catalog.ColPayload, typ: "VARCHAR"},
-		{name: catalog.ColMetadata, typ: "VARCHAR"},
-		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
-		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
-		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
-		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+		{name: lake.ColEventID, typ: "VARCHAR"},
+		{name: lake.ColSource, typ: "VARCHAR"},
+		{name: lake.ColType, typ: "VARCHAR"},
+		{name: lake.ColTs, typ: "TIMESTAMPTZ"},
+		{name: lake.ColPayload, typ: "VARCHAR"},
+		{name: lake.ColMetadata, typ: "VARCHAR"},
+		{name: lake.ColKafkaTopic, typ: "VARCHAR"},
+		{name: lake.ColKafkaPartition, typ: "INTEGER"},
+		{name: lake.ColKafkaOffset, typ: "BIGINT"},
+		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
 	}
 	ordersColumns = []column{
-		{name: catalog.ColEventID, typ: "VARCHAR"},
-		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
-		{name: catalog.ColOrderID, typ: "VARCHAR"},
-		{name: catalog.ColUserID, typ: "VARCHAR"},
-		{name: catalog.ColProductID, typ: "VARCHAR"},
-		{name: catalog.ColQuantity, typ: "BIGINT"},
-		{name: catalog.ColAmount, typ: "DECIMAL(18,2)"},
-		{name: catalog.ColSource, typ: "VARCHAR"},
-		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
-		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
-		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
-		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+		{name: lake.ColEventID, typ: "VARCHAR"},
+		{name: lake.ColTs, typ: "TIMESTAMPTZ"},
+		{name: lake.ColOrderID, typ: "VARCHAR"},
+		{name: lake.ColUserID, typ: "VARCHAR"},
+		{name: lake.ColProductID, typ: "VARCHAR"},
+		{name: lake.ColQuantity, typ: "BIGINT"},
+		{name: lake.ColAmount, typ: "DECIMAL(18,2)"},
+		{name: lake.ColSource, typ: "VARCHAR"},
+		{name: lake.ColKafkaTopic, typ: "VARCHAR"},
+		{name: lake.ColKafkaPartition, typ: "INTEGER"},
+		{name: lake.ColKafkaOffset, typ: "BIGINT"},
+		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
 	}
 	inventoryColumns = []column{
-		{name: catalog.ColEventID, typ: "VARCHAR"},
-		{name: catalog.ColTs, typ: "TIMESTAMPTZ"},
-		{name: catalog.ColProductID, typ: "VARCHAR"},
-		{name: catalog.ColWarehouse, typ: "VARCHAR"},
-		{name: catalog.ColStock, typ: "BIGINT"},
-		{name: catalog.ColDelta, typ: "BIGINT"},
-		{name: catalog.ColSource, typ: "VARCHAR"},
-		{name: catalog.ColKafkaTopic, typ: "VARCHAR"},
-		{name: catalog.ColKafkaPartition, typ: "INTEGER"},
-		{name: catalog.ColKafkaOffset, typ: "BIGINT"},
-		{name: catalog.ColIngestedAt, typ: "TIMESTAMPTZ"},
+		{name: lake.ColEventID, typ: "VARCHAR"},
+		{name: lake.ColTs, typ: "TIMESTAMPTZ"},
+		{name: lake.ColProductID, typ: "VARCHAR"},
+		{name: lake.ColWarehouse, typ: "VARCHAR"},
+		{name: lake.ColStock, typ: "BIGINT"},
+		{name: lake.ColDelta, typ: "BIGINT"},
+		{name: lake.ColSource, typ: "VARCHAR"},
+		{name: lake.ColKafkaTopic, typ: "VARCHAR"},
+		{name: lake.ColKafkaPartition, typ: "INTEGER"},
+		{name: lake.ColKafkaOffset, typ: "BIGINT"},
+		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
 	}
 )
 
@@ -202,7 +202,7 @@ func tableSelect(st *tableState) string {
 		return cold
 	}
 	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + duck.QuoteIdent(hotTableName(st.spec.name)) +
-		" WHERE " + duck.QuoteIdent(catalog.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
+		" WHERE " + duck.QuoteIdent(lake.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
 }
 
 // unionOf is the UNION ALL of want's projection over every table in
@@ -233,9 +233,9 @@ func buildViews(tables []*tableState) []view {
 			continue
 		case st.spec.dlq:
 			dlq = st
-		case st.spec.kind == catalog.KindOrders:
+		case st.spec.kind == lake.KindOrders:
 			orders = append(orders, st)
-		case st.spec.kind == catalog.KindInventory:
+		case st.spec.kind == lake.KindInventory:
 			invent = append(invent, st)
 		}
 		if !st.spec.dlq {
@@ -244,8 +244,8 @@ func buildViews(tables []*tableState) []view {
 	}
 	views = append(views,
 		view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")},
-		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+duck.QuoteIdent(catalog.ColType)+" = "+duck.QuoteString(envelope.TypeOrderCreated))},
-		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+duck.QuoteIdent(catalog.ColType)+" = "+duck.QuoteString(envelope.TypeInventoryUpdated))},
+		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(envelope.TypeOrderCreated))},
+		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(envelope.TypeInventoryUpdated))},
 	)
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
 		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name)})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,16 +17,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
-	"github.com/google/uuid"
 	"github.com/zeebo/xxh3"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hll"
-	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // Summary keys of backfill snapshots.
@@ -53,7 +50,6 @@ type BackfillConfig struct {
 	// Progress receives a progress bar (Terminal) or progress lines.
 	Progress io.Writer
 	Terminal bool
-	Writer   string
 	// Failpoints stop the process between chunks in crash tests.
 	Failpoints *failpoint.Set
 	// RunID identifies the run for resumption; empty derives it from the
@@ -83,11 +79,11 @@ type BackfillResult struct {
 // is idempotent (a chunk recomputed twice gives the same rows) and
 // resumable: every commit records the backfill's id and how far it got, and
 // a new run with the same arguments continues after the last chunk done.
-func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log *slog.Logger) (BackfillResult, error) {
+func Backfill(ctx context.Context, cat *lake.Catalog, com *lake.Committer, cfg BackfillConfig, log *slog.Logger) (BackfillResult, error) {
 	var res BackfillResult
-	if cfg.Table != catalog.TableOrderRevenueMinute && cfg.Table != catalog.TableUserActivityMinute {
+	if cfg.Table != lake.TableOrderRevenueMinute && cfg.Table != lake.TableUserActivityMinute {
 		return res, fmt.Errorf("backfill: table %q is not a re-aggregatable read model (%s or %s)", cfg.Table,
-			catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute)
+			lake.TableOrderRevenueMinute, lake.TableUserActivityMinute)
 	}
 	if cfg.Chunk <= 0 {
 		cfg.Chunk = time.Hour
@@ -105,9 +101,9 @@ func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log
 	if cfg.Chunk < time.Minute || cfg.Chunk%time.Minute != 0 {
 		return res, errors.New("backfill: the chunk must be a whole number of minutes")
 	}
-	def := catalog.OrderRevenueMinuteDef()
-	if cfg.Table == catalog.TableUserActivityMinute {
-		def = catalog.UserActivityMinuteDef()
+	def := lake.OrderRevenueMinuteDef()
+	if cfg.Table == lake.TableUserActivityMinute {
+		def = lake.UserActivityMinuteDef()
 	}
 	if _, err := cat.EnsureTable(ctx, def); err != nil {
 		return res, err
@@ -136,7 +132,7 @@ func Backfill(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, log
 		if b.After(to) {
 			b = to
 		}
-		rows, sid, err := backfillChunk(ctx, cat, cfg, a, b, id, log)
+		rows, sid, err := backfillChunk(ctx, cat, com, cfg, a, b, id)
 		if err != nil {
 			bar.done()
 			return res, fmt.Errorf("backfill %s [%s, %s): %w", cfg.Table, a.Format(time.RFC3339), b.Format(time.RFC3339), err)
@@ -167,31 +163,73 @@ func backfillProgress(tbl *table.Table, id string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// backfillChunk recomputes and replaces one chunk, retrying on conflicts
-// with concurrent commits (the streamer's deltas) by recomputing.
-func backfillChunk(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig, a, b time.Time, id string, log *slog.Logger) (int64, int64, error) {
+// TaskBackfill is the commit task of backfill chunks.
+const TaskBackfill = "backfill"
+
+// errRawBehind means the raw table does not hold every event the read
+// model counts yet (ingest is behind the hot tier).
+var errRawBehind = errors.New("raw table behind the read model")
+
+// backfillChunk recomputes and replaces one chunk. The commit protocol
+// stages it again on the fresh tables after a conflict with a concurrent
+// commit (the streamer's deltas), which recomputes it.
+func backfillChunk(ctx context.Context, cat *lake.Catalog, com *lake.Committer, cfg BackfillConfig, a, b time.Time, id string) (int64, int64, error) {
 	deadline := time.Now().Add(cfg.Wait)
-	for attempt := 1; ; attempt++ {
-		rm, err := cat.LoadTable(ctx, cfg.Table)
-		if err != nil {
-			return 0, 0, err
-		}
-		rmOff, err := catalog.StoredOffsets(rm)
-		if err != nil {
-			return 0, 0, err
-		}
-		raw, err := cat.LoadTable(ctx, cfg.RawTable)
-		if err != nil {
-			return 0, 0, err
-		}
-		rawOff, err := catalog.StoredOffsets(raw)
-		if err != nil {
-			return 0, 0, err
-		}
-		if behind := rawBehind(rmOff, rawOff, cfg.Topic); behind != "" {
-			if time.Now().After(deadline) {
-				return 0, 0, fmt.Errorf("the raw table %s does not yet hold every event the read model counts (%s); is ingest running?", cfg.RawTable, behind)
-			}
+	for {
+		var rows int64
+		filter := iceberg.NewAnd(
+			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColMinute), iceberg.Timestamp(a.UnixMicro())),
+			iceberg.LessThan(iceberg.Reference(lake.ColMinute), iceberg.Timestamp(b.UnixMicro())))
+		nt, err := com.Commit(ctx, lake.Change{
+			Table: cfg.Table, Task: TaskBackfill, MaxConflicts: 20,
+			Summary: iceberg.Properties{SummaryBackfillID: id, SummaryBackfillEnd: b.Format(time.RFC3339)},
+			Stage: func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
+				staged, err := tx.StagedTable()
+				if err != nil {
+					return err
+				}
+				rm := staged.Table
+				rmOff, err := lake.StoredOffsets(rm)
+				if err != nil {
+					return err
+				}
+				raw, err := cat.LoadTable(ctx, cfg.RawTable)
+				if err != nil {
+					return err
+				}
+				rawOff, err := lake.StoredOffsets(raw)
+				if err != nil {
+					return err
+				}
+				if behind := rawBehind(rmOff, rawOff, cfg.Topic); behind != "" {
+					return fmt.Errorf("%w: the raw table %s does not yet hold every event the read model counts (%s); is ingest running?",
+						errRawBehind, cfg.RawTable, behind)
+				}
+				rec, n, err := recompute(ctx, raw, rm, cfg, rmOff, a, b)
+				if err != nil {
+					return err
+				}
+				defer rec.Release()
+				rows = n
+				if rm.CurrentSnapshot() != nil {
+					if err := tx.Delete(ctx, filter, props); err != nil {
+						return fmt.Errorf("stage delete of the chunk's rows: %w", err)
+					}
+				}
+				if rec.NumRows() > 0 {
+					rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+					if err != nil {
+						return err
+					}
+					defer rdr.Release()
+					if err := tx.Append(ctx, rdr, props); err != nil {
+						return fmt.Errorf("stage recomputed rows: %w", err)
+					}
+				}
+				return nil
+			},
+		})
+		if errors.Is(err, errRawBehind) && time.Now().Before(deadline) {
 			select {
 			case <-ctx.Done():
 				return 0, 0, ctx.Err()
@@ -199,60 +237,19 @@ func backfillChunk(ctx context.Context, cat *catalog.Catalog, cfg BackfillConfig
 			}
 			continue
 		}
-		rec, n, err := recompute(ctx, raw, rm, cfg, rmOff, a, b)
 		if err != nil {
 			return 0, 0, err
 		}
-		enc, _ := rmOff.MarshalJSON()
-		props := iceberg.Properties{
-			catalog.SummaryOffsets:  string(enc),
-			catalog.SummaryCommitID: uuid.NewString(),
-			catalog.SummaryWriter:   cfg.Writer,
-			SummaryBackfillID:       id,
-			SummaryBackfillEnd:      b.Format(time.RFC3339),
+		var sid int64
+		if s := nt.CurrentSnapshot(); s != nil {
+			sid = s.SnapshotID
 		}
-		tx := rm.NewTransaction()
-		filter := iceberg.NewAnd(
-			iceberg.GreaterThanEqual(iceberg.Reference(catalog.ColMinute), iceberg.Timestamp(a.UnixMicro())),
-			iceberg.LessThan(iceberg.Reference(catalog.ColMinute), iceberg.Timestamp(b.UnixMicro())))
-		if rm.CurrentSnapshot() != nil {
-			if err := tx.Delete(ctx, filter, props); err != nil {
-				rec.Release()
-				return 0, 0, fmt.Errorf("stage delete of the chunk's rows: %w", err)
-			}
-		}
-		if rec.NumRows() > 0 {
-			rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-			if err != nil {
-				rec.Release()
-				return 0, 0, err
-			}
-			err = tx.Append(ctx, rdr, props)
-			rdr.Release()
-			if err != nil {
-				rec.Release()
-				return 0, 0, fmt.Errorf("stage recomputed rows: %w", err)
-			}
-		}
-		rec.Release()
-		nt, err := tx.Commit(ctx)
-		if err == nil {
-			var sid int64
-			if s := nt.CurrentSnapshot(); s != nil {
-				sid = s.SnapshotID
-			}
-			return n, sid, nil
-		}
-		if lakecommit.IsConflict(err) && attempt < 20 {
-			log.Info("backfill chunk raced with a commit; recomputing", logkey.Table, cfg.Table, logkey.Attempt, attempt)
-			continue
-		}
-		return 0, 0, fmt.Errorf("commit: %w", err)
+		return rows, sid, nil
 	}
 }
 
 // rawBehind says which partition the raw table has not reached yet.
-func rawBehind(rm, raw catalog.Offsets, topic string) string {
+func rawBehind(rm, raw lake.Offsets, topic string) string {
 	for p, o := range rm[topic] {
 		if r, _ := raw.Get(topic, p); r < o {
 			return fmt.Sprintf("partition %d: raw table at offset %d, read model at %d", p, r, o)
@@ -263,12 +260,12 @@ func rawBehind(rm, raw catalog.Offsets, topic string) string {
 
 // recompute aggregates the chunk from the raw table: orders with event
 // time in [a, b) and an offset below the read model's, per partition.
-func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, off catalog.Offsets, a, b time.Time) (arrow.RecordBatch, int64, error) {
+func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, off lake.Offsets, a, b time.Time) (arrow.RecordBatch, int64, error) {
 	filter := iceberg.NewAnd(
-		iceberg.GreaterThanEqual(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(a.UnixMicro())),
-		iceberg.LessThan(iceberg.Reference(catalog.ColTs), iceberg.Timestamp(b.UnixMicro())))
+		iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(a.UnixMicro())),
+		iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(b.UnixMicro())))
 	scan := raw.Scan(table.WithRowFilter(filter), table.WithSelectedFields(
-		catalog.ColTs, catalog.ColType, catalog.ColAmount, catalog.ColUserID, catalog.ColKafkaPartition, catalog.ColKafkaOffset))
+		lake.ColTs, lake.ColType, lake.ColAmount, lake.ColUserID, lake.ColKafkaPartition, lake.ColKafkaOffset))
 	revenue := map[int64]agg{}
 	users := map[int64]*activityAgg{}
 	if raw.CurrentSnapshot() != nil {
@@ -291,7 +288,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 	bld := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer bld.Release()
 	var n int64
-	if cfg.Table == catalog.TableOrderRevenueMinute {
+	if cfg.Table == lake.TableOrderRevenueMinute {
 		for _, m := range sortedKeys(revenue) {
 			r := revenue[m]
 			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
@@ -316,7 +313,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 	return bld.NewRecordBatch(), n, nil
 }
 
-func addRaw(rec arrow.RecordBatch, topic string, off catalog.Offsets, revenue map[int64]agg, users map[int64]*activityAgg) {
+func addRaw(rec arrow.RecordBatch, topic string, off lake.Offsets, revenue map[int64]agg, users map[int64]*activityAgg) {
 	col := func(name string) arrow.Array {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) == 0 {
@@ -324,12 +321,12 @@ func addRaw(rec arrow.RecordBatch, topic string, off catalog.Offsets, revenue ma
 		}
 		return rec.Column(idx[0])
 	}
-	ts, _ := col(catalog.ColTs).(*array.Timestamp)
-	typ, _ := col(catalog.ColType).(*array.String)
-	amt, _ := col(catalog.ColAmount).(*array.Decimal128)
-	uid, _ := col(catalog.ColUserID).(*array.String)
-	part, _ := col(catalog.ColKafkaPartition).(*array.Int32)
-	ko, _ := col(catalog.ColKafkaOffset).(*array.Int64)
+	ts, _ := col(lake.ColTs).(*array.Timestamp)
+	typ, _ := col(lake.ColType).(*array.String)
+	amt, _ := col(lake.ColAmount).(*array.Decimal128)
+	uid, _ := col(lake.ColUserID).(*array.String)
+	part, _ := col(lake.ColKafkaPartition).(*array.Int32)
+	ko, _ := col(lake.ColKafkaOffset).(*array.Int64)
 	if ts == nil || typ == nil || amt == nil || uid == nil || part == nil || ko == nil {
 		return
 	}
@@ -383,5 +380,3 @@ func (p progress) done() {
 		fmt.Fprintln(p.w)
 	}
 }
-
-var _ = json.Marshal

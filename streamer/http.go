@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/eventtime"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // MaxRevenueRange is the longest range one revenue request may ask for.
@@ -103,7 +103,7 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 	lo := ceilDiv(from.UnixMicro(), eventtime.MicrosPerMinute)
 	hi := ceilDiv(to.UnixMicro(), eventtime.MicrosPerMinute)
 	res := RevenueResponse{From: from.UTC().Format(time.RFC3339Nano), To: to.UTC().Format(time.RFC3339Nano),
-		Table: catalog.TableOrderRevenueMinute, Rows: []RevenueRow{}}
+		Table: lake.TableOrderRevenueMinute, Rows: []RevenueRow{}}
 	s.mu.RLock()
 	if s.rev.hasSnap {
 		id := s.rev.snapshot
@@ -151,7 +151,7 @@ func revenueRow(m int64, a agg) RevenueRow {
 
 func ceilDiv(a, b int64) int64 { return -eventtime.FloorDiv(-a, b) }
 
-func offsetsJSON(o catalog.Offsets, topic string) map[string]map[string]int64 {
+func offsetsJSON(o lake.Offsets, topic string) map[string]map[string]int64 {
 	out := map[string]map[string]int64{topic: {}}
 	for p, off := range o[topic] {
 		out[topic][strconv.Itoa(int(p))] = off

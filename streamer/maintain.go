@@ -8,12 +8,14 @@ import (
 
 	"github.com/apache/iceberg-go"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
-	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
+
+// TaskReadModel is the commit task of read-model deltas.
+const TaskReadModel = "read-model"
 
 // maintain closes windows, follows commits made by others and, on the
 // committer, commits the read models.
@@ -85,7 +87,7 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 	known, files := s.rev.snapshot, s.rev.files
 	hasSnap := s.rev.hasSnap
 	s.mu.RUnlock()
-	v, err := loadView(ctx, s.deps.Catalog, catalog.TableOrderRevenueMinute)
+	v, err := loadView(ctx, s.deps.Catalog, lake.TableOrderRevenueMinute)
 	if err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 	if incremental {
 		kind = "incremental"
 	}
-	s.m.reloads.WithLabelValues(catalog.TableOrderRevenueMinute, kind).Inc()
+	s.m.reloads.WithLabelValues(lake.TableOrderRevenueMinute, kind).Inc()
 
 	s.mu.Lock()
 	before := map[int64]agg{}
@@ -183,7 +185,7 @@ func (s *Streamer) rebuildRevenueHot() {
 // are served from the table; the hot tier only needs to know what is
 // committed).
 func (s *Streamer) reloadActivity(ctx context.Context) error {
-	v, err := loadView(ctx, s.deps.Catalog, catalog.TableUserActivityMinute)
+	v, err := loadView(ctx, s.deps.Catalog, lake.TableUserActivityMinute)
 	if err != nil {
 		return err
 	}
@@ -202,7 +204,7 @@ func (s *Streamer) reloadInventory(ctx context.Context, first bool) error {
 	s.mu.RLock()
 	known, hasSnap, files := s.inv.snapshot, s.inv.hasSnap, s.inv.files
 	s.mu.RUnlock()
-	v, err := loadView(ctx, s.deps.Catalog, catalog.TableInventoryHealth)
+	v, err := loadView(ctx, s.deps.Catalog, lake.TableInventoryHealth)
 	if err != nil {
 		return err
 	}
@@ -291,14 +293,14 @@ func (s *Streamer) trim() {
 // covers, fenced on the ones it covered, like ingest.
 func (s *Streamer) commitReadModels(ctx context.Context) error {
 	s.mu.RLock()
-	high := catalog.Offsets{}
+	high := lake.Offsets{}
 	for t, m := range s.high {
 		for p, o := range m {
 			high.Set(t, p, o)
 		}
 	}
-	revDelta, revOffsets, revBase := map[int64]agg{}, catalog.Offsets{}, s.rev.offsets.Clone()
-	actDelta, actOffsets, actBase := map[int64]*activityAgg{}, catalog.Offsets{}, s.act.offsets.Clone()
+	revDelta, revOffsets, revBase := map[int64]agg{}, lake.Offsets{}, s.rev.offsets.Clone()
+	actDelta, actOffsets, actBase := map[int64]*activityAgg{}, lake.Offsets{}, s.act.offsets.Clone()
 	for p, h := range high[s.cfg.OrdersTopic] {
 		ro, rok := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
 		ao, aok := s.act.offsets.Get(s.cfg.OrdersTopic, p)
@@ -329,7 +331,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 			}
 		}
 	}
-	invDelta, invOffsets, invBase := map[string]invState{}, catalog.Offsets{}, s.inv.offsets.Clone()
+	invDelta, invOffsets, invBase := map[string]invState{}, lake.Offsets{}, s.inv.offsets.Clone()
 	for p, h := range high[s.cfg.InventoryTopic] {
 		io, iok := s.inv.offsets.Get(s.cfg.InventoryTopic, p)
 		if h > offOr0(io, iok) {
@@ -390,7 +392,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 // commitModel writes a read model's delta files (write), commits them on
 // top of tbl and, under the lock, moves ct to the new snapshot and offsets
 // and lets apply fold the delta into the in-memory model.
-func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base catalog.Offsets,
+func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base lake.Offsets,
 	write func() ([]iceberg.DataFile, error), apply func([]iceberg.DataFile)) error {
 	start := time.Now()
 	files, err := write()
@@ -419,9 +421,10 @@ func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergT
 // appendCommit commits files; a fence means another committer got there
 // first: its commit is picked up by the next refresh and the files are
 // removed.
-func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTable, files []iceberg.DataFile, offsets, base catalog.Offsets) (*icebergTable, error) {
-	nt, err := s.committer.Append(ctx, name, tbl, files, offsets, base, nil)
-	if err != nil && !errors.Is(err, lakecommit.ErrUnknown) {
+func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTable, files []iceberg.DataFile, offsets, base lake.Offsets) (*icebergTable, error) {
+	nt, err := s.committer.Commit(ctx, lake.Change{Table: name, Task: TaskReadModel, Base: tbl,
+		Offsets: offsets, Fence: base, Stage: lake.Append(files)})
+	if err != nil && !errors.Is(err, lake.ErrCommitUnknown) {
 		for _, f := range files {
 			_ = removeFile(ctx, tbl, f.FilePath())
 		}
@@ -447,11 +450,11 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 	}
 	to := time.UnixMicro(wm).UTC().Truncate(time.Minute)
 	from := to.Add(-s.cfg.ReaggregateLookback)
-	for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 		start := time.Now()
-		res, err := Backfill(ctx, s.deps.Catalog, BackfillConfig{
+		res, err := Backfill(ctx, s.deps.Catalog, s.committer, BackfillConfig{
 			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Topic: s.cfg.OrdersTopic,
-			Wait: 10 * time.Second, Writer: s.committer.Writer + "/reaggregate",
+			Wait: 10 * time.Second,
 		}, s.log)
 		if err != nil {
 			if ctx.Err() == nil {

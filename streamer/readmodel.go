@@ -18,10 +18,9 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
-	"github.com/eventlake/eventlake/internal/lakefile"
+	"github.com/eventlake/eventlake/lake"
 )
 
 const microsPerDay = 1440 * eventtime.MicrosPerMinute
@@ -36,7 +35,7 @@ type coldTable struct {
 	tbl      *table.Table
 	snapshot int64
 	hasSnap  bool
-	offsets  catalog.Offsets
+	offsets  lake.Offsets
 	files    map[string]bool
 }
 
@@ -46,25 +45,25 @@ type tableView struct {
 	tbl      *table.Table
 	snapshot int64
 	hasSnap  bool
-	offsets  catalog.Offsets
+	offsets  lake.Offsets
 	files    []iceberg.DataFile
 }
 
-func loadView(ctx context.Context, cat *catalog.Catalog, name string) (*tableView, error) {
+func loadView(ctx context.Context, cat *lake.Catalog, name string) (*tableView, error) {
 	tbl, err := cat.LoadTable(ctx, name)
 	if errors.Is(err, icecat.ErrNoSuchTable) {
-		return &tableView{offsets: catalog.Offsets{}}, nil
+		return &tableView{offsets: lake.Offsets{}}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	v := &tableView{tbl: tbl, offsets: catalog.Offsets{}}
+	v := &tableView{tbl: tbl, offsets: lake.Offsets{}}
 	snap := tbl.CurrentSnapshot()
 	if snap == nil {
 		return v, nil
 	}
 	v.snapshot, v.hasSnap = snap.SnapshotID, true
-	if v.offsets, err = catalog.StoredOffsets(tbl); err != nil {
+	if v.offsets, err = lake.StoredOffsets(tbl); err != nil {
 		return nil, err
 	}
 	tasks, err := tbl.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(ctx)
@@ -122,9 +121,9 @@ func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(min
 		return err
 	}
 	defer at.Release()
-	mc, ok1 := colByName(at, catalog.ColMinute)
-	rc, ok2 := colByName(at, catalog.ColRevenue)
-	cc, ok3 := colByName(at, catalog.ColOrderCount)
+	mc, ok1 := colByName(at, lake.ColMinute)
+	rc, ok2 := colByName(at, lake.ColRevenue)
+	cc, ok3 := colByName(at, lake.ColOrderCount)
 	if !ok1 || !ok2 || !ok3 {
 		return fmt.Errorf("%s lacks read-model columns", path)
 	}
@@ -146,10 +145,10 @@ func inventoryRows(ctx context.Context, tbl *table.Table, path string, fn func(p
 		return err
 	}
 	defer at.Release()
-	pc, ok1 := colByName(at, catalog.ColProductID)
-	sc, ok2 := colByName(at, catalog.ColStock)
-	uc, ok3 := colByName(at, catalog.ColUpdatedAt)
-	wc, ok4 := colByName(at, catalog.ColWarehouse)
+	pc, ok1 := colByName(at, lake.ColProductID)
+	sc, ok2 := colByName(at, lake.ColStock)
+	uc, ok3 := colByName(at, lake.ColUpdatedAt)
+	wc, ok4 := colByName(at, lake.ColWarehouse)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return fmt.Errorf("%s lacks inventory columns", path)
 	}
@@ -193,7 +192,7 @@ func writeDeltaFiles(ctx context.Context, tbl *table.Table, keys []int64, partit
 			part = map[int]any{spec.Field(0).FieldID: d}
 		}
 		loc := lp.NewDataLocation(dir + "/" + uuid.NewString() + ".parquet")
-		w, err := lakefile.Create(ctx, tbl, loc, sc, part, lakefile.Options{}, memory.DefaultAllocator)
+		w, err := lake.CreateFile(ctx, tbl, loc, sc, part, lake.FileOptions{}, memory.DefaultAllocator)
 		if err != nil {
 			rec.Release()
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,13 +17,13 @@ import (
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hot"
-	"github.com/eventlake/eventlake/internal/lakecommit"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // RawTable is a raw table whose fresh rows go to the Sink.
@@ -34,7 +33,7 @@ type RawTable struct {
 
 // Deps are the streamer's collaborators.
 type Deps struct {
-	Catalog   *catalog.Catalog
+	Catalog   *lake.Catalog
 	KafkaOpts []kgo.Opt
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
@@ -48,6 +47,8 @@ type Deps struct {
 	MaxMessageBytes int
 	// Sink receives fresh raw rows; nil to skip them.
 	Sink hot.Sink
+	// Failpoints stop the process at protocol points in crash tests.
+	Failpoints *failpoint.Set
 }
 
 // Streamer is the hot tier; see the package comment.
@@ -58,7 +59,7 @@ type Streamer struct {
 	m    *metrics
 	hub  *hub
 
-	committer  *lakecommit.Committer
+	committer  *lake.Committer
 	dec        envelope.Decoder
 	ev         envelope.Event
 	dd         *dedupe.Set
@@ -143,14 +144,12 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 	for _, r := range deps.RawTables {
 		s.rawByTopic[r.Topic] = r
 	}
-	host, _ := os.Hostname()
-	s.committer = &lakecommit.Committer{
-		Catalog: deps.Catalog, Log: s.log, Writer: host + "/" + strconv.Itoa(os.Getpid()) + "/streamer",
-		Hooks: lakecommit.Hooks{
-			Conflict: func(t string) { s.m.conflicts.WithLabelValues(t).Inc() },
-			Error:    func(t string, _ error) { s.m.commitErrors.WithLabelValues(t).Inc() },
-		},
-	}
+	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
+		Writer: lake.WriterName("streamer"),
+	}, lake.CommitHooks{
+		Conflict: func(t string) { s.m.conflicts.WithLabelValues(t).Inc() },
+		Error:    func(t string, _ error) { s.m.commitErrors.WithLabelValues(t).Inc() },
+	}, s.log, deps.Failpoints)
 	return s, nil
 }
 
@@ -213,14 +212,14 @@ func (s *Streamer) Run(ctx context.Context) error {
 // offsets and works out where to start reading every partition.
 func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offset, error) {
 	cat := s.deps.Catalog
-	for _, def := range []catalog.TableDef{catalog.OrderRevenueMinuteDef(), catalog.UserActivityMinuteDef(), catalog.InventoryHealthDef()} {
+	for _, def := range []lake.TableDef{lake.OrderRevenueMinuteDef(), lake.UserActivityMinuteDef(), lake.InventoryHealthDef()} {
 		if _, err := cat.EnsureTable(ctx, def); err != nil {
 			return nil, err
 		}
 	}
-	s.rev = revModel{coldTable: coldTable{name: catalog.TableOrderRevenueMinute}, hot: map[int64]agg{}}
-	s.act = coldTable{name: catalog.TableUserActivityMinute}
-	s.inv = invModel{coldTable: coldTable{name: catalog.TableInventoryHealth}}
+	s.rev = revModel{coldTable: coldTable{name: lake.TableOrderRevenueMinute}, hot: map[int64]agg{}}
+	s.act = coldTable{name: lake.TableUserActivityMinute}
+	s.inv = invModel{coldTable: coldTable{name: lake.TableInventoryHealth}}
 	if err := s.reloadRevenue(ctx, true); err != nil {
 		return nil, err
 	}
@@ -230,7 +229,7 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 	if err := s.reloadInventory(ctx, true); err != nil {
 		return nil, err
 	}
-	rawOffsets := map[string]catalog.Offsets{}
+	rawOffsets := map[string]lake.Offsets{}
 	for topic, rt := range s.rawByTopic {
 		v, err := loadView(ctx, cat, rt.Table)
 		if err != nil {

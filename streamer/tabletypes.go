@@ -5,11 +5,11 @@ import (
 
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/internal/lakefile"
+	"github.com/eventlake/eventlake/lake"
 )
 
 type icebergTable = table.Table
 
 func removeFile(ctx context.Context, tbl *table.Table, path string) error {
-	return lakefile.Remove(ctx, tbl, path)
+	return lake.RemoveFile(ctx, tbl, path)
 }

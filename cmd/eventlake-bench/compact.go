@@ -35,9 +35,9 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/gen"
+	"github.com/eventlake/eventlake/lake"
 )
 
 const benchDay = "2026-11-25T00:00:00Z"
@@ -45,10 +45,10 @@ const benchDay = "2026-11-25T00:00:00Z"
 var revenueSQL = `SELECT epoch_us(ts) // 60000000 AS minute, sum(amount) AS revenue, count(*) AS orders FROM %s WHERE %sts >= TIMESTAMPTZ '2026-11-25 00:00:00+00' AND ts < TIMESTAMPTZ '2026-11-26 00:00:00+00' GROUP BY 1 ORDER BY 1`
 
 func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
-	lake := filepath.Join(dir, "lake")
+	lakeDir := filepath.Join(dir, "lake")
 	fmt.Fprintf(os.Stderr, "compaction: writing a day of %d order events as 1-second commits...\n", n)
 	t0 := time.Now()
-	files, bytesBefore, err := writeSecondFiles(lake, n)
+	files, bytesBefore, err := writeSecondFiles(lakeDir, n)
 	if err != nil {
 		return nil, err
 	}
@@ -56,14 +56,14 @@ func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
 
 	// Over tens of thousands of files a query can take longer than the
 	// timeout: one run.
-	before, err := queryLatency(bin, lake, 1)
+	before, err := queryLatency(bin, lakeDir, 1)
 	if err != nil {
 		return nil, fmt.Errorf("query before compaction: %w", err)
 	}
 
 	fmt.Fprintf(os.Stderr, "compaction: eventlake compact rewrite...\n")
 	began := time.Now()
-	cmd := exec.Command(bin, "compact", "rewrite", "--data-dir", lake, "--json", "--tables", "orders_raw")
+	cmd := exec.Command(bin, "compact", "rewrite", "--data-dir", lakeDir, "--json", "--tables", "orders_raw")
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
@@ -86,12 +86,12 @@ func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
 
 	// After compaction, the service and DuckDB on one file run in turns,
 	// so that load from anything else on the machine hits both alike.
-	one, err := oneFile(lake, dir)
+	one, err := oneFile(lakeDir, dir)
 	if err != nil {
 		return nil, fmt.Errorf("one-file baseline: %w", err)
 	}
 	defer one.Close()
-	after, err := queryLatencyWith(bin, lake, runs, one)
+	after, err := queryLatencyWith(bin, lakeDir, runs, one)
 	if err != nil {
 		return nil, fmt.Errorf("query after compaction: %w", err)
 	}
@@ -114,16 +114,16 @@ func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
 
 // writeSecondFiles creates the orders_raw table under lake and fills it
 // with one file per second of event time.
-func writeSecondFiles(lake string, n int) (int, int64, error) {
+func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 	ctx := context.Background()
-	cfg := catalog.Config{}
-	cfg.Defaults(lake)
-	cat, err := catalog.Open(ctx, cfg)
+	cfg := lake.Config{}
+	cfg.Defaults(dataDir)
+	cat, err := lake.Open(ctx, cfg)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer cat.Close()
-	def, err := catalog.RawTableDef("orders_raw", gen.TopicOrders, catalog.KindOrders)
+	def, err := lake.RawTableDef("orders_raw", gen.TopicOrders, lake.KindOrders)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -246,31 +246,31 @@ func writeSecondFiles(lake string, n int) (int, int64, error) {
 			}
 		}
 		second = sec
-		str(catalog.ColEventID, ev.EventID)
-		str(catalog.ColSource, ev.Source)
-		str(catalog.ColType, ev.Type)
-		tsb(catalog.ColTs, ev.TsMicros)
-		str(catalog.ColPayload, ev.Payload)
+		str(lake.ColEventID, ev.EventID)
+		str(lake.ColSource, ev.Source)
+		str(lake.ColType, ev.Type)
+		tsb(lake.ColTs, ev.TsMicros)
+		str(lake.ColPayload, ev.Payload)
 		for _, c := range []struct {
 			name string
 			v    []byte
-		}{{catalog.ColMetadata, ev.Metadata}, {catalog.ColTraceID, ev.TraceID}, {catalog.ColSpanID, ev.SpanID}} {
+		}{{lake.ColMetadata, ev.Metadata}, {lake.ColTraceID, ev.TraceID}, {lake.ColSpanID, ev.SpanID}} {
 			if c.v == nil {
 				b.Field(idx[c.name]).AppendNull()
 			} else {
 				str(c.name, c.v)
 			}
 		}
-		b.Field(idx[catalog.ColKafkaTopic]).(*array.StringBuilder).Append(gen.TopicOrders)
-		b.Field(idx[catalog.ColKafkaPartition]).(*array.Int32Builder).Append(int32(offset % 6))
-		b.Field(idx[catalog.ColKafkaOffset]).(*array.Int64Builder).Append(offset / 6)
-		tsb(catalog.ColKafkaTimestamp, ev.TsMicros+1000)
-		tsb(catalog.ColIngestedAt, ev.TsMicros+500_000)
-		str(catalog.ColOrderID, ev.Order.OrderID)
-		str(catalog.ColUserID, ev.Order.UserID)
-		str(catalog.ColProductID, ev.Order.ProductID)
-		b.Field(idx[catalog.ColQuantity]).(*array.Int64Builder).Append(ev.Order.Quantity)
-		b.Field(idx[catalog.ColAmount]).(*array.Decimal128Builder).Append(decimal128.FromI64(ev.Order.AmountCents))
+		b.Field(idx[lake.ColKafkaTopic]).(*array.StringBuilder).Append(gen.TopicOrders)
+		b.Field(idx[lake.ColKafkaPartition]).(*array.Int32Builder).Append(int32(offset % 6))
+		b.Field(idx[lake.ColKafkaOffset]).(*array.Int64Builder).Append(offset / 6)
+		tsb(lake.ColKafkaTimestamp, ev.TsMicros+1000)
+		tsb(lake.ColIngestedAt, ev.TsMicros+500_000)
+		str(lake.ColOrderID, ev.Order.OrderID)
+		str(lake.ColUserID, ev.Order.UserID)
+		str(lake.ColProductID, ev.Order.ProductID)
+		b.Field(idx[lake.ColQuantity]).(*array.Int64Builder).Append(ev.Order.Quantity)
+		b.Field(idx[lake.ColAmount]).(*array.Decimal128Builder).Append(decimal128.FromI64(ev.Order.AmountCents))
 		offset++
 	}
 	if err := flush(); err != nil {
@@ -289,7 +289,7 @@ type jobResult struct {
 // no dictionary for ids and JSON, delta encoding for time and offsets),
 // without ingest's per-file fsync, and describes it for Iceberg.
 func writeParquet(tbl *table.Table, sc *arrow.Schema, rec arrow.RecordBatch, loc string, hour int32) (iceberg.DataFile, int64, error) {
-	path, _ := catalog.LocalPath(loc)
+	path, _ := lake.LocalPath(loc)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, 0, err
 	}
@@ -301,13 +301,13 @@ func writeParquet(tbl *table.Table, sc *arrow.Schema, rec arrow.RecordBatch, loc
 		parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
 		parquet.WithMaxRowGroupLength(256 * 1024), parquet.WithStoreDecimalAsInteger(true),
 	}
-	for _, c := range []string{catalog.ColEventID, catalog.ColPayload, catalog.ColMetadata, catalog.ColTraceID, catalog.ColSpanID, catalog.ColOrderID} {
+	for _, c := range []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID, lake.ColSpanID, lake.ColOrderID} {
 		props = append(props, parquet.WithDictionaryFor(c, false))
 	}
-	for _, c := range []string{catalog.ColPayload, catalog.ColMetadata} {
+	for _, c := range []string{lake.ColPayload, lake.ColMetadata} {
 		props = append(props, parquet.WithStatsFor(c, false))
 	}
-	for _, c := range []string{catalog.ColTs, catalog.ColKafkaOffset, catalog.ColKafkaTimestamp, catalog.ColIngestedAt} {
+	for _, c := range []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt} {
 		props = append(props, parquet.WithDictionaryFor(c, false), parquet.WithEncodingFor(c, parquet.Encodings.DeltaBinaryPacked))
 	}
 	w, err := pqarrow.NewFileWriter(sc, f, parquet.NewWriterProperties(props...), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
@@ -461,7 +461,7 @@ func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) 
 
 // oneFile copies the table's current rows into one Parquet file, sorted
 // by ts like the compacted files, and returns a DuckDB to query it.
-func oneFile(lake, dir string) (*sql.DB, error) {
+func oneFile(dataDir, dir string) (*sql.DB, error) {
 	conn, err := duckdb.NewConnector("", nil)
 	if err != nil {
 		return nil, err
@@ -472,9 +472,9 @@ func oneFile(lake, dir string) (*sql.DB, error) {
 		return fail(err)
 	}
 	ctx := context.Background()
-	cfg := catalog.Config{}
-	cfg.Defaults(lake)
-	cat, err := catalog.Open(ctx, cfg)
+	cfg := lake.Config{}
+	cfg.Defaults(dataDir)
+	cat, err := lake.Open(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -489,7 +489,7 @@ func oneFile(lake, dir string) (*sql.DB, error) {
 	}
 	var paths []string
 	for _, t := range tasks {
-		p, _ := catalog.LocalPath(t.File.FilePath())
+		p, _ := lake.LocalPath(t.File.FilePath())
 		paths = append(paths, "'"+p+"'")
 	}
 	one := filepath.Join(dir, "one.parquet")

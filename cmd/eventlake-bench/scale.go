@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 type scaleEnv struct {
@@ -148,15 +148,15 @@ func (e *scaleEnv) close() {
 }
 
 // lakeEnv is the catalog configuration of one benchmark lake.
-func (e *scaleEnv) lakeEnv(s3 bool, prefix string) ([]string, catalog.Config) {
-	cfg := catalog.Config{}
+func (e *scaleEnv) lakeEnv(s3 bool, prefix string) ([]string, lake.Config) {
+	cfg := lake.Config{}
 	if !s3 {
 		dir := filepath.Join(e.work, prefix)
 		cfg.Defaults(dir)
 		return []string{"EVENTLAKE_CATALOG_URI=" + cfg.URI, "EVENTLAKE_CATALOG_WAREHOUSE=" + cfg.Warehouse}, cfg
 	}
 	cfg.Defaults("")
-	cfg.Type, cfg.URI = catalog.TypePostgres, e.pgURI
+	cfg.Type, cfg.URI = lake.TypePostgres, e.pgURI
 	cfg.Warehouse = "s3://lake/" + prefix
 	cfg.Namespace = prefix
 	cfg.S3.Endpoint, cfg.S3.AccessKeyID, cfg.S3.SecretAccessKey = e.s3Endpoint, e.s3Key, e.s3Secret
@@ -168,14 +168,14 @@ func (e *scaleEnv) lakeEnv(s3 bool, prefix string) ([]string, catalog.Config) {
 }
 
 // lakeOffsets sums the offsets the raw tables store.
-func lakeOffsets(ctx context.Context, cat *catalog.Catalog) int64 {
+func lakeOffsets(ctx context.Context, cat *lake.Catalog) int64 {
 	var n int64
 	for _, t := range []string{"orders_raw", "inventory_raw"} {
 		tbl, err := cat.LoadTable(ctx, t)
 		if err != nil {
 			continue
 		}
-		if o, err := catalog.StoredOffsets(tbl); err == nil {
+		if o, err := lake.StoredOffsets(tbl); err == nil {
 			n += o.Total()
 		}
 	}
@@ -204,19 +204,19 @@ func ingestScale(bin string, e *scaleEnv, addr string, n, procs int, s3 bool, pr
 		}
 		ps = append(ps, p)
 	}
-	var cat *catalog.Catalog
+	var cat *lake.Catalog
 	for {
 		if time.Since(began) > 10*time.Minute {
 			return 0, fmt.Errorf("%s: ingest did not finish in 10 minutes", prefix)
 		}
 		if cat == nil {
-			c, err := catalog.Open(ctx, cfg)
+			c, err := lake.Open(ctx, cfg)
 			if err == nil {
 				cat = c
 				defer cat.Close()
 			}
 		}
-		if cat != nil && lakeOffsets(cat.WithStorage(ctx), cat) >= int64(n) {
+		if cat != nil && lakeOffsets(ctx, cat) >= int64(n) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -298,14 +298,14 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 		return nil, err
 	}
 	env, cfg := e.lakeEnv(true, "day")
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
 	var files int
 	var bytes int64
-	if tbl, err := cat.LoadTable(cat.WithStorage(context.Background()), "orders_raw"); err == nil {
-		if tasks, err := tbl.Scan().PlanFiles(cat.WithStorage(context.Background())); err == nil {
+	if tbl, err := cat.LoadTable(context.Background(), "orders_raw"); err == nil {
+		if tasks, err := tbl.Scan().PlanFiles(context.Background()); err == nil {
 			for _, t := range tasks {
 				files++
 				bytes += t.File.FileSizeBytes()

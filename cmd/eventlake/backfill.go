@@ -5,10 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/streamer"
 )
 
@@ -17,7 +16,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, false, false, "")
-	tableName := fs.String("table", catalog.TableOrderRevenueMinute, "read model to recompute: order_revenue_minute or user_activity_minute")
+	tableName := fs.String("table", lake.TableOrderRevenueMinute, "read model to recompute: order_revenue_minute or user_activity_minute")
 	fromS := fs.String("from", "", "first event-time minute to recompute (RFC 3339)")
 	toS := fs.String("to", "", "end of the range, exclusive (RFC 3339)")
 	chunk := fs.Duration("chunk", time.Hour, "span replaced by one commit")
@@ -43,25 +42,25 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	}
 	var rawTable, topic string
 	for _, tc := range cfg.Ingest.Topics {
-		if tc.Kind == catalog.KindOrders {
+		if tc.Kind == lake.KindOrders {
 			rawTable, topic = tc.Table, tc.Topic
 		}
 	}
 	if rawTable == "" {
-		return fmt.Errorf("backfill: no raw table of kind %q in ingest.topics", catalog.KindOrders)
+		return fmt.Errorf("backfill: no raw table of kind %q in ingest.topics", lake.KindOrders)
 	}
 	if err := cfg.Catalog.Validate(); err != nil {
 		return err
 	}
-	cat, err := catalog.Open(ctx, cfg.Catalog)
+	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
-	host, _ := os.Hostname()
-	res, err := streamer.Backfill(ctx, cat, streamer.BackfillConfig{
+	com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("backfill")}, lake.CommitHooks{}, log, fp)
+	res, err := streamer.Backfill(ctx, cat, com, streamer.BackfillConfig{
 		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Topic: topic, Wait: *wait,
-		Progress: env.stderr, Terminal: isTerminal(env.stderr), Writer: host + "/" + strconv.Itoa(os.Getpid()) + "/backfill",
+		Progress: env.stderr, Terminal: isTerminal(env.stderr),
 		Failpoints: fp,
 	}, log)
 	if err != nil {

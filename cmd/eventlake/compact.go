@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
 )
 
@@ -32,8 +32,8 @@ func compactorDefaults(cfg *Config) {
 		cfg.Compactor.TempDir = filepath.Join(cfg.DataDir, "tmp", "compactor")
 	}
 	if cold := cfg.Compactor.ColdLocation; cold != "" {
-		if loc, err := catalog.NormalizeWarehouse(cold); err == nil {
-			if p, ok := catalog.LocalPath(loc); ok && !slices.Contains(cfg.Query.LakeDirs, p) {
+		if loc, err := lake.NormalizeWarehouse(cold); err == nil {
+			if p, ok := lake.LocalPath(loc); ok && !slices.Contains(cfg.Query.LakeDirs, p) {
 				cfg.Query.LakeDirs = append(cfg.Query.LakeDirs, p)
 			}
 		}
@@ -75,7 +75,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 	return out
 }
 
-func newCompactor(cfg *Config, cat *catalog.Catalog, log *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
 	return compactor.New(cfg.Compactor, compactor.Deps{
 		Catalog: cat, Tables: compactorTables(cfg), Logger: log, Registry: reg, Now: time.Now,
 		ReadModels: newErasureReaggregator(cfg, cat, log),
@@ -192,7 +192,7 @@ func openMaintenance(ctx context.Context, cfg *Config, env *runEnv, reg *prometh
 	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Compactor.Validate()); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	cat, err := catalog.Open(ctx, cfg.Catalog)
+	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -207,7 +207,7 @@ func openMaintenance(ctx context.Context, cfg *Config, env *runEnv, reg *prometh
 		}
 		cat.Close()
 	}
-	return cat.WithStorage(ctx), log, c, done, nil
+	return ctx, log, c, done, nil
 }
 
 func runErase(ctx context.Context, args []string, env *runEnv) error {
@@ -263,7 +263,7 @@ type devMaintenance struct {
 	log *slog.Logger
 }
 
-func devCompactor(cfg *Config, cat *catalog.Catalog, log *slog.Logger, reg prometheus.Registerer) (*devMaintenance, error) {
+func devCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*devMaintenance, error) {
 	if cfg.Compactor.Disabled {
 		return &devMaintenance{}, nil
 	}

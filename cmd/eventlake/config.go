@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/broker"
@@ -17,6 +16,7 @@ import (
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/producer"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -30,7 +30,7 @@ type Config struct {
 	HTTP     HTTPConfig       `yaml:"http"`
 	Kafka    kafkaconf.Config `yaml:"kafka"`
 	Broker   broker.Config    `yaml:"broker"`
-	Catalog  catalog.Config   `yaml:"catalog"`
+	Catalog  lake.Config      `yaml:"catalog"`
 	Ingest   ingest.Config    `yaml:"ingest"`
 	Query    query.Config     `yaml:"query"`
 	Streamer streamer.Config  `yaml:"streamer"`

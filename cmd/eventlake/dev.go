@@ -9,12 +9,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/broker"
 	"github.com/eventlake/eventlake/internal/gen"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -98,13 +98,12 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	defer b.Close() // last: ingest leaves its group and commits offsets through it
 	cfg.Kafka.Brokers = []string{b.Addr()}
 
-	cat, err := catalog.Open(ctx, cfg.Catalog)
+	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer cat.Close()
-	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
 		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,

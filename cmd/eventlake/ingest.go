@@ -7,9 +7,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // runIngest runs the ingester alone against an external Kafka and catalog.
@@ -39,12 +39,11 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	reg := newRegistry()
-	cat, err := catalog.Open(ctx, cfg.Catalog)
+	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
-	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
 		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
 	})

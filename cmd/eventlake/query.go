@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -52,12 +52,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err := validateAll(errs...); err != nil {
 		return err
 	}
-	cat, err := catalog.Open(ctx, cfg.Catalog)
+	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
-	ctx = cat.WithStorage(ctx) // one S3 client with bounded timeouts for every table's FileIO
 	reg := newRegistry()
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Tables: queryTables(cfg.Ingest), Logger: log, Registry: reg, Gatherer: reg})
 	if err != nil {

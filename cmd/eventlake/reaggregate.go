@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/compactor"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/streamer"
 )
 
@@ -20,15 +20,17 @@ import (
 // the streamer's backfill). It lives here because stages do not import
 // each other.
 type erasureReaggregator struct {
-	cat             *catalog.Catalog
+	cat             *lake.Catalog
+	com             *lake.Committer
 	rawTable, topic string
 	log             *slog.Logger
 }
 
-func newErasureReaggregator(cfg *Config, cat *catalog.Catalog, log *slog.Logger) compactor.ReadModelRefresher {
+func newErasureReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger) compactor.ReadModelRefresher {
 	for _, tc := range cfg.Ingest.Topics {
-		if tc.Kind == catalog.KindOrders {
-			return &erasureReaggregator{cat: cat, rawTable: tc.Table, topic: tc.Topic, log: log}
+		if tc.Kind == lake.KindOrders {
+			com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("erase")}, lake.CommitHooks{}, log, nil)
+			return &erasureReaggregator{cat: cat, com: com, rawTable: tc.Table, topic: tc.Topic, log: log}
 		}
 	}
 	return nil
@@ -69,11 +71,11 @@ func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compacto
 	}
 	run := "erase-" + uuid.NewString()
 	var errs []error
-	for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 		for i, s := range spans {
-			_, err := streamer.Backfill(ctx, r.cat, streamer.BackfillConfig{
+			_, err := streamer.Backfill(ctx, r.cat, r.com, streamer.BackfillConfig{
 				Table: t, From: s.from, To: s.to, Chunk: time.Hour, RawTable: r.rawTable, Topic: r.topic,
-				Wait: time.Minute, Writer: "erase", RunID: fmt.Sprintf("%s-%d", run, i),
+				Wait: time.Minute, RunID: fmt.Sprintf("%s-%d", run, i),
 			}, r.log)
 			if err != nil {
 				errs = append(errs, err)
@@ -92,17 +94,17 @@ func (r *erasureReaggregator) waitReadModels(ctx context.Context, limit time.Dur
 		if err != nil {
 			return err
 		}
-		rawOff, err := catalog.StoredOffsets(raw)
+		rawOff, err := lake.StoredOffsets(raw)
 		if err != nil {
 			return err
 		}
 		behind := ""
-		for _, t := range []string{catalog.TableOrderRevenueMinute, catalog.TableUserActivityMinute} {
+		for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 			rm, err := r.cat.LoadTable(ctx, t)
 			if err != nil {
 				return err
 			}
-			rmOff, err := catalog.StoredOffsets(rm)
+			rmOff, err := lake.StoredOffsets(rm)
 			if err != nil {
 				return err
 			}

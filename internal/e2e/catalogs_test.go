@@ -117,7 +117,7 @@ func checkRevenue(t *testing.T, base string, want truth) {
 
 // assertNoSecrets fails if a process logged the catalog password or the
 // S3 secret key.
-func assertNoSecrets(t *testing.T, log string, l *lake) {
+func assertNoSecrets(t *testing.T, log string, l *testLake) {
 	t.Helper()
 	var secrets []string
 	if l.pg != nil {

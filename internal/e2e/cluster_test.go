@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventlake/eventlake/catalog"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // lake is a shared deployment started by a test: one `eventlake broker`
 // process (persisted, on a fixed port so it can be restarted), a catalog
 // (SQLite or a PostgreSQL cluster) and a warehouse (local or an S3
 // server), and any number of `eventlake ingest` processes.
-type lake struct {
+type testLake struct {
 	t          *testing.T
 	dir        string
 	brokerPort int
@@ -32,7 +32,7 @@ type lake struct {
 	s3         *th.S3Server
 	pg         *th.Postgres
 	catEnv     []string // EVENTLAKE_CATALOG_* of every process
-	catCfg     catalog.Config
+	catCfg     lake.Config
 	restSecret string // the REST case's S3 secret, which no process may log
 
 	mu      sync.Mutex
@@ -59,18 +59,18 @@ type lakeOpts struct {
 	rest bool
 }
 
-func newLake(t *testing.T, o lakeOpts) *lake {
+func newLake(t *testing.T, o lakeOpts) *testLake {
 	t.Helper()
 	dir := t.TempDir()
-	l := &lake{t: t, dir: dir, brokerPort: th.FreePort(t), brokerDir: filepath.Join(dir, "broker"), ingests: map[string]*th.Proc{}}
+	l := &testLake{t: t, dir: dir, brokerPort: th.FreePort(t), brokerDir: filepath.Join(dir, "broker"), ingests: map[string]*th.Proc{}}
 	l.startBroker()
-	cfg := catalog.Config{}
+	cfg := lake.Config{}
 	cfg.Defaults(filepath.Join(dir, "data"))
 	if o.postgres {
 		l.pg = th.StartPostgres(t)
 		uri := l.pg.URIWithDB("lake")
 		l.catEnv = append(l.catEnv, "EVENTLAKE_CATALOG_TYPE=postgres", "EVENTLAKE_CATALOG_URI="+uri)
-		cfg.Type, cfg.URI = catalog.TypePostgres, uri
+		cfg.Type, cfg.URI = lake.TypePostgres, uri
 	}
 	if o.s3 {
 		l.s3 = th.StartS3(t)
@@ -88,7 +88,7 @@ func newLake(t *testing.T, o lakeOpts) *lake {
 	}
 	if o.rest {
 		ns := "l" + strings.ToLower(th.RandomID())
-		cfg.Type, cfg.URI, cfg.Warehouse, cfg.Namespace = catalog.TypeREST, os.Getenv("EVENTLAKE_TEST_REST_URI"), os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"), ns
+		cfg.Type, cfg.URI, cfg.Warehouse, cfg.Namespace = lake.TypeREST, os.Getenv("EVENTLAKE_TEST_REST_URI"), os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"), ns
 		cfg.SigV4 = os.Getenv("EVENTLAKE_TEST_REST_SIGV4") == "1"
 		cfg.S3.Endpoint = os.Getenv("EVENTLAKE_TEST_REST_S3_ENDPOINT")
 		cfg.S3.AccessKeyID = os.Getenv("EVENTLAKE_TEST_REST_S3_ACCESS_KEY")
@@ -105,7 +105,7 @@ func newLake(t *testing.T, o lakeOpts) *lake {
 	return l
 }
 
-func (l *lake) startBroker() {
+func (l *testLake) startBroker() {
 	l.t.Helper()
 	l.broker = th.Start(l.t, "broker", nil, "broker", "--data-dir", l.brokerDir,
 		"--listen", "127.0.0.1:"+strconv.Itoa(l.brokerPort), "--topics", "orders.created:6,inventory.updated:3")
@@ -115,7 +115,7 @@ func (l *lake) startBroker() {
 // restartBroker kills the broker (SIGKILL: its log is persisted
 // acknowledged write by write) and starts it again on the same port and
 // data directory after down.
-func (l *lake) restartBroker(down time.Duration) {
+func (l *testLake) restartBroker(down time.Duration) {
 	l.t.Helper()
 	l.broker.Kill()
 	time.Sleep(down)
@@ -124,7 +124,7 @@ func (l *lake) restartBroker(down time.Duration) {
 
 // ingestEnv is the environment of every ingest process: the catalog,
 // short flushes (many commits), a short session timeout.
-func (l *lake) ingestEnv(extra ...string) []string {
+func (l *testLake) ingestEnv(extra ...string) []string {
 	env := append([]string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=200ms", "EVENTLAKE_LOG_LEVEL=info",
 		"EVENTLAKE_INGEST_SESSION_TIMEOUT=6s", "EVENTLAKE_INGEST_COMMIT_RETRY_MAX=2s", "EVENTLAKE_INGEST_COMMIT_TIMEOUT=10s"}, l.catEnv...)
 	return append(env, extra...)
@@ -132,7 +132,7 @@ func (l *lake) ingestEnv(extra ...string) []string {
 
 // startIngest starts an ingest process named name (its static group
 // member id when static is true) and waits for it to be ready.
-func (l *lake) startIngest(name string, static bool, extra ...string) *th.Proc {
+func (l *testLake) startIngest(name string, static bool, extra ...string) *th.Proc {
 	l.t.Helper()
 	env := l.ingestEnv(extra...)
 	if static {
@@ -152,7 +152,7 @@ func (l *lake) startIngest(name string, static bool, extra ...string) *th.Proc {
 
 // produce starts `eventlake produce` with a seed of its own and records
 // it for the ground truth.
-func (l *lake) produce(seed uint64, count, rate int) *th.Proc {
+func (l *testLake) produce(seed uint64, count, rate int) *th.Proc {
 	l.t.Helper()
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).Add(time.Duration(seed) * time.Hour)
 	step := 5 * time.Millisecond
@@ -165,7 +165,7 @@ func (l *lake) produce(seed uint64, count, rate int) *th.Proc {
 }
 
 // waitProduced waits for a producer to finish successfully.
-func (l *lake) waitProduced(p *th.Proc, d time.Duration) {
+func (l *testLake) waitProduced(p *th.Proc, d time.Duration) {
 	l.t.Helper()
 	th.Eventually(l.t, d, "producer to finish", func() (bool, string) {
 		done, err := p.Exited()
@@ -177,7 +177,7 @@ func (l *lake) waitProduced(p *th.Proc, d time.Duration) {
 }
 
 // truth is the union of every producer run.
-func (l *lake) truth() truth {
+func (l *testLake) truth() truth {
 	var all truth
 	all.ordersByMinute = map[int64]minuteTruth{}
 	for _, p := range l.seeds {
@@ -195,7 +195,7 @@ func (l *lake) truth() truth {
 	return all
 }
 
-func (l *lake) total() int64 {
+func (l *testLake) total() int64 {
 	var n int64
 	for _, p := range l.seeds {
 		n += int64(p.count)
@@ -205,10 +205,10 @@ func (l *lake) total() int64 {
 
 // open opens the lake's catalog in the test process (an independent
 // reader).
-func (l *lake) open() *catalog.Catalog {
+func (l *testLake) open() *lake.Catalog {
 	l.t.Helper()
 	cfg := l.catCfg
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func (l *lake) open() *catalog.Catalog {
 
 // waitCaughtUp waits until the raw tables store offsets covering every
 // produced record.
-func (l *lake) waitCaughtUp(cat *catalog.Catalog, d time.Duration) {
+func (l *testLake) waitCaughtUp(cat *lake.Catalog, d time.Duration) {
 	l.t.Helper()
 	want := l.total()
 	th.Eventually(l.t, d, "ingest to catch up", func() (bool, string) {
@@ -233,7 +233,7 @@ func (l *lake) waitCaughtUp(cat *catalog.Catalog, d time.Duration) {
 // assertExactlyOnce checks that the lake holds every produced event once,
 // every malformed message once in the dead-letter table, and offsets
 // covering every record.
-func (l *lake) assertExactlyOnce(cat *catalog.Catalog) {
+func (l *testLake) assertExactlyOnce(cat *lake.Catalog) {
 	l.t.Helper()
 	want := l.truth()
 	assertSameSet(l.t, "orders_raw", tableStrings(l.t, cat, "orders_raw", "event_id"), want.orders)
@@ -251,7 +251,7 @@ func (l *lake) assertExactlyOnce(cat *catalog.Catalog) {
 }
 
 // stopAll stops every running ingest process cleanly.
-func (l *lake) stopAll() {
+func (l *testLake) stopAll() {
 	l.t.Helper()
 	l.mu.Lock()
 	procs := make([]*th.Proc, 0, len(l.ingests))

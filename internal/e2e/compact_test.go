@@ -22,9 +22,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/config"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // maintLake is one `eventlake dev --no-demo` process (ingest and the
@@ -38,7 +38,7 @@ type maintLake struct {
 	dev     *th.Proc
 	broker  string
 	api     string
-	catalog *catalog.Catalog
+	catalog *lake.Catalog
 }
 
 func startMaintLake(t *testing.T, yaml string, env ...string) *maintLake {
@@ -60,19 +60,19 @@ func startMaintLake(t *testing.T, yaml string, env ...string) *maintLake {
 
 // openLakeEnv opens the lake's catalog with the EVENTLAKE_CATALOG_*
 // settings of env applied (an S3 warehouse).
-func openLakeEnv(t *testing.T, dataDir string, env []string) *catalog.Catalog {
+func openLakeEnv(t *testing.T, dataDir string, env []string) *lake.Catalog {
 	t.Helper()
 	if len(env) == 0 {
 		return openLake(t, dataDir)
 	}
 	var cfg struct {
-		Catalog catalog.Config `yaml:"catalog"`
+		Catalog lake.Config `yaml:"catalog"`
 	}
 	if _, err := config.ApplyEnv(&cfg, env); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Catalog.Defaults(dataDir)
-	cat, err := catalog.Open(context.Background(), cfg.Catalog)
+	cat, err := lake.Open(context.Background(), cfg.Catalog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestCompactionUnderIngest(t *testing.T) {
 	md := tbl.Metadata()
 	var compaction *table.Snapshot
 	for snap := md.CurrentSnapshot(); snap != nil; {
-		if snap.Summary != nil && snap.Summary.Properties["eventlake.maintenance"] == "compact" {
+		if snap.Summary != nil && snap.Summary.Properties[lake.SummaryTask] == "compact" {
 			compaction = snap
 			break
 		}
@@ -390,7 +390,7 @@ func TestCompactionUnderIngest(t *testing.T) {
 	if compaction == nil {
 		t.Fatal("no compaction snapshot in the history of orders_raw")
 	}
-	if compaction.Summary.Properties[catalog.SummaryOffsets] == "" {
+	if compaction.Summary.Properties[lake.SummaryOffsets] == "" {
 		t.Fatalf("compaction snapshot %d of orders_raw carries no offsets: %v", compaction.SnapshotID, compaction.Summary.Properties)
 	}
 	if err := l.dev.Stop(30 * time.Second); err != nil {
@@ -462,7 +462,7 @@ func referencedFiles(t *testing.T, tbl *table.Table) map[string]bool {
 }
 
 func localPath(loc string) string {
-	p, _ := catalog.LocalPath(loc)
+	p, _ := lake.LocalPath(loc)
 	return p
 }
 
@@ -696,7 +696,7 @@ func TestRetentionTieringExpiryOrphans(t *testing.T) {
 	}
 }
 
-func currentSnapshot(t *testing.T, cat *catalog.Catalog, name string) int64 {
+func currentSnapshot(t *testing.T, cat *lake.Catalog, name string) int64 {
 	t.Helper()
 	tbl, err := cat.LoadTable(context.Background(), name)
 	if err != nil {

@@ -24,7 +24,7 @@ import (
 
 // finish waits for the producers, lets ingest catch up, stops every ingest
 // process cleanly and checks the lake.
-func (l *lake) finish(prods ...*th.Proc) {
+func (l *testLake) finish(prods ...*th.Proc) {
 	l.t.Helper()
 	for _, p := range prods {
 		l.waitProduced(p, 3*time.Minute)

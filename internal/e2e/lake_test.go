@@ -11,16 +11,16 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // openLake opens the catalog a test's eventlake process writes, to read its
 // tables directly with iceberg-go (an independent reader).
-func openLake(t *testing.T, dataDir string) *catalog.Catalog {
+func openLake(t *testing.T, dataDir string) *lake.Catalog {
 	t.Helper()
-	cfg := catalog.Config{}
+	cfg := lake.Config{}
 	cfg.Defaults(dataDir)
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func openLake(t *testing.T, dataDir string) *catalog.Catalog {
 }
 
 // tableStrings reads one string column of every row of a table.
-func tableStrings(t *testing.T, cat *catalog.Catalog, name, col string) []string {
+func tableStrings(t *testing.T, cat *lake.Catalog, name, col string) []string {
 	t.Helper()
 	tbl, err := cat.LoadTable(context.Background(), name)
 	if errors.Is(err, icecat.ErrNoSuchTable) {
@@ -57,23 +57,23 @@ func tableStrings(t *testing.T, cat *catalog.Catalog, name, col string) []string
 }
 
 // storedOffsets reads the offsets stored in a table's snapshot summary.
-func storedOffsets(t *testing.T, cat *catalog.Catalog, name string) catalog.Offsets {
+func storedOffsets(t *testing.T, cat *lake.Catalog, name string) lake.Offsets {
 	t.Helper()
 	tbl, err := cat.LoadTable(context.Background(), name)
 	if errors.Is(err, icecat.ErrNoSuchTable) {
-		return catalog.Offsets{}
+		return lake.Offsets{}
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := catalog.StoredOffsets(tbl)
+	o, err := lake.StoredOffsets(tbl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return o
 }
 
-func tableRowCount(t *testing.T, cat *catalog.Catalog, name string) int64 {
+func tableRowCount(t *testing.T, cat *lake.Catalog, name string) int64 {
 	t.Helper()
 	tbl, err := cat.LoadTable(context.Background(), name)
 	if errors.Is(err, icecat.ErrNoSuchTable) {

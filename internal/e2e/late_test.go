@@ -10,17 +10,17 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/eventlake/eventlake/catalog"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/streamer"
 )
 
 // readModelRows reads order_revenue_minute directly (iceberg-go): minute
 // -> list of (revenue, count) rows.
-func readModelRows(t *testing.T, cat *catalog.Catalog) map[string][]string {
+func readModelRows(t *testing.T, cat *lake.Catalog) map[string][]string {
 	t.Helper()
-	tbl, err := cat.LoadTable(context.Background(), catalog.TableOrderRevenueMinute)
+	tbl, err := cat.LoadTable(context.Background(), lake.TableOrderRevenueMinute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestLateEventsAndBackfill(t *testing.T) {
 	// Wait for the read model and the raw table to hold all four orders.
 	cat := openLake(t, data)
 	th.Eventually(t, 30*time.Second, "read model and raw table committed", func() (bool, string) {
-		rm := storedOffsets(t, cat, catalog.TableOrderRevenueMinute)
+		rm := storedOffsets(t, cat, lake.TableOrderRevenueMinute)
 		raw := storedOffsets(t, cat, "orders_raw")
 		a, _ := rm.Get("orders.created", 0)
 		b, _ := raw.Get("orders.created", 0)
@@ -113,7 +113,7 @@ func TestLateEventsAndBackfill(t *testing.T) {
 	})
 
 	// A backfill in one-minute chunks, killed after its first chunk ...
-	args := []string{"backfill", "--data-dir", data, "--table", catalog.TableOrderRevenueMinute,
+	args := []string{"backfill", "--data-dir", data, "--table", lake.TableOrderRevenueMinute,
 		"--from", "2026-11-26T09:58:00Z", "--to", "2026-11-26T10:02:00Z", "--chunk", "1m"}
 	cmd := th.Command(t, args...)
 	cmd.Env = append(cmd.Env, failpoint.EnvVar+"="+streamer.FailAfterChunk+"=1")

@@ -1,14 +1,21 @@
-// Package catalog is the base every eventlake stage stands on: it opens the
-// Iceberg catalog (SQLite embedded by default, PostgreSQL shared by several
-// processes, or a REST catalog) and the warehouse's storage (local files or
-// S3-compatible object storage), defines the lake's tables (the schema registry: column
-// layout, partition spec and properties of raw, dead-letter and read-model
-// tables) and reads and writes the Kafka offsets that eventlake stores in
-// Iceberg snapshot summaries.
+// Package lake is the foundation every eventlake stage stands on. It owns
+// the lake itself: the Iceberg catalog (SQLite embedded by default,
+// PostgreSQL shared by several processes, or a REST catalog), the
+// warehouse's storage (local files or S3-compatible object storage,
+// objstore), the table Layout (column layout, partition spec and
+// properties of raw, dead-letter, read-model and log tables), data files
+// (Parquet writers that describe what they wrote), the Kafka offsets
+// stored in Iceberg snapshot summaries, and the one commit protocol
+// (commit.go) every writer uses.
 //
 //	ingest -> streamer -> (lake tables) -> compactor -> query
-//	   \__________ all on top of catalog __________/
-package catalog
+//	   \____________ schema (registry, envelope, codec) ____________/
+//	    \___________________________ lake ___________________________/
+//
+// Storage is explicit: every table this package hands out reads and
+// writes through the Catalog's object store client (one connection pool,
+// bounded timeouts); callers never put it in a context.
+package lake
 
 import (
 	"context"
@@ -26,13 +33,14 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	iceio "github.com/apache/iceberg-go/io"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// FileIO (only the S3 backend of gocloud)
 	"github.com/apache/iceberg-go/table"
 	"github.com/apache/iceberg-go/utils"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the shared PostgreSQL catalog
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite" for the embedded catalog
 
-	"github.com/eventlake/eventlake/internal/objstore"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 // Catalog types.
@@ -237,6 +245,8 @@ type Catalog struct {
 	cat   icecat.Catalog
 	db    *sql.DB         // set for SQL catalogs; closed by Close
 	store *objstore.Store // set for s3:// warehouses
+	// schemaCommitter commits schema changes (Evolve).
+	schemaCommitter *Committer
 }
 
 // Open opens (and for SQLite, creates) the catalog and its namespace.
@@ -254,8 +264,9 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	}
 	c := &Catalog{cfg: cfg}
 	if objstore.IsS3(cfg.Warehouse) {
-		// The FileIO of every table reads these; a process-wide client
-		// with bounded timeouts rides in the context (WithStorage).
+		// The FileIO of every table reads these; every table this
+		// catalog hands out also gets the process-wide client with
+		// bounded timeouts (wrap).
 		for k, v := range cfg.S3.IcebergProperties() {
 			if _, set := props[k]; !set {
 				props[k] = v
@@ -329,6 +340,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		}
 		c.cat = rc
 	}
+	c.schemaCommitter = NewCommitter(c, CommitConfig{Writer: WriterName("schema"), MaxFailures: 5}, CommitHooks{}, nil, nil)
 	if err := c.ensureNamespace(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -368,19 +380,6 @@ func (c *Catalog) Close() error {
 // Store is the object store of an s3:// warehouse, nil for a local one.
 func (c *Catalog) Store() *objstore.Store { return c.store }
 
-// WithStorage returns ctx carrying the process-wide S3 client settings
-// (one connection pool, bounded connect and response timeouts, the retry
-// budget), which iceberg-go's S3 FileIO uses for every table opened with
-// a context derived from it. Without it, iceberg-go builds a client per
-// call from the catalog properties, with no response timeout. A local
-// warehouse returns ctx unchanged.
-func (c *Catalog) WithStorage(ctx context.Context) context.Context {
-	if c.store == nil {
-		return ctx
-	}
-	return utils.WithAwsConfig(ctx, c.store.AWSConfig())
-}
-
 // Iceberg returns the underlying iceberg-go catalog.
 func (c *Catalog) Iceberg() icecat.Catalog { return c.cat }
 
@@ -394,40 +393,69 @@ func (c *Catalog) Ident(name string) table.Identifier {
 
 // LoadTable loads the current metadata of table name.
 func (c *Catalog) LoadTable(ctx context.Context, name string) (*table.Table, error) {
-	t, err := c.cat.LoadTable(ctx, c.Ident(name))
+	t, err := c.cat.LoadTable(c.storage(ctx), c.Ident(name))
 	if err != nil {
 		return nil, fmt.Errorf("load table %s.%s: %w", c.cfg.Namespace, name, err)
 	}
-	return t, nil
+	return c.wrap(t), nil
+}
+
+// storage returns ctx carrying the process-wide S3 client settings, which
+// iceberg-go's S3 FileIO reads from the context it is opened with.
+func (c *Catalog) storage(ctx context.Context) context.Context {
+	if c.store == nil {
+		return ctx
+	}
+	return utils.WithAwsConfig(ctx, c.store.AWSConfig())
+}
+
+// wrap makes every FileIO of t use the catalog's object store client (one
+// connection pool, bounded connect and response timeouts, the retry
+// budget), whatever context its callers pass. Without it iceberg-go builds
+// a client per call from the catalog properties, with no response
+// timeout. Tables committed from t keep its FileIO, so the wrapping holds
+// for their whole lineage.
+func (c *Catalog) wrap(t *table.Table) *table.Table {
+	if c.store == nil || t == nil {
+		return t
+	}
+	cio, ok := c.cat.(table.CatalogIO)
+	if !ok {
+		return t
+	}
+	orig := t
+	fsF := func(ctx context.Context) (iceio.IO, error) { return orig.FS(c.storage(ctx)) }
+	return table.New(t.Identifier(), t.Metadata(), t.MetadataLocation(), fsF, cio)
 }
 
 // EnsureTable creates table def.Name if it does not exist, and adds any
 // columns of def that an existing table lacks (tables written by an older
-// eventlake). It returns the loaded table.
+// eventlake, or a layout that grew with a schema). It returns the loaded
+// table.
 func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, error) {
 	ident := c.Ident(def.Name)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		t, err := c.cat.LoadTable(ctx, ident)
+		t, err := c.LoadTable(ctx, def.Name)
 		if err == nil {
-			return c.evolve(ctx, t, def)
+			return c.Evolve(ctx, t, def.Schema.Fields())
 		}
 		if !errors.Is(err, icecat.ErrNoSuchTable) {
-			return nil, fmt.Errorf("load table %s: %w", def.Name, err)
+			return nil, err
 		}
 		spec := def.Spec
-		t, err = c.cat.CreateTable(ctx, ident, def.Schema,
+		t, err = c.cat.CreateTable(c.storage(ctx), ident, def.Schema,
 			icecat.WithPartitionSpec(&spec),
 			icecat.WithProperties(def.Properties))
 		if err == nil {
-			return t, nil
+			return c.wrap(t), nil
 		}
 		// Another process created it first: ErrTableAlreadyExists, for
 		// some databases a unique violation, for some REST catalogs a
 		// conflict to retry ("table changed during create") while the
 		// other create is not visible yet. Load it, or try again.
-		if t, lerr := c.cat.LoadTable(ctx, ident); lerr == nil {
-			return c.evolve(ctx, t, def)
+		if t, lerr := c.LoadTable(ctx, def.Name); lerr == nil {
+			return c.Evolve(ctx, t, def.Schema.Fields())
 		}
 		if attempt >= 8 {
 			return nil, fmt.Errorf("create table %s (%d attempts): %w", def.Name, attempt, err)
@@ -441,37 +469,92 @@ func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, 
 	}
 }
 
-// evolve adds missing optional columns; it never drops or retypes columns.
-func (c *Catalog) evolve(ctx context.Context, t *table.Table, def TableDef) (*table.Table, error) {
-	have := t.Schema()
-	var missing []iceberg.NestedField
-	for _, f := range def.Schema.Fields() {
-		got, ok := have.FindFieldByName(f.Name)
-		if !ok {
-			missing = append(missing, f)
-			continue
+// TaskSchema is the commit task of schema changes.
+const TaskSchema = "schema"
+
+// Evolve makes the table's schema hold every field of want: missing
+// columns are added as optional columns (new field ids: rows written
+// before read null), and a decimal column whose precision want widens is
+// widened (a legal Iceberg promotion). It never drops, renames or narrows
+// a column; a column whose type cannot become want's is an error. Two
+// processes evolving the same table at once converge: each attempt is
+// staged on the table as it is then, and one that finds nothing missing
+// commits nothing (commit.go).
+func (c *Catalog) Evolve(ctx context.Context, t *table.Table, want []iceberg.NestedField) (*table.Table, error) {
+	name := t.Identifier()[len(t.Identifier())-1]
+	changes := func(have *iceberg.Schema) (add []iceberg.NestedField, widen []iceberg.NestedField, err error) {
+		for _, f := range want {
+			got, ok := have.FindFieldByName(f.Name)
+			if !ok {
+				add = append(add, f)
+				continue
+			}
+			if got.Type.Equals(f.Type) {
+				continue
+			}
+			if wider, ok := widens(got.Type, f.Type); ok {
+				if wider {
+					widen = append(widen, f)
+				}
+				continue
+			}
+			return nil, nil, fmt.Errorf("table %s: column %s is %s in the lake but eventlake writes %s; migrate the table or choose another name",
+				name, f.Name, got.Type, f.Type)
 		}
-		if !got.Type.Equals(f.Type) {
-			return nil, fmt.Errorf("table %s: column %s is %s in the lake but eventlake writes %s; migrate the table or choose another name",
-				def.Name, f.Name, got.Type, f.Type)
-		}
+		return add, widen, nil
 	}
-	if len(missing) == 0 {
+	add, widen, err := changes(t.Schema())
+	if err != nil {
+		return nil, err
+	}
+	if len(add) == 0 && len(widen) == 0 {
 		return t, nil
 	}
-	tx := t.NewTransaction()
-	upd := tx.UpdateSchema(true, false)
-	for _, f := range missing {
-		upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+	return c.schemaCommitter.Commit(ctx, Change{
+		Table: name, Task: TaskSchema, Base: t,
+		Stage: func(_ context.Context, tx *table.Transaction, _ iceberg.Properties) error {
+			staged, err := tx.StagedTable()
+			if err != nil {
+				return err
+			}
+			add, widen, err := changes(staged.Schema())
+			if err != nil {
+				return err
+			}
+			if len(add) == 0 && len(widen) == 0 {
+				return ErrNothingToCommit
+			}
+			upd := tx.UpdateSchema(true, false)
+			for _, f := range add {
+				upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+			}
+			for _, f := range widen {
+				upd = upd.UpdateColumn([]string{f.Name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: f.Type, Valid: true}})
+			}
+			if err := upd.Commit(); err != nil {
+				return fmt.Errorf("change the schema of %s: %w", name, err)
+			}
+			return nil
+		},
+		// A schema change makes no snapshot: it is applied when nothing
+		// is missing any more.
+		Applied: func(fresh *table.Table) bool {
+			add, widen, err := changes(fresh.Schema())
+			return err == nil && len(add) == 0 && len(widen) == 0
+		},
+	})
+}
+
+// widens reports whether a column of type have can hold want: equal, or
+// a decimal of the same scale and at least the same precision (wider
+// true when the column must be widened to want).
+func widens(have, want iceberg.Type) (wider, ok bool) {
+	hd, ok1 := have.(iceberg.DecimalType)
+	wd, ok2 := want.(iceberg.DecimalType)
+	if ok1 && ok2 && hd.Scale() == wd.Scale() {
+		return wd.Precision() > hd.Precision(), true
 	}
-	if err := upd.Commit(); err != nil {
-		return nil, fmt.Errorf("add columns to %s: %w", def.Name, err)
-	}
-	nt, err := tx.Commit(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("commit schema change of %s: %w", def.Name, err)
-	}
-	return nt, nil
+	return false, have.Equals(want)
 }
 
 // openPostgres opens the shared SQL catalog.

@@ -1,4 +1,4 @@
-package catalog_test
+package lake_test
 
 import (
 	"context"
@@ -14,15 +14,14 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/eventlake/eventlake/catalog"
-	"github.com/eventlake/eventlake/internal/lakefile"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // backend is one catalog + warehouse combination the machine can start.
 type backend struct {
 	name string
-	cfg  func(t *testing.T) catalog.Config
+	cfg  func(t *testing.T) lake.Config
 }
 
 // Backends are every catalog this machine can start: SQLite (embedded),
@@ -40,31 +39,31 @@ func backends(t *testing.T) []backend {
 	parent := t
 	getPG := func(*testing.T) *th.Postgres { pgOnce.Do(func() { pg = th.StartPostgres(parent) }); return pg }
 	getS3 := func(*testing.T) *th.S3Server { s3Once.Do(func() { s3 = th.StartS3(parent) }); return s3 }
-	withS3 := func(t *testing.T, c catalog.Config) catalog.Config {
+	withS3 := func(t *testing.T, c lake.Config) lake.Config {
 		s := getS3(t)
 		c.Warehouse = s.Warehouse(strings.ReplaceAll(t.Name(), "/", "-"))
 		c.S3.Endpoint, c.S3.AccessKeyID, c.S3.SecretAccessKey = s.Endpoint, s.AccessKey, s.SecretKey
 		return c
 	}
 	bs := []backend{
-		{"sqlite-local", func(t *testing.T) catalog.Config {
-			return catalog.Config{Type: catalog.TypeSQLite, URI: t.TempDir() + "/catalog.db", Warehouse: t.TempDir()}
+		{"sqlite-local", func(t *testing.T) lake.Config {
+			return lake.Config{Type: lake.TypeSQLite, URI: t.TempDir() + "/catalog.db", Warehouse: t.TempDir()}
 		}},
-		{"sqlite-s3", func(t *testing.T) catalog.Config {
-			return withS3(t, catalog.Config{Type: catalog.TypeSQLite, URI: t.TempDir() + "/catalog.db"})
+		{"sqlite-s3", func(t *testing.T) lake.Config {
+			return withS3(t, lake.Config{Type: lake.TypeSQLite, URI: t.TempDir() + "/catalog.db"})
 		}},
-		{"postgres-local", func(t *testing.T) catalog.Config {
+		{"postgres-local", func(t *testing.T) lake.Config {
 			db := "c" + strings.ToLower(th.RandomID())
-			return catalog.Config{Type: catalog.TypePostgres, URI: getPG(t).URIWithDB(db), Warehouse: t.TempDir()}
+			return lake.Config{Type: lake.TypePostgres, URI: getPG(t).URIWithDB(db), Warehouse: t.TempDir()}
 		}},
-		{"postgres-s3", func(t *testing.T) catalog.Config {
+		{"postgres-s3", func(t *testing.T) lake.Config {
 			db := "c" + strings.ToLower(th.RandomID())
-			return withS3(t, catalog.Config{Type: catalog.TypePostgres, URI: getPG(t).URIWithDB(db)})
+			return withS3(t, lake.Config{Type: lake.TypePostgres, URI: getPG(t).URIWithDB(db)})
 		}},
 	}
 	if uri := os.Getenv("EVENTLAKE_TEST_REST_URI"); uri != "" {
-		bs = append(bs, backend{"rest", func(t *testing.T) catalog.Config {
-			c := catalog.Config{Type: catalog.TypeREST, URI: uri, Warehouse: os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"),
+		bs = append(bs, backend{"rest", func(t *testing.T) lake.Config {
+			c := lake.Config{Type: lake.TypeREST, URI: uri, Warehouse: os.Getenv("EVENTLAKE_TEST_REST_WAREHOUSE"),
 				Namespace: "l" + strings.ToLower(th.RandomID()), SigV4: os.Getenv("EVENTLAKE_TEST_REST_SIGV4") == "1"}
 			if ep := os.Getenv("EVENTLAKE_TEST_REST_S3_ENDPOINT"); ep != "" {
 				c.S3.Endpoint = ep
@@ -77,10 +76,10 @@ func backends(t *testing.T) []backend {
 	return bs
 }
 
-func open(t *testing.T, cfg catalog.Config) *catalog.Catalog {
+func open(t *testing.T, cfg lake.Config) *lake.Catalog {
 	t.Helper()
 	cfg.Defaults("")
-	cat, err := catalog.Open(context.Background(), cfg)
+	cat, err := lake.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +101,13 @@ func TestCatalogConformance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.cfg(t)
 			ctx := context.Background()
-			def, err := catalog.RawTableDef("events_raw", "events", catalog.KindGeneric)
+			def, err := lake.RawTableDef("events_raw", "events", lake.KindGeneric)
 			if err != nil {
 				t.Fatal(err)
 			}
 
 			// Three "processes" open the catalog and ensure the table at once.
-			cats := make([]*catalog.Catalog, 3)
+			cats := make([]*lake.Catalog, 3)
 			errs := make([]error, 3)
 			var wg sync.WaitGroup
 			for i := range cats {
@@ -117,13 +116,13 @@ func TestCatalogConformance(t *testing.T) {
 					defer wg.Done()
 					c := cfg
 					c.Defaults("")
-					cat, err := catalog.Open(ctx, c)
+					cat, err := lake.Open(ctx, c)
 					if err != nil {
 						errs[i] = err
 						return
 					}
 					cats[i] = cat
-					_, errs[i] = cat.EnsureTable(cat.WithStorage(ctx), def)
+					_, errs[i] = cat.EnsureTable(ctx, def)
 				}()
 			}
 			wg.Wait()
@@ -134,30 +133,29 @@ func TestCatalogConformance(t *testing.T) {
 				t.Cleanup(func() { cats[i].Close() })
 			}
 			a, b2 := cats[0], cats[1]
-			actx := a.WithStorage(ctx)
 
-			t1, err := a.LoadTable(actx, "events_raw")
+			t1, err := a.LoadTable(ctx, "events_raw")
 			if err != nil {
 				t.Fatal(err)
 			}
-			stale, err := b2.LoadTable(b2.WithStorage(ctx), "events_raw")
+			stale, err := b2.LoadTable(ctx, "events_raw")
 			if err != nil {
 				t.Fatal(err)
 			}
-			f1 := writeFile(t, actx, t1, 0, 10)
-			off := catalog.Offsets{}
+			f1 := writeFile(t, ctx, t1, 0, 10)
+			off := lake.Offsets{}
 			off.Set("events", 0, 10)
-			t2 := commit(t, actx, t1, []iceberg.DataFile{f1}, off, "commit-1")
-			if got, err := catalog.StoredOffsets(t2); err != nil || got.Total() != 10 {
+			t2 := commit(t, ctx, t1, []iceberg.DataFile{f1}, off, "commit-1")
+			if got, err := lake.StoredOffsets(t2); err != nil || got.Total() != 10 {
 				t.Fatalf("stored offsets %v %v", got, err)
 			}
 
 			// A commit built on a stale handle must fail as a conflict,
 			// never silently overwrite the other commit.
-			f2 := writeFile(t, actx, stale, 10, 20)
-			off2 := catalog.Offsets{}
+			f2 := writeFile(t, ctx, stale, 10, 20)
+			off2 := lake.Offsets{}
 			off2.Set("events", 0, 20)
-			_, err = tryCommit(actx, stale, []iceberg.DataFile{f2}, off2, "commit-2")
+			_, err = tryCommit(ctx, stale, []iceberg.DataFile{f2}, off2, "commit-2")
 			if err == nil {
 				t.Fatal("commit on a stale table handle succeeded")
 			}
@@ -165,23 +163,23 @@ func TestCatalogConformance(t *testing.T) {
 				t.Fatalf("stale commit failed with %v, which ingest would not treat as a conflict", err)
 			}
 			// Refresh and re-commit the same file, as ingest does.
-			fresh, err := a.LoadTable(actx, "events_raw")
+			fresh, err := a.LoadTable(ctx, "events_raw")
 			if err != nil {
 				t.Fatal(err)
 			}
-			t3 := commit(t, actx, fresh, []iceberg.DataFile{f2}, catalog.Offsets(off).Merge(off2), "commit-2")
-			if sid, ok := catalog.FindCommit(t3, "commit-1"); !ok || sid == 0 {
+			t3 := commit(t, ctx, fresh, []iceberg.DataFile{f2}, lake.Offsets(off).Merge(off2), "commit-2")
+			if sid, ok := lake.FindCommit(t3, "commit-1"); !ok || sid == 0 {
 				t.Fatal("commit-1 not found among the ancestors")
 			}
-			if _, ok := catalog.FindCommit(t3, "commit-2"); !ok {
+			if _, ok := lake.FindCommit(t3, "commit-2"); !ok {
 				t.Fatal("commit-2 not found")
 			}
 			// Every row once, read back through the FileIO by another process.
-			rd, err := cats[2].LoadTable(cats[2].WithStorage(ctx), "events_raw")
+			rd, err := cats[2].LoadTable(ctx, "events_raw")
 			if err != nil {
 				t.Fatal(err)
 			}
-			at, err := rd.Scan(table.WithSelectedFields(catalog.ColKafkaOffset)).ToArrowTable(cats[2].WithStorage(ctx))
+			at, err := rd.Scan(table.WithSelectedFields(lake.ColKafkaOffset)).ToArrowTable(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,27 +187,27 @@ func TestCatalogConformance(t *testing.T) {
 			if at.NumRows() != 20 {
 				t.Fatalf("table holds %d rows, want 20", at.NumRows())
 			}
-			if got, _ := catalog.StoredOffsets(rd); got.Total() != 20 {
+			if got, _ := lake.StoredOffsets(rd); got.Total() != 20 {
 				t.Fatalf("stored offsets %v, want 20", got)
 			}
 		})
 	}
 }
 
-func tryCommit(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, off catalog.Offsets, id string) (*table.Table, error) {
+func tryCommit(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, off lake.Offsets, id string) (*table.Table, error) {
 	enc, err := off.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
 	tx := tbl.NewTransaction()
-	if err := tx.AddDataFiles(ctx, files, iceberg.Properties{catalog.SummaryOffsets: string(enc), catalog.SummaryCommitID: id},
+	if err := tx.AddDataFiles(ctx, files, iceberg.Properties{lake.SummaryOffsets: string(enc), lake.SummaryCommitID: id},
 		table.WithoutDuplicateCheck()); err != nil {
 		return nil, err
 	}
 	return tx.Commit(ctx)
 }
 
-func commit(t *testing.T, ctx context.Context, tbl *table.Table, files []iceberg.DataFile, off catalog.Offsets, id string) *table.Table {
+func commit(t *testing.T, ctx context.Context, tbl *table.Table, files []iceberg.DataFile, off lake.Offsets, id string) *table.Table {
 	t.Helper()
 	nt, err := tryCommit(ctx, tbl, files, off, id)
 	if err != nil {
@@ -246,7 +244,7 @@ func writeFile(t *testing.T, ctx context.Context, tbl *table.Table, from, to int
 	}
 	hour := int32(498802) // 2026-11-26T10 in hours since the epoch
 	loc := lp.NewDataLocation(fmt.Sprintf("ts_hour=%s/f-%d.parquet", iceberg.HourTransform{}.ToHumanStr(hour), from))
-	w, err := lakefile.Create(ctx, tbl, loc, sc, map[int]any{1000: hour}, lakefile.Options{}, memory.DefaultAllocator)
+	w, err := lake.CreateFile(ctx, tbl, loc, sc, map[int]any{1000: hour}, lake.FileOptions{}, memory.DefaultAllocator)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-// Package lakefile writes Parquet data files for Iceberg tables: Arrow
-// record batches in, a closed file and its iceberg.DataFile (with column
-// statistics for scan pruning) out. It is shared plumbing for every stage
-// that writes to the lake (ingest, streamer read models, compactor).
-package lakefile
+package lake
+
+// Data files: Parquet files for Iceberg tables, Arrow record batches in, a
+// closed file and its iceberg.DataFile (with column statistics for scan
+// pruning) out, for every stage that writes to the lake (ingest, the
+// read-model committer, the compactor).
 
 import (
 	"context"
@@ -11,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -23,8 +23,8 @@ import (
 	"github.com/apache/iceberg-go/table"
 )
 
-// Options tune the Parquet layout.
-type Options struct {
+// FileOptions tune the Parquet layout.
+type FileOptions struct {
 	// RowGroupRows caps rows per row group (DuckDB and Spark parallelize
 	// scans by row group).
 	RowGroupRows int64
@@ -43,7 +43,7 @@ type Options struct {
 	DeltaColumns []string
 }
 
-func (o Options) writerProps(mem memory.Allocator) *parquet.WriterProperties {
+func (o FileOptions) writerProps(mem memory.Allocator) *parquet.WriterProperties {
 	rg := o.RowGroupRows
 	if rg <= 0 {
 		rg = 256 * 1024
@@ -75,7 +75,7 @@ func (o Options) writerProps(mem memory.Allocator) *parquet.WriterProperties {
 }
 
 // Writer writes one Parquet data file of one table partition.
-type Writer struct {
+type FileWriter struct {
 	location  string
 	out       io.WriteCloser
 	count     *countingWriter
@@ -88,7 +88,7 @@ type Writer struct {
 // file:///lake/t/data/x.parquet or s3://b/t/data/x.parquet). Local files are
 // fsynced on Close so that a committed snapshot never points at data lost to
 // a power cut.
-func Create(ctx context.Context, tbl *table.Table, location string, sc *arrow.Schema, partition map[int]any, opts Options, mem memory.Allocator) (*Writer, error) {
+func CreateFile(ctx context.Context, tbl *table.Table, location string, sc *arrow.Schema, partition map[int]any, opts FileOptions, mem memory.Allocator) (*FileWriter, error) {
 	out, err := createObject(ctx, tbl, location)
 	if err != nil {
 		return nil, err
@@ -100,11 +100,11 @@ func Create(ctx context.Context, tbl *table.Table, location string, sc *arrow.Sc
 		out.Close()
 		return nil, fmt.Errorf("open parquet writer for %s: %w", location, err)
 	}
-	return &Writer{location: location, out: out, count: cw, pw: pw, partition: partition}, nil
+	return &FileWriter{location: location, out: out, count: cw, pw: pw, partition: partition}, nil
 }
 
 // Write appends a record batch; rows are buffered into row groups.
-func (w *Writer) Write(rec arrow.RecordBatch) error {
+func (w *FileWriter) Write(rec arrow.RecordBatch) error {
 	if err := w.pw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write parquet %s: %w", w.location, err)
 	}
@@ -112,14 +112,14 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 }
 
 // Rows is the number of rows written so far.
-func (w *Writer) Rows() int { return w.pw.NumRows() }
+func (w *FileWriter) Rows() int { return w.pw.NumRows() }
 
 // Location is the file's URI.
-func (w *Writer) Location() string { return w.location }
+func (w *FileWriter) Location() string { return w.location }
 
 // Close writes the footer, syncs and closes the file, and describes it as
 // an Iceberg data file of tbl.
-func (w *Writer) Close(tbl *table.Table) (iceberg.DataFile, error) {
+func (w *FileWriter) Close(tbl *table.Table) (iceberg.DataFile, error) {
 	if w.closed {
 		return nil, errors.New("lakefile: writer already closed")
 	}
@@ -151,20 +151,20 @@ func (w *Writer) Close(tbl *table.Table) (iceberg.DataFile, error) {
 }
 
 // Closed reports whether Close or Abort was called.
-func (w *Writer) Closed() bool { return w.closed }
+func (w *FileWriter) Closed() bool { return w.closed }
 
 // Abort closes the file without a valid footer and removes it.
-func (w *Writer) Abort(ctx context.Context, tbl *table.Table) error {
+func (w *FileWriter) Abort(ctx context.Context, tbl *table.Table) error {
 	if !w.closed {
 		w.closed = true
 		_ = w.pw.Close()
 	}
-	return Remove(ctx, tbl, w.location)
+	return RemoveFile(ctx, tbl, w.location)
 }
 
 // Remove deletes a data file that no snapshot references.
-func Remove(ctx context.Context, tbl *table.Table, location string) error {
-	if p, ok := localPath(location); ok {
+func RemoveFile(ctx context.Context, tbl *table.Table, location string) error {
+	if p, ok := LocalPath(location); ok {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", location, err)
 		}
@@ -182,7 +182,7 @@ func Remove(ctx context.Context, tbl *table.Table, location string) error {
 }
 
 func createObject(ctx context.Context, tbl *table.Table, location string) (io.WriteCloser, error) {
-	if p, ok := localPath(location); ok {
+	if p, ok := LocalPath(location); ok {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, fmt.Errorf("create directory for %s: %w", location, err)
 		}
@@ -209,16 +209,6 @@ func createObject(ctx context.Context, tbl *table.Table, location string) (io.Wr
 		return nil, fmt.Errorf("create %s: %w", location, err)
 	}
 	return w, nil
-}
-
-func localPath(location string) (string, bool) {
-	if strings.HasPrefix(location, "file://") {
-		return strings.TrimPrefix(location, "file://"), true
-	}
-	if strings.HasPrefix(location, "/") {
-		return location, true
-	}
-	return "", false
 }
 
 type syncFile struct{ f *os.File }

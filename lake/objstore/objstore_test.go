@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventlake/eventlake/internal/objstore"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/lake/objstore"
 )
 
 func newStore(t *testing.T, s3 *th.S3Server) *objstore.Store {
