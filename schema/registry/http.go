@@ -51,7 +51,7 @@ func Paths() []string {
 //	DELETE /subjects/{subject}/versions/{version}      ?permanent=true
 //	POST   /subjects/{subject}                         lookup; ?deleted=true
 //	DELETE /subjects/{subject}                         ?permanent=true
-//	GET    /schemas                                    ?deleted=true&latestOnly=true&subjectPrefix=
+//	GET    /schemas                                    ?deleted=true&latestOnly=true&subjectPrefix=&offset=&limit=
 //	GET    /schemas/types
 //	GET    /schemas/ids/{id}   /schemas/ids/{id}/schema   /schemas/ids/{id}/versions   /schemas/ids/{id}/subjects
 //	GET    PUT    DELETE /config                       registry-wide compatibility level
@@ -64,6 +64,9 @@ func Paths() []string {
 // MiB; errors are {"error_code": N, "message": "..."} with Confluent's codes.
 // Subjects are taken URL-decoded from the path.
 func NewHandler(store *Store, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := &handler{store: store, log: log, mux: http.NewServeMux()}
 	for pattern, fn := range map[string]http.HandlerFunc{
 		"GET /subjects":                                             h.subjects,
@@ -483,8 +486,14 @@ func (h *handler) schemas(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	prefix := r.URL.Query().Get("subjectPrefix")
+	q := r.URL.Query()
+	prefix := q.Get("subjectPrefix")
 	latestOnly := flag(r, "latestOnly")
+	offset, _ := strconv.Atoi(q.Get("offset")) // invalid or absent: 0
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = len(vs) // absent, invalid or -1: everything
+	}
 	out := []schemaVersionJSON{}
 	for i, v := range vs {
 		if !strings.HasPrefix(v.Subject, prefix) {
@@ -495,6 +504,8 @@ func (h *handler) schemas(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, versionJSON(v))
 	}
+	out = out[min(max(offset, 0), len(out)):]
+	out = out[:min(limit, len(out))]
 	writeJSON(w, http.StatusOK, out)
 }
 
