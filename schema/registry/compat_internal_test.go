@@ -219,3 +219,26 @@ func FuzzJSONSchemaSelfCompatible(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAvroSelfCompatible: every Avro schema that parses is compatible with
+// itself under FULL, and neither parsing nor the check panics.
+func FuzzAvroSelfCompatible(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"record","name":"P","fields":[{"name":"a","type":["null","string"],"default":null},{"name":"b","type":{"type":"array","items":"long"}}]}`,
+		`{"type":"enum","name":"E","symbols":["A","B"],"default":"A"}`,
+		`{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}`,
+		`{"type":"fixed","name":"F","size":16,"logicalType":"decimal","precision":20,"scale":2}`,
+		`"string"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseSchema(TypeAvro, s)
+		if err != nil {
+			return
+		}
+		if msgs := compareSchemas(Full, p, p); len(msgs) > 0 {
+			t.Fatalf("%s is incompatible with itself: %q", s, msgs)
+		}
+	})
+}

@@ -29,6 +29,8 @@ const (
 	keySchemaID   = "schema_id"
 	keySchemaType = "schema_type"
 	keyLevel      = "compatibility"
+	keyVersions   = "versions"
+	keyPermanent  = "permanent"
 	keyMethod     = "method"
 	keyStatus     = "status"
 )
@@ -450,7 +452,7 @@ func (h *handler) deleteVersion(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("schema version deleted", keySubject, subject, keyVersion, v, "permanent", permanent)
+	h.log.Info("schema version deleted", keySubject, subject, keyVersion, v, keyPermanent, permanent)
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -476,7 +478,7 @@ func (h *handler) deleteSubject(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Info("schema subject deleted", keySubject, subject, "versions", vs, "permanent", permanent)
+	h.log.Info("schema subject deleted", keySubject, subject, keyVersions, vs, keyPermanent, permanent)
 	writeJSON(w, http.StatusOK, vs)
 }
 
