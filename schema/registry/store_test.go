@@ -61,17 +61,19 @@ type snapshot struct {
 func snap(t *testing.T, s *registry.Store) snapshot {
 	t.Helper()
 	ctx := context.Background()
+	var src registry.Source = s // what the codec reads through
+	var gen registry.Generationer = s
 	sn := snapshot{
-		Versions: must[[]registry.Version](t)(s.Versions(ctx)),
+		Versions: must[[]registry.Version](t)(src.Versions(ctx)),
 		All:      must[[]registry.Version](t)(s.ListVersions(ctx, true)),
 		ByID:     map[int]registry.Version{},
 		Subjects: must[[]string](t)(s.Subjects(ctx, true)),
 		Level:    must[registry.Compatibility](t)(s.Compatibility(ctx, "payments-value", false)),
 	}
 	for _, v := range sn.All {
-		sn.ByID[v.ID] = must[registry.Version](t)(s.ByID(ctx, v.ID))
+		sn.ByID[v.ID] = must[registry.Version](t)(src.ByID(ctx, v.ID))
 	}
-	sn.Generation = must[int64](t)(s.Generation(ctx))
+	sn.Generation = must[int64](t)(gen.Generation(ctx))
 	return sn
 }
 
