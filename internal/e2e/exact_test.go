@@ -290,7 +290,7 @@ func (a *tally) note(ans answer, code, msg string) bool {
 // one good answer per second of polling. Ingest, the streamer and the
 // compactor commit every second here, so fewer answers would leave
 // generations of the lake unchecked; the test polls every 20-50 ms, and a
-// working service answered 5-10 times a second per endpoint on a loaded
+// working service answered 4-11 times a second per endpoint on a loaded
 // 2-core machine.
 func (a *tally) check(t *testing.T, pollStart, prodDone, pollEnd time.Time) {
 	t.Helper()
