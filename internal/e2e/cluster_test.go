@@ -275,34 +275,84 @@ func (l *testLake) stopAll() {
 	wg.Wait()
 }
 
-// metric reads one sample from a process's /metrics (0 when absent);
-// name may carry a label selector, e.g. eventlake_ingest_state{state="paused"}.
+// metric reads a process's /metrics and returns the sample name, or the
+// sum of every series of name when it carries no label selector (e.g.
+// eventlake_ingest_state{state="paused"} or eventlake_ingest_pauses_total).
+// Anything but a value read fails the test: the endpoint not answering 200,
+// no such series, a value that does not parse. A sentinel such as -1 would
+// satisfy the callers' guards (`== 0`, `== 1`) on nothing.
 func metric(t *testing.T, p *th.Proc, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.Ready["http"] + "/metrics")
+	v, ok := scrapeMetric(t, p, name)
+	if !ok {
+		t.Fatalf("/metrics of pid %d at %s has no series %s", p.Pid(), p.Ready["http"], name)
+	}
+	return v
+}
+
+// metricOrZero is metric for a labelled counter (a *prometheus.CounterVec)
+// whose series appear only when first counted: no series means nothing was
+// counted yet, so 0. Every other failure still fails the test. Use it only
+// where 0 is the answer that makes the caller's check fail or is merely
+// logged, never to tolerate an absent plain counter or gauge.
+func metricOrZero(t *testing.T, p *th.Proc, name string) float64 {
+	t.Helper()
+	v, _ := scrapeMetric(t, p, name)
+	return v
+}
+
+// scrapeMetric reads name from a process's /metrics in the Prometheus text
+// format; ok is false when no series matched. It fails the test on an
+// HTTP error, a non-200 answer or a matching line it cannot parse.
+func scrapeMetric(t *testing.T, p *th.Proc, name string) (sum float64, ok bool) {
+	t.Helper()
+	url := "http://" + p.Ready["http"] + "/metrics"
+	// Bounded: a process that hangs fails the test instead of stalling it
+	// until the suite's timeout.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
 	if err != nil {
-		return -1
+		t.Fatalf("scrape %s (pid %d) for %s: %v", url, p.Pid(), name, err)
 	}
 	defer resp.Body.Close()
-	var sum float64
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s (pid %d) for %s: HTTP %d", url, p.Pid(), name, resp.StatusCode)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
+		// A sample line is `series value [timestamp]`; the series ends at
+		// the closing brace of its labels (label values may hold spaces),
+		// or at the first space when it has none.
+		end := strings.IndexByte(line, ' ')
+		if i := strings.IndexByte(line, '{'); i >= 0 && (end < 0 || i < end) {
+			end = strings.LastIndexByte(line, '}') + 1
+		}
+		if end <= 0 {
 			continue
 		}
-		key := f[0]
-		if key == name || (strings.HasPrefix(key, name+"{") && !strings.Contains(name, "{")) {
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
+		key := line[:end]
+		if key != name && !(strings.HasPrefix(key, name+"{") && !strings.Contains(name, "{")) {
+			continue
 		}
+		f := strings.Fields(line[end:])
+		if len(f) == 0 {
+			t.Fatalf("scrape %s (pid %d): no value in %q", url, p.Pid(), line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			t.Fatalf("scrape %s (pid %d): value of %q: %v", url, p.Pid(), line, err)
+		}
+		sum += v
+		ok = true
 	}
-	return sum
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scrape %s (pid %d): read: %v", url, p.Pid(), err)
+	}
+	return sum, ok
 }
 
 // jitter returns a duration in [lo, hi).

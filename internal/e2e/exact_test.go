@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,31 +49,47 @@ func TestHotColdExactness(t *testing.T) {
 			Revenue    string `json:"revenue"`
 			OrderCount int64  `json:"order_count"`
 		} `json:"rows"`
+		Error string `json:"error"`
+		Code  string `json:"code"`
 	}
 	var (
 		revenues []revenueAnswer
 		sqls     []th.SQLResult
 		counts   []th.SQLResult
+		revTally = newTally("revenue API")
+		sqlTally = newTally("SQL over orders")
+		cntTally = newTally("SQL over events")
 	)
 	revURL := api + "/v1/metrics/order_revenue_minute?from=2026-11-26T09:50:00Z&to=2026-11-26T10:10:00Z"
 	poll := func() {
 		var r revenueAnswer
-		if code := th.GetJSON(t, revURL, &r); code == 200 {
+		if revTally.note(askJSON(t, http.MethodGet, revURL, nil, &r), r.Code, r.Error) {
 			revenues = append(revenues, r)
 		}
-		if res, code := th.TrySQL(t, api, "SELECT kafka_partition, count(*), sum(amount) FROM orders GROUP BY 1"); code == 200 {
-			sqls = append(sqls, res)
-		}
-		if res, code := th.TrySQL(t, api, "SELECT kafka_topic, count(*) FROM events GROUP BY 1"); code == 200 {
-			counts = append(counts, res)
+		for _, q := range []struct {
+			sql   string
+			tally *tally
+			into  *[]th.SQLResult
+		}{
+			{"SELECT kafka_partition, count(*), sum(amount) FROM orders GROUP BY 1", sqlTally, &sqls},
+			{"SELECT kafka_topic, count(*) FROM events GROUP BY 1", cntTally, &counts},
+		} {
+			var res th.SQLResult
+			body, _ := json.Marshal(map[string]any{"sql": q.sql})
+			if q.tally.note(askJSON(t, http.MethodPost, api+"/v1/sql", body, &res), res.Code, res.Error) {
+				*q.into = append(*q.into, res)
+			}
 		}
 	}
+	pollStart := time.Now()
+	var prodDone time.Time
 	for {
 		poll()
 		if done, err := prod.Exited(); done {
 			if err != nil {
 				t.Fatalf("producer: %v\n%s", err, prod.Log())
 			}
+			prodDone = time.Now()
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -81,8 +99,29 @@ func TestHotColdExactness(t *testing.T) {
 		poll()
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(revenues) < 50 || len(sqls) < 50 {
-		t.Fatalf("only %d revenue and %d SQL answers collected", len(revenues), len(sqls))
+	pollEnd := time.Now()
+	t.Logf("polled for %v, the producer ran for the first %v", pollEnd.Sub(pollStart).Round(time.Millisecond), prodDone.Sub(pollStart).Round(time.Millisecond))
+	for _, a := range []*tally{revTally, sqlTally, cntTally} {
+		a.check(t, pollStart, prodDone, pollEnd)
+	}
+	// The answers saw the lake move while the producer ran: the hot tier
+	// hands the query service every event as soon as it is read, so the
+	// offsets an answer covers advance with the producer. One new state
+	// per 2 s of producing is lenient (30-100 were seen in a 10 s run) and
+	// still catches answers stuck on one view of the lake.
+	minStates := int(prodDone.Sub(pollStart) / (2 * time.Second))
+	for what, n := range map[string]int{
+		"revenue answers":         distinct(revenues, func(r revenueAnswer) any { return r.Watermark }),
+		"SQL answers over orders": distinct(sqls, func(r th.SQLResult) any { return string(r.Offsets["orders_raw"]) }),
+		"SQL answers over events": distinct(counts, func(r th.SQLResult) any {
+			return string(r.Offsets["orders_raw"]) + string(r.Offsets["inventory_raw"])
+		}),
+	} {
+		t.Logf("%s: %d distinct offsets", what, n)
+		if n < minStates {
+			t.Fatalf("%s covered %d distinct offsets while the producer ran %v; want at least %d (one per 2 s)",
+				what, n, prodDone.Sub(pollStart).Round(time.Millisecond), minStates)
+		}
 	}
 
 	log := readLog(t, broker, 100_000, "orders.created", "inventory.updated")
@@ -173,27 +212,12 @@ func TestHotColdExactness(t *testing.T) {
 		t.Fatalf("final revenue answer counts %d orders, the log holds %d", sum, len(orders))
 	}
 	// The run did cover rewrites of committed read-model rows: every
-	// re-aggregation that replaced files forces a full reload.
-	metrics := httpGet(t, api+"/metrics")
-	reloads := 0
-	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, `eventlake_streamer_read_model_loads_total{kind="full",table="order_revenue_minute"}`) {
-			f := strings.Fields(line)
-			reloads, _ = strconv.Atoi(f[len(f)-1])
-		}
+	// re-aggregation that replaced files forces a full reload. Both are
+	// counters per label set, absent until first counted: 0 fails below.
+	if reloads := metricOrZero(t, dev, `eventlake_streamer_read_model_loads_total{kind="full",table="order_revenue_minute"}`); reloads < 2 {
+		t.Fatalf("no re-aggregation rewrote the read model during the run (%v full loads); the test did not cover rewrites", reloads)
 	}
-	if reloads < 2 {
-		t.Fatalf("no re-aggregation rewrote the read model during the run (%d full loads); the test did not cover rewrites", reloads)
-	}
-	replaced := 0.0
-	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, "eventlake_compactor_files_replaced_total") {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			replaced += v
-		}
-	}
-	if replaced == 0 {
+	if replaced := metricOrZero(t, dev, "eventlake_compactor_files_replaced_total"); replaced == 0 {
 		t.Fatal("the compactor rewrote no file during the run; the test did not cover compaction")
 	}
 	t.Logf("checked %d revenue answers, %d order SQL answers and %d event SQL answers against %d orders", len(revenues), len(sqls), len(counts), len(orders))
@@ -213,4 +237,115 @@ func offsetsOf(t *testing.T, raw json.RawMessage, topic string) map[string]int64
 		return map[string]int64{}
 	}
 	return m[topic]
+}
+
+// tally counts one endpoint's answers during the polling.
+type tally struct {
+	what     string
+	good     int
+	first    time.Time // of the first good answer
+	notReady int       // 503 not_ready with Retry-After before the first good answer
+	bad      map[string]int
+	firstBad string
+}
+
+func newTally(what string) *tally { return &tally{what: what, bad: map[string]int{}} }
+
+// note records one answer and reports whether it is a good one (200).
+//
+// The only other answer accepted is the one the service gives while it
+// starts, before it has read the lake: 503 with code not_ready and a
+// Retry-After, and only before this endpoint's first good answer. Once a
+// generation of the lake is in service the service never goes back to
+// not_ready (a failed refresh keeps the tables it has), so a not_ready
+// after a good answer is a fault. Everything else is a fault at any time:
+// a 503 busy cannot happen to a test that sends one query at a time, and
+// table_unavailable, a timeout or a 500 is what the test is looking for.
+func (a *tally) note(ans answer, code, msg string) bool {
+	switch {
+	case ans.status == http.StatusOK:
+		if a.good == 0 {
+			a.first = time.Now()
+		}
+		a.good++
+		return true
+	case a.good == 0 && ans.status == http.StatusServiceUnavailable && code == "not_ready" && ans.retryAfter != "":
+		a.notReady++
+		return false
+	}
+	k := fmt.Sprintf("HTTP %d %s", ans.status, code)
+	if a.good > 0 {
+		k += " after a good answer"
+	}
+	if a.firstBad == "" {
+		a.firstBad = fmt.Sprintf("%s (Retry-After %q): %s", k, ans.retryAfter, msg)
+	}
+	a.bad[k]++
+	return false
+}
+
+// check fails the test on any unexpected answer, and unless the endpoint
+// answered all along: its first good answer must come while the producer
+// still ran (or the answers never saw the lake change), and then at least
+// one good answer per second of polling. Ingest, the streamer and the
+// compactor commit every second here, so fewer answers would leave
+// generations of the lake unchecked; the test polls every 20-50 ms, and a
+// working service answered 4-11 times a second per endpoint on a loaded
+// 2-core machine.
+func (a *tally) check(t *testing.T, pollStart, prodDone, pollEnd time.Time) {
+	t.Helper()
+	if len(a.bad) > 0 {
+		t.Fatalf("%s: unexpected answers %v; the first: %s", a.what, a.bad, a.firstBad)
+	}
+	if a.good == 0 || !a.first.Before(prodDone) {
+		t.Fatalf("%s: no good answer while the producer ran (%d good answers, %d not ready)", a.what, a.good, a.notReady)
+	}
+	t.Logf("%s: %d not ready, then %d good answers from %v on", a.what, a.notReady, a.good, a.first.Sub(pollStart).Round(time.Millisecond))
+	if want := int(pollEnd.Sub(a.first) / time.Second); a.good < want {
+		t.Fatalf("%s: %d good answers in the %v after the first; want at least one a second (%d)",
+			a.what, a.good, pollEnd.Sub(a.first).Round(time.Millisecond), want)
+	}
+}
+
+// answer is the status and Retry-After header of one HTTP answer.
+type answer struct {
+	status     int
+	retryAfter string
+}
+
+// askJSON sends a request (a JSON body when body is not nil) and decodes
+// the JSON answer into v whatever its status; a transport error or an
+// answer that is not JSON fails the test.
+func askJSON(t *testing.T, method, url string, body []byte, v any) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode %s %s (HTTP %d): %v", method, url, resp.StatusCode, err)
+	}
+	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+}
+
+func distinct[T any](s []T, key func(T) any) int {
+	seen := map[string]bool{}
+	for _, v := range s {
+		seen[fmt.Sprint(key(v))] = true
+	}
+	return len(seen)
 }
