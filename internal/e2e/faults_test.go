@@ -87,7 +87,7 @@ func TestFaultKillOneOfThree(t *testing.T) {
 // a batch that holds records, so while no producer runs it starts a short
 // one (seed *seed, then the next; its events join the ground truth); it
 // returns every producer to wait for.
-func (l *lake) awaitFailpoint(p *th.Proc, fp string, d time.Duration, prods []*th.Proc, seed *uint64) []*th.Proc {
+func (l *testLake) awaitFailpoint(p *th.Proc, fp string, d time.Duration, prods []*th.Proc, seed *uint64) []*th.Proc {
 	l.t.Helper()
 	th.Eventually(l.t, d, "failpoint "+fp, func() (bool, string) {
 		if done, _ := p.Exited(); done {
