@@ -119,7 +119,8 @@ func maintEnv() []string {
 
 // waitRows waits until the lake itself (not the hot tier, which shows
 // rows before ingest commits them) holds want rows in view ("events": the
-// raw tables; "dlq"), and the query API serves those snapshots.
+// raw tables; "dlq"), and the query API serves the tables' current
+// snapshots (those, or what maintenance committed on top of them).
 func (l *maintLake) waitRows(view string, want int) {
 	l.t.Helper()
 	tables := []string{"orders_raw", "inventory_raw"}
@@ -163,31 +164,66 @@ func (l *maintLake) committedRows(name string) int64 {
 }
 
 // waitServes waits until the query API answers from the table's current
-// snapshot.
+// snapshot, reading the current snapshot again on every poll: while the
+// compactor daemon runs it commits on top of the snapshot ingest made
+// current, often within the same refresh interval, and the query service
+// then serves the compaction's snapshot and never the superseded one. A
+// wait for the snapshot read once, before polling, could never end (that
+// was the "still serves snapshot ... after 60 s" failure of
+// TestCompactionUnderIngest; the query service was serving the current
+// snapshot).
 func (l *maintLake) waitServes(name string) {
 	l.t.Helper()
-	tbl, err := l.catalog.LoadTable(context.Background(), name)
-	if err != nil {
-		l.t.Fatal(err)
+	current := func() (int64, error) {
+		tbl, err := l.catalog.LoadTable(context.Background(), name)
+		if err != nil {
+			return 0, err
+		}
+		if tbl.CurrentSnapshot() == nil {
+			return 0, fmt.Errorf("table %s has no snapshot", name)
+		}
+		return tbl.CurrentSnapshot().SnapshotID, nil
 	}
-	want := tbl.CurrentSnapshot().SnapshotID
-	deadline := time.Now().Add(60 * time.Second)
+	served := func() int64 { return th.SQL(l.t, l.api, "SELECT 1").SnapshotID[name] }
+	seen, err := awaitServed(60*time.Second, 100*time.Millisecond, current, served)
+	if err != nil {
+		var warn []string
+		for _, line := range strings.Split(l.dev.Log(), "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				warn = append(warn, line)
+			}
+		}
+		l.t.Fatalf("%s: %v; warnings of dev:\n%s", name, err, tailString(strings.Join(warn, "\n"), 6000))
+	}
+	if len(seen) > 1 {
+		l.t.Logf("%s: commits landed while waiting for the query API; current snapshots seen, oldest first: %v", name, seen)
+	}
+}
+
+// awaitServed polls every interval until the snapshot the query API
+// serves equals the catalog's current one, both read again on every poll,
+// and gives up after timeout with an error naming the snapshots involved.
+// It returns the catalog's current snapshots it saw, oldest first.
+func awaitServed(timeout, interval time.Duration, current func() (int64, error), served func() int64) ([]int64, error) {
+	deadline := time.Now().Add(timeout)
+	var seen []int64 // the catalog's current snapshots, in the order seen
 	for {
-		r := th.SQL(l.t, l.api, "SELECT 1")
-		if r.SnapshotID[name] == want {
-			return
+		cur, err := current()
+		if err != nil {
+			return seen, fmt.Errorf("read the current snapshot: %w", err)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != cur {
+			seen = append(seen, cur)
+		}
+		got := served()
+		if got == cur {
+			return seen, nil
 		}
 		if time.Now().After(deadline) {
-			var warn []string
-			for _, line := range strings.Split(l.dev.Log(), "\n") {
-				if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
-					warn = append(warn, line)
-				}
-			}
-			l.t.Fatalf("the query API still serves snapshot %d of %s after 60 s, current is %d; warnings of dev:\n%s",
-				r.SnapshotID[name], name, want, tailString(strings.Join(warn, "\n"), 6000))
+			return seen, fmt.Errorf("the query API still serves snapshot %d after %v, the catalog's current is %d (its current snapshots while waiting, the last 10 oldest first: %v)",
+				got, timeout, cur, seen[max(0, len(seen)-10):])
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
