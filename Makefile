@@ -50,7 +50,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./internal/envelope/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=60s ./schema/
 
 # Benchmarks: prints a table and writes docs/BENCHMARKS.md (the scale-out
 # figures need versitygw and PostgreSQL, as the fault suite does).

@@ -12,8 +12,15 @@ import (
 	"github.com/eventlake/eventlake/lake"
 )
 
-// SummaryErasureID ties an erasure snapshot to its erasure_log rows.
-const SummaryErasureID = "eventlake.erasure-id"
+// Summary keys of erasure snapshots.
+const (
+	// SummaryErasureID ties an erasure snapshot to its erasure_log rows.
+	SummaryErasureID = "eventlake.erasure-id"
+	// SummaryErasureMinutes lists the event-time minutes of the rows an
+	// erasure removed from a raw table, so that a run that finds the rows
+	// gone can still re-aggregate the read models of those minutes.
+	SummaryErasureMinutes = "eventlake.erasure-minutes"
+)
 
 // ErrStale means a file the compactor meant to replace is no longer in
 // the table's current snapshot (another maintenance run replaced it); the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	icecat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventlake/eventlake/internal/failpoint"
@@ -174,6 +175,31 @@ func checkColdConfig(cfg Config, cat *lake.Catalog) error {
 	return nil
 }
 
+// tables are the configured tables and every raw table in the catalog
+// that is not among them (ingest creates the tables of topics taken by
+// pattern while it runs).
+func (c *Compactor) tables(ctx context.Context) ([]Table, error) {
+	out := slices.Clone(c.deps.Tables)
+	ns := table.Identifier{c.deps.Catalog.Config().Namespace}
+	for ident, err := range c.deps.Catalog.Iceberg().ListTables(ctx, ns) {
+		if err != nil {
+			return nil, fmt.Errorf("list tables: %w", err)
+		}
+		name := ident[len(ident)-1]
+		if slices.ContainsFunc(out, func(t Table) bool { return t.Name == name }) {
+			continue
+		}
+		tbl, err := c.deps.Catalog.LoadTable(ctx, name)
+		if err != nil {
+			continue // dropped meanwhile, or not loadable now: the next cycle sees it
+		}
+		if tbl.Properties()[lake.PropKind] == lake.KindRaw {
+			out = append(out, Table{Name: name, Role: RoleRaw})
+		}
+	}
+	return out, nil
+}
+
 // Close releases the rewrite engine.
 func (c *Compactor) Close() error { return c.eng.close() }
 
@@ -260,15 +286,19 @@ func (c *Compactor) RunOnce(ctx context.Context, opts Options) ([]TaskReport, er
 			}
 		}
 	}
-	tables := c.deps.Tables
+	all, err := c.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tables := all
 	if len(opts.Tables) > 0 {
 		tables = nil
 		for _, name := range opts.Tables {
-			i := slices.IndexFunc(c.deps.Tables, func(t Table) bool { return t.Name == name })
+			i := slices.IndexFunc(all, func(t Table) bool { return t.Name == name })
 			if i < 0 {
 				return nil, fmt.Errorf("table %q is not maintained by this compactor", name)
 			}
-			tables = append(tables, c.deps.Tables[i])
+			tables = append(tables, all[i])
 		}
 	}
 	var (

@@ -82,11 +82,11 @@ func TestPayloadHasUser(t *testing.T) {
 		{`{"user_id":7}`, false},
 		{`not json u-1`, true}, // cannot be parsed: erase rather than keep
 	} {
-		if got := payloadHasUser([]byte(tc.doc), "u-1"); got != tc.want {
+		if got := payloadHasUser([]byte(tc.doc), "u-1", map[string]bool{"user_id": true}); got != tc.want {
 			t.Errorf("payloadHasUser(%s) = %v, want %v", tc.doc, got, tc.want)
 		}
 	}
-	if !payloadHasUser([]byte(`{"user_id":7}`), "7") {
+	if !payloadHasUser([]byte(`{"user_id":7}`), "7", map[string]bool{"user_id": true}) {
 		t.Error("a numeric user_id spelled like the id is the user's")
 	}
 }
@@ -185,5 +185,29 @@ func TestPlanBinPacks(t *testing.T) {
 	}
 	if g := plan(&partition{files: []iceberg.DataFile{file("a", 10), file("big", 90)}}, target, 4); len(g) != 0 {
 		t.Fatalf("a lone small file is not worth a rewrite: %v", g)
+	}
+}
+
+func TestErasureMinutesRoundTrip(t *testing.T) {
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	var mins []time.Time
+	for _, d := range []int{0, 1, 2, 5, 9, 10, 600} {
+		mins = append(mins, base.Add(time.Duration(d)*time.Minute))
+	}
+	enc := encodeMinutes(mins)
+	got, err := decodeMinutes(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(mins) || strings.Count(enc, ",") != 3 {
+		t.Fatalf("%q decodes to %v", enc, got)
+	}
+	for i := range mins {
+		if !got[i].Equal(mins[i]) {
+			t.Fatalf("minute %d: %v, want %v", i, got[i], mins[i])
+		}
+	}
+	if _, err := decodeMinutes("5-3"); err == nil {
+		t.Fatal("a reversed run decoded")
 	}
 }

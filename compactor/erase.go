@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -56,6 +58,9 @@ type EraseTableReport struct {
 	// Expired and Deleted are filled once the old snapshots are purged.
 	SnapshotsExpired int `json:"snapshots_expired"`
 	FilesDeleted     int `json:"files_deleted"`
+	// NotSearched says why a table was not searched (no column of it is
+	// known to identify a person).
+	NotSearched string `json:"not_searched,omitempty"`
 }
 
 // EraseReport is the outcome of an erasure.
@@ -79,8 +84,12 @@ type EraseReport struct {
 // are rewritten without the user's rows (copy on write); a file left
 // empty is dropped. A row is the user's when:
 //
-//   - raw tables: its user_id column equals the id, or its payload JSON
-//     has a "user_id" member (at any depth) whose value is the id;
+//   - raw tables: one of its subject columns (the properties the
+//     schemas of its event types mark with x-eventlake-subject, listed in
+//     the table property eventlake.subject-columns) equals the id, or its
+//     payload JSON has a member of such a property's name (at any depth)
+//     whose value is the id; a raw table with no subject column is not
+//     searched, and the report says so;
 //   - dead letters: the id occurs in its raw bytes, detail or key as a
 //     whole token (not inside a longer id: "u-1" does not match "u-12").
 //
@@ -106,11 +115,32 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	log := c.log.With(logErasureID, rep.ErasureID)
 	log.Info("erasure started", logRequestedBy, req.RequestedBy, logDryRun, req.DryRun)
 	var erased []Erased
-	for _, t := range c.deps.Tables {
+	tables, err := c.tables(ctx)
+	if err != nil {
+		return rep, err
+	}
+	// A property that identifies a person in one event type's schema is
+	// looked for in the payloads of every raw table: an erasure should
+	// rather match too much than miss a copy of the id nested in another
+	// type's payload.
+	props := map[string]bool{}
+	for _, t := range tables {
+		if t.Role != RoleRaw {
+			continue
+		}
+		tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
+		if err != nil {
+			continue // not created yet
+		}
+		for _, sc := range subjectColumns(tbl) {
+			props[sc.property] = true
+		}
+	}
+	for _, t := range tables {
 		if t.Role != RoleRaw && t.Role != RoleDLQ {
 			continue
 		}
-		tr, minutes, err := c.eraseTable(ctx, t, req, rep.ErasureID)
+		tr, minutes, err := c.eraseTable(ctx, t, req, rep.ErasureID, props)
 		if errors.Is(err, errNoTable) {
 			continue
 		}
@@ -120,6 +150,14 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 		rep.Tables = append(rep.Tables, *tr)
 		if tr.Rows > 0 && t.Role == RoleRaw {
 			erased = append(erased, Erased{Table: t.Name, Minutes: minutes, Rows: tr.Rows})
+		} else if t.Role == RoleRaw && !req.DryRun {
+			// An earlier erasure committed on this table and was stopped
+			// before it re-aggregated the read models and purged: finish
+			// it (its minutes are in its snapshot's summary).
+			if e, ok := c.unfinishedErasure(ctx, t.Name); ok {
+				erased = append(erased, e)
+				log.Info("completing an interrupted erasure", logkey.Table, t.Name, logMinutes, len(e.Minutes))
+			}
 		}
 		log.Info("table erased", logkey.Table, t.Name, logkey.Rows, tr.Rows, logkey.Files, tr.FilesRewritten,
 			logkey.SnapshotID, tr.SnapshotAfter, logDryRun, req.DryRun)
@@ -153,17 +191,26 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	}
 
 	// Purge: let running queries finish, then expire everything older
-	// than the erasure snapshots and delete the files only they held.
+	// than the erasure snapshots and delete the files only they held. A
+	// table this run did not change is purged too when an earlier erasure
+	// committed on it but did not purge (a crash between the two): its
+	// older snapshots may still hold the subject's data.
+	through := map[string]int64{} // table -> purge the snapshots older than this one
 	var latest time.Time
 	for _, tr := range rep.Tables {
-		if tr.FilesRewritten == 0 {
-			continue
-		}
 		tbl, err := c.deps.Catalog.LoadTable(ctx, tr.Table)
 		if err != nil {
 			return rep, err
 		}
-		if s := tbl.SnapshotByID(tr.SnapshotAfter); s != nil && time.UnixMilli(s.TimestampMs).After(latest) {
+		sid, ok := tr.SnapshotAfter, tr.FilesRewritten > 0
+		if !ok {
+			sid, ok = unpurgedErasure(tbl)
+		}
+		if !ok {
+			continue
+		}
+		through[tr.Table] = sid
+		if s := tbl.SnapshotByID(sid); s != nil && time.UnixMilli(s.TimestampMs).After(latest) {
 			latest = time.UnixMilli(s.TimestampMs)
 		}
 	}
@@ -173,17 +220,17 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 			log.Info("waiting for queries on the old snapshots to finish before purging", logWait, wait.Round(time.Millisecond))
 			select {
 			case <-ctx.Done():
-				return rep, fmt.Errorf("erasure committed but not purged (run `eventlake compact expire` later): %w", ctx.Err())
+				return rep, fmt.Errorf("erasure committed but not purged (run it again to purge): %w", ctx.Err())
 			case <-time.After(wait):
 			}
 		}
 	}
 	for i := range rep.Tables {
 		tr := &rep.Tables[i]
-		if tr.FilesRewritten == 0 {
+		sid, ok := through[tr.Table]
+		if !ok {
 			continue
 		}
-		sid := tr.SnapshotAfter
 		xr, err := c.expireKeeping(ctx, tr.Table, false, func(tbl *table.Table) int {
 			return ancestorsThrough(tbl, sid)
 		})
@@ -197,6 +244,87 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	}
 	log.Info("erasure done")
 	return rep, readModelErr
+}
+
+// unfinishedErasure returns the minutes of the newest erasure of a raw
+// table that was not purged (see unpurgedErasure).
+func (c *Compactor) unfinishedErasure(ctx context.Context, name string) (Erased, bool) {
+	tbl, err := c.deps.Catalog.LoadTable(ctx, name)
+	if err != nil {
+		return Erased{}, false
+	}
+	sid, ok := unpurgedErasure(tbl)
+	if !ok {
+		return Erased{}, false
+	}
+	s := tbl.SnapshotByID(sid)
+	if s == nil || s.Summary == nil {
+		return Erased{}, false
+	}
+	mins, err := decodeMinutes(s.Summary.Properties[SummaryErasureMinutes])
+	if err != nil || len(mins) == 0 {
+		return Erased{}, false
+	}
+	return Erased{Table: name, Minutes: mins}, true
+}
+
+// encodeMinutes writes event-time minutes as runs "first-last" of unix
+// minutes, comma separated (a user's events are clustered in time).
+func encodeMinutes(mins []time.Time) string {
+	var b strings.Builder
+	for i := 0; i < len(mins); {
+		first := mins[i].Unix() / 60
+		last := first
+		j := i + 1
+		for j < len(mins) && mins[j].Unix()/60 == last+1 {
+			last++
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d-%d", first, last)
+		i = j
+	}
+	return b.String()
+}
+
+// decodeMinutes reads what encodeMinutes wrote.
+func decodeMinutes(s string) ([]time.Time, error) {
+	var out []time.Time
+	for _, run := range strings.Split(s, ",") {
+		if run == "" {
+			continue
+		}
+		a, b, ok := strings.Cut(run, "-")
+		first, err1 := strconv.ParseInt(a, 10, 64)
+		last, err2 := strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || last < first || last-first > 1<<20 {
+			return nil, fmt.Errorf("bad minute run %q", run)
+		}
+		for m := first; m <= last; m++ {
+			out = append(out, time.Unix(m*60, 0).UTC())
+		}
+	}
+	return out, nil
+}
+
+// unpurgedErasure returns the newest erasure snapshot among the table's
+// current snapshot and its ancestors that still has older ancestors (an
+// erasure whose purge did not run), and whether there is one.
+func unpurgedErasure(tbl *table.Table) (int64, bool) {
+	md := tbl.Metadata()
+	s := md.CurrentSnapshot()
+	for i := 0; s != nil && i <= len(md.Snapshots()); i++ {
+		if s.Summary != nil && s.Summary.Properties[SummaryErasureID] != "" {
+			return s.SnapshotID, s.ParentSnapshotID != nil && md.SnapshotByID(*s.ParentSnapshotID) != nil
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return 0, false
 }
 
 // ancestorsThrough counts the current snapshot and its ancestors down to
@@ -217,7 +345,7 @@ var errNoTable = errors.New("no such table")
 
 // eraseTable rewrites the files of one table holding the user's rows, in
 // one commit, and returns the event-time minutes of the removed rows.
-func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, erasureID string) (*EraseTableReport, []time.Time, error) {
+func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, erasureID string, props map[string]bool) (*EraseTableReport, []time.Time, error) {
 	for attempt := 1; ; attempt++ {
 		tbl, err := c.deps.Catalog.LoadTable(ctx, t.Name)
 		if err != nil {
@@ -229,6 +357,11 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 		tr := &EraseTableReport{Table: t.Name}
 		if s := tbl.CurrentSnapshot(); s != nil {
 			tr.SnapshotBefore, tr.SnapshotAfter = s.SnapshotID, s.SnapshotID
+		}
+		subjects := subjectColumns(tbl)
+		if t.Role == RoleRaw && len(subjects) == 0 && len(props) == 0 {
+			tr.NotSearched = "no schema marks a property as the data subject (x-eventlake-subject)"
+			return tr, nil, nil
 		}
 		parts, _, err := livePartitions(ctx, tbl)
 		if err != nil {
@@ -244,7 +377,7 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 		)
 		for _, p := range parts {
 			for _, f := range p.files {
-				rows, mins, err := matchRows(ctx, fs, f.FilePath(), t.Role, req.UserID)
+				rows, mins, err := matchRows(ctx, fs, f.FilePath(), t.Role, req.UserID, subjects, props)
 				if err != nil {
 					c.discard(ctx, tbl, add)
 					return nil, nil, err
@@ -287,7 +420,11 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 		if len(remove) == 0 || req.DryRun {
 			return tr, mins, nil
 		}
-		newTbl, err := c.replace(ctx, t.Name, TaskErase, remove, add, false, iceberg.Properties{SummaryErasureID: erasureID})
+		summary := iceberg.Properties{SummaryErasureID: erasureID}
+		if t.Role == RoleRaw {
+			summary[SummaryErasureMinutes] = encodeMinutes(mins)
+		}
+		newTbl, err := c.replace(ctx, t.Name, TaskErase, remove, add, false, summary)
 		if errors.Is(err, ErrStale) && attempt < 5 {
 			// Compaction replaced a file meanwhile: scan again.
 			c.discard(ctx, tbl, add)
@@ -313,9 +450,26 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 	}
 }
 
-// matchRows returns the row numbers of a data file that belong to the
-// user, and for raw rows their event-time minutes.
-func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string) (rows []int64, minutes []int64, err error) {
+// subjectColumn is a column that identifies a person, and the payload
+// property it holds.
+type subjectColumn struct{ column, property string }
+
+// subjectColumns are the columns of a table that identify a person (the
+// schemas' x-eventlake-subject annotation, recorded by ingest in the
+// table's properties).
+func subjectColumns(tbl *table.Table) []subjectColumn {
+	var out []subjectColumn
+	for _, sc := range lake.SubjectColumnsOf(tbl.Properties()) {
+		out = append(out, subjectColumn{column: sc.Column, property: sc.Property})
+	}
+	return out
+}
+
+// matchRows returns the rows of a data file that belong to the user, and
+// for raw rows their event-time minutes: userID in one of the subject
+// columns, or (raw tables) in a payload member named one of props at any
+// depth; dead letters by a whole-token match.
+func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string, subjects []subjectColumn, props map[string]bool) (rows []int64, minutes []int64, err error) {
 	f, err := fs.Open(location)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", location, err)
@@ -376,10 +530,12 @@ func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string) 
 	}
 	switch role {
 	case RoleRaw:
-		if err := mark(lake.ColUserID, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
-			return nil, nil, err
+		for _, sc := range subjects {
+			if err := mark(sc.column, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
+				return nil, nil, err
+			}
 		}
-		if err := mark(lake.ColPayload, func(v []byte) bool { return bytes.Contains(v, id) && payloadHasUser(v, userID) }); err != nil {
+		if err := mark(lake.ColPayload, func(v []byte) bool { return bytes.Contains(v, id) && payloadHasUser(v, userID, props) }); err != nil {
 			return nil, nil, err
 		}
 	case RoleDLQ:
@@ -424,10 +580,10 @@ func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string) 
 	return rows, minutes, nil
 }
 
-// payloadHasUser reports whether a JSON document has a "user_id" member
-// at any depth whose value is userID (a string, or a number spelled the
-// same).
-func payloadHasUser(doc []byte, userID string) bool {
+// payloadHasUser reports whether a JSON document has a member named one
+// of props at any depth whose value is userID (a string, or a number
+// spelled the same).
+func payloadHasUser(doc []byte, userID string, props map[string]bool) bool {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
@@ -441,7 +597,7 @@ func payloadHasUser(doc []byte, userID string) bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if k == lake.ColUserID {
+				if props[k] {
 					switch s := x.(type) {
 					case string:
 						if s == userID {

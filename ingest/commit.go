@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -71,7 +72,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	for topic, ts := range ing.topics {
 		files, err := ts.w.finishFiles()
 		if err != nil {
-			return ing.abort(ctx, fmt.Errorf("close files of %s: %w", ts.cfg.Table, err))
+			return ing.abort(ctx, fmt.Errorf("close files of %s: %w", ts.w.name, err))
 		}
 		rawFiles[topic] = files
 	}
@@ -271,28 +272,35 @@ func (ing *Ingester) loadBases(ctx context.Context, parts map[string][]int32) (m
 	if err != nil {
 		return nil, err
 	}
-	if len(ing.dlq.parts) == 0 {
+	if !ing.dlq.pending() {
 		if err := ing.dlq.setTable(dlqTbl); err != nil {
 			return nil, err
 		}
 	}
 	out := map[string]map[int32]kgo.Offset{}
 	for topic, ps := range parts {
-		ts := ing.topics[topic]
+		ts, err := ing.topic(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
 		if ts == nil {
-			continue
+			continue // a topic the layout does not take
 		}
-		tbl, err := ing.deps.Catalog.LoadTable(ctx, ts.cfg.Table)
-		if err != nil {
+		stored := lake.Offsets{}
+		tbl, err := ing.deps.Catalog.LoadTable(ctx, ts.w.name)
+		switch {
+		case errors.Is(err, icecat.ErrNoSuchTable):
+			// Created on its first event.
+		case err != nil:
 			return nil, err
-		}
-		stored, err := lake.StoredOffsets(tbl)
-		if err != nil {
-			return nil, err
-		}
-		if len(ts.w.parts) == 0 {
-			if err := ts.w.setTable(tbl); err != nil {
+		default:
+			if stored, err = lake.StoredOffsets(tbl); err != nil {
 				return nil, err
+			}
+			if !ts.w.pending() {
+				if err := ts.w.setTable(tbl); err != nil {
+					return nil, err
+				}
 			}
 		}
 		out[topic] = map[int32]kgo.Offset{}

@@ -6,15 +6,8 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
-
-// TopicConfig routes one Kafka topic to its raw table.
-type TopicConfig struct {
-	Topic string `yaml:"topic"`
-	Table string `yaml:"table"`
-	// Kind selects the typed payload columns: orders, inventory, generic.
-	Kind string `yaml:"kind"`
-}
 
 // Config configures the ingester.
 type Config struct {
@@ -28,21 +21,35 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
-	// Topics maps topics to raw tables.
-	Topics []TopicConfig `yaml:"topics"`
+
+	// Topics maps topics to raw tables explicitly.
+	Topics []lake.TopicTable `yaml:"topics"`
+	// TopicPattern also takes every topic it matches (a Go regexp,
+	// anchored), picked up while ingest runs: a new matching topic is
+	// consumed within TopicRefresh and its table is created on its first
+	// event, named lake.TableName(topic).
+	TopicPattern string `yaml:"topic_pattern"`
+	// ExcludeTopics are never taken by the pattern.
+	ExcludeTopics []string `yaml:"exclude_topics"`
+	// TopicRefresh is how often the cluster is asked for new topics (with
+	// a pattern).
+	TopicRefresh time.Duration `yaml:"topic_refresh"`
 	// DLQTable receives every rejected message.
 	DLQTable string `yaml:"dlq_table"`
 	// DLQTopic, if set, also receives every rejected message (after it is
 	// committed to DLQTable), with reason headers.
 	DLQTopic string `yaml:"dlq_topic"`
 
+	// Contract is the envelope contract every message is checked against
+	// (max_message_bytes, max_future, min_event_time,
+	// max_identifier_bytes, unknown_types). The hot tier uses the same.
+	Contract schema.Contract `yaml:",inline"`
+
 	// A batch is flushed and committed when any of these is reached.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	FlushRows     int           `yaml:"flush_rows"`
 	FlushBytes    int64         `yaml:"flush_bytes"`
 
-	// MaxMessageBytes rejects larger message values (reason "oversize").
-	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// DedupeWindow is how many offsets of a partition are looked back to
 	// drop producer retries: an event whose event_id occurred in the same
 	// partition within that many offsets is a duplicate (see
@@ -64,10 +71,10 @@ type Config struct {
 }
 
 // DefaultTopics are the topics and tables of the canonical event streams.
-func DefaultTopics() []TopicConfig {
-	return []TopicConfig{
-		{Topic: "orders.created", Table: "orders_raw", Kind: lake.KindOrders},
-		{Topic: "inventory.updated", Table: "inventory_raw", Kind: lake.KindInventory},
+func DefaultTopics() []lake.TopicTable {
+	return []lake.TopicTable{
+		{Topic: "orders.created", Table: "orders_raw"},
+		{Topic: "inventory.updated", Table: "inventory_raw"},
 	}
 }
 
@@ -79,8 +86,11 @@ func (c *Config) Defaults() {
 	if c.Group == "" {
 		c.Group = "eventlake-ingest"
 	}
-	if len(c.Topics) == 0 {
+	if len(c.Topics) == 0 && c.TopicPattern == "" {
 		c.Topics = DefaultTopics()
+	}
+	if c.TopicRefresh == 0 {
+		c.TopicRefresh = 5 * time.Second
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 15 * time.Second
@@ -88,6 +98,7 @@ func (c *Config) Defaults() {
 	if c.DLQTable == "" {
 		c.DLQTable = "dlq"
 	}
+	c.Contract.Defaults()
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 2 * time.Second
 	}
@@ -96,9 +107,6 @@ func (c *Config) Defaults() {
 	}
 	if c.FlushBytes == 0 {
 		c.FlushBytes = 128 << 20
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = 1 << 20
 	}
 	if c.DedupeWindow == 0 {
 		c.DedupeWindow = 100_000
@@ -120,32 +128,21 @@ func (c *Config) Defaults() {
 	}
 }
 
+// Layout is the table layout this configuration describes.
+func (c *Config) Layout() (*lake.Layout, error) {
+	return lake.NewLayout(lake.LayoutConfig{Topics: c.Topics, Pattern: c.TopicPattern, Exclude: c.ExcludeTopics, DLQ: c.DLQTable})
+}
+
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.Group == "" {
 		return errors.New("ingest.group is required")
 	}
-	if len(c.Topics) == 0 {
-		return errors.New("ingest.topics: at least one topic is required")
+	if _, err := c.Layout(); err != nil {
+		return err
 	}
-	seenTopic, seenTable := map[string]bool{}, map[string]bool{c.DLQTable: true}
-	for i, t := range c.Topics {
-		if t.Topic == "" || t.Table == "" {
-			return fmt.Errorf("ingest.topics[%d]: topic and table are required", i)
-		}
-		if seenTopic[t.Topic] {
-			return fmt.Errorf("ingest.topics[%d]: topic %q listed twice", i, t.Topic)
-		}
-		if seenTable[t.Table] {
-			return fmt.Errorf("ingest.topics[%d]: table %q is used twice (one raw table per topic, distinct from dlq_table)", i, t.Table)
-		}
-		if _, err := lake.RawTableDef(t.Table, t.Topic, t.Kind); err != nil {
-			return fmt.Errorf("ingest.topics[%d]: %w", i, err)
-		}
-		seenTopic[t.Topic], seenTable[t.Table] = true, true
-	}
-	if c.DLQTable == "" {
-		return errors.New("ingest.dlq_table is required")
+	if err := c.Contract.Validate(); err != nil {
+		return fmt.Errorf("ingest.%w", err)
 	}
 	switch {
 	case c.FlushInterval < 10*time.Millisecond:
@@ -154,14 +151,14 @@ func (c *Config) Validate() error {
 		return errors.New("ingest.flush_rows must be positive")
 	case c.FlushBytes < 1<<10:
 		return errors.New("ingest.flush_bytes must be at least 1KiB")
-	case c.MaxMessageBytes < 64:
-		return errors.New("ingest.max_message_bytes must be at least 64")
 	case c.DedupeWindow < 0:
 		return errors.New("ingest.dedupe_window must not be negative")
 	case c.SessionTimeout < 6*time.Second:
 		return errors.New("ingest.session_timeout must be at least 6s (brokers refuse shorter ones)")
 	case c.FetchMaxBytes < 1<<20:
 		return errors.New("ingest.fetch_max_bytes must be at least 1MiB")
+	case c.TopicRefresh < 100*time.Millisecond:
+		return errors.New("ingest.topic_refresh must be at least 100ms")
 	}
 	return nil
 }

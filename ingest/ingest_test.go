@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventlake/eventlake/internal/broker"
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // startBroker starts eventlake's embedded broker (kfake, a Kafka-protocol
@@ -49,10 +48,10 @@ func openCatalog(t *testing.T, dir string) *lake.Catalog {
 
 func orderEvent(i int, ts time.Time) []byte {
 	payload := fmt.Appendf(nil, `{"order_id":"o-%d","user_id":"u-%d","product_id":"p-%d","quantity":%d,"amount":`, i, i%7, i%5, 1+i%3)
-	payload = envelope.AppendDecimal2(payload, int64(100+i))
+	payload = schema.AppendDecimal2(payload, int64(100+i))
 	payload = append(payload, '}')
-	e := envelope.Envelope{EventID: fmt.Sprintf("ev-%d", i), Source: "test", Type: envelope.TypeOrderCreated,
-		Timestamp: ts, Payload: payload, Metadata: envelope.Metadata{TraceID: "t", SpanID: "s"}}
+	e := schema.Envelope{EventID: fmt.Sprintf("ev-%d", i), Source: "test", Type: "order.created",
+		Timestamp: ts, Payload: payload, Metadata: schema.Metadata{TraceID: "t", SpanID: "s"}}
 	return e.AppendJSON(nil)
 }
 
@@ -118,7 +117,7 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 	run := func(wantRaw, wantDLQ int) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cfg := Config{FlushInterval: 100 * time.Millisecond}
-		ing, err := New(cfg, Deps{Catalog: cat, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+		ing, err := New(cfg, Deps{Catalog: cat, Codecs: schema.Fixed{S: schema.NewSet(schema.ShippedVersions(), nil)}, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatal(err)
@@ -183,5 +182,5 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 	if got := off.Total(); got != int64(len(recs)+3) {
 		t.Fatalf("stored offsets total %d, want %d (every record consumed)", got, len(recs)+3)
 	}
-	_ = filepath.Join
+
 }

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	icecat "github.com/apache/iceberg-go/catalog"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,15 +20,20 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // Deps are the ingester's collaborators.
 type Deps struct {
 	Catalog *lake.Catalog
+	// Layout names the raw tables (built from the same Config).
+	Layout *lake.Layout
+	// Codecs are the compiled schemas events are checked against (a
+	// schema.Resolver following the registry).
+	Codecs schema.Codecs
 	// KafkaOpts connect to the cluster (seed brokers, client id, TLS...).
 	KafkaOpts []kgo.Opt
 	Logger    *slog.Logger
@@ -45,8 +54,9 @@ type Ingester struct {
 	topics    map[string]*topicState
 	dlq       *tableWriter
 	enc       *encoder
-	dec       envelope.Decoder
-	ev        envelope.Event
+	dec       *schema.Decoder
+	ev        schema.Event
+	fileOpts  lake.FileOptions
 	dd        *dedupe.Set
 	committer *lake.Committer
 
@@ -71,7 +81,7 @@ type Ingester struct {
 
 // topicState is one topic's raw table and its batch state.
 type topicState struct {
-	cfg   TopicConfig
+	topic string
 	w     *tableWriter
 	base  lake.Offsets // stored raw offsets for owned partitions
 	dirty lake.Offsets // offsets consumed since the last raw commit
@@ -82,12 +92,12 @@ type batch struct {
 	started time.Time
 	records int
 	bytes   int64
-	end     lake.Offsets            // next offset per partition consumed in this batch
-	dlqRows []dlqRow                // rejected messages, kept for the optional DLQ topic
-	reasons map[envelope.Reason]int // rejected messages by reason, counted once committed
+	end     lake.Offsets          // next offset per partition consumed in this batch
+	dlqRows []dlqRow              // rejected messages, kept for the optional DLQ topic
+	reasons map[schema.Reason]int // rejected messages by reason, counted once committed
 }
 
-func (b *batch) reset() { *b = batch{end: lake.Offsets{}, reasons: map[envelope.Reason]int{}} }
+func (b *batch) reset() { *b = batch{end: lake.Offsets{}, reasons: map[schema.Reason]int{}} }
 
 // New builds an ingester; Run starts it.
 func New(cfg Config, deps Deps) (*Ingester, error) {
@@ -97,6 +107,16 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	}
 	if deps.Catalog == nil {
 		return nil, errors.New("ingest: a catalog is required")
+	}
+	if deps.Codecs == nil {
+		return nil, errors.New("ingest: schemas (codecs) are required")
+	}
+	if deps.Layout == nil {
+		l, err := cfg.Layout()
+		if err != nil {
+			return nil, err
+		}
+		deps.Layout = l
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -114,7 +134,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		m:        newMetrics(deps.Registry),
 		rec:      newRecoveryMetrics(deps.Registry),
 		topics:   map[string]*topicState{},
-		dec:      envelope.Decoder{MaxBytes: cfg.MaxMessageBytes},
+		dec:      schema.NewDecoder(cfg.Contract, deps.Codecs),
 		dd:       dedupe.New(int64(cfg.DedupeWindow)),
 		baseDLQ:  lake.Offsets{},
 		assigned: map[string]map[int32]bool{},
@@ -155,13 +175,13 @@ func (ing *Ingester) Ready() error {
 // Run consumes until ctx is canceled, then flushes and commits what it holds
 // (bounded by ShutdownTimeout) and leaves the group.
 func (ing *Ingester) Run(ctx context.Context) error {
+	ing.enc = newEncoder(2, 2) // before the tables: their writers use it
 	if err := ing.openTablesRetrying(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down while starting: nothing was consumed
 		}
 		return err
 	}
-	ing.enc = newEncoder(2, 2)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range ing.enc.workers {
 		g.Go(func() error { ing.enc.run(i); return nil })
@@ -174,51 +194,92 @@ func (ing *Ingester) Run(ctx context.Context) error {
 }
 
 func (ing *Ingester) openTables(ctx context.Context) error {
-	mem := memory.DefaultAllocator
-	opts := lake.FileOptions{
+	ing.fileOpts = lake.FileOptions{
 		RowGroupRows: ing.cfg.RowGroupRows,
+		// Ids and verbatim JSON are nearly unique: a dictionary only costs
+		// CPU. Typed payload columns keep dictionaries (product ids, enums
+		// and small numbers compress well with them).
 		NoDictionary: []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID,
-			lake.ColSpanID, lake.ColOrderID, lake.ColRaw, lake.ColDetail},
+			lake.ColSpanID, lake.ColRaw, lake.ColDetail},
 		NoStats:      []string{lake.ColPayload, lake.ColMetadata, lake.ColRaw, lake.ColDetail},
 		DeltaColumns: []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt},
 	}
-	for _, tc := range ing.cfg.Topics {
-		def, err := lake.RawTableDef(tc.Table, tc.Topic, tc.Kind)
-		if err != nil {
+	// Explicitly mapped topics get their writers now (their tables are
+	// created on their first event, like those taken by pattern).
+	for _, tt := range ing.deps.Layout.Topics() {
+		if _, err := ing.topic(ctx, tt.Topic); err != nil {
 			return err
 		}
-		tbl, err := ing.deps.Catalog.EnsureTable(ctx, def)
-		if err != nil {
-			return err
-		}
-		w, err := newTableWriter(tc.Table, false, tbl, opts, mem, nil)
-		if err != nil {
-			return err
-		}
-		ing.topics[tc.Topic] = &topicState{cfg: tc, w: w, base: lake.Offsets{}, dirty: lake.Offsets{}}
 	}
 	tbl, err := ing.deps.Catalog.EnsureTable(ctx, lake.DLQTableDef(ing.cfg.DLQTable))
 	if err != nil {
 		return err
 	}
-	ing.dlq, err = newTableWriter(ing.cfg.DLQTable, true, tbl, opts, mem, nil)
+	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
 	return err
+}
+
+// topic returns the state of a topic eventlake takes, creating it (and
+// loading its table, if it exists) the first time; nil for a topic the
+// layout does not take.
+func (ing *Ingester) topic(ctx context.Context, topic string) (*topicState, error) {
+	if ts := ing.topics[topic]; ts != nil {
+		return ts, nil
+	}
+	name, ok := ing.deps.Layout.TableFor(topic)
+	if !ok {
+		return nil, nil
+	}
+	tbl, err := ing.deps.Catalog.LoadTable(ctx, name)
+	if errors.Is(err, icecat.ErrNoSuchTable) {
+		tbl, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
+	if err != nil {
+		return nil, err
+	}
+	ts := &topicState{topic: topic, w: w, base: lake.Offsets{}, dirty: lake.Offsets{}}
+	ing.topics[topic] = ts
+	return ts, nil
+}
+
+// subscription are the consumer options that select the topics: the
+// explicit ones, and with a pattern every matching topic, found again
+// every TopicRefresh.
+func (ing *Ingester) subscription() []kgo.Opt {
+	var names []string
+	for _, t := range ing.deps.Layout.Topics() {
+		names = append(names, t.Topic)
+	}
+	re := ing.deps.Layout.Pattern()
+	if re == nil {
+		return []kgo.Opt{kgo.ConsumeTopics(names...)}
+	}
+	patterns := []string{re.String()}
+	for _, n := range names {
+		patterns = append(patterns, "^"+regexp.QuoteMeta(n)+"$")
+	}
+	excl := []string{"^_.*"}
+	for _, t := range ing.cfg.ExcludeTopics {
+		excl = append(excl, "^"+regexp.QuoteMeta(t)+"$")
+	}
+	return []kgo.Opt{kgo.ConsumeRegex(), kgo.ConsumeTopics(patterns...), kgo.ConsumeExcludeTopics(excl...),
+		kgo.MetadataMaxAge(ing.cfg.TopicRefresh), kgo.MetadataMinAge(min(ing.cfg.TopicRefresh, time.Second))}
 }
 
 func (ing *Ingester) topicNames() []string {
 	var ts []string
-	for _, tc := range ing.cfg.Topics {
-		ts = append(ts, tc.Topic)
+	for t := range ing.topics {
+		ts = append(ts, t)
 	}
+	slices.Sort(ts)
 	return ts
 }
 
 func (ing *Ingester) consume(ctx context.Context) error {
-	for _, ts := range ing.topics {
-		ts.w.enc = ing.enc
-	}
-	ing.dlq.enc = ing.enc
-
 	// The client's own context outlives ctx (the final flush and the
 	// leave still talk to Kafka) and is canceled by leave.
 	kctx, kcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -228,18 +289,18 @@ func (ing *Ingester) consume(ctx context.Context) error {
 		kgo.WithContext(kctx),
 		kgo.ConsumerGroup(ing.cfg.Group),
 		kgo.SessionTimeout(ing.cfg.SessionTimeout),
-		kgo.ConsumeTopics(ing.topicNames()...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(ing.cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(max(ing.cfg.FetchMaxBytes/4, int32(ing.cfg.MaxMessageBytes)+1<<10)),
+		kgo.FetchMaxPartitionBytes(max(ing.cfg.FetchMaxBytes/4, int32(ing.cfg.Contract.MaxMessageBytes)+1<<10)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(ing.adjustOffsets),
 		kgo.OnPartitionsAssigned(ing.onAssigned),
 		kgo.OnPartitionsRevoked(ing.onRevoked),
 		kgo.OnPartitionsLost(ing.onLost),
 	)
+	opts = append(opts, ing.subscription()...)
 	if ing.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(ing.cfg.InstanceID))
 	}
@@ -253,7 +314,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	ing.m.setState("consuming")
 	ing.consuming.Store(true)
 	defer ing.consuming.Store(false)
-	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "dlq_table", ing.cfg.DLQTable)
+	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "topic_pattern", ing.cfg.TopicPattern, "dlq_table", ing.cfg.DLQTable)
 
 	runErr := ing.loop(ctx, cl)
 	ing.consuming.Store(false) // draining from here on
@@ -345,7 +406,7 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 		}
 		ts := ing.topics[p.Topic]
 		if ts == nil || !ing.assigned[p.Topic][p.Partition] {
-			return
+			return // not assigned (any more), or not a topic eventlake takes
 		}
 		// Offset bookkeeping is per partition, not per record.
 		var f fence
@@ -379,10 +440,11 @@ type fence struct {
 }
 
 func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, nowMicros int64, f *fence) error {
+	recTs := r.Timestamp.UnixMicro()
 	if f.hasRaw && r.Offset < f.raw {
 		// Already in the lake: read again only to warm the dedupe window
 		// (consumption starts dedupe_window offsets early).
-		if ing.dec.Decode(r.Value, &ing.ev) == nil {
+		if ing.dec.Decode(r.Value, recTs, &ing.ev) == nil {
 			ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID)
 		}
 		return nil
@@ -391,26 +453,42 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 	b.records++
 	b.bytes += int64(len(r.Value))
 
-	if derr := ing.dec.Decode(r.Value, &ing.ev); derr != nil {
-		if f.hasDLQ && r.Offset < f.dlq {
-			return nil // already in the dead-letter table (a replay after a crash)
+	derr := ing.dec.Decode(r.Value, recTs, &ing.ev)
+	if derr == nil && !ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID) {
+		var cols []schema.Column
+		if v := ing.ev.Version; v != nil {
+			cols = v.Columns
+			if sub := ing.deps.Codecs.Set().Subject(v.Subject); sub != nil {
+				cols = sub.Columns
+			}
 		}
-		row := dlqRow{
-			raw: r.Value, isNull: r.Value == nil, reason: derr.Reason, detail: derr.Detail,
-			topic: r.Topic, partition: r.Partition, offset: r.Offset, kafkaTs: r.Timestamp.UnixMicro(),
-			key: r.Key, ingested: nowMicros,
+		err := ts.w.prepare(ctx, ing.ev.Version, cols)
+		var conflict *errConflict
+		if errors.As(err, &conflict) {
+			derr = &schema.Error{Reason: schema.ReasonSchemaConflict, Subject: ing.ev.Version.Subject, Version: ing.ev.Version.Version,
+				Detail: conflict.Error() + "; the event's type shares a topic with a type that types the column differently"}
+		} else if err != nil {
+			return err
+		} else {
+			k := schema.Coords{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, KafkaTs: recTs, Ingested: nowMicros}
+			return ts.w.addEvent(ctx, &ing.ev, &k)
 		}
-		b.reasons[derr.Reason]++
-		if ing.cfg.DLQTopic != "" {
-			b.dlqRows = append(b.dlqRows, row)
-		}
-		return ing.dlq.addDLQ(ctx, &row)
-	}
-	if ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID) {
+	} else if derr == nil {
 		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
 		return nil
 	}
-	row := rawRow{ev: &ing.ev, topic: r.Topic, partition: r.Partition, offset: r.Offset,
-		kafkaTs: r.Timestamp.UnixMicro(), ingested: nowMicros}
-	return ts.w.addEvent(ctx, &row)
+	if f.hasDLQ && r.Offset < f.dlq {
+		return nil // already in the dead-letter table (a replay after a crash)
+	}
+	row := dlqRow{
+		raw: r.Value, isNull: r.Value == nil, reason: derr.Reason, detail: derr.Detail,
+		subject: derr.Subject, version: derr.Version, pointer: derr.Pointer,
+		topic: r.Topic, partition: r.Partition, offset: r.Offset, kafkaTs: recTs,
+		key: r.Key, ingested: nowMicros,
+	}
+	b.reasons[derr.Reason]++
+	if ing.cfg.DLQTopic != "" {
+		b.dlqRows = append(b.dlqRows, row)
+	}
+	return ing.dlq.addDLQ(ctx, &row)
 }

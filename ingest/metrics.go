@@ -3,7 +3,7 @@ package ingest
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/schema"
 )
 
 type metrics struct {
@@ -95,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.consumed, m.committed, m.dlq, m.duplicates, m.lag, m.commitDuration, m.flushDuration,
 		m.batchRows, m.batchBytes, m.conflicts, m.commitErrors, m.fenced, m.filesWritten, m.bytesWritten,
 		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state)
-	for _, r := range envelope.Reasons {
+	for _, r := range schema.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m

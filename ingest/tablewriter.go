@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 const (
@@ -122,102 +122,193 @@ func (p *partWriter) failed() error {
 	return p.err
 }
 
-// tableWriter accumulates one batch of one table.
+// tableWriter accumulates one batch of one table: a raw table (rows
+// built by the schema package's Appender) or the dead-letter table.
 type tableWriter struct {
 	name   string
+	topic  string // raw tables: the topic
 	dlq    bool
-	tbl    *table.Table
+	cat    *lake.Catalog
+	tbl    *table.Table // nil: the raw table does not exist yet
 	schema *arrow.Schema
+	app    *schema.Appender // raw tables
+	types  map[string]bool  // raw tables: event types the table holds columns for
 	opts   lake.FileOptions
 	mem    memory.Allocator
 	enc    *encoder
 	parts  map[int32]*partWriter
-	c      colIdx
+	// sealed are parts written with an older schema of the table in this
+	// batch (the table evolved mid-batch); they are committed with it.
+	sealed []*partWriter
+	c      dlqIdx
 }
 
-// colIdx caches field indexes of the columns written per row (-1: absent).
-type colIdx struct {
-	eventID, source, typ, ts, payload, metadata, traceID, spanID int
-	topic, partition, offset, kafkaTs, ingested                  int
-	orderID, userID, productID, quantity, amount                 int
-	warehouse, stock, delta                                      int
-	raw, reason, detail, key, size                               int
+// dlqIdx caches field indexes of the dead-letter table's columns (-1:
+// absent).
+type dlqIdx struct {
+	topic, partition, offset, kafkaTs, ingested int
+	raw, reason, detail, key, size              int
+	subject, version, field                     int
 }
 
-func resolve(idx map[string]int) colIdx {
-	g := func(n string) int {
-		if i, ok := idx[n]; ok {
-			return i
+// newRawWriter returns the writer of a raw table; tbl may be nil when the
+// table does not exist yet (it is created on the first event).
+func newRawWriter(name, topic string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
+	w := &tableWriter{name: name, topic: topic, cat: cat, opts: opts, mem: mem, enc: enc, parts: map[int32]*partWriter{}}
+	if tbl != nil {
+		if err := w.useTable(tbl); err != nil {
+			return nil, err
 		}
-		return -1
-	}
-	return colIdx{
-		eventID: g(lake.ColEventID), source: g(lake.ColSource), typ: g(lake.ColType), ts: g(lake.ColTs),
-		payload: g(lake.ColPayload), metadata: g(lake.ColMetadata), traceID: g(lake.ColTraceID), spanID: g(lake.ColSpanID),
-		topic: g(lake.ColKafkaTopic), partition: g(lake.ColKafkaPartition), offset: g(lake.ColKafkaOffset),
-		kafkaTs: g(lake.ColKafkaTimestamp), ingested: g(lake.ColIngestedAt),
-		orderID: g(lake.ColOrderID), userID: g(lake.ColUserID), productID: g(lake.ColProductID),
-		quantity: g(lake.ColQuantity), amount: g(lake.ColAmount),
-		warehouse: g(lake.ColWarehouse), stock: g(lake.ColStock), delta: g(lake.ColDelta),
-		raw: g(lake.ColRaw), reason: g(lake.ColReason), detail: g(lake.ColDetail), key: g(lake.ColKey), size: g(lake.ColSize),
-	}
-}
-
-func newTableWriter(name string, dlq bool, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
-	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
-	if err != nil {
-		return nil, fmt.Errorf("arrow schema of %s: %w", name, err)
-	}
-	idx := make(map[string]int, sc.NumFields())
-	for i, f := range sc.Fields() {
-		idx[f.Name] = i
-	}
-	w := &tableWriter{name: name, dlq: dlq, tbl: tbl, schema: sc, opts: opts, mem: mem, enc: enc,
-		parts: map[int32]*partWriter{}, c: resolve(idx)}
-	if err := w.check(); err != nil {
-		return nil, err
 	}
 	return w, nil
 }
 
-// setTable swaps in a refreshed table handle for the next batch; the Arrow
-// schema follows the table's current schema.
-func (w *tableWriter) setTable(tbl *table.Table) error {
-	if len(w.parts) > 0 {
-		return errors.New("setTable during a batch")
-	}
-	nw, err := newTableWriter(w.name, w.dlq, tbl, w.opts, w.mem, w.enc)
+// newDLQWriter returns the writer of the dead-letter table.
+func newDLQWriter(name string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
+	w := &tableWriter{name: name, dlq: true, cat: cat, opts: opts, mem: mem, enc: enc, parts: map[int32]*partWriter{}}
+	return w, w.useTable(tbl)
+}
+
+// useTable makes tbl (a newer handle, possibly with a wider schema) the
+// table new parts are written to.
+func (w *tableWriter) useTable(tbl *table.Table) error {
+	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
 	if err != nil {
-		return err
+		return fmt.Errorf("arrow schema of %s: %w", w.name, err)
 	}
-	w.tbl, w.schema, w.c = nw.tbl, nw.schema, nw.c
+	if w.dlq {
+		idx := make(map[string]int, sc.NumFields())
+		for i, f := range sc.Fields() {
+			idx[f.Name] = i
+		}
+		g := func(n string) int {
+			if i, ok := idx[n]; ok {
+				return i
+			}
+			return -1
+		}
+		c := dlqIdx{
+			topic: g(lake.ColKafkaTopic), partition: g(lake.ColKafkaPartition), offset: g(lake.ColKafkaOffset),
+			kafkaTs: g(lake.ColKafkaTimestamp), ingested: g(lake.ColIngestedAt),
+			raw: g(lake.ColRaw), reason: g(lake.ColReason), detail: g(lake.ColDetail), key: g(lake.ColKey), size: g(lake.ColSize),
+			subject: g(lake.ColSubject), version: g(lake.ColVersion), field: g(lake.ColField),
+		}
+		for name, i := range map[string]int{lake.ColKafkaTopic: c.topic, lake.ColKafkaPartition: c.partition, lake.ColKafkaOffset: c.offset,
+			lake.ColKafkaTimestamp: c.kafkaTs, lake.ColIngestedAt: c.ingested, lake.ColRaw: c.raw, lake.ColReason: c.reason,
+			lake.ColDetail: c.detail, lake.ColKey: c.key, lake.ColSize: c.size} {
+			if i < 0 {
+				return fmt.Errorf("table %s: required column %s is missing", w.name, name)
+			}
+		}
+		w.c = c
+	} else {
+		app, err := schema.NewAppender(sc)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", w.name, err)
+		}
+		w.app = app
+		w.types = map[string]bool{}
+		for _, t := range lake.TypesOf(tbl.Properties()) {
+			w.types[t] = true
+		}
+	}
+	w.tbl, w.schema = tbl, sc
 	return nil
 }
 
-// check verifies that the table has the columns this writer always fills.
-func (w *tableWriter) check() error {
-	c := w.c
-	need := map[string]int{lake.ColKafkaTopic: c.topic, lake.ColKafkaPartition: c.partition,
-		lake.ColKafkaOffset: c.offset, lake.ColKafkaTimestamp: c.kafkaTs, lake.ColIngestedAt: c.ingested}
-	if w.dlq {
-		need[lake.ColRaw], need[lake.ColReason], need[lake.ColDetail] = c.raw, c.reason, c.detail
-		need[lake.ColKey], need[lake.ColSize] = c.key, c.size
-	} else {
-		need[lake.ColEventID], need[lake.ColSource], need[lake.ColType] = c.eventID, c.source, c.typ
-		need[lake.ColTs], need[lake.ColPayload] = c.ts, c.payload
-		if c.orderID >= 0 && (c.userID < 0 || c.productID < 0 || c.quantity < 0 || c.amount < 0) {
-			return fmt.Errorf("table %s: has %s but not all of user_id, product_id, quantity, amount", w.name, lake.ColOrderID)
+// setTable swaps in a refreshed table handle between batches.
+func (w *tableWriter) setTable(tbl *table.Table) error {
+	if len(w.parts) > 0 || len(w.sealed) > 0 {
+		return errors.New("setTable during a batch")
+	}
+	return w.useTable(tbl)
+}
+
+// seal hands the open parts' rows to the encoder and keeps them for the
+// batch's commit; new rows go to new parts (the schema changed).
+func (w *tableWriter) seal() {
+	for _, p := range w.parts {
+		w.emit(p)
+		w.sealed = append(w.sealed, p)
+	}
+	w.parts = map[int32]*partWriter{}
+}
+
+// errConflict is an event whose typed columns the table types differently.
+type errConflict struct{ err error }
+
+func (e *errConflict) Error() string { return e.err.Error() }
+
+// prepare makes the table ready for an event of version v (nil: a type
+// with no schema): the table exists and has every column of the
+// subject's versions, and lists the type. cols are the columns of every
+// version of the subject; subject columns are recorded for erasure.
+func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, cols []schema.Column) error {
+	if w.tbl != nil && (v == nil || w.types[v.Subject]) {
+		if v == nil {
+			return nil
 		}
-		if c.stock >= 0 && (c.productID < 0 || c.delta < 0) {
-			return fmt.Errorf("table %s: has %s but not product_id and delta", w.name, lake.ColStock)
+		missing, conflict := w.app.Bind(v)
+		if conflict != nil {
+			return &errConflict{conflict}
+		}
+		if len(missing) == 0 {
+			return nil
 		}
 	}
-	for name, i := range need {
-		if i < 0 {
-			return fmt.Errorf("table %s: required column %s is missing", w.name, name)
+	var fields []iceberg.NestedField
+	props := iceberg.Properties{}
+	if v != nil {
+		for _, c := range cols {
+			fields = append(fields, c.NestedField())
+			if c.Subject {
+				props[lake.PropSubjectPrefix+c.Name] = c.Property
+			}
+		}
+		props[lake.PropTypePrefix+v.Subject] = "1"
+	}
+	var (
+		tbl *table.Table
+		err error
+	)
+	if w.tbl == nil {
+		tbl, err = w.cat.EnsureTable(ctx, lake.RawTableDef(w.name, w.topic, fields, props))
+		if err == nil {
+			// Created by another process first: make sure it has our columns.
+			tbl, err = w.cat.Evolve(ctx, tbl, fields, props)
+		}
+	} else {
+		tbl, err = w.cat.Evolve(ctx, w.tbl, fields, props)
+	}
+	if err != nil {
+		var conflict bool
+		for _, c := range cols {
+			if f, ok := w.tableField(c.Name); ok && !f.Type.Equals(c.Type) {
+				conflict = true
+			}
+		}
+		if conflict {
+			return &errConflict{err}
+		}
+		return fmt.Errorf("evolve table %s for %s: %w", w.name, v, err)
+	}
+	w.seal()
+	if err := w.useTable(tbl); err != nil {
+		return err
+	}
+	if v != nil {
+		if _, conflict := w.app.Bind(v); conflict != nil {
+			return &errConflict{conflict}
 		}
 	}
 	return nil
+}
+
+func (w *tableWriter) tableField(name string) (iceberg.NestedField, bool) {
+	if w.tbl == nil {
+		return iceberg.NestedField{}, false
+	}
+	return w.tbl.Schema().FindFieldByName(name)
 }
 
 func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) {
@@ -287,11 +378,12 @@ func (w *tableWriter) emit(p *partWriter) {
 	w.enc.workers[p.worker] <- encodeJob{pw: p, rec: rec}
 }
 
-// finish closes every file of the batch and describes them as data files.
-// The encoder must be drained by the caller after emit and before finish.
+// finishFiles closes every file of the batch and describes them as data
+// files. The encoder must be drained by the caller after emit and before
+// finish.
 func (w *tableWriter) finishFiles() ([]iceberg.DataFile, error) {
 	var files []iceberg.DataFile
-	for _, p := range w.parts {
+	for _, p := range w.allParts() {
 		if err := p.failed(); err != nil {
 			return nil, err
 		}
@@ -305,21 +397,34 @@ func (w *tableWriter) finishFiles() ([]iceberg.DataFile, error) {
 	return files, nil
 }
 
+// allParts are the batch's open and sealed parts.
+func (w *tableWriter) allParts() []*partWriter {
+	all := slices.Clone(w.sealed)
+	for _, p := range w.parts {
+		all = append(all, p)
+	}
+	return all
+}
+
 func (w *tableWriter) emitAll() {
 	for _, p := range w.parts {
 		w.emit(p)
 	}
 }
 
+// pending reports whether the batch holds rows for this table.
+func (w *tableWriter) pending() bool { return len(w.parts) > 0 || len(w.sealed) > 0 }
+
 // reset forgets the batch (after a commit, or after abort removed files).
 func (w *tableWriter) reset() {
 	w.parts = map[int32]*partWriter{}
+	w.sealed = nil
 }
 
 // abort removes the batch's files; none of them was committed.
 func (w *tableWriter) abort(ctx context.Context) error {
 	var errs []error
-	for _, p := range w.parts {
+	for _, p := range w.allParts() {
 		if !p.file.Closed() {
 			p.rb.Release()
 		}
@@ -331,93 +436,27 @@ func (w *tableWriter) abort(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// rawRow is one accepted event with its Kafka coordinates.
-type rawRow struct {
-	ev        *envelope.Event
-	topic     string
-	partition int32
-	offset    int64
-	kafkaTs   int64 // micros
-	ingested  int64 // micros
-}
-
-func (w *tableWriter) addEvent(ctx context.Context, r *rawRow) error {
-	ev := r.ev
-	key := int32(eventtime.FloorDiv(ev.TsMicros, microsPerHour))
-	p, err := w.part(ctx, key)
+// addEvent appends one accepted event; the caller has prepared the table
+// for its version.
+func (w *tableWriter) addEvent(ctx context.Context, ev *schema.Event, k *schema.Coords) error {
+	p, err := w.part(ctx, int32(eventtime.FloorDiv(ev.TsMicros, microsPerHour)))
 	if err != nil {
 		return err
 	}
-	b, c := p.rb, &w.c
-	appendBytes(b, c.eventID, ev.EventID)
-	appendBytes(b, c.source, ev.Source)
-	appendBytes(b, c.typ, ev.Type)
-	appendTs(b, c.ts, ev.TsMicros)
-	appendBytes(b, c.payload, ev.Payload)
-	appendOptBytes(b, c.metadata, ev.Metadata)
-	appendOptBytes(b, c.traceID, ev.TraceID)
-	appendOptBytes(b, c.spanID, ev.SpanID)
-	b.Field(c.topic).(*array.StringBuilder).Append(r.topic)
-	b.Field(c.partition).(*array.Int32Builder).Append(r.partition)
-	b.Field(c.offset).(*array.Int64Builder).Append(r.offset)
-	appendTs(b, c.kafkaTs, r.kafkaTs)
-	appendTs(b, c.ingested, r.ingested)
-
-	// Typed payload columns exist per table kind; a column is filled only
-	// when the event's type carries it and is null otherwise.
-	if c.orderID >= 0 {
-		if ev.IsOrder {
-			appendBytes(b, c.orderID, ev.Order.OrderID)
-			appendBytes(b, c.userID, ev.Order.UserID)
-			appendBytes(b, c.productID, ev.Order.ProductID)
-			b.Field(c.quantity).(*array.Int64Builder).Append(ev.Order.Quantity)
-			b.Field(c.amount).(*array.Decimal128Builder).Append(decimal128.FromI64(ev.Order.AmountCents))
-		} else {
-			for _, i := range []int{c.orderID, c.userID, c.productID, c.quantity, c.amount} {
-				b.Field(i).AppendNull()
-			}
-		}
-	}
-	if c.stock >= 0 {
-		if ev.IsInventory {
-			appendBytes(b, c.productID, ev.Inventory.ProductID)
-			appendOptBytes(b, c.warehouse, ev.Inventory.Warehouse)
-			b.Field(c.stock).(*array.Int64Builder).Append(ev.Inventory.Stock)
-			if ev.Inventory.HasDelta {
-				b.Field(c.delta).(*array.Int64Builder).Append(ev.Inventory.Delta)
-			} else {
-				b.Field(c.delta).AppendNull()
-			}
-		} else {
-			for _, i := range []int{c.productID, c.warehouse, c.stock, c.delta} {
-				if i >= 0 {
-					b.Field(i).AppendNull()
-				}
-			}
-		}
-	}
-	w.fillMissing(b)
+	w.app.Append(p.rb, ev, *k)
 	w.rowAdded(p)
 	return nil
-}
-
-// fillMissing appends nulls to columns that no code path above knows (a
-// column added to the table by someone else), keeping columns aligned.
-func (w *tableWriter) fillMissing(b *array.RecordBuilder) {
-	n := b.Field(0).Len()
-	for i := 1; i < len(b.Fields()); i++ {
-		if f := b.Field(i); f.Len() < n {
-			f.AppendNull()
-		}
-	}
 }
 
 // dlqRow is one rejected message.
 type dlqRow struct {
 	raw       []byte
 	isNull    bool
-	reason    envelope.Reason
+	reason    schema.Reason
 	detail    string
+	subject   string
+	version   int
+	pointer   string
 	topic     string
 	partition int32
 	offset    int64
@@ -452,24 +491,41 @@ func (w *tableWriter) addDLQ(ctx context.Context, r *dlqRow) error {
 	}
 	b.Field(c.size).(*array.Int64Builder).Append(int64(len(r.raw)))
 	appendTs(b, c.ingested, r.ingested)
-	w.fillMissing(b)
+	appendOptString(b, c.subject, r.subject)
+	if c.version >= 0 {
+		if r.version > 0 {
+			b.Field(c.version).(*array.Int32Builder).Append(int32(r.version))
+		} else {
+			b.Field(c.version).AppendNull()
+		}
+	}
+	appendOptString(b, c.field, r.pointer)
+	fillMissing(b)
 	w.rowAdded(p)
 	return nil
 }
 
-func appendBytes(b *array.RecordBuilder, i int, v []byte) {
-	b.Field(i).(*array.StringBuilder).BinaryBuilder.Append(v)
+// fillMissing appends nulls to columns no code path above knows (a column
+// added to the dead-letter table by someone else), keeping columns
+// aligned.
+func fillMissing(b *array.RecordBuilder) {
+	n := b.Field(0).Len()
+	for i := 1; i < len(b.Fields()); i++ {
+		if f := b.Field(i); f.Len() < n {
+			f.AppendNull()
+		}
+	}
 }
 
-func appendOptBytes(b *array.RecordBuilder, i int, v []byte) {
+func appendOptString(b *array.RecordBuilder, i int, v string) {
 	if i < 0 {
 		return
 	}
-	if v == nil {
+	if v == "" {
 		b.Field(i).AppendNull()
 		return
 	}
-	appendBytes(b, i, v)
+	b.Field(i).(*array.StringBuilder).Append(v)
 }
 
 func appendTs(b *array.RecordBuilder, i int, micros int64) {

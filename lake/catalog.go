@@ -40,6 +40,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the shared PostgreSQL catalog
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite" for the embedded catalog
 
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/lake/objstore"
 )
 
@@ -288,13 +289,7 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 				return nil, fmt.Errorf("create warehouse directory: %w", err)
 			}
 		}
-		// WAL lets readers (the query service) run beside the writer; the
-		// busy timeout makes concurrent writers wait instead of failing
-		// (it comes first: switching a new database to WAL takes a lock
-		// that several processes opening it at once contend for);
-		// synchronous=FULL makes a commit durable once CommitTable returns.
-		dsn := "file:" + cfg.URI + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-		db, err := sql.Open("sqlite", dsn)
+		db, err := sql.Open("sqlite", SQLiteDSN(cfg.URI))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite catalog %s: %w", cfg.URI, err)
 		}
@@ -438,7 +433,7 @@ func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, 
 	for attempt := 1; ; attempt++ {
 		t, err := c.LoadTable(ctx, def.Name)
 		if err == nil {
-			return c.Evolve(ctx, t, def.Schema.Fields())
+			return c.Evolve(ctx, t, def.Schema.Fields(), nil)
 		}
 		if !errors.Is(err, icecat.ErrNoSuchTable) {
 			return nil, err
@@ -455,7 +450,7 @@ func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, 
 		// conflict to retry ("table changed during create") while the
 		// other create is not visible yet. Load it, or try again.
 		if t, lerr := c.LoadTable(ctx, def.Name); lerr == nil {
-			return c.Evolve(ctx, t, def.Schema.Fields())
+			return c.Evolve(ctx, t, def.Schema.Fields(), nil)
 		}
 		if attempt >= 8 {
 			return nil, fmt.Errorf("create table %s (%d attempts): %w", def.Name, attempt, err)
@@ -472,21 +467,28 @@ func (c *Catalog) EnsureTable(ctx context.Context, def TableDef) (*table.Table, 
 // TaskSchema is the commit task of schema changes.
 const TaskSchema = "schema"
 
-// Evolve makes the table's schema hold every field of want: missing
+// Evolve makes the table's schema hold every field of want, and its
+// properties hold props (keys set to these values; other keys kept): missing
 // columns are added as optional columns (new field ids: rows written
-// before read null), and a decimal column whose precision want widens is
-// widened (a legal Iceberg promotion). It never drops, renames or narrows
-// a column; a column whose type cannot become want's is an error. Two
-// processes evolving the same table at once converge: each attempt is
-// staged on the table as it is then, and one that finds nothing missing
-// commits nothing (commit.go).
-func (c *Catalog) Evolve(ctx context.Context, t *table.Table, want []iceberg.NestedField) (*table.Table, error) {
+// before read null), a decimal column whose precision want widens is
+// widened (a legal Iceberg promotion), missing list values are appended.
+// It never drops, renames or narrows a column; a column whose type cannot
+// become want's is an error. Two processes evolving the same table at
+// once converge: each attempt is staged on the table as it is then, and
+// one that finds nothing missing commits nothing (commit.go).
+func (c *Catalog) Evolve(ctx context.Context, t *table.Table, want []iceberg.NestedField, props iceberg.Properties) (*table.Table, error) {
 	name := t.Identifier()[len(t.Identifier())-1]
-	changes := func(have *iceberg.Schema) (add []iceberg.NestedField, widen []iceberg.NestedField, err error) {
+	type change struct {
+		add, widen []iceberg.NestedField
+		props      iceberg.Properties
+	}
+	changes := func(t *table.Table) (change, error) {
+		var ch change
+		have := t.Schema()
 		for _, f := range want {
 			got, ok := have.FindFieldByName(f.Name)
 			if !ok {
-				add = append(add, f)
+				ch.add = append(ch.add, f)
 				continue
 			}
 			if got.Type.Equals(f.Type) {
@@ -494,20 +496,29 @@ func (c *Catalog) Evolve(ctx context.Context, t *table.Table, want []iceberg.Nes
 			}
 			if wider, ok := widens(got.Type, f.Type); ok {
 				if wider {
-					widen = append(widen, f)
+					ch.widen = append(ch.widen, f)
 				}
 				continue
 			}
-			return nil, nil, fmt.Errorf("table %s: column %s is %s in the lake but eventlake writes %s; migrate the table or choose another name",
+			return ch, fmt.Errorf("table %s: column %s is %s in the lake but eventlake writes %s; migrate the table or choose another name",
 				name, f.Name, got.Type, f.Type)
 		}
-		return add, widen, nil
+		for key, v := range props {
+			if cur, ok := t.Properties()[key]; !ok || cur != v {
+				if ch.props == nil {
+					ch.props = iceberg.Properties{}
+				}
+				ch.props[key] = v
+			}
+		}
+		return ch, nil
 	}
-	add, widen, err := changes(t.Schema())
+	empty := func(ch change) bool { return len(ch.add) == 0 && len(ch.widen) == 0 && len(ch.props) == 0 }
+	ch, err := changes(t)
 	if err != nil {
 		return nil, err
 	}
-	if len(add) == 0 && len(widen) == 0 {
+	if empty(ch) {
 		return t, nil
 	}
 	return c.schemaCommitter.Commit(ctx, Change{
@@ -517,30 +528,37 @@ func (c *Catalog) Evolve(ctx context.Context, t *table.Table, want []iceberg.Nes
 			if err != nil {
 				return err
 			}
-			add, widen, err := changes(staged.Schema())
+			ch, err := changes(staged.Table)
 			if err != nil {
 				return err
 			}
-			if len(add) == 0 && len(widen) == 0 {
+			if empty(ch) {
 				return ErrNothingToCommit
 			}
-			upd := tx.UpdateSchema(true, false)
-			for _, f := range add {
-				upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+			if len(ch.add) > 0 || len(ch.widen) > 0 {
+				upd := tx.UpdateSchema(true, false)
+				for _, f := range ch.add {
+					upd = upd.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+				}
+				for _, f := range ch.widen {
+					upd = upd.UpdateColumn([]string{f.Name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: f.Type, Valid: true}})
+				}
+				if err := upd.Commit(); err != nil {
+					return fmt.Errorf("change the schema of %s: %w", name, err)
+				}
 			}
-			for _, f := range widen {
-				upd = upd.UpdateColumn([]string{f.Name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: f.Type, Valid: true}})
-			}
-			if err := upd.Commit(); err != nil {
-				return fmt.Errorf("change the schema of %s: %w", name, err)
+			if len(ch.props) > 0 {
+				if err := tx.SetProperties(ch.props); err != nil {
+					return fmt.Errorf("set properties of %s: %w", name, err)
+				}
 			}
 			return nil
 		},
 		// A schema change makes no snapshot: it is applied when nothing
 		// is missing any more.
 		Applied: func(fresh *table.Table) bool {
-			add, widen, err := changes(fresh.Schema())
-			return err == nil && len(add) == 0 && len(widen) == 0
+			ch, err := changes(fresh)
+			return err == nil && empty(ch)
 		},
 	})
 }
@@ -597,4 +615,41 @@ func newSQLCatalog(ctx context.Context, name string, db *sql.DB, dialect sqlcat.
 		lastErr = err
 	}
 	return nil, lastErr
+}
+
+// SetFailpoints arms the protocol's failpoints for the catalog's own
+// commits (schema changes), for crash tests. Call it before the catalog
+// is used.
+func (c *Catalog) SetFailpoints(fp *failpoint.Set) {
+	c.schemaCommitter = NewCommitter(c, CommitConfig{Writer: WriterName("schema"), MaxFailures: 5}, CommitHooks{}, nil, fp)
+}
+
+// SQLiteDSN is how eventlake opens a SQLite database that several
+// processes share: WAL lets readers run beside the writer; the busy
+// timeout makes concurrent writers wait instead of failing (it comes
+// first: switching a new database to WAL takes a lock that several
+// processes opening it at once contend for); synchronous=FULL makes a
+// commit durable once it returns; immediate transactions take the write
+// lock up front.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+}
+
+// SQL dialects of SQL catalogs, for stores that share the catalog's
+// database (the schema registry).
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// DB returns the catalog's SQL database and its dialect, for stores that
+// share it (the schema registry); nil for a REST catalog.
+func (c *Catalog) DB() (*sql.DB, string) {
+	switch c.cfg.Type {
+	case TypeSQLite:
+		return c.db, DialectSQLite
+	case TypePostgres:
+		return c.db, DialectPostgres
+	}
+	return nil, ""
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
@@ -190,6 +191,9 @@ func (c *Committer) Commit(ctx context.Context, ch Change) (*table.Table, error)
 			lctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 			t, err := c.cat.LoadTable(lctx, ch.Table)
 			cancel()
+			if errors.Is(err, icecat.ErrNoSuchTable) {
+				return nil, err // nothing to commit to; retrying cannot help
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("commit %s to %s: %w (load: %v)", ch.Task, ch.Table, ctx.Err(), err)

@@ -54,10 +54,7 @@ func testCatalog(t *testing.T, dir string) *Catalog {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	def, err := RawTableDef("events_raw", "events", KindGeneric)
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := RawTableDef("events_raw", "events", nil, nil)
 	if _, err := cat.EnsureTable(context.Background(), def); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +301,7 @@ func TestEvolveConverges(t *testing.T) {
 				errs[i] = err
 				return
 			}
-			_, errs[i] = cat.Evolve(ctx, tbl, want)
+			_, errs[i] = cat.Evolve(ctx, tbl, want, iceberg.Properties{PropTypePrefix + "t" + string(rune('a'+i)): "1"})
 		}()
 	}
 	wg.Wait()
@@ -325,18 +322,21 @@ func TestEvolveConverges(t *testing.T) {
 	if seen["amount"] != 1 || seen["note"] != 1 {
 		t.Fatalf("columns after racing evolutions: %v", seen)
 	}
+	if types := TypesOf(tbl.Properties()); len(types) != 4 {
+		t.Fatalf("list property after racing evolutions: %v, want each process's value once", types)
+	}
 	// Widening 18 -> 38 digits is allowed; narrowing back is not.
 	wide := []iceberg.NestedField{{ID: 1, Name: "amount", Type: iceberg.DecimalTypeOf(38, 2)}}
-	if tbl, err = cat.Evolve(ctx, tbl, wide); err != nil {
+	if tbl, err = cat.Evolve(ctx, tbl, wide, nil); err != nil {
 		t.Fatal(err)
 	}
 	if f, _ := tbl.Schema().FindFieldByName("amount"); !f.Type.Equals(iceberg.DecimalTypeOf(38, 2)) {
 		t.Fatalf("amount is %s after widening", f.Type)
 	}
-	if _, err := cat.Evolve(ctx, tbl, want[:1]); err != nil {
+	if _, err := cat.Evolve(ctx, tbl, want[:1], nil); err != nil {
 		t.Fatalf("a narrower layout must keep the wider column, got %v", err)
 	}
-	if _, err := cat.Evolve(ctx, tbl, []iceberg.NestedField{{ID: 1, Name: "amount", Type: iceberg.PrimitiveTypes.String}}); err == nil ||
+	if _, err := cat.Evolve(ctx, tbl, []iceberg.NestedField{{ID: 1, Name: "amount", Type: iceberg.PrimitiveTypes.String}}, nil); err == nil ||
 		!strings.Contains(err.Error(), "column amount") {
 		t.Fatalf("a type change must be refused with the column named, got %v", err)
 	}

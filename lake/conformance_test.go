@@ -101,10 +101,7 @@ func TestCatalogConformance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			cfg := b.cfg(t)
 			ctx := context.Background()
-			def, err := lake.RawTableDef("events_raw", "events", lake.KindGeneric)
-			if err != nil {
-				t.Fatal(err)
-			}
+			def := lake.RawTableDef("events_raw", "events", nil, nil)
 
 			// Three "processes" open the catalog and ensure the table at once.
 			cats := make([]*lake.Catalog, 3)

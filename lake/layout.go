@@ -1,17 +1,13 @@
 package lake
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/apache/iceberg-go"
-)
-
-// Payload kinds: which typed payload columns a raw table carries beside the
-// envelope columns.
-const (
-	KindOrders    = "orders"    // order.created: order_id, user_id, product_id, quantity, amount
-	KindInventory = "inventory" // inventory.updated: product_id, warehouse, stock, delta
-	KindGeneric   = "generic"   // envelope columns only
 )
 
 // Column names shared by writers and readers.
@@ -30,30 +26,84 @@ const (
 	ColKafkaTimestamp = "kafka_timestamp"
 	ColIngestedAt     = "ingested_at"
 
-	ColOrderID   = "order_id"
-	ColUserID    = "user_id"
-	ColProductID = "product_id"
-	ColQuantity  = "quantity"
-	ColAmount    = "amount"
-	ColWarehouse = "warehouse"
-	ColStock     = "stock"
-	ColDelta     = "delta"
-
-	ColRaw    = "raw"
-	ColReason = "reason"
-	ColDetail = "detail"
-	ColKey    = "kafka_key"
-	ColSize   = "size"
+	ColRaw     = "raw"
+	ColReason  = "reason"
+	ColDetail  = "detail"
+	ColKey     = "kafka_key"
+	ColSize    = "size"
+	ColSubject = "subject"        // dead letters: the schema subject the payload was checked against
+	ColVersion = "schema_version" // ... and its version
+	ColField   = "field"          // ... and the JSON pointer of the value that failed
 )
+
+// envelopeColumns are the columns every raw table has before its typed
+// payload columns.
+var envelopeColumns = map[string]bool{
+	ColEventID: true, ColSource: true, ColType: true, ColTs: true, ColPayload: true, ColMetadata: true,
+	ColTraceID: true, ColSpanID: true, ColKafkaTopic: true, ColKafkaPartition: true, ColKafkaOffset: true,
+	ColKafkaTimestamp: true, ColIngestedAt: true,
+}
+
+// IsEnvelopeColumn reports whether a raw-table column is one of the
+// envelope's or Kafka's (every other column is a typed payload column).
+func IsEnvelopeColumn(name string) bool { return envelopeColumns[name] }
 
 // Table property keys eventlake sets on its tables.
 const (
-	PropKind  = "eventlake.table-kind" // raw | dlq
+	PropKind  = "eventlake.table-kind" // raw | dlq | read-model | erasure_log
 	PropTopic = "eventlake.topic"      // the Kafka topic a raw table holds
+	// PropTypePrefix + type is set on a raw table for every event type it
+	// holds typed columns for; readers build a view per type from them.
+	// One key per value: processes adding types at once never overwrite
+	// each other (a catalog applies property updates key by key).
+	PropTypePrefix = "eventlake.event-type."
+	// PropSubjectPrefix + column names a column that identifies the
+	// person an event is about (schema annotation x-eventlake-subject);
+	// the value is the payload property it holds.
+	PropSubjectPrefix = "eventlake.subject-column."
 )
 
-// AmountType is the exact decimal type of money columns.
-var AmountType = iceberg.DecimalTypeOf(18, 2)
+// TypesOf lists the event types a raw table's properties name, sorted.
+func TypesOf(p iceberg.Properties) []string {
+	var out []string
+	for k := range p {
+		if t, ok := strings.CutPrefix(k, PropTypePrefix); ok {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SubjectColumn is a column that identifies a person, and the payload
+// property it holds.
+type SubjectColumn struct{ Column, Property string }
+
+// SubjectColumnsOf lists the subject columns a raw table's properties
+// name, by column.
+func SubjectColumnsOf(p iceberg.Properties) []SubjectColumn {
+	var out []SubjectColumn
+	for k, v := range p {
+		if c, ok := strings.CutPrefix(k, PropSubjectPrefix); ok {
+			out = append(out, SubjectColumn{Column: c, Property: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b SubjectColumn) int { return strings.Compare(a.Column, b.Column) })
+	return out
+}
+
+// Table kinds (PropKind).
+const (
+	KindRaw       = "raw"
+	KindDLQ       = "dlq"
+	KindReadModel = "read-model"
+)
+
+// SumType is the exact decimal type of read-model sums of money: 38
+// digits, so that no sum of accepted amounts can overflow (an amount
+// column holds at most 36 digits before the point, and a sum of 10^20 of
+// them still fits).
+var SumType = iceberg.DecimalTypeOf(38, 2)
 
 // TableDef is the registered layout of one lake table.
 type TableDef struct {
@@ -95,10 +145,12 @@ func baseProperties() iceberg.Properties {
 
 // RawTableDef is the layout of the raw event table of one topic.
 //
-// Columns: the envelope (event_id, source, type, ts as timestamptz, payload
-// exactly as received, metadata and its trace_id/span_id), the Kafka
-// coordinates (topic, partition, offset, record timestamp), ingest time, and
-// typed payload columns for the topic's kind.
+// Columns: the envelope (event_id, source, type, ts as timestamptz,
+// payload exactly as received, metadata and its trace_id/span_id), the
+// Kafka coordinates (topic, partition, offset, record timestamp), ingest
+// time, then the typed payload columns of the event types it holds (the
+// schema package maps an event type's schema to them; they grow as
+// schemas evolve, see Catalog.Evolve).
 //
 // Partition spec: hour(ts). Event time is what every reader filters on
 // (dashboards ask for the last minutes or hours, backfills and audits for a
@@ -109,7 +161,7 @@ func baseProperties() iceberg.Properties {
 // partitions. A micro-batch spans one hour, two around the top of the hour.
 // Topic/partition are not partition columns: they would multiply small files
 // per commit without helping any query.
-func RawTableDef(name, topic, kind string) (TableDef, error) {
+func RawTableDef(name, topic string, typed []iceberg.NestedField, props iceberg.Properties) TableDef {
 	fields := []iceberg.NestedField{
 		{ID: 1, Name: ColEventID, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "producer-assigned unique event id"},
 		{ID: 2, Name: ColSource, Type: iceberg.PrimitiveTypes.String, Required: true},
@@ -125,37 +177,24 @@ func RawTableDef(name, topic, kind string) (TableDef, error) {
 		{ID: 12, Name: ColKafkaTimestamp, Type: iceberg.PrimitiveTypes.TimestampTz},
 		{ID: 13, Name: ColIngestedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
 	}
-	switch kind {
-	case KindOrders:
-		fields = append(fields,
-			iceberg.NestedField{ID: 14, Name: ColOrderID, Type: iceberg.PrimitiveTypes.String},
-			iceberg.NestedField{ID: 15, Name: ColUserID, Type: iceberg.PrimitiveTypes.String},
-			iceberg.NestedField{ID: 16, Name: ColProductID, Type: iceberg.PrimitiveTypes.String},
-			iceberg.NestedField{ID: 17, Name: ColQuantity, Type: iceberg.PrimitiveTypes.Int64},
-			iceberg.NestedField{ID: 18, Name: ColAmount, Type: AmountType},
-		)
-	case KindInventory:
-		fields = append(fields,
-			iceberg.NestedField{ID: 14, Name: ColProductID, Type: iceberg.PrimitiveTypes.String},
-			iceberg.NestedField{ID: 15, Name: ColWarehouse, Type: iceberg.PrimitiveTypes.String},
-			iceberg.NestedField{ID: 16, Name: ColStock, Type: iceberg.PrimitiveTypes.Int64},
-			iceberg.NestedField{ID: 17, Name: ColDelta, Type: iceberg.PrimitiveTypes.Int64},
-		)
-	case KindGeneric:
-	default:
-		return TableDef{}, fmt.Errorf("unknown payload kind %q (want %s, %s or %s)", kind, KindOrders, KindInventory, KindGeneric)
+	for i, f := range typed {
+		f.ID, f.Required = 14+i, false
+		fields = append(fields, f)
 	}
-	props := baseProperties()
-	props[PropKind] = "raw"
-	props[PropTopic] = topic
+	p := baseProperties()
+	p[PropKind] = KindRaw
+	p[PropTopic] = topic
+	for k, v := range props {
+		p[k] = v
+	}
 	return TableDef{
 		Name:   name,
 		Schema: iceberg.NewSchema(0, fields...),
 		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
 			SourceIDs: []int{4}, FieldID: 1000, Name: "ts_hour", Transform: iceberg.HourTransform{},
 		}),
-		Properties: props,
-	}, nil
+		Properties: p,
+	}
 }
 
 // DLQTableDef is the layout of the dead-letter table: every rejected message
@@ -174,9 +213,12 @@ func DLQTableDef(name string) TableDef {
 		{ID: 8, Name: ColKey, Type: iceberg.PrimitiveTypes.Binary},
 		{ID: 9, Name: ColSize, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "length of the message value in bytes"},
 		{ID: 10, Name: ColIngestedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+		{ID: 11, Name: ColSubject, Type: iceberg.PrimitiveTypes.String, Doc: "schema subject the payload was checked against"},
+		{ID: 12, Name: ColVersion, Type: iceberg.PrimitiveTypes.Int32, Doc: "schema version the payload was checked against"},
+		{ID: 13, Name: ColField, Type: iceberg.PrimitiveTypes.String, Doc: "JSON pointer of the payload value that failed"},
 	}
 	props := baseProperties()
-	props[PropKind] = "dlq"
+	props[PropKind] = KindDLQ
 	return TableDef{
 		Name:   name,
 		Schema: iceberg.NewSchema(0, fields...),
@@ -190,6 +232,9 @@ func DLQTableDef(name string) TableDef {
 // Read-model column names.
 const (
 	ColMinute      = "minute"
+	ColProductID   = "product_id"
+	ColStock       = "stock"
+	ColWarehouse   = "warehouse"
 	ColRevenue     = "revenue"
 	ColOrderCount  = "order_count"
 	ColUsersSketch = "users_sketch"
@@ -208,7 +253,7 @@ const (
 // readModelProps are the properties of read-model tables.
 func readModelProps(kind string) iceberg.Properties {
 	p := baseProperties()
-	p[PropKind] = "read-model"
+	p[PropKind] = KindReadModel
 	p["eventlake.read-model"] = kind
 	return p
 }
@@ -223,7 +268,7 @@ func OrderRevenueMinuteDef() TableDef {
 		Name: TableOrderRevenueMinute,
 		Schema: iceberg.NewSchema(0,
 			iceberg.NestedField{ID: 1, Name: ColMinute, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "event-time minute"},
-			iceberg.NestedField{ID: 2, Name: ColRevenue, Type: AmountType, Required: true},
+			iceberg.NestedField{ID: 2, Name: ColRevenue, Type: SumType, Required: true},
 			iceberg.NestedField{ID: 3, Name: ColOrderCount, Type: iceberg.PrimitiveTypes.Int64, Required: true},
 		),
 		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
@@ -276,4 +321,122 @@ func ReadModelDefs() map[string]TableDef {
 		TableUserActivityMinute: UserActivityMinuteDef(),
 		TableInventoryHealth:    InventoryHealthDef(),
 	}
+}
+
+// TopicTable maps a Kafka topic to its raw table.
+type TopicTable struct {
+	Topic string `yaml:"topic"`
+	Table string `yaml:"table"`
+}
+
+// LayoutConfig names the lake's tables; it is the ingest section of the
+// configuration, since ingest creates the raw tables.
+type LayoutConfig struct {
+	// Topics map topics to raw tables explicitly.
+	Topics []TopicTable
+	// Pattern, if set, also takes every topic it matches (a Go regexp,
+	// anchored at both ends); such a topic's table is TableName(topic).
+	Pattern string
+	// Exclude lists topics the pattern must not take (eventlake's own
+	// output topics, changelogs that are not envelopes).
+	Exclude []string
+	// DLQ is the dead-letter table.
+	DLQ string
+}
+
+// Layout is the lake's table layout: which raw table each topic goes to,
+// the dead-letter table, and the definitions of every table. It is built
+// once from configuration and handed to every stage.
+type Layout struct {
+	cfg      LayoutConfig
+	explicit map[string]string // topic -> table
+	pattern  *regexp.Regexp
+	exclude  map[string]bool
+}
+
+// NewLayout validates cfg and builds the layout.
+func NewLayout(cfg LayoutConfig) (*Layout, error) {
+	l := &Layout{cfg: cfg, explicit: map[string]string{}, exclude: map[string]bool{}}
+	if cfg.DLQ == "" {
+		return nil, errors.New("ingest.dlq_table is required")
+	}
+	seenTable := map[string]string{cfg.DLQ: "the dead-letter table"}
+	for i, t := range cfg.Topics {
+		if t.Topic == "" || t.Table == "" {
+			return nil, fmt.Errorf("ingest.topics[%d]: topic and table are required", i)
+		}
+		if !validTableName(t.Table) {
+			return nil, fmt.Errorf("ingest.topics[%d]: table %q: use letters, digits and _ (starting with a letter)", i, t.Table)
+		}
+		if _, dup := l.explicit[t.Topic]; dup {
+			return nil, fmt.Errorf("ingest.topics[%d]: topic %q listed twice", i, t.Topic)
+		}
+		if other, dup := seenTable[t.Table]; dup {
+			return nil, fmt.Errorf("ingest.topics[%d]: table %q is already used by %s (one raw table per topic, distinct from the dead-letter table)", i, t.Table, other)
+		}
+		l.explicit[t.Topic] = t.Table
+		seenTable[t.Table] = "topic " + t.Topic
+	}
+	if cfg.Pattern != "" {
+		re, err := regexp.Compile("^(?:" + cfg.Pattern + ")$")
+		if err != nil {
+			return nil, fmt.Errorf("ingest.topic_pattern: %w", err)
+		}
+		l.pattern = re
+	}
+	if len(cfg.Topics) == 0 && l.pattern == nil {
+		return nil, errors.New("ingest.topics or ingest.topic_pattern: at least one topic is required")
+	}
+	for _, t := range cfg.Exclude {
+		l.exclude[t] = true
+	}
+	return l, nil
+}
+
+// Pattern is the regexp of topics taken by pattern (nil: none).
+func (l *Layout) Pattern() *regexp.Regexp { return l.pattern }
+
+// Topics are the explicitly mapped topics.
+func (l *Layout) Topics() []TopicTable { return l.cfg.Topics }
+
+// DLQ is the dead-letter table's name.
+func (l *Layout) DLQ() string { return l.cfg.DLQ }
+
+// TableFor returns the raw table of topic, and whether eventlake takes
+// the topic at all: an explicit mapping, else a topic the pattern matches
+// that is neither internal (a leading _) nor excluded, named by
+// TableName.
+func (l *Layout) TableFor(topic string) (string, bool) {
+	if t, ok := l.explicit[topic]; ok {
+		return t, true
+	}
+	if l.pattern == nil || l.exclude[topic] || strings.HasPrefix(topic, "_") || !l.pattern.MatchString(topic) {
+		return "", false
+	}
+	name := TableName(topic)
+	if name == l.cfg.DLQ || !validTableName(name) {
+		return "", false
+	}
+	return name, true
+}
+
+// TableName is the raw table of a topic taken by pattern: the topic with
+// '.' and '-' replaced by '_' (payments.captured -> payments_captured).
+func TableName(topic string) string {
+	return strings.NewReplacer(".", "_", "-", "_").Replace(topic)
+}
+
+func validTableName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case (c >= '0' && c <= '9' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

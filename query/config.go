@@ -46,6 +46,11 @@ type Config struct {
 	// S3Cache is the bounded local cache of data files of an s3://
 	// warehouse (query/s3cache.go).
 	S3Cache objstore.CacheConfig `yaml:"s3_cache"`
+	// TypeViews are views of one event type's rows under names of their
+	// own (view name -> event type), beside the view every type gets
+	// under its own name. Default: orders and inventory, the read models'
+	// inputs (read_models.orders.type, read_models.inventory.type).
+	TypeViews map[string]string `yaml:"type_views"`
 }
 
 // Defaults fills unset fields.
@@ -102,96 +107,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// RawTable is one raw event table to expose.
-type RawTable struct {
-	Name  string `yaml:"name"`
-	Topic string `yaml:"topic"`
-	// Kind is the payload kind: orders, inventory or generic.
-	Kind string `yaml:"kind"`
-}
-
-// Tables are the lake tables the service exposes.
-type Tables struct {
-	Raw []RawTable `yaml:"raw"`
-	DLQ string     `yaml:"dlq"`
-	// ReadModels are served under their own names as committed (the exact
-	// merged figures come from the hot tier's endpoints).
-	ReadModels []string `yaml:"read_models"`
-}
-
-// DefaultTables are the tables ingest writes by default.
-func DefaultTables() Tables {
-	return Tables{
-		Raw: []RawTable{
-			{Name: "orders_raw", Topic: "orders.created", Kind: lake.KindOrders},
-			{Name: "inventory_raw", Topic: "inventory.updated", Kind: lake.KindInventory},
-		},
-		DLQ:        "dlq",
-		ReadModels: DefaultReadModels(),
-	}
-}
-
 // DefaultReadModels are the read-model tables the hot tier commits.
 func DefaultReadModels() []string {
 	return []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute, lake.TableInventoryHealth}
 }
 
-// View names the service defines beside the tables' own names.
+// View names the service defines beside the tables' own names. Besides
+// these, every event type a raw table holds has a view named after it
+// (lake.TableName: order.created -> order_created), and TypeViews adds
+// aliases.
 const (
-	ViewEvents    = "events"
-	ViewOrders    = "orders"
-	ViewInventory = "inventory"
-	ViewDLQ       = "dlq"
+	ViewEvents = "events"
+	ViewDLQ    = "dlq"
 )
-
-// Validate checks that every table has a known layout and that no two
-// views would share a name. DuckDB identifiers are case-insensitive, so
-// names are compared that way.
-func (t Tables) Validate() error {
-	if t.DLQ == "" {
-		return errors.New("query tables: the dlq table name is required")
-	}
-	reserved := map[string]string{ViewEvents: "view", ViewOrders: "view", ViewInventory: "view"}
-	seen := map[string]bool{}
-	kinds := map[string]string{}
-	for i, r := range t.Raw {
-		if r.Name == "" || r.Topic == "" {
-			return fmt.Errorf("query tables: raw[%d]: name and topic are required", i)
-		}
-		if _, err := lake.RawTableDef(r.Name, r.Topic, r.Kind); err != nil {
-			return fmt.Errorf("query tables: raw[%d]: %w", i, err)
-		}
-		n := strings.ToLower(r.Name)
-		if _, ok := reserved[n]; ok || n == ViewDLQ {
-			return fmt.Errorf("query tables: raw table %q would hide the %q view; rename it", r.Name, n)
-		}
-		if seen[n] || n == strings.ToLower(t.DLQ) {
-			return fmt.Errorf("query tables: table %q is listed twice", r.Name)
-		}
-		seen[n] = true
-		// The orders and inventory views, and the revenue endpoint, read
-		// one table of their kind: two would need a rule to merge their
-		// snapshots that nothing defines yet.
-		if r.Kind == lake.KindOrders || r.Kind == lake.KindInventory {
-			if prev, ok := kinds[r.Kind]; ok {
-				return fmt.Errorf("query tables: %q and %q are both of kind %s; the query service reads one table per typed kind", prev, r.Name, r.Kind)
-			}
-			kinds[r.Kind] = r.Name
-		}
-	}
-	if _, ok := reserved[strings.ToLower(t.DLQ)]; ok {
-		return fmt.Errorf("query tables: dlq table %q would hide the %q view; rename it", t.DLQ, strings.ToLower(t.DLQ))
-	}
-	defs := lake.ReadModelDefs()
-	for _, name := range t.ReadModels {
-		if _, ok := defs[name]; !ok {
-			return fmt.Errorf("query tables: %q is not a read-model table", name)
-		}
-		n := strings.ToLower(name)
-		if seen[n] || n == strings.ToLower(t.DLQ) {
-			return fmt.Errorf("query tables: table %q is listed twice", name)
-		}
-		seen[n] = true
-	}
-	return nil
-}

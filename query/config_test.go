@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/eventlake/eventlake/lake"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -35,28 +33,11 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestTablesValidate(t *testing.T) {
-	if err := DefaultTables().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		tables Tables
-		want   string
-	}{
-		{Tables{}, "dlq table name is required"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "orders", Topic: "o", Kind: lake.KindOrders}}}, "hide"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "DLQ", Topic: "o", Kind: lake.KindGeneric}}}, "hide"},
-		{Tables{DLQ: "Events"}, "hide"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: "nope"}}}, "unknown payload kind"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: lake.KindGeneric}, {Name: "A", Topic: "p", Kind: lake.KindGeneric}}}, "twice"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Topic: "o", Kind: lake.KindOrders}, {Name: "b", Topic: "p", Kind: lake.KindOrders}}}, "one table per typed kind"},
-		{Tables{DLQ: "dlq", Raw: []RawTable{{Name: "a", Kind: lake.KindGeneric}}}, "topic are required"},
-	}
-	for _, c := range cases {
-		err := c.tables.Validate()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%+v: %v, want %q", c.tables, err, c.want)
-		}
+func TestTypeViewsMustNotHideTables(t *testing.T) {
+	l := newLake(t)
+	_, err := New(Config{TypeViews: map[string]string{"orders_raw": "order.created"}}, Deps{Catalog: l.cat, Layout: testLayout(t)})
+	if err == nil || !strings.Contains(err.Error(), "would hide") {
+		t.Fatalf("a type view named like a table: %v", err)
 	}
 }
 

@@ -5,15 +5,17 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"math/big"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/eventlake/eventlake/internal/duck"
-	"github.com/eventlake/eventlake/internal/hot"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -34,52 +36,54 @@ func hotTableName(table string) string { return hotPrefix + table }
 
 // hotStore owns the hot tables and the connection that writes them.
 type hotStore struct {
-	mu    sync.Mutex // serializes writes on conn
-	conn  *sql.Conn
-	specs map[string]*tableSpec
-	rows  int64 // rows held in all hot tables
-	max   int64
-	space *sync.Cond // signalled when trims free space
+	mu     sync.Mutex // serializes writes on conn
+	conn   *sql.Conn
+	tables map[string][]column // hot table -> its columns, in order
+	rows   int64               // rows held in all hot tables
+	max    int64
+	space  *sync.Cond // signalled when trims free space
+	// ver counts changes of the hot tables' columns, so that the
+	// refresher rebuilds the views over them.
+	ver atomic.Uint64
 }
 
-// openHot creates the hot tables on conn.
-func (s *Service) openHot(ctx context.Context, conn *sql.Conn) error {
-	h := &hotStore{conn: conn, specs: map[string]*tableSpec{}, max: int64(s.cfg.HotMaxRows)}
+// openHot prepares the hot store on conn. Hot tables are created when
+// their first rows arrive, with the rows' columns, and widened when later
+// rows carry more (a schema version with new properties).
+func (s *Service) openHot(_ context.Context, conn *sql.Conn) error {
+	h := &hotStore{conn: conn, tables: map[string][]column{}, max: int64(s.cfg.HotMaxRows)}
 	h.space = sync.NewCond(&h.mu)
-	for _, spec := range s.specs {
-		if !spec.hasHot() {
-			continue
-		}
-		cols, err := schemaColumns(spec.def.Schema)
-		if err != nil {
-			return err
-		}
-		var defs []string
-		for _, c := range cols {
-			defs = append(defs, duck.QuoteIdent(c.name)+" "+c.typ)
-		}
-		stmt := "CREATE TABLE " + duck.QuoteIdent(hotTableName(spec.name)) + " (" + strings.Join(defs, ", ") + ")"
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("create hot table for %s: %w", spec.name, err)
-		}
-		h.specs[spec.name] = spec
-	}
 	s.hot = h
 	return nil
+}
+
+// version is the current version of the hot tables' columns.
+func (h *hotStore) version() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.ver.Load()
+}
+
+// columns returns the columns of a raw table's hot table (nil: none yet).
+func (h *hotStore) columns(table string) []column {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tables[table]
 }
 
 // AppendRows implements hot.Sink: it appends fresh rows of a raw table.
 // It blocks while the hot tables hold query.hot_max_rows rows (the lake
 // is behind), which pauses the hot tier instead of growing without bound.
-func (s *Service) AppendRows(ctx context.Context, table string, rows []hot.Row) error {
+func (s *Service) AppendRows(ctx context.Context, table string, rec arrow.RecordBatch) error {
 	h := s.hot
-	spec := h.specs[table]
-	if spec == nil {
-		return fmt.Errorf("no hot table for %s", table)
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for h.rows+int64(len(rows)) > h.max && h.rows > 0 {
+	n := rec.NumRows()
+	for h.rows+n > h.max && h.rows > 0 {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -87,9 +91,17 @@ func (s *Service) AppendRows(ctx context.Context, table string, rows []hot.Row) 
 		waitCond(ctx, h.space)
 	}
 	s.m.hotFull.Set(0)
-	cols, err := schemaColumns(spec.def.Schema)
+	cols, err := h.ensure(ctx, table, rec.Schema())
 	if err != nil {
 		return err
+	}
+	// Where each hot column's values come from in rec (-1: null).
+	src := make([]int, len(cols))
+	for i, c := range cols {
+		src[i] = -1
+		if idx := rec.Schema().FieldIndices(c.name); len(idx) > 0 {
+			src[i] = idx[0]
+		}
 	}
 	err = h.conn.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
@@ -101,8 +113,14 @@ func (s *Service) AppendRows(ctx context.Context, table string, rows []hot.Row) 
 			return err
 		}
 		vals := make([]driver.Value, len(cols))
-		for i := range rows {
-			hotValues(&rows[i], cols, vals)
+		for row := 0; row < int(n); row++ {
+			for i, j := range src {
+				if j < 0 {
+					vals[i] = nil
+					continue
+				}
+				vals[i] = arrowValue(rec.Column(j), row)
+			}
 			if err := app.AppendRow(vals...); err != nil {
 				_ = app.Close()
 				return err
@@ -113,9 +131,49 @@ func (s *Service) AppendRows(ctx context.Context, table string, rows []hot.Row) 
 	if err != nil {
 		return fmt.Errorf("append hot rows to %s: %w", table, err)
 	}
-	h.rows += int64(len(rows))
+	h.rows += n
 	s.m.hotRows.Set(float64(h.rows))
 	return nil
+}
+
+// ensure creates the hot table of a raw table, or adds the columns of sc
+// it lacks, and returns its columns. Called with mu held.
+func (h *hotStore) ensure(ctx context.Context, table string, sc *arrow.Schema) ([]column, error) {
+	cols, exists := h.tables[table]
+	var add []column
+	for _, f := range sc.Fields() {
+		if slices.ContainsFunc(cols, func(c column) bool { return c.name == f.Name }) {
+			continue
+		}
+		t, err := duck.ArrowType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("hot table of %s: column %s: %w", table, f.Name, err)
+		}
+		add = append(add, column{name: f.Name, typ: t})
+	}
+	if len(add) == 0 {
+		return cols, nil
+	}
+	name := duck.QuoteIdent(hotTableName(table))
+	if !exists {
+		var defs []string
+		for _, c := range add {
+			defs = append(defs, duck.QuoteIdent(c.name)+" "+c.typ)
+		}
+		if _, err := h.conn.ExecContext(ctx, "CREATE TABLE "+name+" ("+strings.Join(defs, ", ")+")"); err != nil {
+			return nil, fmt.Errorf("create hot table for %s: %w", table, err)
+		}
+	} else {
+		for _, c := range add {
+			if _, err := h.conn.ExecContext(ctx, "ALTER TABLE "+name+" ADD COLUMN "+duck.QuoteIdent(c.name)+" "+c.typ); err != nil {
+				return nil, fmt.Errorf("widen hot table of %s: %w", table, err)
+			}
+		}
+	}
+	cols = append(slices.Clone(cols), add...)
+	h.tables[table] = cols
+	h.ver.Add(1)
+	return cols, nil
 }
 
 // waitCond waits on c (whose lock is held) until signalled or ctx ends.
@@ -133,82 +191,31 @@ func waitCond(ctx context.Context, c *sync.Cond) {
 	}
 }
 
-// hotValues fills vals with a row's values in the raw table's column order.
-func hotValues(r *hot.Row, cols []column, vals []driver.Value) {
-	ts := func(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
-	str := func(p *string) driver.Value {
-		if p == nil {
-			return nil
-		}
-		return *p
+// arrowValue is one Arrow value as the DuckDB appender takes it.
+func arrowValue(a arrow.Array, i int) driver.Value {
+	if a.IsNull(i) {
+		return nil
 	}
-	for i, c := range cols {
-		var v driver.Value
-		switch c.name {
-		case lake.ColEventID:
-			v = r.EventID
-		case lake.ColSource:
-			v = r.Source
-		case lake.ColType:
-			v = r.Type
-		case lake.ColTs:
-			v = ts(r.Ts)
-		case lake.ColPayload:
-			v = r.Payload
-		case lake.ColMetadata:
-			v = str(r.Metadata)
-		case lake.ColTraceID:
-			v = str(r.TraceID)
-		case lake.ColSpanID:
-			v = str(r.SpanID)
-		case lake.ColKafkaTopic:
-			v = r.Topic
-		case lake.ColKafkaPartition:
-			v = r.Partition
-		case lake.ColKafkaOffset:
-			v = r.Offset
-		case lake.ColKafkaTimestamp:
-			v = ts(r.KafkaTs)
-		case lake.ColIngestedAt:
-			v = ts(r.Received)
-		case lake.ColOrderID:
-			if r.IsOrder {
-				v = r.OrderID
-			}
-		case lake.ColUserID:
-			if r.IsOrder {
-				v = r.UserID
-			}
-		case lake.ColProductID:
-			switch {
-			case r.IsOrder:
-				v = r.ProductID
-			case r.IsInventory:
-				v = r.InvProductID
-			}
-		case lake.ColQuantity:
-			if r.IsOrder {
-				v = r.Quantity
-			}
-		case lake.ColAmount:
-			if r.IsOrder {
-				v = duckdb.Decimal{Width: 18, Scale: 2, Value: big.NewInt(r.AmountCents)}
-			}
-		case lake.ColWarehouse:
-			if r.IsInventory {
-				v = str(r.Warehouse)
-			}
-		case lake.ColStock:
-			if r.IsInventory {
-				v = r.Stock
-			}
-		case lake.ColDelta:
-			if r.IsInventory && r.Delta != nil {
-				v = *r.Delta
-			}
-		}
-		vals[i] = v
+	switch c := a.(type) {
+	case *array.String:
+		return c.Value(i)
+	case *array.Binary:
+		return c.Value(i)
+	case *array.Int32:
+		return c.Value(i)
+	case *array.Int64:
+		return c.Value(i)
+	case *array.Float64:
+		return c.Value(i)
+	case *array.Boolean:
+		return c.Value(i)
+	case *array.Timestamp:
+		return time.UnixMicro(int64(c.Value(i))).UTC()
+	case *array.Decimal128:
+		dt := c.DataType().(*arrow.Decimal128Type)
+		return duckdb.Decimal{Width: uint8(dt.Precision), Scale: uint8(dt.Scale), Value: c.Value(i).BigInt()}
 	}
+	return a.ValueStr(i)
 }
 
 // offsetFloor is a SQL expression: the offset the lake covers up to in the
@@ -236,17 +243,19 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var total int64
-	for _, st := range gen.tables {
-		if !st.spec.hasHot() {
-			continue
-		}
-		name := duck.QuoteIdent(hotTableName(st.spec.name))
-		if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+duck.QuoteIdent(lake.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
-			return fmt.Errorf("trim hot rows of %s: %w", st.spec.name, err)
+	for table := range h.tables {
+		name := duck.QuoteIdent(hotTableName(table))
+		for _, st := range gen.tables {
+			if st.spec.name != table || !st.spec.hasHot() {
+				continue
+			}
+			if _, err := h.conn.ExecContext(ctx, "DELETE FROM "+name+" WHERE "+duck.QuoteIdent(lake.ColKafkaOffset)+" < "+offsetFloor(st.spec.topic, st.offsets)); err != nil {
+				return fmt.Errorf("trim hot rows of %s: %w", st.spec.name, err)
+			}
 		}
 		var n int64
 		if err := h.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+name).Scan(&n); err != nil {
-			return fmt.Errorf("count hot rows of %s: %w", st.spec.name, err)
+			return fmt.Errorf("count hot rows of %s: %w", table, err)
 		}
 		total += n
 	}
@@ -261,7 +270,7 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 func hotWatermarkSQL(gen *generation) string {
 	var parts []string
 	for _, st := range gen.tables {
-		if !st.spec.hasHot() || st.refused != "" {
+		if !st.spec.hasHot() || st.refused != "" || gen.hotCols[st.spec.name] == nil {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s AS p, max(%s) + 1 AS o FROM %s WHERE %s >= %s GROUP BY 2",

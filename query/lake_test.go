@@ -24,6 +24,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // lake is a real Iceberg lake in a temporary directory: an embedded
@@ -48,24 +49,37 @@ func newLake(t testing.TB) *testLake {
 	return &testLake{t: t, dir: dir, cat: cat}
 }
 
-func (l *testLake) rawTable(name, topic, kind string) *table.Table {
+// rawTable creates a raw table holding the event type typ (a shipped
+// schema's subject; "" for envelope columns only), as ingest creates it.
+func (l *testLake) rawTable(name, topic, typ string) *table.Table {
 	l.t.Helper()
-	def, err := lake.RawTableDef(name, topic, kind)
-	if err != nil {
-		l.t.Fatal(err)
+	var typed []iceberg.NestedField
+	props := iceberg.Properties{}
+	if typ != "" {
+		sub := testCodecs.Set().Subject(typ)
+		if sub == nil {
+			l.t.Fatalf("no shipped schema for %s", typ)
+		}
+		for _, c := range sub.Columns {
+			typed = append(typed, c.NestedField())
+		}
+		props[lake.PropTypePrefix+typ] = "1"
 	}
-	tbl, err := l.cat.EnsureTable(context.Background(), def)
+	tbl, err := l.cat.EnsureTable(context.Background(), lake.RawTableDef(name, topic, typed, props))
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	return tbl
 }
 
+// testCodecs are the shipped schemas.
+var testCodecs = schema.Fixed{S: schema.NewSet(schema.ShippedVersions(), nil)}
+
 func (l *testLake) orders() *table.Table {
-	return l.rawTable("orders_raw", "orders.created", lake.KindOrders)
+	return l.rawTable("orders_raw", "orders.created", "order.created")
 }
 func (l *testLake) inventory() *table.Table {
-	return l.rawTable("inventory_raw", "inventory.updated", lake.KindInventory)
+	return l.rawTable("inventory_raw", "inventory.updated", "inventory.updated")
 }
 func (l *testLake) dlq() *table.Table {
 	l.t.Helper()
@@ -169,8 +183,8 @@ func order(id string, ts time.Time, amount string, offset int64) row {
 		lake.ColEventID: "ev-" + id, lake.ColSource: "test", lake.ColType: "order.created", lake.ColTs: ts,
 		lake.ColPayload: fmt.Sprintf(`{"order_id":%q,"amount":%s}`, id, amount), lake.ColMetadata: `{}`,
 		lake.ColKafkaTopic: "orders.created", lake.ColKafkaPartition: 0, lake.ColKafkaOffset: offset,
-		lake.ColIngestedAt: ts.Add(time.Second), lake.ColOrderID: id, lake.ColUserID: "u-1", lake.ColProductID: "p-1",
-		lake.ColQuantity: 1, lake.ColAmount: amount,
+		lake.ColIngestedAt: ts.Add(time.Second), "order_id": id, "user_id": "u-1", "product_id": "p-1",
+		"quantity": 1, "amount": amount,
 	}
 }
 
@@ -179,8 +193,8 @@ func inventoryRow(id string, ts time.Time, stock int64, offset int64) row {
 	return row{
 		lake.ColEventID: "ev-" + id, lake.ColSource: "test", lake.ColType: "inventory.updated", lake.ColTs: ts,
 		lake.ColPayload: `{}`, lake.ColKafkaTopic: "inventory.updated", lake.ColKafkaPartition: 1,
-		lake.ColKafkaOffset: offset, lake.ColIngestedAt: ts, lake.ColProductID: "p-" + id,
-		lake.ColWarehouse: "w-1", lake.ColStock: stock, lake.ColDelta: nil,
+		lake.ColKafkaOffset: offset, lake.ColIngestedAt: ts, "product_id": "p-" + id,
+		"warehouse": "w-1", "stock": stock, "delta": nil,
 	}
 }
 
@@ -191,6 +205,18 @@ func offsets(topic string, partition int32, next int64) lake.Offsets {
 }
 
 var t0 = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+// testLayout is ingest's default layout: orders_raw, inventory_raw, dlq.
+func testLayout(t testing.TB) *lake.Layout {
+	t.Helper()
+	l, err := lake.NewLayout(lake.LayoutConfig{Topics: []lake.TopicTable{
+		{Topic: "orders.created", Table: "orders_raw"}, {Topic: "inventory.updated", Table: "inventory_raw"},
+	}, DLQ: "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 // harness is a running service over a lake, served by httptest.
 type harness struct {
@@ -214,7 +240,7 @@ func start(t testing.TB, l *testLake, mut func(*Config)) *harness {
 		mut(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	svc, err := New(cfg, Deps{Catalog: l.cat, Logger: testLogger(), Registry: reg, Gatherer: reg})
+	svc, err := New(cfg, Deps{Catalog: l.cat, Layout: testLayout(t), Codecs: testCodecs, Logger: testLogger(), Registry: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

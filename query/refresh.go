@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -27,6 +28,11 @@ type generation struct {
 	tables  []*tableState // in the order of Service.specs
 	views   []view
 	builtAt time.Time
+	// hotVersion is the hot tables' columns version the views were built
+	// with: a hot table created or widened since makes a new generation.
+	// hotCols are the hot tables' columns then (raw table -> columns).
+	hotVersion uint64
+	hotCols    map[string][]column
 }
 
 // snapshotIDs names the snapshot of every table; null for a table that
@@ -68,6 +74,9 @@ type tableState struct {
 	columns   []column
 	offsets   lake.Offsets
 	files     []dataFile
+	// types are the event types a raw table holds typed columns for
+	// (lake.TypesOf its properties).
+	types []string
 	// refused says why the table cannot be served correctly; its view
 	// then fails when read.
 	refused string
@@ -118,12 +127,15 @@ func (s *Service) refresh(ctx context.Context) {
 }
 
 func (s *Service) refreshOnce(ctx context.Context) error {
+	if err := s.discoverTables(ctx); err != nil {
+		return err
+	}
 	prev := s.gen.Load()
 	states := make([]*tableState, len(s.specs))
-	changed := prev == nil
+	changed := prev == nil || len(prev.tables) != len(s.specs) || prev.hotVersion != s.hot.version()
 	for i, spec := range s.specs {
 		var old *tableState
-		if prev != nil {
+		if prev != nil && i < len(prev.tables) {
 			old = prev.tables[i]
 		}
 		st, err := s.loadTable(ctx, spec, old)
@@ -138,7 +150,15 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 		if prev != nil {
 			id = prev.id + 1
 		}
-		gen := &generation{id: id, tables: states, views: buildViews(states), builtAt: s.deps.Now()}
+		gen := &generation{id: id, tables: states, builtAt: s.deps.Now(), hotVersion: s.hot.version(), hotCols: map[string][]column{}}
+		for _, st := range states {
+			if st.spec.hasHot() {
+				if cols := s.hot.columns(st.spec.name); cols != nil {
+					gen.hotCols[st.spec.name] = cols
+				}
+			}
+		}
+		gen.views = s.buildViews(gen)
 		if err := s.validate(ctx, gen); err != nil {
 			return err
 		}
@@ -150,7 +170,7 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 			s.log.Warn("trim hot rows", logkey.Err, err)
 		}
 		for i, st := range states {
-			if prev == nil || st != prev.tables[i] {
+			if prev == nil || i >= len(prev.tables) || st != prev.tables[i] {
 				s.log.Debug("table snapshot in service", logkey.Table, st.spec.name, logkey.SnapshotID, st.snapshot,
 					logkey.Files, len(st.files), logGeneration, gen.id)
 				if st.refused != "" {
@@ -165,6 +185,44 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 			s.m.snapshotAge.WithLabelValues(st.spec.name).Set(now.Sub(st.committed).Seconds())
 		} else {
 			s.m.snapshotAge.DeleteLabelValues(st.spec.name)
+		}
+	}
+	return nil
+}
+
+// discoverTables adds raw tables that appeared in the catalog (ingest
+// creates the table of a topic taken by pattern on its first event).
+// Called by the refresher only.
+func (s *Service) discoverTables(ctx context.Context) error {
+	ns := table.Identifier{s.deps.Catalog.Config().Namespace}
+	for ident, err := range s.deps.Catalog.Iceberg().ListTables(ctx, ns) {
+		if err != nil {
+			return fmt.Errorf("list tables: %w", err)
+		}
+		name := ident[len(ident)-1]
+		if s.known[name] {
+			continue
+		}
+		tbl, err := s.deps.Catalog.LoadTable(ctx, name)
+		if errors.Is(err, icecat.ErrNoSuchTable) {
+			continue // dropped between listing and loading
+		}
+		if err != nil {
+			return err
+		}
+		s.known[name] = true
+		switch kind := tbl.Properties()[lake.PropKind]; kind {
+		case lake.KindRaw:
+			s.addRaw(name, tbl.Properties()[lake.PropTopic])
+			s.log.Info("raw table found in the catalog", logkey.Table, name, logkey.Topic, tbl.Properties()[lake.PropTopic])
+		case "":
+			// Not eventlake's: not served.
+		default:
+			// Another table of eventlake's (the erasure log): served as
+			// committed, under its own name.
+			s.specs = append(s.specs, &tableSpec{name: name, readModel: true,
+				def: lake.TableDef{Name: name, Schema: tbl.Schema(), Spec: tbl.Spec(), Properties: tbl.Properties()}})
+			s.log.Info("table found in the catalog", logkey.Table, name, "kind", kind)
 		}
 	}
 	return nil
@@ -203,7 +261,7 @@ func (s *Service) loadTable(ctx context.Context, spec *tableSpec, old *tableStat
 	}
 	snap := tbl.CurrentSnapshot()
 	schemaID := tbl.Schema().ID
-	if old != nil && old.exists && old.schemaID == schemaID &&
+	if old != nil && old.exists && old.schemaID == schemaID && slices.Equal(old.types, lake.TypesOf(tbl.Properties())) &&
 		(snap == nil && !old.hasSnap || snap != nil && old.hasSnap && snap.SnapshotID == old.snapshot) {
 		return old, nil
 	}
@@ -212,7 +270,8 @@ func (s *Service) loadTable(ctx context.Context, spec *tableSpec, old *tableStat
 
 // plan lists the data files of the table's current snapshot.
 func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (*tableState, error) {
-	st := &tableState{spec: spec, exists: true, schemaID: tbl.Schema().ID, offsets: lake.Offsets{}}
+	st := &tableState{spec: spec, exists: true, schemaID: tbl.Schema().ID, offsets: lake.Offsets{},
+		types: lake.TypesOf(tbl.Properties())}
 	cols, err := schemaColumns(tbl.Schema())
 	if err != nil {
 		// Serve the registered layout, refusing reads, rather than

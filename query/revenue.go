@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/internal/duck"
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
@@ -107,10 +106,6 @@ func (s *Service) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, aerr)
 		return
 	}
-	if s.orders == nil {
-		s.writeError(w, &apiError{status: http.StatusNotFound, code: codeNotFound, msg: "no raw table of kind orders is configured"})
-		return
-	}
 	gen := s.gen.Load()
 	if gen == nil {
 		s.m.rejected.WithLabelValues(rejectNotReady).Inc()
@@ -118,7 +113,12 @@ func (s *Service) handleRevenue(w http.ResponseWriter, r *http.Request) {
 			msg: "the query service has not read the lake yet; retry in a moment (see /healthz)"})
 		return
 	}
-	st := gen.table(s.orders)
+	st := s.ordersSpec(gen)
+	if st == nil {
+		s.writeError(w, &apiError{status: http.StatusNotFound, code: codeNotFound,
+			msg: fmt.Sprintf("no raw table holds the orders' topic %s (read_models.orders.topic)", s.deps.Inputs.Orders.Topic)})
+		return
+	}
 	if st.refused != "" {
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: st.refused})
 		return
@@ -164,22 +164,27 @@ func (s *Service) handleRevenue(w http.ResponseWriter, r *http.Request) {
 // (epoch_us buckets are several times faster than date_trunc on
 // TIMESTAMPTZ).
 func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside, edge []string, lo, hi int64) ([]RevenueRow, error) {
+	in := s.deps.Inputs.Orders
 	var cols []column
 	for _, c := range st.columns {
 		switch c.name {
-		case lake.ColTs, lake.ColType, lake.ColAmount:
+		case lake.ColTs, lake.ColType, in.Amount:
 			cols = append(cols, c)
 		}
 	}
+	if len(cols) < 3 {
+		return nil, nil // the table has no amount column yet: no order has arrived
+	}
+	amount := duck.QuoteIdent(in.Amount)
 	base := eventtime.FloorDiv(lo, eventtime.MicrosPerMinute) * eventtime.MicrosPerMinute
 	var parts []string
 	if len(inside) > 0 {
-		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s GROUP BY m`,
-			base, eventtime.MicrosPerMinute, readParquet(inside, cols), duck.QuoteString(envelope.TypeOrderCreated)))
+		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(%s) AS a, count(%s) AS n FROM %s WHERE type = %s GROUP BY m`,
+			base, eventtime.MicrosPerMinute, amount, amount, readParquet(inside, cols), duck.QuoteString(in.Type)))
 	}
 	if len(edge) > 0 {
-		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(amount) AS a, count(*) AS n FROM %s WHERE type = %s AND ts >= %s AND ts < %s GROUP BY m`,
-			base, eventtime.MicrosPerMinute, readParquet(edge, cols), duck.QuoteString(envelope.TypeOrderCreated),
+		parts = append(parts, fmt.Sprintf(`SELECT (epoch_us(ts) - %d) // %d AS m, sum(%s) AS a, count(%s) AS n FROM %s WHERE type = %s AND ts >= %s AND ts < %s GROUP BY m`,
+			base, eventtime.MicrosPerMinute, amount, amount, readParquet(edge, cols), duck.QuoteString(in.Type),
 			timestamptzLiteral(lo), timestamptzLiteral(hi)))
 	}
 	q := `SELECT m, CAST(sum(a) AS VARCHAR) AS revenue, sum(n)::BIGINT AS n FROM (` + strings.Join(parts, " UNION ALL ") + `) GROUP BY m ORDER BY m`
@@ -229,6 +234,9 @@ type HealthResponse struct {
 	RefreshError string `json:"refresh_error,omitempty"`
 	// Unavailable lists tables that are refused, and why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
+	// Components are the other components of the process: "ok", or what
+	// is wrong. One that is not ok makes the status "degraded" (503).
+	Components map[string]string `json:"components,omitempty"`
 }
 
 func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
@@ -242,6 +250,17 @@ func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	res.Status, res.Tables, res.Generation = "ok", gen.snapshotIDs(), gen.id
+	status := http.StatusOK
+	for name, check := range s.deps.Health {
+		if res.Components == nil {
+			res.Components = map[string]string{}
+		}
+		res.Components[name] = "ok"
+		if err := check(); err != nil {
+			res.Components[name] = err.Error()
+			res.Status, status = "degraded", http.StatusServiceUnavailable
+		}
+	}
 	if ns := s.lastOK.Load(); ns != 0 {
 		res.LastRefresh = time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 	}
@@ -253,5 +272,5 @@ func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
 			res.Unavailable[st.spec.name] = st.refused
 		}
 	}
-	s.writeJSON(w, http.StatusOK, res)
+	s.writeJSON(w, status, res)
 }

@@ -33,7 +33,7 @@ func TestRevenuePruningMatchesIcebergScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{}, Deps{Catalog: l.cat})
+	svc, err := New(Config{}, Deps{Catalog: l.cat, Layout: testLayout(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestRevenuePruningMatchesIcebergScan(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	st, err := svc.plan(context.Background(), svc.orders, tbl)
+	st, err := svc.plan(context.Background(), svc.specs[0], tbl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,14 +18,28 @@ import (
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // Deps are the query service's collaborators.
 type Deps struct {
 	Catalog *lake.Catalog
-	// Tables are the lake tables to expose; the zero value means
-	// DefaultTables.
-	Tables   Tables
+	// Layout names the raw tables ingest writes (raw tables created for
+	// topics taken by pattern are found in the catalog) and the
+	// dead-letter table.
+	Layout *lake.Layout
+	// Inputs say which events the revenue endpoint counts, and name the
+	// default type views.
+	Inputs lake.ModelInputs
+	// Codecs, if set, give the columns of each event type's view (else
+	// they come from the tables that hold the type).
+	Codecs schema.Codecs
+	// ReadModels are served under their own names as committed; nil
+	// means DefaultReadModels.
+	ReadModels []string
+	// Health are the other components of the process, reported by
+	// /healthz under their names (an error makes it 503).
+	Health   map[string]func() error
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Gatherer is served on /metrics; nil leaves /metrics out (404).
@@ -41,8 +55,8 @@ type Service struct {
 	deps     Deps
 	log      *slog.Logger
 	m        *metrics
-	specs    []*tableSpec
-	orders   *tableSpec   // the orders-kind raw table, nil if none
+	specs    []*tableSpec // grows when raw tables appear in the catalog (refresher only)
+	known    map[string]bool
 	lakeDirs []string     // with a trailing separator
 	remote   *remoteFiles // local copies of s3:// data files; nil for a local warehouse
 
@@ -65,7 +79,6 @@ type tableSpec struct {
 	// readModel: served as committed (no hot rows, not in the events view).
 	readModel bool
 	topic     string
-	kind      string
 	def       lake.TableDef // the layout used while the table does not exist
 }
 
@@ -79,11 +92,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Catalog == nil {
 		return nil, errors.New("query: a catalog is required")
 	}
-	if len(deps.Tables.Raw) == 0 && deps.Tables.DLQ == "" {
-		deps.Tables = DefaultTables()
+	if deps.Layout == nil {
+		return nil, errors.New("query: a table layout is required")
 	}
-	if err := deps.Tables.Validate(); err != nil {
-		return nil, err
+	deps.Inputs.Defaults()
+	if deps.ReadModels == nil {
+		deps.ReadModels = DefaultReadModels()
+	}
+	if cfg.TypeViews == nil {
+		cfg.TypeViews = map[string]string{"orders": deps.Inputs.Orders.Type, "inventory": deps.Inputs.Inventory.Type}
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -100,21 +117,25 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		log:  deps.Logger.With(logkey.Component, "query"),
 		m:    newMetrics(deps.Registry),
 	}
-	for _, r := range deps.Tables.Raw {
-		def, err := lake.RawTableDef(r.Name, r.Topic, r.Kind)
-		if err != nil {
-			return nil, err
-		}
-		spec := &tableSpec{name: r.Name, topic: r.Topic, kind: r.Kind, def: def}
-		s.specs = append(s.specs, spec)
-		if r.Kind == lake.KindOrders {
-			s.orders = spec
-		}
+	s.known = map[string]bool{}
+	for _, t := range deps.Layout.Topics() {
+		s.addRaw(t.Table, t.Topic)
 	}
-	s.specs = append(s.specs, &tableSpec{name: deps.Tables.DLQ, dlq: true, def: lake.DLQTableDef(deps.Tables.DLQ)})
+	s.specs = append(s.specs, &tableSpec{name: deps.Layout.DLQ(), dlq: true, def: lake.DLQTableDef(deps.Layout.DLQ())})
+	s.known[deps.Layout.DLQ()] = true
 	defs := lake.ReadModelDefs()
-	for _, name := range deps.Tables.ReadModels {
-		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: defs[name]})
+	for _, name := range deps.ReadModels {
+		def, ok := defs[name]
+		if !ok {
+			return nil, fmt.Errorf("query: %q is not a read-model table", name)
+		}
+		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: def})
+		s.known[name] = true
+	}
+	for view := range cfg.TypeViews {
+		if s.known[view] || strings.EqualFold(view, ViewEvents) || strings.EqualFold(view, ViewDLQ) {
+			return nil, fmt.Errorf("query.type_views: view %q would hide a table or view of the same name; rename it", view)
+		}
 	}
 
 	if err := s.openRemote(cfg, deps); err != nil {
@@ -129,6 +150,25 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// addRaw adds the spec of a raw table (before or after it exists).
+func (s *Service) addRaw(name, topic string) *tableSpec {
+	spec := &tableSpec{name: name, topic: topic, def: lake.RawTableDef(name, topic, nil, nil)}
+	s.specs = append(s.specs, spec)
+	s.known[name] = true
+	return spec
+}
+
+// ordersSpec is the raw table the revenue endpoint reads: the one of the
+// orders' topic (read_models.orders.topic).
+func (s *Service) ordersSpec(gen *generation) *tableState {
+	for _, st := range gen.tables {
+		if st.spec.hasHot() && st.spec.topic == s.deps.Inputs.Orders.Topic {
+			return st
+		}
+	}
+	return nil
 }
 
 // lakeDirs are the directories DuckDB may read: the local warehouse and

@@ -495,7 +495,7 @@ func TestDeleteFilesRefused(t *testing.T) {
 	if err := tx.SetProperties(iceberg.Properties{"write.delete.mode": "merge-on-read"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Delete(ctx, iceberg.EqualTo(iceberg.Reference(lake.ColOrderID), "a"), nil); err != nil {
+	if err := tx.Delete(ctx, iceberg.EqualTo(iceberg.Reference("order_id"), "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	nt, err := tx.Commit(ctx)
@@ -536,7 +536,7 @@ func TestDeleteFilesRefused(t *testing.T) {
 func TestNotReadyAndMetrics(t *testing.T) {
 	l := newLake(t)
 	reg := newRegistry()
-	svc, err := New(Config{}, Deps{Catalog: l.cat, Registry: reg})
+	svc, err := New(Config{}, Deps{Catalog: l.cat, Layout: testLayout(t), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

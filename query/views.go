@@ -2,13 +2,14 @@ package query
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/internal/duck"
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -120,7 +121,8 @@ func projection(want []column, have []column) string {
 	return b.String()
 }
 
-// Columns of the derived views.
+// Columns of the derived views: every raw event (events), and the
+// envelope columns around a type's payload columns (type views).
 var (
 	eventsColumns = []column{
 		{name: lake.ColEventID, typ: "VARCHAR"},
@@ -134,27 +136,11 @@ var (
 		{name: lake.ColKafkaOffset, typ: "BIGINT"},
 		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
 	}
-	ordersColumns = []column{
+	typeHead = []column{
 		{name: lake.ColEventID, typ: "VARCHAR"},
 		{name: lake.ColTs, typ: "TIMESTAMPTZ"},
-		{name: lake.ColOrderID, typ: "VARCHAR"},
-		{name: lake.ColUserID, typ: "VARCHAR"},
-		{name: lake.ColProductID, typ: "VARCHAR"},
-		{name: lake.ColQuantity, typ: "BIGINT"},
-		{name: lake.ColAmount, typ: "DECIMAL(18,2)"},
-		{name: lake.ColSource, typ: "VARCHAR"},
-		{name: lake.ColKafkaTopic, typ: "VARCHAR"},
-		{name: lake.ColKafkaPartition, typ: "INTEGER"},
-		{name: lake.ColKafkaOffset, typ: "BIGINT"},
-		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
 	}
-	inventoryColumns = []column{
-		{name: lake.ColEventID, typ: "VARCHAR"},
-		{name: lake.ColTs, typ: "TIMESTAMPTZ"},
-		{name: lake.ColProductID, typ: "VARCHAR"},
-		{name: lake.ColWarehouse, typ: "VARCHAR"},
-		{name: lake.ColStock, typ: "BIGINT"},
-		{name: lake.ColDelta, typ: "BIGINT"},
+	typeTail = []column{
 		{name: lake.ColSource, typ: "VARCHAR"},
 		{name: lake.ColKafkaTopic, typ: "VARCHAR"},
 		{name: lake.ColKafkaPartition, typ: "INTEGER"},
@@ -176,7 +162,7 @@ func (v view) create() string {
 // tableSelect is the SELECT a table's own view stands for: the snapshot's
 // files, and for a raw table the hot rows after the offsets the snapshot
 // stores (see hot.go).
-func tableSelect(st *tableState) string {
+func tableSelect(st *tableState, hotCols []column) string {
 	if st.refused != "" {
 		return failingSelect(st.columns, st.refused)
 	}
@@ -194,11 +180,7 @@ func tableSelect(st *tableState) string {
 		}
 		cold = "SELECT " + strings.Join(names, ", ") + " FROM " + readParquet(paths, st.columns)
 	}
-	if !st.spec.hasHot() {
-		return cold
-	}
-	hotCols, err := schemaColumns(st.spec.def.Schema)
-	if err != nil {
+	if !st.spec.hasHot() || hotCols == nil {
 		return cold
 	}
 	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + duck.QuoteIdent(hotTableName(st.spec.name)) +
@@ -219,38 +201,80 @@ func unionOf(want []column, tables []*tableState, where string) string {
 }
 
 // buildViews is every view of a generation, in creation order: tables
-// first, then the views over them.
-func buildViews(tables []*tableState) []view {
+// first, then the views over them: events (every raw event), one view per
+// event type a raw table holds (named lake.TableName(type)), the
+// configured aliases of type views, and dlq.
+func (s *Service) buildViews(gen *generation) []view {
 	var (
-		views               []view
-		raw, orders, invent []*tableState
-		dlq                 *tableState
+		views []view
+		raw   []*tableState
+		dlq   *tableState
 	)
-	for _, st := range tables {
-		views = append(views, view{name: st.spec.name, sql: tableSelect(st)})
+	holders := map[string][]*tableState{} // event type -> raw tables that hold it
+	taken := map[string]bool{}
+	for _, st := range gen.tables {
+		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name])})
+		taken[strings.ToLower(st.spec.name)] = true
 		switch {
 		case st.spec.readModel:
-			continue
 		case st.spec.dlq:
 			dlq = st
-		case st.spec.kind == lake.KindOrders:
-			orders = append(orders, st)
-		case st.spec.kind == lake.KindInventory:
-			invent = append(invent, st)
-		}
-		if !st.spec.dlq {
+		default:
 			raw = append(raw, st)
+			for _, t := range st.types {
+				holders[t] = append(holders[t], st)
+			}
 		}
 	}
-	views = append(views,
-		view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")},
-		view{name: ViewOrders, sql: unionOf(ordersColumns, orders, " WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(envelope.TypeOrderCreated))},
-		view{name: ViewInventory, sql: unionOf(inventoryColumns, invent, " WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(envelope.TypeInventoryUpdated))},
-	)
+	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")})
+	taken[ViewEvents] = true
+	typeView := func(name, typ string) {
+		if taken[strings.ToLower(name)] {
+			return
+		}
+		taken[strings.ToLower(name)] = true
+		cols := append(append(slices.Clone(typeHead), s.typeColumns(typ, holders[typ])...), typeTail...)
+		views = append(views, view{name: name, sql: unionOf(cols, holders[typ],
+			" WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(typ))})
+	}
+	aliases := slices.Sorted(maps.Keys(s.cfg.TypeViews))
+	for _, name := range aliases {
+		typeView(name, s.cfg.TypeViews[name])
+	}
+	for _, typ := range slices.Sorted(maps.Keys(holders)) {
+		typeView(lake.TableName(typ), typ)
+	}
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
 		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name)})
 	}
 	return views
+}
+
+// typeColumns are the payload columns of an event type's view: the
+// subject's columns (every version's) from the registry, else the typed
+// columns of the tables that hold it.
+func (s *Service) typeColumns(typ string, tables []*tableState) []column {
+	var out []column
+	if s.deps.Codecs != nil {
+		if sub := s.deps.Codecs.Set().Subject(typ); sub != nil {
+			for _, c := range sub.Columns {
+				t, err := duck.Type(c.Type)
+				if err != nil {
+					continue
+				}
+				out = append(out, column{name: c.Name, typ: t})
+			}
+			return out
+		}
+	}
+	for _, st := range tables {
+		for _, c := range st.columns {
+			if !lake.IsEnvelopeColumn(c.name) && !slices.ContainsFunc(out, func(o column) bool { return o.name == c.name }) {
+				out = append(out, column{name: c.name, typ: c.typ})
+			}
+		}
+	}
+	return out
 }
 
 // timestamptzLiteral renders micros since the epoch as a DuckDB literal

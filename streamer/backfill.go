@@ -13,13 +13,11 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/zeebo/xxh3"
 
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hll"
@@ -42,8 +40,10 @@ type BackfillConfig struct {
 	From, To time.Time
 	// Chunk is the span recomputed and replaced by one commit (default 1h).
 	Chunk time.Duration
-	// RawTable and Topic are the orders raw table and its topic.
-	RawTable, Topic string
+	// RawTable is the orders' raw table; Orders says which events and
+	// columns of it are counted (read_models.orders).
+	RawTable string
+	Orders   lake.OrderInputs
 	// Wait bounds how long to wait for the raw table to catch up with the
 	// read model's offsets (ingest behind the streamer).
 	Wait time.Duration
@@ -201,7 +201,7 @@ func backfillChunk(ctx context.Context, cat *lake.Catalog, com *lake.Committer, 
 				if err != nil {
 					return err
 				}
-				if behind := rawBehind(rmOff, rawOff, cfg.Topic); behind != "" {
+				if behind := rawBehind(rmOff, rawOff, cfg.Orders.Topic); behind != "" {
 					return fmt.Errorf("%w: the raw table %s does not yet hold every event the read model counts (%s); is ingest running?",
 						errRawBehind, cfg.RawTable, behind)
 				}
@@ -265,7 +265,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 		iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(a.UnixMicro())),
 		iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(b.UnixMicro())))
 	scan := raw.Scan(table.WithRowFilter(filter), table.WithSelectedFields(
-		lake.ColTs, lake.ColType, lake.ColAmount, lake.ColUserID, lake.ColKafkaPartition, lake.ColKafkaOffset))
+		lake.ColTs, lake.ColType, cfg.Orders.Amount, cfg.Orders.User, lake.ColKafkaPartition, lake.ColKafkaOffset))
 	revenue := map[int64]agg{}
 	users := map[int64]*activityAgg{}
 	if raw.CurrentSnapshot() != nil {
@@ -277,7 +277,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 			if err != nil {
 				return nil, 0, fmt.Errorf("scan %s: %w", cfg.RawTable, err)
 			}
-			addRaw(rec, cfg.Topic, off, revenue, users)
+			addRaw(rec, cfg.Orders, off, revenue, users)
 			rec.Release()
 		}
 	}
@@ -292,7 +292,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 		for _, m := range sortedKeys(revenue) {
 			r := revenue[m]
 			bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
-			bld.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(r.cents))
+			bld.Field(1).(*array.Decimal128Builder).Append(r.sum)
 			bld.Field(2).(*array.Int64Builder).Append(r.count)
 			n++
 		}
@@ -313,7 +313,7 @@ func recompute(ctx context.Context, raw, rm *table.Table, cfg BackfillConfig, of
 	return bld.NewRecordBatch(), n, nil
 }
 
-func addRaw(rec arrow.RecordBatch, topic string, off lake.Offsets, revenue map[int64]agg, users map[int64]*activityAgg) {
+func addRaw(rec arrow.RecordBatch, in lake.OrderInputs, off lake.Offsets, revenue map[int64]agg, users map[int64]*activityAgg) {
 	col := func(name string) arrow.Array {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) == 0 {
@@ -323,32 +323,35 @@ func addRaw(rec arrow.RecordBatch, topic string, off lake.Offsets, revenue map[i
 	}
 	ts, _ := col(lake.ColTs).(*array.Timestamp)
 	typ, _ := col(lake.ColType).(*array.String)
-	amt, _ := col(lake.ColAmount).(*array.Decimal128)
-	uid, _ := col(lake.ColUserID).(*array.String)
+	amt, _ := col(in.Amount).(*array.Decimal128)
+	uid, _ := col(in.User).(*array.String)
 	part, _ := col(lake.ColKafkaPartition).(*array.Int32)
 	ko, _ := col(lake.ColKafkaOffset).(*array.Int64)
 	if ts == nil || typ == nil || amt == nil || uid == nil || part == nil || ko == nil {
 		return
 	}
+	scale := amt.DataType().(*arrow.Decimal128Type).Scale
+	if scale > 2 {
+		return // not countable in cents (the hot tier skips them too)
+	}
 	for i := 0; i < int(rec.NumRows()); i++ {
-		if typ.Value(i) != envelope.TypeOrderCreated || amt.IsNull(i) {
+		if typ.Value(i) != in.Type || amt.IsNull(i) {
 			continue
 		}
-		limit, ok := off.Get(topic, part.Value(i))
+		limit, ok := off.Get(in.Topic, part.Value(i))
 		if !ok || ko.Value(i) >= limit {
 			continue // not in the read model yet: the hot tier counts it
 		}
 		m := eventtime.FloorDiv(int64(ts.Value(i)), eventtime.MicrosPerMinute)
 		r := revenue[m]
-		r.cents += int64(amt.Value(i).LowBits())
-		r.count++
+		r.add(amt.Value(i).IncreaseScaleBy(2-scale), 1)
 		revenue[m] = r
 		u := users[m]
 		if u == nil {
 			u = &activityAgg{users: hll.New()}
 			users[m] = u
 		}
-		u.users.Add(xxh3.HashString(uid.Value(i)))
+		u.users.Add(xxh3.HashString(uid.Value(i))) // "" for null, as the hot tier hashes it
 		u.events++
 	}
 }

@@ -10,11 +10,14 @@ import (
 type Config struct {
 	// Disabled turns the hot tier off (queries then serve the lake only).
 	Disabled bool `yaml:"disabled"`
-	// Topics of the canonical streams.
-	OrdersTopic    string `yaml:"orders_topic"`
-	InventoryTopic string `yaml:"inventory_topic"`
-	ProductsTopic  string `yaml:"products_topic"`
-	EnrichedTopic  string `yaml:"enriched_topic"`
+	// ProductsTopic is the product catalog's compacted changelog;
+	// EnrichedTopic receives enriched orders. (The orders and inventory
+	// topics are the read models' inputs: read_models.)
+	ProductsTopic string `yaml:"products_topic"`
+	EnrichedTopic string `yaml:"enriched_topic"`
+	// TopicRefresh is how often new topics the layout takes by pattern
+	// are looked for, so that their fresh rows are served.
+	TopicRefresh time.Duration `yaml:"topic_refresh"`
 	// Commit makes this process the one that commits the read models and
 	// publishes enriched orders. Run it on one process per deployment; a
 	// second committer is harmless (the offset fence refuses its
@@ -47,11 +50,8 @@ type Config struct {
 
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
-	if c.OrdersTopic == "" {
-		c.OrdersTopic = "orders.created"
-	}
-	if c.InventoryTopic == "" {
-		c.InventoryTopic = "inventory.updated"
+	if c.TopicRefresh == 0 {
+		c.TopicRefresh = 5 * time.Second
 	}
 	if c.ProductsTopic == "" {
 		c.ProductsTopic = "products.changelog"
@@ -88,7 +88,7 @@ func (c *Config) Defaults() {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
-	case c.OrdersTopic == "" || c.InventoryTopic == "" || c.ProductsTopic == "" || c.EnrichedTopic == "":
+	case c.ProductsTopic == "" || c.EnrichedTopic == "":
 		return errors.New("streamer: topics must not be empty")
 	case c.CommitInterval < 10*time.Millisecond:
 		return fmt.Errorf("streamer.commit_interval %v is below 10ms", c.CommitInterval)
@@ -102,6 +102,8 @@ func (c *Config) Validate() error {
 		return errors.New("streamer.max_hot_events must be at least 1000")
 	case c.ReaggregateLookback < 0:
 		return errors.New("streamer.reaggregate_lookback must not be negative")
+	case c.TopicRefresh < 100*time.Millisecond:
+		return errors.New("streamer.topic_refresh must be at least 100ms")
 	case c.SSEBuffer < 1:
 		return errors.New("streamer.sse_buffer must be positive")
 	}

@@ -2,13 +2,16 @@ package streamer
 
 import (
 	"encoding/json"
+
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // product is one entry of the product catalog.
@@ -92,38 +95,32 @@ func parseCents(raw json.RawMessage) (int64, bool) {
 	return c, true
 }
 
-// enrichedOrder is what orders.enriched carries: the order with the
-// product's catalog entry as of the time the order was processed; product
-// fields are null for a product not in the catalog.
+// enrichedOrder is what orders.enriched carries: the order's payload
+// exactly as received, and the product's catalog entry as of the time the
+// order was processed (null for a product not in the catalog).
 type enrichedOrder struct {
-	EventID      string  `json:"event_id"`
-	OrderID      string  `json:"order_id"`
-	UserID       string  `json:"user_id"`
-	ProductID    string  `json:"product_id"`
-	Quantity     int64   `json:"quantity"`
-	Amount       string  `json:"amount"`
-	ProductName  *string `json:"product_name"`
-	Category     *string `json:"category"`
-	ProductPrice *string `json:"product_price"`
-	Ts           string  `json:"ts"`
-	// Revenue is what the order brought in (its amount); ListRevenue is
-	// quantity x the catalog price (null when the product is unknown).
+	EventID string          `json:"event_id"`
+	Type    string          `json:"type"`
+	Ts      string          `json:"ts"`
+	Order   json.RawMessage `json:"order"`
+	Product *product        `json:"product"`
+	// Revenue is what the order brought in: its amount (the read models'
+	// amount input), exact; ListRevenue is its quantity times the catalog
+	// price (null when the product is unknown).
 	Revenue     string  `json:"revenue"`
 	ListRevenue *string `json:"list_revenue"`
 }
 
 // enrich builds the enriched record of an order. Called with mu held.
-func (s *Streamer) enrich(ev *envelope.Event) []byte {
-	o := ev.Order
+func (s *Streamer) enrich(ev *schema.Event, amount decimal128.Num, productID []byte, quantity int64) []byte {
 	out := enrichedOrder{
-		EventID: string(ev.EventID), OrderID: string(o.OrderID), UserID: string(o.UserID), ProductID: string(o.ProductID),
-		Quantity: o.Quantity, Amount: formatCents(o.AmountCents), Revenue: formatCents(o.AmountCents),
-		Ts: time.UnixMicro(ev.TsMicros).UTC().Format(time.RFC3339Nano),
+		EventID: string(ev.EventID), Type: string(ev.Type), Order: json.RawMessage(ev.Payload),
+		Ts: time.UnixMicro(ev.TsMicros).UTC().Format(time.RFC3339Nano), Revenue: amount.ToString(2),
 	}
-	if p, ok := s.products[out.ProductID]; ok {
-		name, cat, price := p.Name, p.Category, p.Price
-		list := formatCents(p.priceCents * o.Quantity)
-		out.ProductName, out.Category, out.ProductPrice, out.ListRevenue = &name, &cat, &price, &list
+	if p, ok := s.products[string(productID)]; ok {
+		out.Product = &p
+		list := decimal128.FromI64(p.priceCents).Mul(decimal128.FromI64(quantity)).ToString(2)
+		out.ListRevenue = &list
 	} else {
 		s.m.unknownProducts.Inc()
 	}

@@ -53,10 +53,18 @@ func (s *Streamer) Handler() http.Handler {
 	return mux
 }
 
+// writeJSON encodes v before writing the status, so that a value that
+// cannot be encoded is a 500 with a message, never a 200 with an empty
+// body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": "encode the answer: " + err.Error(), "code": "internal"})
+		status = http.StatusInternalServerError
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
@@ -109,20 +117,20 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 		id := s.rev.snapshot
 		res.SnapshotID = &id
 	}
-	res.Offsets = offsetsJSON(s.rev.offsets, s.cfg.OrdersTopic)
-	res.Watermark = map[string]map[string]int64{s.cfg.OrdersTopic: {}}
-	for p, o := range s.high[s.cfg.OrdersTopic] {
-		res.Watermark[s.cfg.OrdersTopic][strconv.Itoa(int(p))] = o
+	res.Offsets = offsetsJSON(s.rev.offsets, s.in.Orders.Topic)
+	res.Watermark = map[string]map[string]int64{s.in.Orders.Topic: {}}
+	for p, o := range s.high[s.in.Orders.Topic] {
+		res.Watermark[s.in.Orders.Topic][strconv.Itoa(int(p))] = o
 	}
-	for p, o := range s.rev.offsets[s.cfg.OrdersTopic] { // not read yet: the snapshot's offsets
+	for p, o := range s.rev.offsets[s.in.Orders.Topic] { // not read yet: the snapshot's offsets
 		k := strconv.Itoa(int(p))
-		if cur, ok := res.Watermark[s.cfg.OrdersTopic][k]; !ok || cur < o {
-			res.Watermark[s.cfg.OrdersTopic][k] = o
+		if cur, ok := res.Watermark[s.in.Orders.Topic][k]; !ok || cur < o {
+			res.Watermark[s.in.Orders.Topic][k] = o
 		}
 	}
 	if hi-lo <= int64(len(s.rev.cold)+len(s.rev.hot)) {
 		for m := lo; m < hi; m++ {
-			if a := s.total(m); a.count != 0 || a.cents != 0 {
+			if a := s.total(m); !a.zero() {
 				res.Rows = append(res.Rows, revenueRow(m, a))
 			}
 		}
@@ -132,7 +140,7 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 			for m := range src {
 				if m >= lo && m < hi && !seen[m] {
 					seen[m] = true
-					if a := s.total(m); a.count != 0 || a.cents != 0 {
+					if a := s.total(m); !a.zero() {
 						res.Rows = append(res.Rows, revenueRow(m, a))
 					}
 				}
@@ -146,7 +154,7 @@ func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {
 }
 
 func revenueRow(m int64, a agg) RevenueRow {
-	return RevenueRow{Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents), OrderCount: a.count}
+	return RevenueRow{Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: a.sum.ToString(2), OrderCount: a.count}
 }
 
 func ceilDiv(a, b int64) int64 { return -eventtime.FloorDiv(-a, b) }

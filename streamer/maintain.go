@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/internal/eventtime"
@@ -22,7 +23,7 @@ const TaskReadModel = "read-model"
 func (s *Streamer) maintain(ctx context.Context) error {
 	tick := time.NewTicker(min(s.cfg.RefreshInterval, 250*time.Millisecond))
 	defer tick.Stop()
-	lastRefresh, lastCommit, lastReagg := time.Now(), time.Now(), time.Now()
+	lastRefresh, lastCommit, lastReagg, lastDiscover := time.Now(), time.Now(), time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,10 +37,17 @@ func (s *Streamer) maintain(ctx context.Context) error {
 				s.log.Warn("follow read-model commits", logkey.Err, err)
 			}
 		}
+		if time.Since(lastDiscover) >= s.cfg.TopicRefresh {
+			lastDiscover = time.Now()
+			if err := s.discover(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("look for new topics", logkey.Err, err)
+			}
+		}
 		if s.cfg.Commit && time.Since(lastCommit) >= s.cfg.CommitInterval {
 			lastCommit = time.Now()
-			if err := s.commitReadModels(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("commit read models; retrying at the next interval", logkey.Err, err)
+			err := s.commitReadModels(ctx)
+			if ctx.Err() == nil {
+				s.noteCommit(err)
 			}
 		}
 		if s.cfg.Commit && s.cfg.ReaggregateEvery > 0 && time.Since(lastReagg) >= s.cfg.ReaggregateEvery {
@@ -47,6 +55,49 @@ func (s *Streamer) maintain(ctx context.Context) error {
 			s.reaggregate(ctx)
 		}
 	}
+}
+
+// failingCommits is how many read-model commits in a row must fail before
+// the hot tier reports itself unhealthy.
+const failingCommits = 3
+
+// noteCommit records the outcome of a read-model commit: a failure is
+// logged (at the first one and when it recovers, not at every interval),
+// counted, and reported by Health once it repeats.
+func (s *Streamer) noteCommit(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		if s.commitFails > 0 {
+			s.log.Info("read models committed again", "failed_commits", s.commitFails)
+		}
+		s.commitFails, s.commitErr = 0, nil
+		s.m.commitFailing.Set(0)
+		return
+	}
+	if s.commitFails == 0 {
+		s.commitFailSince = s.deps.Now()
+		s.log.Warn("commit read models; retrying at the next interval", logkey.Err, err)
+	}
+	s.commitFails++
+	s.commitErr = err
+	s.m.commitFailing.Set(float64(s.commitFails))
+}
+
+// Health reports whether the hot tier serves and commits: nil, or what
+// is wrong (the read models are still loading, or their commits keep
+// failing and the figures in the lake fall behind).
+func (s *Streamer) Health() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.ready {
+		return errors.New("the hot tier is loading the read models")
+	}
+	if s.commitFails >= failingCommits {
+		return fmt.Errorf("the read-model committer has failed %d times in a row since %s: %v",
+			s.commitFails, s.commitFailSince.UTC().Format(time.RFC3339), s.commitErr)
+	}
+	return nil
 }
 
 // closeWindows advances the watermark and pushes final figures.
@@ -106,10 +157,9 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 	}
 	added := map[int64]agg{}
 	read := func(path string) error {
-		return revenueRows(ctx, v.tbl, path, func(m, cents, count int64) {
+		return revenueRows(ctx, v.tbl, path, func(m int64, cents decimal128.Num, count int64) {
 			a := added[m]
-			a.cents += cents
-			a.count += count
+			a.add(cents, count)
 			added[m] = a
 		})
 	}
@@ -140,8 +190,7 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 	}
 	for m, a := range added {
 		c := s.rev.cold[m]
-		c.cents += a.cents
-		c.count += a.count
+		c.add(a.sum, a.count)
 		s.rev.cold[m] = c
 	}
 	s.rev.tbl, s.rev.snapshot, s.rev.hasSnap = v.tbl, v.snapshot, v.hasSnap
@@ -169,12 +218,11 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 func (s *Streamer) rebuildRevenueHot() {
 	s.rev.hot = map[int64]agg{}
 	for p, evs := range s.orders {
-		off, _ := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
+		off, _ := s.rev.offsets.Get(s.in.Orders.Topic, p)
 		for _, e := range evs {
 			if e.off >= off {
 				a := s.rev.hot[e.minute]
-				a.cents += e.cents
-				a.count++
+				a.add(e.amount, 1)
 				s.rev.hot[e.minute] = a
 			}
 		}
@@ -254,8 +302,8 @@ func (s *Streamer) reloadInventory(ctx context.Context, first bool) error {
 // mu held.
 func (s *Streamer) trim() {
 	for p, evs := range s.orders {
-		o1, ok1 := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
-		o2, ok2 := s.act.offsets.Get(s.cfg.OrdersTopic, p)
+		o1, ok1 := s.rev.offsets.Get(s.in.Orders.Topic, p)
+		o2, ok2 := s.act.offsets.Get(s.in.Orders.Topic, p)
 		floor := min(offOr0(o1, ok1), offOr0(o2, ok2))
 		i := 0
 		for i < len(evs) && evs[i].off < floor {
@@ -267,7 +315,7 @@ func (s *Streamer) trim() {
 		}
 	}
 	for p, evs := range s.invs {
-		o, ok := s.inv.offsets.Get(s.cfg.InventoryTopic, p)
+		o, ok := s.inv.offsets.Get(s.in.Inventory.Topic, p)
 		floor := offOr0(o, ok)
 		i := 0
 		for i < len(evs) && evs[i].off < floor {
@@ -282,7 +330,7 @@ func (s *Streamer) trim() {
 	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
-		s.cl.ResumeFetchTopics(s.cfg.OrdersTopic, s.cfg.InventoryTopic)
+		s.cl.ResumeFetchTopics(s.in.Orders.Topic, s.in.Inventory.Topic)
 		s.log.Info("hot tier drained: fetching resumed")
 	}
 }
@@ -301,14 +349,14 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 	}
 	revDelta, revOffsets, revBase := map[int64]agg{}, lake.Offsets{}, s.rev.offsets.Clone()
 	actDelta, actOffsets, actBase := map[int64]*activityAgg{}, lake.Offsets{}, s.act.offsets.Clone()
-	for p, h := range high[s.cfg.OrdersTopic] {
-		ro, rok := s.rev.offsets.Get(s.cfg.OrdersTopic, p)
-		ao, aok := s.act.offsets.Get(s.cfg.OrdersTopic, p)
+	for p, h := range high[s.in.Orders.Topic] {
+		ro, rok := s.rev.offsets.Get(s.in.Orders.Topic, p)
+		ao, aok := s.act.offsets.Get(s.in.Orders.Topic, p)
 		if h > offOr0(ro, rok) {
-			revOffsets.Set(s.cfg.OrdersTopic, p, h)
+			revOffsets.Set(s.in.Orders.Topic, p, h)
 		}
 		if h > offOr0(ao, aok) {
-			actOffsets.Set(s.cfg.OrdersTopic, p, h)
+			actOffsets.Set(s.in.Orders.Topic, p, h)
 		}
 		for _, e := range s.orders[p] {
 			if e.off >= h {
@@ -316,8 +364,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 			}
 			if e.off >= offOr0(ro, rok) {
 				a := revDelta[e.minute]
-				a.cents += e.cents
-				a.count++
+				a.add(e.amount, 1)
 				revDelta[e.minute] = a
 			}
 			if e.off >= offOr0(ao, aok) {
@@ -332,10 +379,10 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 		}
 	}
 	invDelta, invOffsets, invBase := map[string]invState{}, lake.Offsets{}, s.inv.offsets.Clone()
-	for p, h := range high[s.cfg.InventoryTopic] {
-		io, iok := s.inv.offsets.Get(s.cfg.InventoryTopic, p)
+	for p, h := range high[s.in.Inventory.Topic] {
+		io, iok := s.inv.offsets.Get(s.in.Inventory.Topic, p)
 		if h > offOr0(io, iok) {
-			invOffsets.Set(s.cfg.InventoryTopic, p, h)
+			invOffsets.Set(s.in.Inventory.Topic, p, h)
 		}
 		for _, e := range s.invs[p] {
 			if e.off >= h {
@@ -358,8 +405,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 			func(files []iceberg.DataFile) {
 				for m, a := range revDelta {
 					c := s.rev.cold[m]
-					c.cents += a.cents
-					c.count += a.count
+					c.add(a.sum, a.count)
 					s.rev.cold[m] = c
 				}
 				for _, f := range files {
@@ -436,12 +482,7 @@ func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTa
 // read models from the lake (see Backfill), folding their deltas and any
 // late events into one row per minute.
 func (s *Streamer) reaggregate(ctx context.Context) {
-	var rawTable string
-	for _, r := range s.deps.RawTables {
-		if r.Topic == s.cfg.OrdersTopic {
-			rawTable = r.Table
-		}
-	}
+	rawTable, _ := s.deps.Layout.TableFor(s.in.Orders.Topic)
 	s.mu.RLock()
 	wm, ok := s.win.watermark()
 	s.mu.RUnlock()
@@ -453,7 +494,7 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 		start := time.Now()
 		res, err := Backfill(ctx, s.deps.Catalog, s.committer, BackfillConfig{
-			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Topic: s.cfg.OrdersTopic,
+			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Orders: s.in.Orders,
 			Wait: 10 * time.Second,
 		}, s.log)
 		if err != nil {

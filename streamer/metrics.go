@@ -19,10 +19,14 @@ type metrics struct {
 	sseClients      prometheus.Gauge
 	sseDropped      prometheus.Counter
 	lag             *prometheus.GaugeVec // topic, partition
+	commitFailing   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		commitFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_commit_failures_in_a_row", Help: "Read-model commits that failed in a row (0 when the last one succeeded).",
+		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlake_streamer_events_total", Help: "Accepted events read by the hot tier.",
 		}, []string{"topic"}),
@@ -73,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_streamer_lag_records", Help: "High watermark minus the next offset the hot tier reads.",
 		}, []string{"topic", "partition"}),
 	}
-	reg.MustRegister(m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
+	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
 		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag)
 	return m
 }

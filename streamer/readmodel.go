@@ -26,7 +26,17 @@ import (
 const microsPerDay = 1440 * eventtime.MicrosPerMinute
 
 // agg is a revenue figure.
-type agg struct{ cents, count int64 }
+type agg struct {
+	sum   decimal128.Num // cents
+	count int64
+}
+
+func (a *agg) add(v decimal128.Num, n int64) {
+	a.sum = a.sum.Add(v)
+	a.count += n
+}
+
+func (a agg) zero() bool { return a.count == 0 && a.sum == (decimal128.Num{}) }
 
 // coldTable is what this process knows of one read-model table: the
 // snapshot, the offsets it covers and the data files already loaded.
@@ -115,7 +125,7 @@ func colByName(t arrow.Table, name string) (*arrow.Chunked, bool) {
 }
 
 // revenueRows reads (minute, revenue cents, count) rows of a file.
-func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(minute, cents, count int64)) error {
+func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(minute int64, cents decimal128.Num, count int64)) error {
 	at, err := readFile(ctx, tbl, path)
 	if err != nil {
 		return err
@@ -132,7 +142,7 @@ func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(min
 		rs := rc.Chunk(i).(*array.Decimal128)
 		cs := cc.Chunk(i).(*array.Int64)
 		for j := 0; j < ms.Len(); j++ {
-			fn(eventtime.FloorDiv(int64(ms.Value(j)), eventtime.MicrosPerMinute), int64(rs.Value(j).LowBits()), cs.Value(j))
+			fn(eventtime.FloorDiv(int64(ms.Value(j)), eventtime.MicrosPerMinute), rs.Value(j), cs.Value(j))
 		}
 	}
 	return nil
@@ -226,7 +236,7 @@ func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]ag
 		for _, m := range ms {
 			a := delta[m]
 			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
-			b.Field(1).(*array.Decimal128Builder).Append(decimal128.FromI64(a.cents))
+			b.Field(1).(*array.Decimal128Builder).Append(a.sum)
 			b.Field(2).(*array.Int64Builder).Append(a.count)
 		}
 	})

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/iceberg-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,18 +21,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
-	"github.com/eventlake/eventlake/internal/envelope"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/hot"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
-
-// RawTable is a raw table whose fresh rows go to the Sink.
-type RawTable struct {
-	Topic, Table, Kind string
-}
 
 // Deps are the streamer's collaborators.
 type Deps struct {
@@ -38,13 +36,16 @@ type Deps struct {
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
 	Now       func() time.Time
-	// RawTables are the raw tables ingest writes; their fresh rows (after
+	// Layout names the raw tables ingest writes; their fresh rows (after
 	// the offsets the tables store) are handed to Sink.
-	RawTables []RawTable
-	// DedupeWindow and MaxMessageBytes must equal ingest's, so that the hot
+	Layout *lake.Layout
+	// Inputs say which events and columns the read models count.
+	Inputs lake.ModelInputs
+	// Contract, Codecs and DedupeWindow must be ingest's, so that the hot
 	// tier accepts and drops exactly the events ingest does.
-	DedupeWindow    int64
-	MaxMessageBytes int
+	Contract     schema.Contract
+	Codecs       schema.Codecs
+	DedupeWindow int64
 	// Sink receives fresh raw rows; nil to skip them.
 	Sink hot.Sink
 	// Failpoints stop the process at protocol points in crash tests.
@@ -55,15 +56,18 @@ type Deps struct {
 type Streamer struct {
 	cfg  Config
 	deps Deps
+	in   lake.ModelInputs
 	log  *slog.Logger
 	m    *metrics
 	hub  *hub
 
-	committer  *lake.Committer
-	dec        envelope.Decoder
-	ev         envelope.Event
-	dd         *dedupe.Set
-	rawByTopic map[string]RawTable
+	committer *lake.Committer
+	dec       *schema.Decoder
+	ev        schema.Event
+	dd        *dedupe.Set
+	// Column indexes of the inputs, per schema version.
+	orderCols map[*schema.TypeVersion]orderCols
+	invCols   map[*schema.TypeVersion]invCols
 
 	cl *kgo.Client
 
@@ -75,14 +79,24 @@ type Streamer struct {
 	orders   map[int32][]hotOrder // per orders partition, offset order, from the floor
 	invs     map[int32][]hotInv
 	high     map[string]map[int32]int64 // next offset read
-	rawStart map[string]map[int32]int64 // first offset handed to the sink
+	raw      map[string]*rawSink        // topic -> its raw table's fresh rows
 	hotCount int
 	win      *windows
 	closed   map[string][]WindowResult // recently closed windows per spec
 	products map[string]product
 	paused   bool
 	publish  bool // enriched orders are published (committer, topic exists)
+	// Read-model commit failures in a row, since when, and the last error.
+	commitFails     int
+	commitFailSince time.Time
+	commitErr       error
 }
+
+// orderCols are the input columns of one order schema version (-1:
+// absent: the version's orders are not counted).
+type orderCols struct{ key, amount, user, product, quantity, scale int }
+
+type invCols struct{ product, stock, warehouse int }
 
 type revModel struct {
 	coldTable
@@ -96,8 +110,9 @@ type invModel struct {
 }
 
 type hotOrder struct {
-	off, minute, cents int64
-	user               uint64
+	off, minute int64
+	amount      decimal128.Num // cents
+	user        uint64
 }
 
 type hotInv struct {
@@ -116,6 +131,14 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 	if deps.Catalog == nil {
 		return nil, errors.New("streamer: a catalog is required")
 	}
+	if deps.Codecs == nil || deps.Layout == nil {
+		return nil, errors.New("streamer: schemas (codecs) and the layout are required")
+	}
+	deps.Inputs.Defaults()
+	if err := deps.Inputs.Validate(); err != nil {
+		return nil, err
+	}
+	deps.Contract.Defaults()
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -126,24 +149,22 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		deps.Now = time.Now
 	}
 	s := &Streamer{
-		cfg: cfg, deps: deps,
-		log:        deps.Logger.With(logkey.Component, "streamer"),
-		m:          newMetrics(deps.Registry),
-		dec:        envelope.Decoder{MaxBytes: deps.MaxMessageBytes},
-		dd:         dedupe.New(deps.DedupeWindow),
-		rawByTopic: map[string]RawTable{},
-		orders:     map[int32][]hotOrder{},
-		invs:       map[int32][]hotInv{},
-		high:       map[string]map[int32]int64{},
-		rawStart:   map[string]map[int32]int64{},
-		closed:     map[string][]WindowResult{},
-		products:   map[string]product{},
+		cfg: cfg, deps: deps, in: deps.Inputs,
+		log:       deps.Logger.With(logkey.Component, "streamer"),
+		m:         newMetrics(deps.Registry),
+		dec:       schema.NewDecoder(deps.Contract, deps.Codecs),
+		dd:        dedupe.New(deps.DedupeWindow),
+		orderCols: map[*schema.TypeVersion]orderCols{},
+		invCols:   map[*schema.TypeVersion]invCols{},
+		orders:    map[int32][]hotOrder{},
+		invs:      map[int32][]hotInv{},
+		high:      map[string]map[int32]int64{},
+		raw:       map[string]*rawSink{},
+		closed:    map[string][]WindowResult{},
+		products:  map[string]product{},
 	}
 	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
-	for _, r := range deps.RawTables {
-		s.rawByTopic[r.Topic] = r
-	}
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
 		Writer: lake.WriterName("streamer"),
 	}, lake.CommitHooks{
@@ -208,8 +229,8 @@ func (s *Streamer) Run(ctx context.Context) error {
 	return err
 }
 
-// bootstrap creates or loads the read models, reads the raw tables'
-// offsets and works out where to start reading every partition.
+// bootstrap creates or loads the read models, opens the raw tables' fresh
+// rows and works out where to start reading every partition.
 func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offset, error) {
 	cat := s.deps.Catalog
 	for _, def := range []lake.TableDef{lake.OrderRevenueMinuteDef(), lake.UserActivityMinuteDef(), lake.InventoryHealthDef()} {
@@ -229,27 +250,17 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 	if err := s.reloadInventory(ctx, true); err != nil {
 		return nil, err
 	}
-	rawOffsets := map[string]lake.Offsets{}
-	for topic, rt := range s.rawByTopic {
-		v, err := loadView(ctx, cat, rt.Table)
-		if err != nil {
-			return nil, err
-		}
-		rawOffsets[topic] = v.offsets
-	}
 
-	// Partitions of the topics.
 	admCl, err := kgo.NewClient(s.deps.KafkaOpts...)
 	if err != nil {
 		return nil, err
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	topics := []string{s.cfg.OrdersTopic, s.cfg.InventoryTopic, s.cfg.ProductsTopic}
 	var md kadm.Metadata
 	for {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		md, err = adm.Metadata(mctx, topics...)
+		md, err = adm.Metadata(mctx) // every topic: the layout may take them by pattern
 		cancel()
 		if err == nil {
 			break
@@ -264,8 +275,7 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 	// Enriched orders go to a topic that must exist: producing to a missing
 	// one would fill the producer's buffer and stall the hot tier.
 	if s.cfg.Commit {
-		emd, err := adm.Metadata(ctx, s.cfg.EnrichedTopic)
-		if td, ok := emd.Topics[s.cfg.EnrichedTopic]; err != nil || !ok || td.Err != nil {
+		if td, ok := md.Topics[s.cfg.EnrichedTopic]; !ok || td.Err != nil {
 			s.log.Warn("enriched-orders topic not found; enriched orders are not published (create it to enable them)",
 				logkey.Topic, s.cfg.EnrichedTopic)
 			s.publish = false
@@ -280,53 +290,123 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 		return nil, err
 	}
 	starts := map[string]map[int32]kgo.Offset{}
-	window := s.dd.Window()
-	for _, topic := range topics {
-		td, ok := md.Topics[topic]
-		if !ok || td.Err != nil {
-			s.log.Warn("topic not found; the hot tier does not read it", logkey.Topic, topic)
+	if td, ok := md.Topics[s.cfg.ProductsTopic]; ok && td.Err == nil {
+		starts[s.cfg.ProductsTopic] = map[int32]kgo.Offset{}
+		for p := range td.Partitions {
+			starts[s.cfg.ProductsTopic][p] = kgo.NewOffset().At(catalogEnd[p]).WithEpoch(-1)
+		}
+	}
+	for topic, td := range md.Topics {
+		if td.Err != nil || topic == s.cfg.ProductsTopic {
 			continue
 		}
-		starts[topic] = map[int32]kgo.Offset{}
+		parts := make([]int32, 0, len(td.Partitions))
 		for p := range td.Partitions {
-			if topic == s.cfg.ProductsTopic {
-				starts[topic][p] = kgo.NewOffset().At(catalogEnd[p]).WithEpoch(-1)
-				continue
-			}
-			// Start at the lowest offset any hot structure needs, minus the
-			// dedupe window (read again only to decide duplicates alike).
-			var need []int64
-			if _, ok := s.rawByTopic[topic]; ok && s.deps.Sink != nil {
-				o, _ := rawOffsets[topic].Get(topic, p)
-				need = append(need, o)
-				if s.rawStart[topic] == nil {
-					s.rawStart[topic] = map[int32]int64{}
-				}
-				s.rawStart[topic][p] = o
-			}
-			switch topic {
-			case s.cfg.OrdersTopic:
-				o1, _ := s.rev.offsets.Get(topic, p)
-				o2, _ := s.act.offsets.Get(topic, p)
-				need = append(need, o1, o2)
-			case s.cfg.InventoryTopic:
-				o, _ := s.inv.offsets.Get(topic, p)
-				need = append(need, o)
-			}
-			lo := int64(0)
-			if len(need) > 0 {
-				lo = need[0]
-				for _, o := range need[1:] {
-					lo = min(lo, o)
-				}
-			}
-			starts[topic][p] = kgo.NewOffset().At(max(0, lo-window)).WithEpoch(-1)
+			parts = append(parts, p)
+		}
+		st, err := s.startOffsets(ctx, topic, parts)
+		if err != nil {
+			return nil, err
+		}
+		if st != nil {
+			starts[topic] = st
+		}
+	}
+	for _, topic := range []string{s.in.Orders.Topic, s.in.Inventory.Topic} {
+		if _, ok := starts[topic]; !ok {
+			s.log.Warn("topic not found; the hot tier does not read it", logkey.Topic, topic)
 		}
 	}
 	if len(starts) == 0 {
-		return nil, fmt.Errorf("none of the topics %v exists", topics)
+		return nil, fmt.Errorf("none of the topics eventlake reads exists (%s, %s, or any the layout takes)", s.in.Orders.Topic, s.in.Inventory.Topic)
 	}
 	return starts, nil
+}
+
+// startOffsets opens what the hot tier keeps of topic (its raw table's
+// fresh rows, the read models it feeds) and returns where to start
+// reading each partition: the lowest offset any of them needs, minus the
+// dedupe window (read again only to decide duplicates alike). nil: the
+// hot tier does not read the topic.
+func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32) (map[int32]kgo.Offset, error) {
+	table, raw := s.deps.Layout.TableFor(topic)
+	raw = raw && s.deps.Sink != nil
+	model := topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic
+	if !raw && !model {
+		return nil, nil
+	}
+	var sink *rawSink
+	if raw {
+		var err error
+		if sink, err = s.newRawSink(ctx, topic, table); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sink != nil {
+		s.raw[topic] = sink
+	}
+	out := map[int32]kgo.Offset{}
+	window := s.dd.Window()
+	for _, p := range parts {
+		var need []int64
+		if sink != nil {
+			o, _ := sink.offsets.Get(topic, p)
+			need = append(need, o)
+		}
+		switch topic {
+		case s.in.Orders.Topic:
+			o1, _ := s.rev.offsets.Get(topic, p)
+			o2, _ := s.act.offsets.Get(topic, p)
+			need = append(need, o1, o2)
+		case s.in.Inventory.Topic:
+			o, _ := s.inv.offsets.Get(topic, p)
+			need = append(need, o)
+		}
+		out[p] = kgo.NewOffset().At(max(0, slices.Min(need)-window)).WithEpoch(-1)
+	}
+	return out, nil
+}
+
+// discover adds topics created since the hot tier started that the layout
+// takes (their raw tables' fresh rows), so that SQL over a new topic's
+// table sees events before ingest commits them.
+func (s *Streamer) discover(ctx context.Context) error {
+	if s.deps.Layout.Pattern() == nil || s.cl == nil {
+		return nil
+	}
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(s.cl).Metadata(mctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	add := map[string]map[int32]kgo.Offset{}
+	for topic, td := range md.Topics {
+		s.mu.RLock()
+		_, known := s.raw[topic]
+		s.mu.RUnlock()
+		if known || td.Err != nil || topic == s.cfg.ProductsTopic || topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic {
+			continue
+		}
+		var parts []int32
+		for p := range td.Partitions {
+			parts = append(parts, p)
+		}
+		st, err := s.startOffsets(ctx, topic, parts)
+		if err != nil {
+			return err
+		}
+		if st != nil {
+			add[topic] = st
+			s.log.Info("new topic: the hot tier reads it", logkey.Topic, topic)
+		}
+	}
+	if len(add) > 0 {
+		s.cl.AddConsumePartitions(add)
+	}
+	return nil
 }
 
 // consume reads records and updates the hot structures.
@@ -344,7 +424,6 @@ func (s *Streamer) consume(ctx context.Context) error {
 				s.log.Warn("fetch error", logkey.Topic, fe.Topic, logkey.Partition, fe.Partition, logkey.Err, fe.Err)
 			}
 		}
-		sink := map[string][]hot.Row{}
 		var out []enriched
 		touched := map[int64]bool{}
 		now := s.deps.Now().UnixMicro()
@@ -361,52 +440,76 @@ func (s *Streamer) consume(ctx context.Context) error {
 				s.m.products.Set(float64(len(s.products)))
 				return
 			}
-			raw, toSink := s.rawByTopic[p.Topic]
-			toSink = toSink && s.deps.Sink != nil
+			sink := s.raw[p.Topic]
+			var rawStart int64
+			if sink != nil {
+				rawStart, _ = sink.offsets.Get(p.Topic, p.Partition)
+			}
+			isOrders, isInv := p.Topic == s.in.Orders.Topic, p.Topic == s.in.Inventory.Topic
 			revOff, hasRev := s.rev.offsets.Get(p.Topic, p.Partition)
 			actOff, hasAct := s.act.offsets.Get(p.Topic, p.Partition)
 			floor := min(offOr0(revOff, hasRev), offOr0(actOff, hasAct))
 			invOff, hasInv := s.inv.offsets.Get(p.Topic, p.Partition)
-			rawStart := s.rawStart[p.Topic][p.Partition]
 			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
 			accepted := 0
 			for _, r := range p.Records {
-				if derr := s.dec.Decode(r.Value, &s.ev); derr != nil {
+				recTs := r.Timestamp.UnixMicro()
+				if derr := s.dec.Decode(r.Value, recTs, &s.ev); derr != nil {
 					continue // a dead letter: in the lake's dlq table, not hot
 				}
 				if s.dd.Seen(key, r.Offset, s.ev.EventID) {
 					continue
 				}
 				ev := &s.ev
+				if sink != nil && r.Offset >= rawStart {
+					c := schema.Coords{Topic: p.Topic, Partition: p.Partition, Offset: r.Offset, KafkaTs: recTs, Ingested: now}
+					if !sink.add(ev, &c, s.deps.Codecs) {
+						continue // ingest sends it to the dead-letter table (schema_conflict)
+					}
+				}
 				accepted++
-				if toSink && r.Offset >= rawStart {
-					sink[raw.Table] = append(sink[raw.Table], hotRow(r, ev, now))
+				if ev.Version == nil {
+					continue
 				}
 				switch {
-				case p.Topic == s.cfg.OrdersTopic && ev.IsOrder && r.Offset >= floor:
+				case isOrders && r.Offset >= floor && ev.Version.Subject == s.in.Orders.Type:
+					oc := s.orderColsOf(ev.Version)
+					amount, ok := decimalAt(ev, oc.amount, oc.scale)
+					if !ok {
+						continue
+					}
 					minute := eventtime.FloorDiv(ev.TsMicros, eventtime.MicrosPerMinute)
-					user := xxh3.Hash(ev.Order.UserID)
-					ho := hotOrder{off: r.Offset, minute: minute, cents: ev.Order.AmountCents, user: user}
+					userID, _ := ev.String(oc.user)
+					user := xxh3.Hash(userID)
+					ho := hotOrder{off: r.Offset, minute: minute, amount: amount, user: user}
 					s.orders[p.Partition] = append(s.orders[p.Partition], ho)
 					s.hotCount++
 					if r.Offset >= offOr0(revOff, hasRev) {
 						a := s.rev.hot[minute]
-						a.cents += ho.cents
-						a.count++
+						a.add(amount, 1)
 						s.rev.hot[minute] = a
 						touched[minute] = true
-						if s.win.add(ev.TsMicros, ho.cents, user, string(ev.Order.ProductID)) {
+						productID, _ := ev.String(oc.product)
+						if s.win.add(ev.TsMicros, amount, user, string(productID)) {
 							s.m.late.Inc()
 						}
 						if s.publish {
 							// The decoder's fields may point into its scratch
 							// buffer, valid until the next Decode: copy.
-							out = append(out, enriched{key: bytes.Clone(ev.Order.OrderID), value: s.enrich(ev)})
+							k, _ := ev.String(oc.key)
+							qty, _ := ev.Int(oc.quantity)
+							out = append(out, enriched{key: bytes.Clone(k), value: s.enrich(ev, amount, productID, qty)})
 						}
 					}
-				case p.Topic == s.cfg.InventoryTopic && ev.IsInventory && r.Offset >= offOr0(invOff, hasInv):
-					hi := hotInv{off: r.Offset, product: string(ev.Inventory.ProductID), stock: ev.Inventory.Stock,
-						ts: ev.TsMicros, warehouse: string(ev.Inventory.Warehouse)}
+				case isInv && r.Offset >= offOr0(invOff, hasInv) && ev.Version.Subject == s.in.Inventory.Type:
+					ic := s.invColsOf(ev.Version)
+					stock, ok := ev.Int(ic.stock)
+					productID, ok2 := ev.String(ic.product)
+					if !ok || !ok2 {
+						continue
+					}
+					wh, _ := ev.String(ic.warehouse)
+					hi := hotInv{off: r.Offset, product: string(productID), stock: stock, ts: ev.TsMicros, warehouse: string(wh)}
 					s.invs[p.Partition] = append(s.invs[p.Partition], hi)
 					s.hotCount++
 				}
@@ -425,20 +528,31 @@ func (s *Streamer) consume(ctx context.Context) error {
 		if pause {
 			s.paused = true
 		}
+		var recs []sinkRecord
+		for _, sink := range s.raw {
+			for rec := sink.take(); rec != nil; rec = sink.take() {
+				recs = append(recs, sinkRecord{table: sink.table, rec: rec})
+			}
+		}
 		s.mu.Unlock()
 
 		s.hub.publish(updates)
 		if pause {
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents)
 			s.m.paused.Set(1)
-			s.cl.PauseFetchTopics(s.cfg.OrdersTopic, s.cfg.InventoryTopic)
+			s.cl.PauseFetchTopics(s.in.Orders.Topic, s.in.Inventory.Topic)
 		}
-		for table, rows := range sink {
-			if err := s.deps.Sink.AppendRows(ctx, table, rows); err != nil {
+		for i, r := range recs {
+			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
+			r.rec.Release()
+			if err != nil {
+				for _, rest := range recs[i+1:] {
+					rest.rec.Release()
+				}
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("hand hot rows of %s to the query service: %w", table, err)
+				return fmt.Errorf("hand hot rows of %s to the query service: %w", r.table, err)
 			}
 		}
 		for _, e := range out {
@@ -452,6 +566,57 @@ func (s *Streamer) consume(ctx context.Context) error {
 				})
 		}
 	}
+}
+
+type sinkRecord struct {
+	table string
+	rec   arrow.RecordBatch
+}
+
+// orderColsOf resolves the order inputs in a schema version, once.
+// Called with mu held.
+func (s *Streamer) orderColsOf(v *schema.TypeVersion) orderCols {
+	if c, ok := s.orderCols[v]; ok {
+		return c
+	}
+	c := orderCols{key: v.Column(s.in.Orders.Key), amount: v.Column(s.in.Orders.Amount),
+		user: v.Column(s.in.Orders.User), product: v.Column(s.in.Orders.Product), quantity: v.Column(s.in.Orders.Quantity), scale: -1}
+	if c.amount >= 0 {
+		if d, ok := v.Columns[c.amount].Type.(iceberg.DecimalType); ok && d.Scale() <= 2 {
+			c.scale = d.Scale()
+		}
+	}
+	if c.scale < 0 {
+		s.log.Warn("orders of this schema version are not counted: its amount column is not a decimal with at most 2 decimal places",
+			"subject", v.Subject, "version", v.Version, "column", s.in.Orders.Amount)
+	}
+	s.orderCols[v] = c
+	return c
+}
+
+// invColsOf resolves the inventory inputs in a schema version, once.
+func (s *Streamer) invColsOf(v *schema.TypeVersion) invCols {
+	if c, ok := s.invCols[v]; ok {
+		return c
+	}
+	c := invCols{product: v.Column(s.in.Inventory.Product), stock: v.Column(s.in.Inventory.Stock), warehouse: v.Column(s.in.Inventory.Warehouse)}
+	s.invCols[v] = c
+	return c
+}
+
+// decimalAt reads a decimal column as cents.
+func decimalAt(ev *schema.Event, col, scale int) (decimal128.Num, bool) {
+	if scale < 0 {
+		return decimal128.Num{}, false
+	}
+	d, ok := ev.Decimal(col)
+	if !ok {
+		return d, false
+	}
+	if scale < 2 {
+		d = d.IncreaseScaleBy(int32(2 - scale))
+	}
+	return d, true
 }
 
 func offOr0(o int64, ok bool) int64 {
@@ -477,7 +642,7 @@ func (s *Streamer) minuteUpdates(minutes map[int64]bool) []Update {
 	for _, m := range ms {
 		a := s.total(m)
 		out = append(out, Update{
-			Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: formatCents(a.cents),
+			Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: a.sum.ToString(2),
 			OrderCount: a.count, Final: hasWm && (m+1)*eventtime.MicrosPerMinute <= wm,
 		})
 	}
@@ -487,46 +652,8 @@ func (s *Streamer) minuteUpdates(minutes map[int64]bool) []Update {
 // total is a minute's exact figure: committed plus hot. Called with mu held.
 func (s *Streamer) total(m int64) agg {
 	c, h := s.rev.cold[m], s.rev.hot[m]
-	return agg{cents: c.cents + h.cents, count: c.count + h.count}
-}
-
-func hotRow(r *kgo.Record, ev *envelope.Event, now int64) hot.Row {
-	row := hot.Row{
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, KafkaTs: r.Timestamp.UnixMicro(), Received: now,
-		EventID: string(ev.EventID), Source: string(ev.Source), Type: string(ev.Type), Ts: ev.TsMicros,
-		Payload: string(ev.Payload),
-	}
-	if ev.Metadata != nil {
-		v := string(ev.Metadata)
-		row.Metadata = &v
-	}
-	if ev.TraceID != nil {
-		v := string(ev.TraceID)
-		row.TraceID = &v
-	}
-	if ev.SpanID != nil {
-		v := string(ev.SpanID)
-		row.SpanID = &v
-	}
-	if ev.IsOrder {
-		row.IsOrder = true
-		row.OrderID, row.UserID, row.ProductID = string(ev.Order.OrderID), string(ev.Order.UserID), string(ev.Order.ProductID)
-		row.Quantity, row.AmountCents = ev.Order.Quantity, ev.Order.AmountCents
-	}
-	if ev.IsInventory {
-		row.IsInventory = true
-		row.InvProductID = string(ev.Inventory.ProductID)
-		if ev.Inventory.Warehouse != nil {
-			v := string(ev.Inventory.Warehouse)
-			row.Warehouse = &v
-		}
-		row.Stock = ev.Inventory.Stock
-		if ev.Inventory.HasDelta {
-			d := ev.Inventory.Delta
-			row.Delta = &d
-		}
-	}
-	return row
+	c.add(h.sum, h.count)
+	return c
 }
 
 // loadCatalog reads the product changelog from its start to its current

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 )
@@ -29,7 +31,7 @@ type WindowResult struct {
 	Spec           string            `json:"spec"`
 	Start          time.Time         `json:"start"`
 	End            time.Time         `json:"end"`
-	RevenueCents   int64             `json:"-"`
+	RevenueCents   decimal128.Num    `json:"-"`
 	Revenue        string            `json:"revenue"`
 	Orders         int64             `json:"orders"`
 	ActiveUsers    uint64            `json:"active_users"`
@@ -38,9 +40,10 @@ type WindowResult struct {
 }
 
 type windowAgg struct {
-	cents, orders int64
-	users         *hll.Sketch
-	products      map[string]int64
+	cents    decimal128.Num
+	orders   int64
+	users    *hll.Sketch
+	products map[string]decimal128.Num
 }
 
 // windows computes event-time windows. The watermark is the largest event
@@ -77,7 +80,7 @@ func (w *windows) watermark() (int64, bool) { return w.maxTs - w.lateness, w.has
 
 // add adds one order. It reports whether the event was late for at least
 // one window it belongs to.
-func (w *windows) add(ts, cents int64, user uint64, product string) (late bool) {
+func (w *windows) add(ts int64, cents decimal128.Num, user uint64, product string) (late bool) {
 	w.lastArrival = w.now()
 	wm, ok := w.watermark()
 	for i, s := range w.specs {
@@ -91,13 +94,13 @@ func (w *windows) add(ts, cents int64, user uint64, product string) (late bool) 
 			}
 			a := w.open[i][start]
 			if a == nil {
-				a = &windowAgg{users: hll.New(), products: map[string]int64{}}
+				a = &windowAgg{users: hll.New(), products: map[string]decimal128.Num{}}
 				w.open[i][start] = a
 			}
-			a.cents += cents
+			a.cents = a.cents.Add(cents)
 			a.orders++
 			a.users.Add(user)
-			a.products[product] += cents
+			a.products[product] = a.products[product].Add(cents)
 		}
 	}
 	if !w.hasTs || ts > w.maxTs {
@@ -163,11 +166,11 @@ func (w *windows) current(spec string) []WindowResult {
 func result(s WindowSpec, start int64, a *windowAgg, final bool) WindowResult {
 	r := WindowResult{
 		Spec: s.Name, Start: time.UnixMicro(start).UTC(), End: time.UnixMicro(start + s.Size.Microseconds()).UTC(),
-		RevenueCents: a.cents, Revenue: formatCents(a.cents), Orders: a.orders, ActiveUsers: a.users.Estimate(), Final: final,
+		RevenueCents: a.cents, Revenue: a.cents.ToString(2), Orders: a.orders, ActiveUsers: a.users.Estimate(), Final: final,
 		ProductRevenue: map[string]string{},
 	}
 	for p, c := range a.products {
-		r.ProductRevenue[p] = formatCents(c)
+		r.ProductRevenue[p] = c.ToString(2)
 	}
 	return r
 }

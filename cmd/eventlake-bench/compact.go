@@ -25,7 +25,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -35,9 +34,9 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/internal/envelope"
-	"github.com/eventlake/eventlake/internal/gen"
+	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 const benchDay = "2026-11-25T00:00:00Z"
@@ -123,10 +122,18 @@ func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 		return 0, 0, err
 	}
 	defer cat.Close()
-	def, err := lake.RawTableDef("orders_raw", gen.TopicOrders, lake.KindOrders)
-	if err != nil {
-		return 0, 0, err
+	// Rows as ingest writes them: the shipped order schema's columns, the
+	// codec's decoder and appender.
+	set := schema.NewSet(schema.ShippedVersions(), nil)
+	sub := set.Subject(demo.TypeOrderCreated)
+	if sub == nil {
+		return 0, 0, fmt.Errorf("no shipped schema for %s", demo.TypeOrderCreated)
 	}
+	var typed []iceberg.NestedField
+	for _, c := range sub.Columns {
+		typed = append(typed, c.NestedField())
+	}
+	def := lake.RawTableDef("orders_raw", demo.TopicOrders, typed, iceberg.Properties{lake.PropTypePrefix + demo.TypeOrderCreated: "1"})
 	tbl, err := cat.EnsureTable(ctx, def)
 	if err != nil {
 		return 0, 0, err
@@ -140,10 +147,16 @@ func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 		return 0, 0, err
 	}
 	start, _ := time.Parse(time.RFC3339, benchDay)
-	g := gen.New(gen.Config{Seed: 7, Start: start, Step: 24 * time.Hour / time.Duration(n), InventoryFraction: 0, LateFraction: 0})
+	g := demo.New(demo.Config{Seed: 7, Start: start, Step: 24 * time.Hour / time.Duration(n), InventoryFraction: 0, LateFraction: 0})
+	contract := schema.Contract{}
+	contract.Defaults()
+	dec := schema.NewDecoder(contract, schema.Fixed{S: set})
+	app, err := schema.NewAppender(sc)
+	if err != nil {
+		return 0, 0, err
+	}
 	var (
-		dec     envelope.Decoder
-		ev      envelope.Event
+		ev      schema.Event
 		pending []iceberg.DataFile
 		files   int
 		size    int64
@@ -151,12 +164,6 @@ func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 	)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
-	idx := map[string]int{}
-	for i, f := range sc.Fields() {
-		idx[f.Name] = i
-	}
-	str := func(name string, v []byte) { b.Field(idx[name]).(*array.StringBuilder).BinaryBuilder.Append(v) }
-	tsb := func(name string, us int64) { b.Field(idx[name]).(*array.TimestampBuilder).Append(arrow.Timestamp(us)) }
 	// Files are encoded by two workers (as ingest's two encoders would);
 	// the catalog commit takes them hourly, in order.
 	type job struct {
@@ -236,7 +243,7 @@ func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 	}
 	for range n {
 		m := g.Next()
-		if derr := dec.Decode(m.Value, &ev); derr != nil {
+		if derr := dec.Decode(m.Value, m.TsMicros+1000, &ev); derr != nil {
 			return 0, 0, fmt.Errorf("generated event does not decode: %v", derr)
 		}
 		sec := ev.TsMicros / 1_000_000
@@ -246,31 +253,8 @@ func writeSecondFiles(dataDir string, n int) (int, int64, error) {
 			}
 		}
 		second = sec
-		str(lake.ColEventID, ev.EventID)
-		str(lake.ColSource, ev.Source)
-		str(lake.ColType, ev.Type)
-		tsb(lake.ColTs, ev.TsMicros)
-		str(lake.ColPayload, ev.Payload)
-		for _, c := range []struct {
-			name string
-			v    []byte
-		}{{lake.ColMetadata, ev.Metadata}, {lake.ColTraceID, ev.TraceID}, {lake.ColSpanID, ev.SpanID}} {
-			if c.v == nil {
-				b.Field(idx[c.name]).AppendNull()
-			} else {
-				str(c.name, c.v)
-			}
-		}
-		b.Field(idx[lake.ColKafkaTopic]).(*array.StringBuilder).Append(gen.TopicOrders)
-		b.Field(idx[lake.ColKafkaPartition]).(*array.Int32Builder).Append(int32(offset % 6))
-		b.Field(idx[lake.ColKafkaOffset]).(*array.Int64Builder).Append(offset / 6)
-		tsb(lake.ColKafkaTimestamp, ev.TsMicros+1000)
-		tsb(lake.ColIngestedAt, ev.TsMicros+500_000)
-		str(lake.ColOrderID, ev.Order.OrderID)
-		str(lake.ColUserID, ev.Order.UserID)
-		str(lake.ColProductID, ev.Order.ProductID)
-		b.Field(idx[lake.ColQuantity]).(*array.Int64Builder).Append(ev.Order.Quantity)
-		b.Field(idx[lake.ColAmount]).(*array.Decimal128Builder).Append(decimal128.FromI64(ev.Order.AmountCents))
+		app.Append(b, &ev, schema.Coords{Topic: demo.TopicOrders, Partition: int32(offset % 6), Offset: offset / 6,
+			KafkaTs: ev.TsMicros + 1000, Ingested: ev.TsMicros + 500_000})
 		offset++
 	}
 	if err := flush(); err != nil {
@@ -301,7 +285,7 @@ func writeParquet(tbl *table.Table, sc *arrow.Schema, rec arrow.RecordBatch, loc
 		parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1),
 		parquet.WithMaxRowGroupLength(256 * 1024), parquet.WithStoreDecimalAsInteger(true),
 	}
-	for _, c := range []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID, lake.ColSpanID, lake.ColOrderID} {
+	for _, c := range []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID, lake.ColSpanID} {
 		props = append(props, parquet.WithDictionaryFor(c, false))
 	}
 	for _, c := range []string{lake.ColPayload, lake.ColMetadata} {

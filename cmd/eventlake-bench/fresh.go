@@ -14,7 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/demo"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // benchFreshness measures how soon a produced event is visible: in the live
@@ -36,7 +37,7 @@ func benchFreshness(bin, dir string, samples int) ([]result, error) {
 	defer cl.Close()
 	ctx := context.Background()
 	send := func(id string, ts time.Time) error {
-		e := envelope.Envelope{EventID: id, Source: "bench", Type: envelope.TypeOrderCreated, Timestamp: ts,
+		e := schema.Envelope{EventID: id, Source: "bench", Type: demo.TypeOrderCreated, Timestamp: ts,
 			Payload: []byte(`{"order_id":"` + id + `","user_id":"u","product_id":"p","quantity":1,"amount":"1.00"}`)}
 		return cl.ProduceSync(ctx, &kgo.Record{Topic: "orders.created", Key: []byte(id), Value: e.AppendJSON(nil)}).FirstErr()
 	}

@@ -40,14 +40,13 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	var rawTable, topic string
-	for _, tc := range cfg.Ingest.Topics {
-		if tc.Kind == lake.KindOrders {
-			rawTable, topic = tc.Table, tc.Topic
-		}
+	layout, err := cfg.Ingest.Layout()
+	if err != nil {
+		return err
 	}
-	if rawTable == "" {
-		return fmt.Errorf("backfill: no raw table of kind %q in ingest.topics", lake.KindOrders)
+	rawTable, ok := layout.TableFor(cfg.ReadModels.Orders.Topic)
+	if !ok {
+		return fmt.Errorf("backfill: no raw table holds the orders' topic %s (read_models.orders.topic)", cfg.ReadModels.Orders.Topic)
 	}
 	if err := cfg.Catalog.Validate(); err != nil {
 		return err
@@ -59,7 +58,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	defer cat.Close()
 	com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("backfill")}, lake.CommitHooks{}, log, fp)
 	res, err := streamer.Backfill(ctx, cat, com, streamer.BackfillConfig{
-		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Topic: topic, Wait: *wait,
+		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Orders: cfg.ReadModels.Orders, Wait: *wait,
 		Progress: env.stderr, Terminal: isTerminal(env.stderr),
 		Failpoints: fp,
 	}, log)

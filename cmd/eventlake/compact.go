@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/compactor"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
@@ -46,6 +47,7 @@ func compactorDefaults(cfg *Config) {
 func compactorTables(cfg *Config) []compactor.Table {
 	var out []compactor.Table
 	seen := map[string]bool{}
+	// Raw tables of topics taken by pattern are found in the catalog.
 	for _, tc := range cfg.Ingest.Topics {
 		if !seen[tc.Table] {
 			out = append(out, compactor.Table{Name: tc.Table, Role: compactor.RoleRaw})
@@ -75,10 +77,10 @@ func compactorTables(cfg *Config) []compactor.Table {
 	return out
 }
 
-func newCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*compactor.Compactor, error) {
+func newCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer, fp *failpoint.Set) (*compactor.Compactor, error) {
 	return compactor.New(cfg.Compactor, compactor.Deps{
 		Catalog: cat, Tables: compactorTables(cfg), Logger: log, Registry: reg, Now: time.Now,
-		ReadModels: newErasureReaggregator(cfg, cat, log),
+		ReadModels: newErasureReaggregator(cfg, cat, log, fp), Failpoints: fp,
 	})
 }
 
@@ -122,7 +124,7 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 	if *dryRun && tasks == nil {
 		tasks = compactor.AllTasks
 	}
-	cfg, _, err := loadConfig(&cf, env)
+	cfg, fp, err := loadConfig(&cf, env)
 	if err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 		cfg.HTTP.Listen = "127.0.0.1:8082"
 	}
 	reg := newRegistry()
-	ctx, log, c, done, err := openMaintenance(ctx, cfg, env, reg)
+	ctx, log, c, done, err := openMaintenance(ctx, cfg, fp, env, reg)
 	if err != nil {
 		return err
 	}
@@ -184,7 +186,7 @@ func printReports(w io.Writer, reports []compactor.TaskReport, asJSON bool) erro
 // compactor for `compact` and `erase`. The returned context carries the
 // catalog's S3 client (bounded timeouts for every table's FileIO); done
 // closes both.
-func openMaintenance(ctx context.Context, cfg *Config, env *runEnv, reg *prometheus.Registry) (context.Context, *slog.Logger, *compactor.Compactor, func(), error) {
+func openMaintenance(ctx context.Context, cfg *Config, fp *failpoint.Set, env *runEnv, reg *prometheus.Registry) (context.Context, *slog.Logger, *compactor.Compactor, func(), error) {
 	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -196,7 +198,7 @@ func openMaintenance(ctx context.Context, cfg *Config, env *runEnv, reg *prometh
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	c, err := newCompactor(cfg, cat, log, reg)
+	c, err := newCompactor(cfg, cat, log, reg, fp)
 	if err != nil {
 		cat.Close()
 		return nil, nil, nil, nil, err
@@ -224,11 +226,11 @@ func runErase(ctx context.Context, args []string, env *runEnv) error {
 	if *userID == "" || *requestedBy == "" {
 		return usageError{"erase: --user-id and --requested-by are required"}
 	}
-	cfg, _, err := loadConfig(&cf, env)
+	cfg, fp, err := loadConfig(&cf, env)
 	if err != nil {
 		return err
 	}
-	ctx, _, c, done, err := openMaintenance(ctx, cfg, env, prometheus.NewRegistry())
+	ctx, _, c, done, err := openMaintenance(ctx, cfg, fp, env, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -263,11 +265,11 @@ type devMaintenance struct {
 	log *slog.Logger
 }
 
-func devCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*devMaintenance, error) {
+func devCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer, fp *failpoint.Set) (*devMaintenance, error) {
 	if cfg.Compactor.Disabled {
 		return &devMaintenance{}, nil
 	}
-	c, err := newCompactor(cfg, cat, log, reg)
+	c, err := newCompactor(cfg, cat, log, reg, fp)
 	if err != nil {
 		return nil, err
 	}

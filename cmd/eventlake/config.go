@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/ingest"
@@ -15,9 +14,10 @@ import (
 	"github.com/eventlake/eventlake/internal/config"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
-	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
+	"github.com/eventlake/eventlake/schema"
+	"github.com/eventlake/eventlake/schema/registry"
 	"github.com/eventlake/eventlake/streamer"
 )
 
@@ -35,6 +35,13 @@ type Config struct {
 	Query    query.Config     `yaml:"query"`
 	Streamer streamer.Config  `yaml:"streamer"`
 	Demo     DemoConfig       `yaml:"demo"`
+	// SchemaRegistry is the registry event types are checked against: the
+	// built-in one in the catalog database (default), or an external
+	// Confluent-compatible one (url).
+	SchemaRegistry registry.Config `yaml:"schema_registry"`
+	// ReadModels say which events and columns the built-in read models
+	// count (defaults: lake/models.yaml).
+	ReadModels lake.ModelInputs `yaml:"read_models"`
 
 	Compactor compactor.Config `yaml:"compactor"`
 }
@@ -120,6 +127,8 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Ingest.Defaults()
 	cfg.Query.Defaults()
 	cfg.Streamer.Defaults()
+	cfg.SchemaRegistry.Defaults()
+	cfg.ReadModels.Defaults()
 	if cfg.Query.S3Cache.Dir == "" {
 		cfg.Query.S3Cache.Dir = filepath.Join(cfg.DataDir, "s3cache")
 	}
@@ -144,35 +153,30 @@ func splitList(s string) []string {
 	return out
 }
 
-// queryTables describes the ingest tables and the read models to the
-// query service.
-func queryTables(ic ingest.Config) query.Tables {
-	t := query.Tables{DLQ: ic.DLQTable, ReadModels: query.DefaultReadModels()}
-	for _, tc := range ic.Topics {
-		t.Raw = append(t.Raw, query.RawTable{Name: tc.Table, Topic: tc.Topic, Kind: tc.Kind})
-	}
-	return t
-}
-
 func validateAll(errs ...error) error { return errors.Join(errs...) }
 
 // newStreamer builds the hot tier of a query process: it reads the topics
 // ingest reads, hands fresh raw rows to the query service and serves the
-// exact read-model endpoints.
-func newStreamer(cfg *Config, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
-	for _, tc := range cfg.Ingest.Topics {
-		deps.RawTables = append(deps.RawTables, streamer.RawTable{Topic: tc.Topic, Table: tc.Table, Kind: tc.Kind})
-	}
+// exact read-model endpoints. It checks events with ingest's contract and
+// the same schemas, so that it accepts exactly what ingest accepts.
+func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
+	deps.Layout, deps.Codecs, deps.Inputs = layout, codecs, cfg.ReadModels
+	deps.Contract = cfg.Ingest.Contract
 	deps.DedupeWindow = int64(cfg.Ingest.DedupeWindow)
-	deps.MaxMessageBytes = cfg.Ingest.MaxMessageBytes
 	deps.Sink = qs
 	return streamer.New(cfg.Streamer, deps)
 }
 
 // apiHandler serves the query service, with the hot tier's endpoints in
-// front when it runs.
-func apiHandler(qs *query.Service, st *streamer.Streamer) http.Handler {
+// front when it runs and the schema registry's API at its root paths when
+// the registry is the built-in one.
+func apiHandler(qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if sr != nil {
+		for _, p := range registry.Paths() {
+			mux.Handle(p, sr)
+		}
+	}
 	if st == nil {
 		mux.Handle("/", qs.Handler())
 		addPprof(mux)
@@ -186,6 +190,3 @@ func apiHandler(qs *query.Service, st *streamer.Streamer) http.Handler {
 	addPprof(mux)
 	return mux
 }
-
-var _ = time.Second
-var _ = producer.Config{}

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/broker"
-	"github.com/eventlake/eventlake/internal/gen"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/lake"
@@ -78,12 +78,24 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		// The one process of the embedded default commits the read models.
 		cfg.Streamer.Commit = true
 	}
+	if cfg.Ingest.TopicPattern == "" {
+		// The embedded default takes every topic: a team that starts
+		// publishing payments.captured gets a payments_captured table on
+		// its first event. eventlake's own output topics and the product
+		// changelog are not envelopes.
+		cfg.Ingest.TopicPattern = ".*"
+	}
+	for _, t := range []string{cfg.Streamer.EnrichedTopic, cfg.Streamer.ProductsTopic, cfg.Ingest.DLQTopic} {
+		if t != "" && !slices.Contains(cfg.Ingest.ExcludeTopics, t) {
+			cfg.Ingest.ExcludeTopics = append(cfg.Ingest.ExcludeTopics, t)
+		}
+	}
 	if cfg.Ingest.InstanceID == "" {
 		// One dev process per data directory: a restart after a crash takes
 		// the partitions back at once.
 		cfg.Ingest.InstanceID = "eventlake-dev"
 	}
-	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
+	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
 		return err
 	}
 	ln, err := listen(cfg.HTTP.Listen)
@@ -104,16 +116,31 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	cat.SetFailpoints(fp)
 	reg := newRegistry()
+	layout, err := cfg.Ingest.Layout()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	sch, err := openSchemas(ctx, cfg, cat, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer sch.Close()
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
-		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
+		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg,
+		Now: time.Now, Failpoints: fp,
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	health := map[string]func() error{"ingest": ing.Ready}
 	qs, err := query.New(cfg.Query, query.Deps{
-		Catalog: cat, Tables: queryTables(cfg.Ingest), Logger: log, Registry: reg, Gatherer: reg,
+		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
+		Logger: log, Registry: reg, Gatherer: reg,
 	})
 	if err != nil {
 		ln.Close()
@@ -121,26 +148,29 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	var st *streamer.Streamer
 	if !cfg.Streamer.Disabled {
-		st, err = newStreamer(cfg, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log),
+			Logger: log, Registry: reg, Now: time.Now, Failpoints: fp})
 		if err != nil {
 			ln.Close()
 			return err
 		}
+		health["streamer"] = st.Health
 	}
-	maint, err := devCompactor(cfg, cat, log, reg)
+	maint, err := devCompactor(cfg, cat, log, reg, fp)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer maint.close()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return maint.run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st), log) })
+	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st, sch.api), log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}
@@ -166,10 +196,10 @@ func runDemo(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if d.Seed == 0 {
 		d.Seed = uint64(time.Now().UnixNano())
 	}
-	g := gen.New(gen.Config{Seed: d.Seed, Clock: time.Now, LateFraction: late, InventoryFraction: inv, MalformedFraction: d.MalformedFraction})
+	g := demo.New(demo.Config{Seed: d.Seed, Clock: time.Now, LateFraction: late, InventoryFraction: inv, MalformedFraction: d.MalformedFraction})
 	// The shop's catalog first, so that orders are enriched.
 	for _, pr := range g.Products() {
-		p.PublishRaw(ctx, cfg.Streamer.ProductsTopic, []byte(pr.ID), gen.ProductRecord(pr), nil)
+		p.PublishRaw(ctx, cfg.Streamer.ProductsTopic, []byte(pr.ID), demo.ProductRecord(pr), nil)
 	}
 	if err := p.Flush(ctx); err != nil {
 		return nil

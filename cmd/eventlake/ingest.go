@@ -35,7 +35,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate()); err != nil {
+	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate()); err != nil {
 		return err
 	}
 	reg := newRegistry()
@@ -44,13 +44,25 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer cat.Close()
+	cat.SetFailpoints(fp)
+	layout, err := cfg.Ingest.Layout()
+	if err != nil {
+		return err
+	}
+	sch, err := openSchemas(ctx, cfg, cat, log)
+	if err != nil {
+		return err
+	}
+	defer sch.Close()
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
-		Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now, Failpoints: fp,
+		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg,
+		Now: time.Now, Failpoints: fp,
 	})
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sch.resolver.Run(gctx) })
 	httpAddr := "off"
 	if cfg.HTTP.Listen != "off" {
 		ln, err := listen(cfg.HTTP.Listen)

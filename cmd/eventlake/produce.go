@@ -4,15 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/eventlake/eventlake/internal/envelope"
-	"github.com/eventlake/eventlake/internal/gen"
+	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/internal/producer"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // runProduce publishes generated demo events or replays an NDJSON file.
@@ -77,8 +78,8 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	began := time.Now()
 	var n int64
 	if *products {
-		for _, pr := range gen.New(gen.Config{Seed: *seed}).Products() {
-			p.PublishRaw(context.WithoutCancel(ctx), *productsTopic, []byte(pr.ID), gen.ProductRecord(pr), done)
+		for _, pr := range demo.New(demo.Config{Seed: *seed}).Products() {
+			p.PublishRaw(context.WithoutCancel(ctx), *productsTopic, []byte(pr.ID), demo.ProductRecord(pr), done)
 		}
 		if err := p.Flush(ctx); err != nil {
 			return err
@@ -93,9 +94,9 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 		sent.Store(0)
 	}
 	if *file != "" {
-		n, err = replayFile(ctx, p, *file, *topic, *rate, *count, done)
+		n, err = replayFile(ctx, p, cfg.ReadModels, *file, *topic, *rate, *count, done)
 	} else {
-		gc := gen.Config{Seed: *seed, LateFraction: *late, InventoryFraction: *inv, MalformedFraction: *bad, DuplicateFraction: *dup}
+		gc := demo.Config{Seed: *seed, LateFraction: *late, InventoryFraction: *inv, MalformedFraction: *bad, DuplicateFraction: *dup}
 		if *start == "now" {
 			gc.Clock = time.Now
 		} else {
@@ -105,7 +106,7 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 			}
 			gc.Start, gc.Step = t, *step
 		}
-		n, err = generate(ctx, p, gen.New(gc), *rate, *count, done)
+		n, err = generate(ctx, p, demo.New(gc), *rate, *count, done)
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -146,7 +147,7 @@ func (pc *pacer) wait(ctx context.Context, i int64) error {
 	return ctx.Err()
 }
 
-func generate(ctx context.Context, p *producer.Producer, g *gen.Generator, rate float64, count int64, done func(error)) (int64, error) {
+func generate(ctx context.Context, p *producer.Producer, g *demo.Generator, rate float64, count int64, done func(error)) (int64, error) {
 	pc := &pacer{rate: rate, start: time.Now()}
 	var i int64
 	for count == 0 || i < count {
@@ -162,7 +163,10 @@ func generate(ctx context.Context, p *producer.Producer, g *gen.Generator, rate 
 	return i, nil
 }
 
-func replayFile(ctx context.Context, p *producer.Producer, path, topic string, rate float64, count int64, done func(error)) (int64, error) {
+// replayFile publishes the lines of an NDJSON file. Without a topic,
+// each envelope goes to the topic of its type as the read models name it
+// (read_models.<model>.type -> .topic), keyed by its event id.
+func replayFile(ctx context.Context, p *producer.Producer, in lake.ModelInputs, path, topic string, rate float64, count int64, done func(error)) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", path, err)
@@ -174,9 +178,8 @@ func replayFile(ctx context.Context, p *producer.Producer, path, topic string, r
 	var (
 		i    int64
 		line int
-		dec  envelope.Decoder
-		ev   envelope.Event
 	)
+	routes := map[string]string{in.Orders.Type: in.Orders.Topic, in.Inventory.Type: in.Inventory.Topic}
 	for sc.Scan() {
 		line++
 		v := bytes.TrimSpace(sc.Bytes())
@@ -192,18 +195,17 @@ func replayFile(ctx context.Context, p *producer.Producer, path, topic string, r
 		t := topic
 		var key []byte
 		if t == "" {
-			if derr := dec.Decode(v, &ev); derr != nil {
-				return i, fmt.Errorf("%s:%d: cannot route a message without --topic: %v", path, line, derr)
+			var head struct {
+				EventID string `json:"event_id"`
+				Type    string `json:"type"`
 			}
-			switch {
-			case bytes.HasPrefix(ev.Type, []byte("order.")):
-				t = gen.TopicOrders
-			case bytes.HasPrefix(ev.Type, []byte("inventory.")):
-				t = gen.TopicInventory
-			default:
-				return i, fmt.Errorf("%s:%d: no topic for type %q; pass --topic", path, line, ev.Type)
+			if err := json.Unmarshal(v, &head); err != nil {
+				return i, fmt.Errorf("%s:%d: cannot route a message without --topic: %v", path, line, err)
 			}
-			key = bytes.Clone(ev.EventID)
+			if t = routes[head.Type]; t == "" {
+				return i, fmt.Errorf("%s:%d: no topic for type %q; pass --topic", path, line, head.Type)
+			}
+			key = []byte(head.EventID)
 		}
 		p.PublishRaw(context.WithoutCancel(ctx), t, key, bytes.Clone(v), done)
 		i++

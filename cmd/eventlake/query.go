@@ -41,7 +41,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if *noHot {
 		cfg.Streamer.Disabled = true
 	}
-	errs := []error{cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()}
+	errs := []error{cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()}
 	if !cfg.Streamer.Disabled {
 		kerr := cfg.Kafka.Validate()
 		if kerr != nil {
@@ -58,7 +58,19 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	}
 	defer cat.Close()
 	reg := newRegistry()
-	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Tables: queryTables(cfg.Ingest), Logger: log, Registry: reg, Gatherer: reg})
+	layout, err := cfg.Ingest.Layout()
+	if err != nil {
+		return err
+	}
+	sch, err := openSchemas(ctx, cfg, cat, log)
+	if err != nil {
+		return err
+	}
+	defer sch.Close()
+	var st *streamer.Streamer
+	health := map[string]func() error{}
+	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
+		Health: health, Logger: log, Registry: reg, Gatherer: reg})
 	if err != nil {
 		return err
 	}
@@ -66,19 +78,20 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	var st *streamer.Streamer
 	if !cfg.Streamer.Disabled {
-		st, err = newStreamer(cfg, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
 		if err != nil {
 			return err
 		}
+		health["streamer"] = st.Health
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st), log) })
+	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st, sch.api), log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

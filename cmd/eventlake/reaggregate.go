@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventlake/eventlake/compactor"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -20,17 +21,18 @@ import (
 // the streamer's backfill). It lives here because stages do not import
 // each other.
 type erasureReaggregator struct {
-	cat             *lake.Catalog
-	com             *lake.Committer
-	rawTable, topic string
-	log             *slog.Logger
+	cat      *lake.Catalog
+	com      *lake.Committer
+	rawTable string
+	orders   lake.OrderInputs
+	log      *slog.Logger
 }
 
-func newErasureReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger) compactor.ReadModelRefresher {
-	for _, tc := range cfg.Ingest.Topics {
-		if tc.Kind == lake.KindOrders {
-			com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("erase")}, lake.CommitHooks{}, log, nil)
-			return &erasureReaggregator{cat: cat, com: com, rawTable: tc.Table, topic: tc.Topic, log: log}
+func newErasureReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger, fp *failpoint.Set) compactor.ReadModelRefresher {
+	if layout, err := cfg.Ingest.Layout(); err == nil {
+		if table, ok := layout.TableFor(cfg.ReadModels.Orders.Topic); ok {
+			com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("erase")}, lake.CommitHooks{}, log, fp)
+			return &erasureReaggregator{cat: cat, com: com, rawTable: table, orders: cfg.ReadModels.Orders, log: log}
 		}
 	}
 	return nil
@@ -74,7 +76,7 @@ func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compacto
 	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 		for i, s := range spans {
 			_, err := streamer.Backfill(ctx, r.cat, r.com, streamer.BackfillConfig{
-				Table: t, From: s.from, To: s.to, Chunk: time.Hour, RawTable: r.rawTable, Topic: r.topic,
+				Table: t, From: s.from, To: s.to, Chunk: time.Hour, RawTable: r.rawTable, Orders: r.orders,
 				Wait: time.Minute, RunID: fmt.Sprintf("%s-%d", run, i),
 			}, r.log)
 			if err != nil {
@@ -108,8 +110,8 @@ func (r *erasureReaggregator) waitReadModels(ctx context.Context, limit time.Dur
 			if err != nil {
 				return err
 			}
-			for p, o := range rawOff[r.topic] {
-				if got, _ := rmOff.Get(r.topic, p); got < o {
+			for p, o := range rawOff[r.orders.Topic] {
+				if got, _ := rmOff.Get(r.orders.Topic, p); got < o {
 					behind = fmt.Sprintf("%s is at offset %d of partition %d, the raw table at %d", t, got, p, o)
 				}
 			}

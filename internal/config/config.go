@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,7 @@ func ApplyEnv(dst any, environ []string, ignore ...string) ([]string, error) {
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
+var timeType = reflect.TypeOf(time.Time{})
 
 func walk(v reflect.Value, path []string, fn func([]string, reflect.Value)) {
 	t := v.Type()
@@ -87,16 +89,21 @@ func walk(v reflect.Value, path []string, fn func([]string, reflect.Value)) {
 		if !f.IsExported() {
 			continue
 		}
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		parts := strings.Split(f.Tag.Get("yaml"), ",")
+		tag := parts[0]
 		if tag == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if slices.Contains(parts[1:], "inline") && fv.Kind() == reflect.Struct {
+			walk(fv, path, fn) // its fields are the parent's
 			continue
 		}
 		if tag == "" {
 			tag = strings.ToLower(f.Name)
 		}
-		fv := v.Field(i)
 		p := append(append([]string{}, path...), tag)
-		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType && fv.Type() != timeType {
 			walk(fv, p, fn)
 			continue
 		}
@@ -105,6 +112,14 @@ func walk(v reflect.Value, path []string, fn func([]string, reflect.Value)) {
 }
 
 func set(v reflect.Value, raw string) error {
+	if v.Type() == timeType {
+		t, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return fmt.Errorf("%q is not an RFC 3339 time like 2026-01-01T00:00:00Z", raw)
+		}
+		v.Set(reflect.ValueOf(t))
+		return nil
+	}
 	if v.Type() == durationType {
 		d, err := time.ParseDuration(raw)
 		if err != nil {

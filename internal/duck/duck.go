@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/apache/iceberg-go"
 )
 
@@ -49,5 +51,34 @@ func Type(t iceberg.Type) (string, error) {
 	}
 	// timestamptz_ns has no lossless DuckDB type; nested types would need
 	// field ids for their children. eventlake's tables use neither.
+	return "", fmt.Errorf("column type %s has no DuckDB type here", t)
+}
+
+// ArrowType is the DuckDB type of an Arrow column as eventlake builds
+// them (the Arrow form of the Iceberg types above).
+func ArrowType(t arrow.DataType) (string, error) {
+	switch t := t.(type) {
+	case *arrow.BooleanType:
+		return "BOOLEAN", nil
+	case *arrow.Int32Type:
+		return "INTEGER", nil
+	case *arrow.Int64Type:
+		return "BIGINT", nil
+	case *arrow.Float32Type:
+		return "FLOAT", nil
+	case *arrow.Float64Type:
+		return "DOUBLE", nil
+	case *arrow.Decimal128Type:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision, t.Scale), nil
+	case *arrow.TimestampType:
+		if t.TimeZone != "" {
+			return "TIMESTAMPTZ", nil
+		}
+		return "TIMESTAMP", nil
+	case *arrow.StringType, *arrow.LargeStringType:
+		return "VARCHAR", nil
+	case *arrow.BinaryType, *arrow.LargeBinaryType:
+		return "BLOB", nil
+	}
 	return "", fmt.Errorf("column type %s has no DuckDB type here", t)
 }

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/failpoint"
-	"github.com/eventlake/eventlake/internal/gen"
 	th "github.com/eventlake/eventlake/internal/testharness"
 )
 
@@ -123,6 +123,7 @@ func TestCrashExactlyOnce(t *testing.T) {
 
 type truth struct {
 	orders, inventory []string
+	orderUsers        []string // the user of each order, in the order of orders
 	malformed         int
 	ordersByMinute    map[int64]minuteTruth
 }
@@ -134,21 +135,22 @@ type minuteTruth struct {
 
 // groundTruth replays the generator exactly as `eventlake produce` does.
 func groundTruth(seed uint64, n int, start time.Time, step time.Duration, malformed float64) truth {
-	g := gen.New(gen.Config{Seed: seed, Start: start, Step: step, LateFraction: 0.05, InventoryFraction: 0.2, MalformedFraction: malformed})
+	g := demo.New(demo.Config{Seed: seed, Start: start, Step: step, LateFraction: 0.05, InventoryFraction: 0.2, MalformedFraction: malformed})
 	tr := truth{ordersByMinute: map[int64]minuteTruth{}}
 	for range n {
 		m := g.Next()
 		switch m.Kind {
-		case gen.KindOrder:
+		case demo.KindOrder:
 			tr.orders = append(tr.orders, m.EventID)
+			tr.orderUsers = append(tr.orderUsers, m.UserID)
 			min := m.TsMicros / 60_000_000
 			mt := tr.ordersByMinute[min]
 			mt.cents += m.AmountCents
 			mt.count++
 			tr.ordersByMinute[min] = mt
-		case gen.KindInventory:
+		case demo.KindInventory:
 			tr.inventory = append(tr.inventory, m.EventID)
-		case gen.KindMalformed:
+		case demo.KindMalformed:
 			tr.malformed++
 		}
 	}

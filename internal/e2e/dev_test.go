@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventlake/eventlake/internal/envelope"
-	"github.com/eventlake/eventlake/internal/gen"
+	"github.com/eventlake/eventlake/demo"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // badMessage is a malformed message and the reason it must be filed under.
@@ -23,7 +23,7 @@ type badMessage struct {
 	name   string
 	value  []byte
 	null   bool // send a Kafka tombstone (NULL value)
-	reason envelope.Reason
+	reason schema.Reason
 }
 
 // TestDevEndToEnd starts the real `eventlake dev --no-demo` on free ports,
@@ -46,7 +46,7 @@ func TestDevEndToEnd(t *testing.T) {
 	// Known events: 1,500 from the seeded generator (orders and inventory,
 	// 5% late) ...
 	start := time.Date(2026, 11, 26, 9, 58, 30, 0, time.UTC)
-	g := gen.New(gen.Config{Seed: 99, Start: start, Step: 100 * time.Millisecond, LateFraction: 0.05, InventoryFraction: 0.2})
+	g := demo.New(demo.Config{Seed: 99, Start: start, Step: 100 * time.Millisecond, LateFraction: 0.05, InventoryFraction: 0.2})
 	type sent struct {
 		topic string
 		key   string
@@ -61,12 +61,12 @@ func TestDevEndToEnd(t *testing.T) {
 		m := g.Next()
 		msgs = append(msgs, sent{m.Topic, string(m.Key), bytes.Clone(m.Value)})
 		switch m.Kind {
-		case gen.KindOrder:
+		case demo.KindOrder:
 			orders = append(orders, m.EventID)
 			min := m.TsMicros / 60_000_000
 			cents[min] += m.AmountCents
 			count[min]++
-		case gen.KindInventory:
+		case demo.KindInventory:
 			inventory = append(inventory, m.EventID)
 		}
 		if m.Late {
@@ -79,7 +79,7 @@ func TestDevEndToEnd(t *testing.T) {
 	// ... 40 producer retries of already sent orders (same event, new offset) ...
 	dups := 0
 	for i := 0; dups < 40; i++ {
-		if msgs[i].topic == gen.TopicOrders {
+		if msgs[i].topic == demo.TopicOrders {
 			msgs = append(msgs, msgs[i])
 			dups++
 		}
@@ -87,18 +87,18 @@ func TestDevEndToEnd(t *testing.T) {
 	// ... and every kind of malformed input.
 	okTs := start.Format(time.RFC3339)
 	bad := []badMessage{
-		{"not json", []byte("order 42 created, amount=12.50"), false, envelope.ReasonNotJSON},
-		{"invalid utf-8", []byte{'{', '"', 'a', 0xff, 0xfe, '"', ':', '1', '}'}, false, envelope.ReasonInvalidUTF8},
-		{"empty", []byte{}, false, envelope.ReasonEmpty},
-		{"tombstone", nil, true, envelope.ReasonEmpty},
-		{"array", []byte(`[{"event_id":"x"}]`), false, envelope.ReasonNotObject},
-		{"missing event_id", []byte(`{"source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{}}`), false, envelope.ReasonMissingEventID},
-		{"empty event_id", []byte(`{"event_id":"","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{}}`), false, envelope.ReasonMissingEventID},
-		{"bad timestamp", []byte(`{"event_id":"b1","source":"s","type":"order.created","timestamp":"26/11/2026 10:00","payload":{}}`), false, envelope.ReasonBadTimestamp},
-		{"wrong payload field type", []byte(`{"event_id":"b2","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":"two","amount":"1.50"}}`), false, envelope.ReasonBadPayloadField},
-		{"amount with 3 decimals", []byte(`{"event_id":"b3","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":1,"amount":1.005}}`), false, envelope.ReasonBadPayloadField},
-		{"payload not an object", []byte(`{"event_id":"b4","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":"{}"}`), false, envelope.ReasonBadPayload},
-		{"oversize", []byte(`{"event_id":"b5","source":"s","type":"x","timestamp":"` + okTs + `","payload":{"pad":"` + strings.Repeat("x", 5000) + `"}}`), false, envelope.ReasonOversize},
+		{"not json", []byte("order 42 created, amount=12.50"), false, schema.ReasonNotJSON},
+		{"invalid utf-8", []byte{'{', '"', 'a', 0xff, 0xfe, '"', ':', '1', '}'}, false, schema.ReasonInvalidUTF8},
+		{"empty", []byte{}, false, schema.ReasonEmpty},
+		{"tombstone", nil, true, schema.ReasonEmpty},
+		{"array", []byte(`[{"event_id":"x"}]`), false, schema.ReasonNotObject},
+		{"missing event_id", []byte(`{"source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{}}`), false, schema.ReasonMissingEventID},
+		{"empty event_id", []byte(`{"event_id":"","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{}}`), false, schema.ReasonMissingEventID},
+		{"bad timestamp", []byte(`{"event_id":"b1","source":"s","type":"order.created","timestamp":"26/11/2026 10:00","payload":{}}`), false, schema.ReasonBadTimestamp},
+		{"wrong payload field type", []byte(`{"event_id":"b2","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":"two","amount":"1.50"}}`), false, schema.ReasonSchema},
+		{"amount with 3 decimals", []byte(`{"event_id":"b3","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":1,"amount":1.005}}`), false, schema.ReasonSchema},
+		{"payload not an object", []byte(`{"event_id":"b4","source":"s","type":"order.created","timestamp":"` + okTs + `","payload":"{}"}`), false, schema.ReasonBadPayload},
+		{"oversize", []byte(`{"event_id":"b5","source":"s","type":"x","timestamp":"` + okTs + `","payload":{"pad":"` + strings.Repeat("x", 5000) + `"}}`), false, schema.ReasonOversize},
 	}
 
 	// Produce with kcat: one file per topic, key and value separated by a
@@ -114,7 +114,7 @@ func TestDevEndToEnd(t *testing.T) {
 		if b.null {
 			continue
 		}
-		fmt.Fprintf(byTopic[gen.TopicOrders], "bad-%d\t%s\n", i, b.value)
+		fmt.Fprintf(byTopic[demo.TopicOrders], "bad-%d\t%s\n", i, b.value)
 	}
 	for topic, buf := range byTopic {
 		f := filepath.Join(dir, topic+".txt")
@@ -123,7 +123,7 @@ func TestDevEndToEnd(t *testing.T) {
 		}
 		runKcat(t, kcat, nil, "-b", broker, "-t", topic, "-P", "-K", "\t", "-l", f)
 	}
-	runKcat(t, kcat, []byte("tomb\t\n"), "-b", broker, "-t", gen.TopicOrders, "-P", "-K", "\t", "-Z")
+	runKcat(t, kcat, []byte("tomb\t\n"), "-b", broker, "-t", demo.TopicOrders, "-P", "-K", "\t", "-Z")
 
 	// Wait for everything to be committed and visible.
 	th.Eventually(t, 60*time.Second, "all events and dead letters visible", func() (bool, string) {

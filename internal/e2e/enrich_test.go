@@ -70,9 +70,16 @@ func TestEnrichment(t *testing.T) {
 				return false, err.Error()
 			}
 			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				// {"event_id","type","ts","order":<payload>,"product":{...}|null,
+				// "revenue","list_revenue"}: flattened here for the checks.
 				var m map[string]any
 				if json.Unmarshal([]byte(line), &m) == nil {
-					out[fmt.Sprint(m["order_id"])] = m
+					order, _ := m["order"].(map[string]any)
+					flat := map[string]any{"revenue": m["revenue"], "list_revenue": m["list_revenue"], "amount": order["amount"]}
+					if p, ok := m["product"].(map[string]any); ok {
+						flat["product_name"], flat["category"], flat["product_price"] = p["name"], p["category"], p["price"]
+					}
+					out[fmt.Sprint(order["order_id"])] = flat
 				}
 			}
 			return len(out) >= n, fmt.Sprintf("%d records", len(out))

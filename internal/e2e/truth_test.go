@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
-	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // logEvent is one accepted event as the Kafka log holds it.
@@ -55,14 +55,15 @@ func readLog(t *testing.T, broker string, window int64, topics ...string) []logE
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	contract := schema.Contract{}
+	contract.Defaults()
 	var (
 		out  []logEvent
-		dec  envelope.Decoder
-		ev   envelope.Event
+		dec  = schema.NewDecoder(contract, schema.Fixed{S: schema.NewSet(schema.ShippedVersions(), nil)})
+		ev   schema.Event
 		dd   = dedupe.New(window)
 		seen = 0
 	)
-	dec.MaxBytes = 1 << 20
 	for seen < total {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -70,14 +71,19 @@ func readLog(t *testing.T, broker string, window int64, topics ...string) []logE
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			seen++
-			if dec.Decode(r.Value, &ev) != nil {
+			if dec.Decode(r.Value, r.Timestamp.UnixMicro(), &ev) != nil {
 				return
 			}
 			if dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ev.EventID) {
 				return
 			}
-			out = append(out, logEvent{partition: r.Partition, offset: r.Offset, minute: floorDiv(ev.TsMicros, 60_000_000),
-				cents: ev.Order.AmountCents, isOrder: ev.IsOrder, topic: r.Topic, eventID: string(ev.EventID)})
+			e := logEvent{partition: r.Partition, offset: r.Offset, minute: floorDiv(ev.TsMicros, 60_000_000),
+				topic: r.Topic, eventID: string(ev.EventID)}
+			if ev.Version != nil && ev.Version.Subject == "order.created" {
+				amount, _ := ev.Decimal(ev.Version.Column("amount"))
+				e.isOrder, e.cents = true, int64(amount.LowBits())
+			}
+			out = append(out, e)
 		})
 	}
 	return out

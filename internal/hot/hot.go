@@ -1,39 +1,23 @@
-// Package hot holds the types the hot tier (streamer) hands to the query
-// service: decoded raw rows that are not in the lake yet. It exists so that
-// the two stages share a vocabulary without importing each other.
+// Package hot holds the interface through which the hot tier (streamer)
+// hands the query service the rows of raw tables that are not in the lake
+// yet. It exists so that the two stages share a vocabulary without
+// importing each other.
 package hot
 
-import "context"
+import (
+	"context"
 
-// Row is one accepted event of a raw table, with its Kafka coordinates.
-// It carries exactly what ingest writes for the event (same decoder, same
-// deduplication), so that a hot row and its later lake row are the same.
-type Row struct {
-	Topic     string
-	Partition int32
-	Offset    int64
-	KafkaTs   int64 // micros
-	Received  int64 // micros; when the hot tier read it (ingested_at of hot rows)
+	"github.com/apache/arrow-go/v18/arrow"
+)
 
-	EventID, Source, Type string
-	Ts                    int64 // event time, micros
-	Payload               string
-	Metadata              *string
-	TraceID, SpanID       *string
-
-	IsOrder                    bool
-	OrderID, UserID, ProductID string
-	Quantity, AmountCents      int64
-
-	IsInventory  bool
-	InvProductID string
-	Warehouse    *string
-	Stock        int64
-	Delta        *int64
-}
-
-// Sink receives hot rows, in offset order per partition.
+// Sink receives fresh rows of raw tables, in offset order per partition.
+// A batch has the raw table's envelope and Kafka columns and the typed
+// payload columns of the events in it, built exactly as ingest builds the
+// table's rows (the schema package's Appender), so that a hot row and its
+// later lake row are the same. Batches of one table may have different
+// columns as its schema grows.
 type Sink interface {
-	// AppendRows adds rows of a raw table. It may block to push back.
-	AppendRows(ctx context.Context, table string, rows []Row) error
+	// AppendRows adds rows of a raw table. It may block to push back; it
+	// does not keep rec after returning.
+	AppendRows(ctx context.Context, table string, rec arrow.RecordBatch) error
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/eventlake/eventlake/internal/envelope"
 )
 
 // Config tunes the producer.
@@ -101,19 +99,6 @@ func NewEventID() string {
 		return uuid.NewString()
 	}
 	return id.String()
-}
-
-// Publish encodes env (assigning an event id if it has none) and sends it
-// asynchronously; done is called with the outcome. It blocks while the
-// buffer is full, until ctx ends.
-func (p *Producer) Publish(ctx context.Context, topic string, key []byte, env *envelope.Envelope, done func(error)) {
-	if env.EventID == "" {
-		env.EventID = NewEventID()
-	}
-	if env.Timestamp.IsZero() {
-		env.Timestamp = time.Now()
-	}
-	p.PublishRaw(ctx, topic, key, env.AppendJSON(nil), done)
 }
 
 // PublishRaw sends an already encoded value asynchronously.

@@ -25,6 +25,11 @@ type Config struct {
 	Password string `yaml:"password"`
 	// BearerToken authenticates to URL instead of basic auth; never logged.
 	BearerToken string `yaml:"bearer_token"`
+	// Database is where the built-in registry keeps its tables when the
+	// catalog has no SQL database of its own (a REST catalog): a
+	// PostgreSQL URI (postgres://...) shared by every process, or a SQLite
+	// file. Empty: the catalog's database.
+	Database string `yaml:"database"`
 	// PollInterval is how often readers look for new versions.
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Timeout bounds one request to URL.
@@ -48,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("schema_registry.timeout: %v must be positive", c.Timeout)
+	}
+	if c.URL != "" && c.Database != "" {
+		return errors.New("schema_registry: set url (an external registry) or database (where the built-in one keeps its tables), not both")
 	}
 	if c.URL == "" {
 		if c.Username != "" || c.Password != "" || c.BearerToken != "" {

@@ -55,7 +55,19 @@ const layoutVersion = 1
 type Store struct {
 	db      *sql.DB
 	dialect string
+	accept  Acceptor
 }
+
+// Acceptor checks a schema about to become the next version of its
+// subject beyond compatibility: whether the readers of the registry can
+// use it (eventlake's codec refuses, for example, two properties that map
+// to one column). earlier are the subject's live versions. An error
+// refuses the registration as an invalid schema (422).
+type Acceptor func(next Version, earlier []Version) error
+
+// SetAcceptor installs the check Register runs after the compatibility
+// check; nil removes it. Call it before the store is used.
+func (s *Store) SetAcceptor(a Acceptor) { s.accept = a }
 
 // Open creates the registry's tables in db if they are missing and returns
 // the Store. dialect is DialectSQLite (driver "sqlite", modernc.org/sqlite)
@@ -381,6 +393,19 @@ func (s *Store) Register(ctx context.Context, subject string, typ SchemaType, sc
 		}
 		if msgs := checkCompatibility(subject, level, p, prior); len(msgs) > 0 {
 			return &IncompatibleError{Subject: subject, Level: level, Messages: msgs}
+		}
+		if s.accept != nil {
+			next := 1
+			if len(rows) > 0 {
+				next = rows[len(rows)-1].version + 1
+			}
+			earlier := make([]Version, len(lv))
+			for i, r := range lv {
+				earlier[i] = r.toVersion(subject)
+			}
+			if err := s.accept(Version{Subject: subject, Version: next, Type: p.typ, Schema: p.canonical}, earlier); err != nil {
+				return fmt.Errorf("%w: the lake cannot store it: %v", ErrInvalidSchema, err)
+			}
 		}
 
 		var id int

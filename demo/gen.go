@@ -1,9 +1,11 @@
-// Package gen generates realistic, reproducible event streams: the demo
-// shop's order.created and inventory.updated events (with a share of late
-// arrivals and, on request, malformed messages). The same seed always
-// yields the same sequence, which is what tests and benchmarks use as
-// ground truth.
-package gen
+// Package demo is the demo shop: an application that publishes its own
+// events, as any team's would. It generates realistic, reproducible event
+// streams of the shop's order.created and inventory.updated events (with a
+// share of late arrivals and, on request, malformed messages); the same
+// seed always yields the same sequence, which is what tests and benchmarks
+// use as ground truth. Like every producer it builds its own payloads; the
+// lake knows them only through the registered schemas.
+package demo
 
 import (
 	"fmt"
@@ -11,7 +13,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/schema"
+)
+
+// The shop's event types.
+const (
+	TypeOrderCreated     = "order.created"
+	TypeInventoryUpdated = "inventory.updated"
 )
 
 // Topics of the canonical streams.
@@ -92,7 +100,7 @@ type Message struct {
 	UserID      string
 	ProductID   string
 	// For malformed messages, the expected dead-letter reason.
-	Reason envelope.Reason
+	Reason schema.Reason
 }
 
 // Generator yields the stream; it is not safe for concurrent use.
@@ -153,7 +161,7 @@ func (g *Generator) Next() Message {
 		g.stock[p] = max(g.stock[p]+delta, 0)
 		pid := productID(p)
 		g.pay = append(g.pay[:0], `{"product_id":`...)
-		g.pay = envelope.AppendString(g.pay, pid)
+		g.pay = schema.AppendString(g.pay, pid)
 		g.pay = append(g.pay, `,"warehouse":"wh-`...)
 		g.pay = strconv.AppendInt(g.pay, int64(p%4), 10)
 		g.pay = append(g.pay, `","stock":`...)
@@ -161,7 +169,7 @@ func (g *Generator) Next() Message {
 		g.pay = append(g.pay, `,"delta":`...)
 		g.pay = strconv.AppendInt(g.pay, delta, 10)
 		g.pay = append(g.pay, '}')
-		env := envelope.Envelope{EventID: id, Source: g.cfg.Source, Type: envelope.TypeInventoryUpdated,
+		env := schema.Envelope{EventID: id, Source: g.cfg.Source, Type: TypeInventoryUpdated,
 			Timestamp: ts, Payload: g.pay, Metadata: g.trace(i)}
 		g.buf = env.AppendJSON(g.buf[:0])
 		return Message{Topic: TopicInventory, Key: []byte(pid), Value: g.buf, Kind: KindInventory,
@@ -174,17 +182,17 @@ func (g *Generator) Next() Message {
 	pid := productID(p)
 	oid := "o-" + strconv.FormatUint(g.cfg.Seed, 10) + "-" + strconv.FormatInt(i, 10)
 	g.pay = append(g.pay[:0], `{"order_id":`...)
-	g.pay = envelope.AppendString(g.pay, oid)
+	g.pay = schema.AppendString(g.pay, oid)
 	g.pay = append(g.pay, `,"user_id":`...)
-	g.pay = envelope.AppendString(g.pay, uid)
+	g.pay = schema.AppendString(g.pay, uid)
 	g.pay = append(g.pay, `,"product_id":`...)
-	g.pay = envelope.AppendString(g.pay, pid)
+	g.pay = schema.AppendString(g.pay, pid)
 	g.pay = append(g.pay, `,"quantity":`...)
 	g.pay = strconv.AppendInt(g.pay, qty, 10)
 	g.pay = append(g.pay, `,"amount":`...)
-	g.pay = envelope.AppendDecimal2(g.pay, amount)
+	g.pay = schema.AppendDecimal2(g.pay, amount)
 	g.pay = append(g.pay, `,"currency":"USD"}`...)
-	env := envelope.Envelope{EventID: id, Source: g.cfg.Source, Type: envelope.TypeOrderCreated,
+	env := schema.Envelope{EventID: id, Source: g.cfg.Source, Type: TypeOrderCreated,
 		Timestamp: ts, Payload: g.pay, Metadata: g.trace(i)}
 	g.buf = env.AppendJSON(g.buf[:0])
 	m := Message{Topic: TopicOrders, Key: []byte(oid), Value: g.buf, Kind: KindOrder,
@@ -201,8 +209,8 @@ func (g *Generator) Next() Message {
 	return m
 }
 
-func (g *Generator) trace(i int64) envelope.Metadata {
-	return envelope.Metadata{
+func (g *Generator) trace(i int64) schema.Metadata {
+	return schema.Metadata{
 		TraceID: fmt.Sprintf("%016x%016x", g.cfg.Seed, uint64(i)),
 		SpanID:  fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15),
 	}
@@ -214,25 +222,25 @@ func productID(p int) string { return "p-" + strconv.Itoa(p) }
 func (g *Generator) malformed(i int64, ts time.Time) Message {
 	var (
 		v      []byte
-		reason envelope.Reason
+		reason schema.Reason
 	)
 	okTs := ts.UTC().Format(time.RFC3339Nano)
 	id := "bad-" + strconv.FormatUint(g.cfg.Seed, 10) + "-" + strconv.FormatInt(i, 10)
 	switch g.rng.IntN(7) {
 	case 0:
-		v, reason = []byte("order 42 created, amount=12.50"), envelope.ReasonNotJSON
+		v, reason = []byte("order 42 created, amount=12.50"), schema.ReasonNotJSON
 	case 1:
-		v, reason = []byte{'{', '"', 0xff, 0xfe, '"', ':', '1', '}'}, envelope.ReasonInvalidUTF8
+		v, reason = []byte{'{', '"', 0xff, 0xfe, '"', ':', '1', '}'}, schema.ReasonInvalidUTF8
 	case 2:
-		v, reason = []byte(`[{"event_id":"`+id+`"}]`), envelope.ReasonNotObject
+		v, reason = []byte(`[{"event_id":"`+id+`"}]`), schema.ReasonNotObject
 	case 3:
-		v, reason = []byte(`{"source":"demo-shop","type":"order.created","timestamp":"`+okTs+`","payload":{}}`), envelope.ReasonMissingEventID
+		v, reason = []byte(`{"source":"demo-shop","type":"order.created","timestamp":"`+okTs+`","payload":{}}`), schema.ReasonMissingEventID
 	case 4:
-		v, reason = []byte(`{"event_id":"`+id+`","source":"demo-shop","type":"order.created","timestamp":"yesterday","payload":{}}`), envelope.ReasonBadTimestamp
+		v, reason = []byte(`{"event_id":"`+id+`","source":"demo-shop","type":"order.created","timestamp":"yesterday","payload":{}}`), schema.ReasonBadTimestamp
 	case 5:
-		v, reason = []byte(`{"event_id":"`+id+`","source":"demo-shop","type":"order.created","timestamp":"`+okTs+`","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":"two","amount":1.5}}`), envelope.ReasonBadPayloadField
+		v, reason = []byte(`{"event_id":"`+id+`","source":"demo-shop","type":"order.created","timestamp":"`+okTs+`","payload":{"order_id":"o","user_id":"u","product_id":"p","quantity":"two","amount":1.5}}`), schema.ReasonSchema
 	default:
-		v, reason = []byte{}, envelope.ReasonEmpty
+		v, reason = []byte{}, schema.ReasonEmpty
 	}
 	return Message{Topic: TopicOrders, Value: v, Kind: KindMalformed, Reason: reason, TsMicros: ts.UnixMicro()}
 }
@@ -258,12 +266,12 @@ func (g *Generator) Products() []Product {
 // ProductRecord is the products.changelog value of p (keyed by its id).
 func ProductRecord(p Product) []byte {
 	b := []byte(`{"product_id":`)
-	b = envelope.AppendString(b, p.ID)
+	b = schema.AppendString(b, p.ID)
 	b = append(b, `,"name":`...)
-	b = envelope.AppendString(b, p.Name)
+	b = schema.AppendString(b, p.Name)
 	b = append(b, `,"category":`...)
-	b = envelope.AppendString(b, p.Category)
+	b = schema.AppendString(b, p.Category)
 	b = append(b, `,"price":"`...)
-	b = envelope.AppendDecimal2(b, p.PriceCents)
+	b = schema.AppendDecimal2(b, p.PriceCents)
 	return append(b, `"}`...)
 }

@@ -1,7 +1,9 @@
-package envelope
+package schema
 
 import (
 	"encoding/binary"
+
+	"github.com/zeebo/xxh3"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -17,6 +19,14 @@ import (
 // strings; Decode checks the whole message with utf8.Valid first. Its verdict
 // is otherwise the same as json.Valid's (see the differential test), except
 // that nesting deeper than maxDepth is rejected.
+//
+// Beyond the grammar, it notes (without failing, so that a syntax error
+// later in the message is still reported as one) what the envelope
+// contract refuses and JSON allows: a key that occurs twice in one object
+// (readers disagree on which one counts: DuckDB's JSON functions take the
+// first, encoding/json the last), an unpaired UTF-16 surrogate escape
+// (DuckDB's JSON functions fail on it) and a \u0000 escape (PostgreSQL text
+// and jsonb cannot hold NUL).
 
 // maxDepth is the deepest nesting of objects and arrays accepted, counting
 // the envelope object itself as 1. It also bounds the scanner's work stack,
@@ -102,6 +112,109 @@ type scanner struct {
 	i     int
 	err   string
 	errAt int
+
+	// Contract findings, offsets of the first occurrence (-1: none).
+	dupAt, surrogateAt, nulAt int
+	dupKey                    value // the repeated key
+
+	// keys holds the keys of the objects open at the moment, for the
+	// duplicate check: a stack, each object's keys after those of the
+	// objects that enclose it. big holds a set per deep-enough object
+	// level once it has more than linearKeys keys.
+	keys []keyEntry
+	big  map[bigKey]struct{}
+	tmp  []byte // scratch for unescaping keys
+	// skipKeys turns the duplicate check off (a second pass over an
+	// object the first pass checked).
+	skipKeys bool
+}
+
+// keyEntry is one key of an open object: its hash and span.
+type keyEntry struct {
+	h          uint64
+	start, end int
+	esc        bool
+}
+
+// bigKey is a key hash in the set of the object whose keys start at mark.
+type bigKey struct {
+	mark int
+	h    uint64
+}
+
+// linearKeys is how many keys one object may have before its duplicate
+// check uses a hash set instead of comparing with every earlier key.
+const linearKeys = 32
+
+// reset prepares s to scan b, keeping its buffers.
+func (s *scanner) reset(b []byte) {
+	keys, tmp, big := s.keys[:0], s.tmp[:0], s.big
+	clear(big)
+	*s = scanner{b: b, dupAt: -1, surrogateAt: -1, nulAt: -1, keys: keys, tmp: tmp, big: big}
+}
+
+// key records key k of the object whose keys start at keys[mark:] and
+// notes the first duplicate. It never fails: a duplicate is a contract
+// finding, not a syntax error.
+func (s *scanner) key(mark int, k value) {
+	if s.skipKeys {
+		return
+	}
+	raw := s.b[k.start:k.end]
+	var h uint64
+	if k.esc {
+		s.tmp = appendUnescaped(s.tmp[:0], raw)
+		h = xxh3.Hash(s.tmp)
+	} else {
+		h = xxh3.Hash(raw)
+	}
+	e := keyEntry{h: h, start: k.start, end: k.end, esc: k.esc}
+	n := len(s.keys) - mark
+	switch {
+	case n < linearKeys:
+		for _, o := range s.keys[mark:] {
+			if o.h == h && s.sameKey(o, e) {
+				s.dup(k)
+				break
+			}
+		}
+	default:
+		if s.big == nil {
+			s.big = map[bigKey]struct{}{}
+		}
+		if n == linearKeys {
+			for _, o := range s.keys[mark:] {
+				s.big[bigKey{mark, o.h}] = struct{}{}
+			}
+		}
+		if _, seen := s.big[bigKey{mark, h}]; seen {
+			for _, o := range s.keys[mark:] {
+				if o.h == h && s.sameKey(o, e) {
+					s.dup(k)
+					break
+				}
+			}
+		}
+		s.big[bigKey{mark, h}] = struct{}{}
+	}
+	s.keys = append(s.keys, e)
+}
+
+func (s *scanner) dup(k value) {
+	if s.dupAt < 0 {
+		s.dupAt, s.dupKey = k.start, k
+	}
+}
+
+// sameKey compares two keys after unescaping.
+func (s *scanner) sameKey(a, b keyEntry) bool {
+	ra, rb := s.b[a.start:a.end], s.b[b.start:b.end]
+	if !a.esc && !b.esc {
+		return string(ra) == string(rb)
+	}
+	ua := appendUnescaped(nil, ra)
+	ub := appendUnescaped(nil, rb)
+	return string(ua) == string(ub)
 }
 
 func (s *scanner) fail(what string) bool {
@@ -186,6 +299,27 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 					if k >= len(b) || hexVal[b[k]] == 0xff {
 						s.i = k
 						return 0, 0, false, s.fail(`invalid \u escape in string`)
+					}
+				}
+				switch r := hex4(b[i+2:]); {
+				case r == 0:
+					if s.nulAt < 0 {
+						s.nulAt = i
+					}
+				case r >= 0xD800 && r <= 0xDBFF:
+					// A high surrogate must be followed by a low one.
+					if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' && validHex4(b[i+8:i+12]) {
+						if lo := hex4(b[i+8:]); lo >= 0xDC00 && lo <= 0xDFFF {
+							i += 12
+							continue
+						}
+					}
+					if s.surrogateAt < 0 {
+						s.surrogateAt = i
+					}
+				case r >= 0xDC00 && r <= 0xDFFF:
+					if s.surrogateAt < 0 {
+						s.surrogateAt = i
 					}
 				}
 				i += 6
@@ -324,6 +458,7 @@ func (s *scanner) value(depth int) (value, bool) {
 func (s *scanner) container(depth int) bool {
 	var objs uint64 // bit n: container n (0 = outermost here) is an object
 	n := 0          // containers open in this call
+	var marks [maxDepth]int
 	for {
 		// At the opening bracket of a container.
 		if depth+n+1 > maxDepth {
@@ -335,12 +470,14 @@ func (s *scanner) container(depth int) bool {
 		} else {
 			objs &^= 1 << n
 		}
+		marks[n] = len(s.keys)
 		n++
 		s.i++
 		s.skipWS()
 		if c := s.peek(); (isObj && c == '}') || (!isObj && c == ']') {
 			s.i++
 			n--
+			s.keys = s.keys[:marks[n]]
 			goto closed
 		}
 	member:
@@ -349,9 +486,12 @@ func (s *scanner) container(depth int) bool {
 			if s.peek() != '"' {
 				return s.fail("invalid character, want a string key")
 			}
-			if _, _, _, ok := s.str(); !ok {
+			var k value
+			var ok bool
+			if k.start, k.end, k.esc, ok = s.str(); !ok {
 				return false
 			}
+			s.key(marks[n-1], k)
 			s.skipWS()
 			if !s.expect(':', "invalid character, want ':' after object key") {
 				return false
@@ -377,6 +517,7 @@ func (s *scanner) container(depth int) bool {
 			case (isObj && c == '}') || (!isObj && c == ']'):
 				s.i++
 				n--
+				s.keys = s.keys[:marks[n]]
 			case isObj:
 				return s.fail("invalid character, want ',' or '}' in object")
 			default:
@@ -401,6 +542,8 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 		s.i++
 		return true
 	}
+	mark := len(s.keys)
+	defer func() { s.keys = s.keys[:mark] }()
 	for {
 		if s.peek() != '"' {
 			return s.fail("invalid character, want a string key")
@@ -411,6 +554,7 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 		if k.start, k.end, k.esc, ok = s.str(); !ok {
 			return false
 		}
+		s.key(mark, k)
 		s.skipWS()
 		if !s.expect(':', "invalid character, want ':' after object key") {
 			return false
@@ -436,7 +580,8 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 // validJSON reports whether b is exactly one well-formed JSON value, with
 // optional surrounding whitespace. Bytes >= 0x80 are not checked.
 func validJSON(b []byte) bool {
-	s := scanner{b: b}
+	var s scanner
+	s.reset(b)
 	s.skipWS()
 	if _, ok := s.value(0); !ok {
 		return false
@@ -491,6 +636,11 @@ func appendUnescaped(dst, src []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// validHex4 reports whether b holds four hex digits.
+func validHex4(b []byte) bool {
+	return hexVal[b[0]]|hexVal[b[1]]|hexVal[b[2]]|hexVal[b[3]] != 0xff
 }
 
 // hex4 decodes four hex digits checked by the scanner.

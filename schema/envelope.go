@@ -1,6 +1,5 @@
-// Package envelope defines eventlake's canonical event envelope and its wire
-// format, shared by every stage (producer -> Kafka -> ingest/streamer).
-//
+package schema
+
 // The envelope is one JSON object:
 //
 //	{"event_id": "...", "source": "...", "type": "order.created",
@@ -8,21 +7,14 @@
 //	 "payload": {...}, "metadata": {"trace_id": "...", "span_id": "..."}}
 //
 // Encoding ([Envelope.AppendJSON]) is used by producers. Decoding
-// ([Decoder.Decode]) is used by ingest on every message and is written to be
-// fast and allocation-free on the common path; every rejection carries a
-// [Reason] that ends up in the dead-letter table.
-package envelope
+// ([Decoder.Decode]) is used by ingest and the hot tier on every message
+// and is written to be fast and allocation-free on the common path; every
+// rejection carries a [Reason] that ends up in the dead-letter table.
 
 import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-)
-
-// Known event types with typed payload columns.
-const (
-	TypeOrderCreated     = "order.created"
-	TypeInventoryUpdated = "inventory.updated"
 )
 
 // Metadata is the envelope's trace context.

@@ -1,4 +1,4 @@
-package envelope
+package schema
 
 // decimal is the exact value of a JSON number: mant × 10^exp, with mant's
 // trailing zeros moved into exp. Only the first 19 significant digits fit in

@@ -1,17 +1,20 @@
-package gen
+package demo
 
 import (
 	"bytes"
 	"testing"
 
-	"github.com/eventlake/eventlake/internal/envelope"
+	"github.com/eventlake/eventlake/schema"
 )
 
 func TestDeterministicAndDecodable(t *testing.T) {
 	cfg := Config{Seed: 7, LateFraction: 0.05, InventoryFraction: 0.2, MalformedFraction: 0.05}
 	a, b := New(cfg), New(cfg)
-	var dec envelope.Decoder
-	var ev envelope.Event
+	c := schema.Contract{}
+	c.Defaults()
+	set := schema.NewSet(schema.ShippedVersions(), nil)
+	dec := schema.NewDecoder(c, schema.Fixed{S: set})
+	var ev schema.Event
 	kinds := map[Kind]int{}
 	late := 0
 	for range 5000 {
@@ -23,7 +26,7 @@ func TestDeterministicAndDecodable(t *testing.T) {
 		if ma.Late {
 			late++
 		}
-		err := dec.Decode(ma.Value, &ev)
+		err := dec.Decode(ma.Value, ma.TsMicros+1000, &ev)
 		switch ma.Kind {
 		case KindMalformed:
 			if err == nil {
@@ -36,11 +39,12 @@ func TestDeterministicAndDecodable(t *testing.T) {
 			if err != nil {
 				t.Fatalf("order rejected: %v: %s", err, ma.Value)
 			}
-			if !ev.IsOrder || ev.Order.AmountCents != ma.AmountCents || ev.TsMicros != ma.TsMicros || string(ev.EventID) != ma.EventID {
-				t.Fatalf("decoded order differs from ground truth: %+v vs %+v", ev.Order, ma)
+			amount, _ := ev.Decimal(ev.Version.Column("amount"))
+			if ev.Version.Subject != TypeOrderCreated || amount.LowBits() != uint64(ma.AmountCents) || ev.TsMicros != ma.TsMicros || string(ev.EventID) != ma.EventID {
+				t.Fatalf("decoded order differs from ground truth: %v %v vs %+v", ev.Version, amount, ma)
 			}
 		case KindInventory:
-			if err != nil || !ev.IsInventory {
+			if err != nil || ev.Version.Subject != TypeInventoryUpdated {
 				t.Fatalf("inventory rejected: %v: %s", err, ma.Value)
 			}
 		}

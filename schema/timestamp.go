@@ -1,4 +1,4 @@
-package envelope
+package schema
 
 // parseTimestamp parses the RFC 3339 profile the envelope uses,
 //

@@ -1,0 +1,360 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/zeebo/xxh3"
+
+	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/schema/registry"
+)
+
+// Compile compiles one registered version; it fails when the schema
+// cannot be used by eventlake (not an object, two properties mapping to
+// one column). The built-in registry refuses such schemas at
+// registration, through this function.
+func Compile(v registry.Version) (*TypeVersion, error) {
+	switch v.Type {
+	case registry.TypeJSON:
+		return compileJSONSchema(v)
+	case registry.TypeAvro, "":
+		return compileAvro(v)
+	}
+	return nil, fmt.Errorf("schema type %q is not supported", v.Type)
+}
+
+// Set is a compiled snapshot of every subject: what a Decoder reads per
+// event, with no registry lookup.
+type Set struct {
+	subjects map[string]*Subject
+	folded   map[string]string // lower-cased subject -> subject
+	byID     map[int]*TypeVersion
+}
+
+// Subject is one event type: its compiled versions.
+type Subject struct {
+	Name     string
+	Versions map[int]*TypeVersion
+	// Latest is the newest version; nil when it does not compile.
+	Latest        *TypeVersion
+	latestVersion int
+	latestErr     error
+	errs          map[int]error // versions that do not compile
+	// Columns is the union of the columns of every version, in version
+	// and schema order: what a table that holds the type has.
+	Columns []Column
+}
+
+// Subject returns a subject by name, or nil.
+func (s *Set) Subject(name string) *Subject { return s.subjects[name] }
+
+// Subjects lists every subject, by name.
+func (s *Set) Subjects() []*Subject {
+	out := make([]*Subject, 0, len(s.subjects))
+	for _, sub := range s.subjects {
+		out = append(out, sub)
+	}
+	slices.SortFunc(out, func(a, b *Subject) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ErrColumnConflict means a version maps a property to a column that an
+// earlier version of the subject typed differently.
+var ErrColumnConflict = errors.New("column type conflict")
+
+// NewSet compiles versions (as a registry lists them). Versions that do
+// not compile are kept as errors: their events are rejected with the
+// reason, the others are unaffected.
+func NewSet(versions []registry.Version, cache map[int]*TypeVersion) *Set {
+	set := &Set{subjects: map[string]*Subject{}, folded: map[string]string{}, byID: map[int]*TypeVersion{}}
+	sorted := slices.Clone(versions)
+	slices.SortFunc(sorted, func(a, b registry.Version) int {
+		if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+			return c
+		}
+		return a.Version - b.Version
+	})
+	for _, v := range sorted {
+		if v.Deleted {
+			continue
+		}
+		sub := set.subjects[v.Subject]
+		if sub == nil {
+			sub = &Subject{Name: v.Subject, Versions: map[int]*TypeVersion{}, errs: map[int]error{}}
+			set.subjects[v.Subject] = sub
+			set.folded[strings.ToLower(v.Subject)] = v.Subject
+		}
+		sub.latestVersion = v.Version
+		tv, err := compileCached(v, cache)
+		if err == nil {
+			err = sub.merge(tv)
+		}
+		if err != nil {
+			sub.errs[v.Version] = err
+			sub.Latest, sub.latestErr = nil, err
+			continue
+		}
+		sub.Versions[v.Version] = tv
+		sub.Latest, sub.latestErr = tv, nil
+		set.byID[v.ID] = tv
+	}
+	return set
+}
+
+// compileCached compiles v, reusing an earlier compilation of the same
+// subject, version and id.
+func compileCached(v registry.Version, cache map[int]*TypeVersion) (*TypeVersion, error) {
+	if tv := cache[v.ID]; tv != nil && tv.Subject == v.Subject && tv.Version == v.Version {
+		return tv, nil
+	}
+	tv, err := Compile(v)
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		cache[v.ID] = tv
+	}
+	return tv, nil
+}
+
+// merge adds a version's columns to the subject's union.
+func (sub *Subject) merge(tv *TypeVersion) error {
+	for _, c := range tv.Columns {
+		i := slices.IndexFunc(sub.Columns, func(o Column) bool { return o.Name == c.Name })
+		if i < 0 {
+			sub.Columns = append(sub.Columns, c)
+			continue
+		}
+		have := sub.Columns[i]
+		if have.Type.Equals(c.Type) {
+			continue
+		}
+		if wider, ok := widerDecimal(have, c); ok {
+			sub.Columns[i] = wider
+			continue
+		}
+		return fmt.Errorf("%w: column %s is %s in earlier versions of %s, %s in v%d: a column keeps its type; add a property with a new name instead",
+			ErrColumnConflict, c.Name, have.Type, sub.Name, c.Type, tv.Version)
+	}
+	return nil
+}
+
+// widerDecimal returns the wider of two decimal columns of one scale.
+func widerDecimal(a, b Column) (Column, bool) {
+	da, ok1 := a.Type.(iceberg.DecimalType)
+	db, ok2 := b.Type.(iceberg.DecimalType)
+	if !ok1 || !ok2 || da.Scale() != db.Scale() {
+		return Column{}, false
+	}
+	if db.Precision() > da.Precision() {
+		return b, true
+	}
+	return a, true
+}
+
+// Check compiles a schema about to be registered as the next version of
+// its subject, against the subject's earlier versions: the built-in
+// registry refuses, with this error, schemas the lake could not store.
+func Check(v registry.Version, earlier []registry.Version) error {
+	tv, err := Compile(v)
+	if err != nil {
+		return err
+	}
+	sub := &Subject{Name: v.Subject}
+	for _, e := range earlier {
+		if e.Deleted {
+			continue
+		}
+		if etv, err := Compile(e); err == nil {
+			_ = sub.merge(etv)
+		}
+	}
+	return sub.merge(tv)
+}
+
+// Fixed is a Codecs of a fixed set, for tools and tests.
+type Fixed struct{ S *Set }
+
+// Set implements Codecs.
+func (f Fixed) Set() *Set { return f.S }
+
+// ByID implements Codecs.
+func (f Fixed) ByID(int) *TypeVersion { return nil }
+
+// Missed implements Codecs: a fixed set has nothing newer.
+func (f Fixed) Missed() *Set { return f.S }
+
+// Resolver keeps a compiled Set of a registry current: it polls the
+// registry every interval (cheaply, by generation, when the registry can
+// say) and swaps in a new Set when anything changed, so that decoders
+// never look anything up per event.
+type Resolver struct {
+	src      registry.Source
+	interval time.Duration
+	log      *slog.Logger
+
+	mu     sync.Mutex // guards cache, gen and refreshes
+	cache  map[int]*TypeVersion
+	gen    int64  // the registry's generation when last loaded (-1: it has none)
+	sum    uint64 // fingerprint of the last Versions answer
+	loaded bool
+	cur    atomic.Pointer[Set]
+
+	// byID remembers recent misses so that a stream of values framed
+	// with an unknown id does not ask the registry for each one.
+	misses   sync.Map     // id -> time.Time
+	lastMiss atomic.Int64 // unix nanos of the last Missed refresh
+	// changed is called after a new Set is swapped in (ingest evolves its
+	// tables); optional.
+	changed func(*Set)
+}
+
+// NewResolver returns a resolver of src; Refresh or Run fill it.
+func NewResolver(src registry.Source, interval time.Duration, log *slog.Logger) *Resolver {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Resolver{src: src, interval: interval, log: log.With(logkey.Component, "schemas"),
+		cache: map[int]*TypeVersion{}, gen: -1}
+	r.cur.Store(NewSet(nil, nil))
+	return r
+}
+
+// Set implements Codecs.
+func (r *Resolver) Set() *Set { return r.cur.Load() }
+
+// OnChange registers fn to be called with every new Set.
+func (r *Resolver) OnChange(fn func(*Set)) { r.changed = fn }
+
+// Refresh reads the registry and swaps in a new Set if anything changed.
+func (r *Resolver) Refresh(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gen := int64(-1)
+	if g, ok := r.src.(registry.Generationer); ok {
+		var err error
+		if gen, err = g.Generation(ctx); err != nil {
+			return fmt.Errorf("read the schema registry's generation: %w", err)
+		}
+		if r.loaded && gen == r.gen {
+			return nil
+		}
+	}
+	vs, err := r.src.Versions(ctx)
+	if err != nil {
+		return fmt.Errorf("read the schema registry: %w", err)
+	}
+	h := xxh3.New()
+	for _, v := range vs {
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%v\x00", v.Subject, v.Version, v.ID, v.Deleted)
+	}
+	sum := h.Sum64()
+	if r.loaded && sum == r.sum {
+		r.gen = gen
+		return nil
+	}
+	r.sum, r.gen, r.loaded = sum, gen, true
+	set := NewSet(vs, r.cache)
+	r.cur.Store(set)
+	for _, sub := range set.Subjects() {
+		for v, err := range sub.errs {
+			r.log.Warn("schema version cannot be used; its events go to the dead-letter table", "subject", sub.Name, "version", v, logkey.Err, err)
+		}
+	}
+	r.log.Debug("schemas loaded", "subjects", len(set.subjects), "versions", len(set.byID))
+	if r.changed != nil {
+		r.changed(set)
+	}
+	return nil
+}
+
+// Run refreshes every interval until ctx ends. Failures are logged and
+// the last Set stays in service.
+func (r *Resolver) Run(ctx context.Context) error {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		err := r.Refresh(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			r.log.Warn("schema registry unavailable; decoding with the schemas loaded before", logkey.Err, err)
+		case err == nil && failing:
+			failing = false
+			r.log.Info("schema registry available again")
+		}
+	}
+}
+
+// missEvery bounds how often a type that is not in the Set makes the
+// resolver ask the registry again (Missed).
+const missEvery = 50 * time.Millisecond
+
+// Missed implements Codecs: a decoder met a type (or version) the Set
+// does not have. A version registered since the last poll must apply to
+// the events that follow its registration, not a poll interval later (an
+// event decoded as an unknown type would be stored without its typed
+// columns): the registry is asked again now, at most every missEvery, and
+// the fresh Set returned. Ingest and the hot tier both do this, so they
+// decide alike.
+func (r *Resolver) Missed() *Set {
+	now := time.Now()
+	if last := r.lastMiss.Load(); last != 0 && now.Sub(time.Unix(0, last)) < missEvery {
+		return r.cur.Load()
+	}
+	r.lastMiss.Store(now.UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Refresh(ctx); err != nil {
+		r.log.Debug("refresh schemas for a missing type", logkey.Err, err)
+	}
+	return r.cur.Load()
+}
+
+// missTTL is how long an unknown schema id is not asked for again.
+const missTTL = 10 * time.Second
+
+// ByID implements Codecs: a schema id the current Set lacks is looked up
+// in the registry (a version registered since the last poll, or a
+// soft-deleted one) and compiled.
+func (r *Resolver) ByID(id int) *TypeVersion {
+	if t, ok := r.misses.Load(id); ok && time.Since(t.(time.Time)) < missTTL {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, err := r.src.ByID(ctx, id)
+	if err != nil {
+		r.misses.Store(id, time.Now())
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tv, err := compileCached(v, r.cache)
+	if err != nil {
+		r.misses.Store(id, time.Now())
+		return nil
+	}
+	return tv
+}
+
+// xxh3Hash hashes a key.
+func xxh3Hash(b []byte) uint64 { return xxh3.Hash(b) }
