@@ -432,6 +432,13 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 	return err
 }
 
+// undecided is the error of a record whose schema the registry could not
+// be asked about: neither a row nor a dead letter, so the batch is dropped
+// and re-read once the registry answers (recover.go).
+func undecided(r *kgo.Record, derr *schema.Error) error {
+	return fmt.Errorf("%s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr)
+}
+
 // fence is what the lake already holds for one partition: records below
 // these offsets are skipped (a replay after a crash).
 type fence struct {
@@ -444,8 +451,11 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 	if f.hasRaw && r.Offset < f.raw {
 		// Already in the lake: read again only to warm the dedupe window
 		// (consumption starts dedupe_window offsets early).
-		if ing.dec.Decode(r.Value, recTs, &ing.ev) == nil {
+		derr := ing.dec.Decode(r.Value, recTs, &ing.ev)
+		if derr == nil {
 			ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID)
+		} else if derr.Unavailable != nil {
+			return undecided(r, derr)
 		}
 		return nil
 	}
@@ -454,6 +464,9 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 	b.bytes += int64(len(r.Value))
 
 	derr := ing.dec.Decode(r.Value, recTs, &ing.ev)
+	if derr != nil && derr.Unavailable != nil {
+		return undecided(r, derr)
+	}
 	if derr == nil && !ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID) {
 		var cols []schema.Column
 		if v := ing.ev.Version; v != nil {

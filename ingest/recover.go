@@ -17,7 +17,9 @@ import (
 //     catalog that stops answering turns into an error, and the outcome
 //     of an attempt that timed out after sending is looked up by commit id.
 //   - Anything else that breaks the consume loop (object storage refusing
-//     writes, the catalog down while the batch is rewound) drops the
+//     writes, the catalog down while the batch is rewound, a record of a
+//     type or schema id not loaded while the schema registry does not
+//     answer) drops the
 //     batch, pauses fetching, and retries with back-off to read the
 //     offsets stored in the lake; when that works, the partitions are
 //     re-read from those offsets and fetching resumes. Nothing is

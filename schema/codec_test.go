@@ -390,3 +390,59 @@ func TestResolverFollowsTheRegistry(t *testing.T) {
 		t.Fatalf("v2 not served: latest %v, columns %v", sub.Latest, sub.Columns)
 	}
 }
+
+// TestRegistryUnavailable: when the registry cannot be asked, an event of
+// a type (or a frame with a schema id) not loaded is left undecided, not
+// stored untyped or dead-lettered; events of loaded types decode as
+// before; and a registry that answers "no such id" makes a dead letter.
+func TestRegistryUnavailable(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/r.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := registry.Open(ctx, db, registry.DialectSQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RegisterShipped(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(store, time.Second, nil)
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := Contract{}
+	c.Defaults()
+	d := NewDecoder(c, r)
+	var ev Event
+	event := func(typ string) []byte {
+		return []byte(`{"event_id":"e1","source":"s","type":"` + typ + `","timestamp":"2026-11-26T10:00:00Z","payload":{"sku":"x"}}`)
+	}
+	if derr := d.Decode(frame(9999, event("order.created")), testRecordTs, &ev); derr == nil || derr.Reason != ReasonUnknownID || derr.Unavailable != nil {
+		t.Fatalf("an id the registry does not have: %v, want %s", derr, ReasonUnknownID)
+	}
+	if derr := d.Decode(event("never.registered"), testRecordTs, &ev); derr != nil || ev.Version != nil {
+		t.Fatalf("an unregistered type with the registry up: %v (version %v), want it kept untyped", derr, ev.Version)
+	}
+
+	db.Close() // the registry stops answering
+	time.Sleep(2 * missEvery)
+	order := `{"event_id":"e2","source":"s","type":"order.created","timestamp":"2026-11-26T10:00:00Z","payload":` +
+		`{"order_id":"o1","user_id":"u1","product_id":"p1","quantity":1,"amount":"9.99"}}`
+	if derr := d.Decode([]byte(order), testRecordTs, &ev); derr != nil || ev.Version == nil {
+		t.Fatalf("a loaded type while the registry is down: %v", derr)
+	}
+	for name, msg := range map[string][]byte{
+		"an unregistered type": event("never.registered"),
+		"a new schema id":      frame(12345, event("order.created")),
+	} {
+		derr := d.Decode(msg, testRecordTs, &ev)
+		if derr == nil || derr.Unavailable == nil || derr.Reason != "" {
+			t.Fatalf("%s while the registry is down: %v, want it undecided", name, derr)
+		}
+		if !strings.Contains(derr.Error(), "schema registry unavailable") {
+			t.Fatalf("%s: error %q does not say why", name, derr)
+		}
+	}
+}

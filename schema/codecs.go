@@ -188,10 +188,10 @@ type Fixed struct{ S *Set }
 func (f Fixed) Set() *Set { return f.S }
 
 // ByID implements Codecs.
-func (f Fixed) ByID(int) *TypeVersion { return nil }
+func (f Fixed) ByID(int) (*TypeVersion, error) { return nil, nil }
 
 // Missed implements Codecs: a fixed set has nothing newer.
-func (f Fixed) Missed() *Set { return f.S }
+func (f Fixed) Missed() (*Set, error) { return f.S, nil }
 
 // Resolver keeps a compiled Set of a registry current: it polls the
 // registry every interval (cheaply, by generation, when the registry can
@@ -211,8 +211,12 @@ type Resolver struct {
 
 	// byID remembers recent misses so that a stream of values framed
 	// with an unknown id does not ask the registry for each one.
-	misses   sync.Map     // id -> time.Time
-	lastMiss atomic.Int64 // unix nanos of the last Missed refresh
+	misses sync.Map // id -> time.Time
+	// missMu serializes Missed refreshes; lastMiss and missErr are the
+	// last one's time and outcome.
+	missMu   sync.Mutex
+	lastMiss time.Time
+	missErr  error
 	// changed is called after a new Set is swapped in (ingest evolves its
 	// tables); optional.
 	changed func(*Set)
@@ -315,18 +319,23 @@ const missEvery = 50 * time.Millisecond
 // columns): the registry is asked again now, at most every missEvery, and
 // the fresh Set returned. Ingest and the hot tier both do this, so they
 // decide alike.
-func (r *Resolver) Missed() *Set {
-	now := time.Now()
-	if last := r.lastMiss.Load(); last != 0 && now.Sub(time.Unix(0, last)) < missEvery {
-		return r.cur.Load()
+//
+// When the registry cannot be asked, the error says so: the caller cannot
+// tell a type registered a moment ago from one never registered, and must
+// not decide the event (ingest retries it; the hot tier waits).
+func (r *Resolver) Missed() (*Set, error) {
+	r.missMu.Lock()
+	defer r.missMu.Unlock()
+	if now := time.Now(); now.Sub(r.lastMiss) >= missEvery {
+		r.lastMiss = now
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r.missErr = r.Refresh(ctx)
+		cancel()
+		if r.missErr != nil {
+			r.log.Debug("refresh schemas for a missing type", logkey.Err, r.missErr)
+		}
 	}
-	r.lastMiss.Store(now.UnixNano())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.Refresh(ctx); err != nil {
-		r.log.Debug("refresh schemas for a missing type", logkey.Err, err)
-	}
-	return r.cur.Load()
+	return r.cur.Load(), r.missErr
 }
 
 // missTTL is how long an unknown schema id is not asked for again.
@@ -334,26 +343,31 @@ const missTTL = 10 * time.Second
 
 // ByID implements Codecs: a schema id the current Set lacks is looked up
 // in the registry (a version registered since the last poll, or a
-// soft-deleted one) and compiled.
-func (r *Resolver) ByID(id int) *TypeVersion {
+// soft-deleted one) and compiled. An id the registry does not have (or
+// whose schema does not compile) is not asked for again for missTTL; an
+// error means the registry could not be asked.
+func (r *Resolver) ByID(id int) (*TypeVersion, error) {
 	if t, ok := r.misses.Load(id); ok && time.Since(t.(time.Time)) < missTTL {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	v, err := r.src.ByID(ctx, id)
-	if err != nil {
+	if errors.Is(err, registry.ErrSchemaNotFound) {
 		r.misses.Store(id, time.Now())
-		return nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up schema id %d: %w", id, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	tv, err := compileCached(v, r.cache)
 	if err != nil {
 		r.misses.Store(id, time.Now())
-		return nil
+		return nil, nil
 	}
-	return tv
+	return tv, nil
 }
 
 // xxh3Hash hashes a key.

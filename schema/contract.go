@@ -59,9 +59,19 @@ type Error struct {
 	Subject string
 	Version int
 	Pointer string
+	// Unavailable, when set, means the event was not decided: the schema
+	// registry could not be asked about its type or schema id. It is no
+	// dead letter (Reason is empty); decode it again once the registry
+	// answers.
+	Unavailable error
 }
 
-func (e *Error) Error() string { return string(e.Reason) + ": " + e.Detail }
+func (e *Error) Error() string {
+	if e.Unavailable != nil {
+		return "schema registry unavailable: " + e.Detail + ": " + e.Unavailable.Error()
+	}
+	return string(e.Reason) + ": " + e.Detail
+}
 
 // Unknown-type policies.
 const (

@@ -76,12 +76,14 @@ type Codecs interface {
 	Set() *Set
 	// ByID compiles the schema with a global id that the snapshot lacks
 	// (a version registered a moment ago, or soft-deleted); nil if the
-	// registry does not have it.
-	ByID(id int) *TypeVersion
+	// registry does not have it. An error means the registry could not be
+	// asked.
+	ByID(id int) (*TypeVersion, error)
 	// Missed returns the Set again after a lookup missed (a type or
 	// version not in it), fresh from the registry when it may have
-	// changed since.
-	Missed() *Set
+	// changed since. An error means the registry could not be asked, so
+	// the Set may lack what was looked for.
+	Missed() (*Set, error)
 }
 
 // Decoder decodes envelopes from Kafka message values under a Contract,
@@ -409,7 +411,10 @@ func (d *Decoder) version(typ []byte, version int, pinned *TypeVersion) (*TypeVe
 	set := d.codecs.Set()
 	sub := set.subjects[string(typ)]
 	if sub == nil || (version != 0 && sub.Versions[version] == nil && sub.errs[version] == nil) {
-		set = d.codecs.Missed()
+		var err error
+		if set, err = d.codecs.Missed(); err != nil {
+			return nil, &Error{Unavailable: err, Detail: "type " + quoteTrunc(typ) + " (or its version) is not among the schemas loaded"}
+		}
 		sub = set.subjects[string(typ)]
 	}
 	if sub == nil {

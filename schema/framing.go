@@ -66,7 +66,10 @@ func (d *Decoder) unframe(msg []byte) ([]byte, *TypeVersion, *Error) {
 	}
 	tv := d.codecs.Set().byID[id]
 	if tv == nil {
-		tv = d.codecs.ByID(id)
+		var err error
+		if tv, err = d.codecs.ByID(id); err != nil {
+			return nil, nil, &Error{Unavailable: err, Detail: "schema id " + itoa(id) + " is not among the schemas loaded"}
+		}
 	}
 	if tv == nil {
 		return nil, nil, reject(ReasonUnknownID, "the value is framed with schema id "+itoa(id)+", which the schema registry does not have")

@@ -414,6 +414,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 	type enriched struct {
 		key, value []byte
 	}
+	undecidedFor := 0 // polls in a row that met undecided records
 	for {
 		fetches := s.cl.PollRecords(ctx, 20_000)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -427,6 +428,14 @@ func (s *Streamer) consume(ctx context.Context) error {
 		var out []enriched
 		touched := map[int64]bool{}
 		now := s.deps.Now().UnixMicro()
+		// Records whose schema the registry could not be asked about are
+		// read again (with the rest of their partition) after a pause:
+		// skipping them would part the hot tier from ingest, which
+		// retries them too.
+		var (
+			rewind    map[string]map[int32]kgo.EpochOffset
+			undecided error
+		)
 
 		s.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -452,9 +461,21 @@ func (s *Streamer) consume(ctx context.Context) error {
 			invOff, hasInv := s.inv.offsets.Get(p.Topic, p.Partition)
 			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
 			accepted := 0
+			next := p.Records[len(p.Records)-1].Offset + 1
 			for _, r := range p.Records {
 				recTs := r.Timestamp.UnixMicro()
 				if derr := s.dec.Decode(r.Value, recTs, &s.ev); derr != nil {
+					if derr.Unavailable != nil {
+						if rewind == nil {
+							rewind = map[string]map[int32]kgo.EpochOffset{}
+						}
+						if rewind[p.Topic] == nil {
+							rewind[p.Topic] = map[int32]kgo.EpochOffset{}
+						}
+						rewind[p.Topic][p.Partition] = kgo.EpochOffset{Epoch: -1, Offset: r.Offset}
+						undecided, next = derr, r.Offset
+						break
+					}
 					continue // a dead letter: in the lake's dlq table, not hot
 				}
 				if s.dd.Seen(key, r.Offset, s.ev.EventID) {
@@ -518,7 +539,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 				s.high[p.Topic] = map[int32]int64{}
 			}
 			last := p.Records[len(p.Records)-1].Offset
-			s.high[p.Topic][p.Partition] = last + 1
+			s.high[p.Topic][p.Partition] = next
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
@@ -533,6 +554,9 @@ func (s *Streamer) consume(ctx context.Context) error {
 			for rec := sink.take(); rec != nil; rec = sink.take() {
 				recs = append(recs, sinkRecord{table: sink.table, rec: rec})
 			}
+		}
+		if rewind != nil {
+			s.cl.SetOffsets(rewind)
 		}
 		s.mu.Unlock()
 
@@ -565,6 +589,31 @@ func (s *Streamer) consume(ctx context.Context) error {
 					s.m.enriched.Inc()
 				})
 		}
+		if undecided != nil {
+			if !waitUndecided(ctx, s.log, undecided, &undecidedFor) {
+				return nil
+			}
+		} else {
+			undecidedFor = 0
+		}
+	}
+}
+
+// waitUndecided pauses the hot tier before it reads again records it
+// could not decide because the schema registry did not answer: it logs
+// the first of a run, then backs off up to 5s. It returns false when ctx
+// ends.
+func waitUndecided(ctx context.Context, log *slog.Logger, err error, n *int) bool {
+	if *n == 0 {
+		log.Warn("schema registry unavailable: waiting to decode records of a type or schema id not loaded", logkey.Err, err)
+	}
+	*n++
+	d := min(100*time.Millisecond<<min(*n-1, 6), 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
 

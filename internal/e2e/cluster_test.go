@@ -99,7 +99,10 @@ func newLake(t *testing.T, o lakeOpts) *testLake {
 			"EVENTLAKE_CATALOG_SIGV4="+strconv.FormatBool(cfg.SigV4),
 			"EVENTLAKE_CATALOG_S3_ENDPOINT="+cfg.S3.Endpoint,
 			"EVENTLAKE_CATALOG_S3_ACCESS_KEY_ID="+cfg.S3.AccessKeyID,
-			"EVENTLAKE_CATALOG_S3_SECRET_ACCESS_KEY="+cfg.S3.SecretAccessKey)
+			"EVENTLAKE_CATALOG_S3_SECRET_ACCESS_KEY="+cfg.S3.SecretAccessKey,
+			// A REST catalog has no SQL database for the built-in schema
+			// registry: the processes share a SQLite file.
+			"EVENTLAKE_SCHEMA_REGISTRY_DATABASE="+filepath.Join(dir, "registry.db"))
 	}
 	l.catCfg = cfg
 	return l
@@ -154,7 +157,9 @@ func (l *testLake) startIngest(name string, static bool, extra ...string) *th.Pr
 // it for the ground truth.
 func (l *testLake) produce(seed uint64, count, rate int) *th.Proc {
 	l.t.Helper()
-	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).Add(time.Duration(seed) * time.Hour)
+	// Event time stays in the past: the envelope contract sends events
+	// more than an hour ahead of the wall clock to the dead-letter table.
+	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).Add(time.Duration(seed%48) * time.Hour)
 	step := 5 * time.Millisecond
 	l.mu.Lock()
 	l.seeds = append(l.seeds, produced{seed: seed, count: count, start: start, step: step})
