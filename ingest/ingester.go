@@ -468,24 +468,17 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		return undecided(r, derr)
 	}
 	if derr == nil && !ing.dd.Seen(dedupe.Key{Topic: r.Topic, Partition: r.Partition}, r.Offset, ing.ev.EventID) {
-		var cols []schema.Column
-		if v := ing.ev.Version; v != nil {
-			cols = v.Columns
-			if sub := ing.deps.Codecs.Set().Subject(v.Subject); sub != nil {
-				cols = sub.Columns
-			}
-		}
-		err := ts.w.prepare(ctx, ing.ev.Version, cols)
-		var conflict *errConflict
-		if errors.As(err, &conflict) {
-			derr = &schema.Error{Reason: schema.ReasonSchemaConflict, Subject: ing.ev.Version.Subject, Version: ing.ev.Version.Version,
-				Detail: conflict.Error() + "; the event's type shares a topic with a type that types the column differently"}
-		} else if err != nil {
-			return err
-		} else {
+		err := ts.w.prepare(ctx, ing.ev.Version, ing.deps.Codecs)
+		if err == nil {
 			k := schema.Coords{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, KafkaTs: recTs, Ingested: nowMicros}
 			return ts.w.addEvent(ctx, &ing.ev, &k)
 		}
+		conflict := new(errConflict)
+		if !errors.As(err, &conflict) {
+			return err
+		}
+		derr = &schema.Error{Reason: schema.ReasonSchemaConflict, Subject: ing.ev.Version.Subject, Version: ing.ev.Version.Version,
+			Detail: conflict.Error() + "; the event's type shares a topic with a type that types the column differently"}
 	} else if derr == nil {
 		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
 		return nil

@@ -131,8 +131,9 @@ type tableWriter struct {
 	cat    *lake.Catalog
 	tbl    *table.Table // nil: the raw table does not exist yet
 	schema *arrow.Schema
-	app    *schema.Appender // raw tables
-	types  map[string]bool  // raw tables: event types the table holds columns for
+	app    *schema.Appender    // raw tables
+	types  map[string]bool     // raw tables: event types the table holds columns for
+	ready  *schema.TypeVersion // the last version prepare found nothing to do for
 	opts   lake.FileOptions
 	mem    memory.Allocator
 	enc    *encoder
@@ -172,6 +173,7 @@ func newDLQWriter(name string, cat *lake.Catalog, tbl *table.Table, opts lake.Fi
 // useTable makes tbl (a newer handle, possibly with a wider schema) the
 // table new parts are written to.
 func (w *tableWriter) useTable(tbl *table.Table) error {
+	w.ready = nil
 	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
 	if err != nil {
 		return fmt.Errorf("arrow schema of %s: %w", w.name, err)
@@ -241,9 +243,13 @@ func (e *errConflict) Error() string { return e.err.Error() }
 
 // prepare makes the table ready for an event of version v (nil: a type
 // with no schema): the table exists and has every column of the
-// subject's versions, and lists the type. cols are the columns of every
-// version of the subject; subject columns are recorded for erasure.
-func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, cols []schema.Column) error {
+// subject's versions (from codecs: a new version's columns are added
+// with those of the versions before it), and lists the type; subject
+// columns are recorded for erasure.
+func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, codecs schema.Codecs) error {
+	if v != nil && v == w.ready {
+		return nil // the version of the last event, nothing changed since
+	}
 	if w.tbl != nil && (v == nil || w.types[v.Subject]) {
 		if v == nil {
 			return nil
@@ -253,7 +259,15 @@ func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, cols [
 			return &errConflict{conflict}
 		}
 		if len(missing) == 0 {
+			w.ready = v
 			return nil
+		}
+	}
+	var cols []schema.Column
+	if v != nil {
+		cols = v.Columns
+		if sub := codecs.Set().Subject(v.Subject); sub != nil {
+			cols = sub.Columns
 		}
 	}
 	var fields []iceberg.NestedField
@@ -300,6 +314,7 @@ func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, cols [
 		if _, conflict := w.app.Bind(v); conflict != nil {
 			return &errConflict{conflict}
 		}
+		w.ready = v
 	}
 	return nil
 }

@@ -43,6 +43,15 @@ type FileOptions struct {
 	DeltaColumns []string
 }
 
+// dictionaryPageLimit caps a column chunk's dictionary: past it the
+// writer falls back to plain pages. A column with more distinct values
+// than fit in 64 KiB per row group (ids: orders, users, sessions) gains
+// little from a dictionary under zstd, while each value costs a hash
+// table insert until the writer gives up; the default (1 MiB) let that go
+// on for ~50,000 values per row group of such a column. Columns of few
+// values (types, sources, products, warehouses) keep their dictionaries.
+const dictionaryPageLimit = 64 << 10
+
 func (o FileOptions) writerProps(mem memory.Allocator) *parquet.WriterProperties {
 	rg := o.RowGroupRows
 	if rg <= 0 {
@@ -59,6 +68,7 @@ func (o FileOptions) writerProps(mem memory.Allocator) *parquet.WriterProperties
 		parquet.WithMaxRowGroupLength(rg),
 		parquet.WithStoreDecimalAsInteger(true),
 		parquet.WithDataPageSize(1 << 20),
+		parquet.WithDictionaryPageSizeLimit(dictionaryPageLimit),
 		parquet.WithCreatedBy("eventlake"),
 	}
 	for _, c := range o.NoDictionary {

@@ -178,7 +178,7 @@ func (a *Appender) Append(b *array.RecordBuilder, ev *Event, k Coords) {
 				continue // not bound: the caller ignored Bind
 			}
 			v := &ev.vals[i]
-			if !v.set {
+			if v.gen != ev.gen {
 				b.Field(j).AppendNull()
 				continue
 			}

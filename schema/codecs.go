@@ -2,6 +2,7 @@ package schema
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -370,5 +371,27 @@ func (r *Resolver) ByID(id int) (*TypeVersion, error) {
 	return tv, nil
 }
 
-// xxh3Hash hashes a key.
-func xxh3Hash(b []byte) uint64 { return xxh3.Hash(b) }
+// keyHash hashes an object key (unescaped) or a member name. Equal hashes
+// are confirmed by comparing the names, so collisions cost time only.
+// Keys of up to 16 bytes, nearly all of them, are hashed inline: their
+// bytes and length are loaded into two words (an exact encoding of the
+// key) and mixed; longer ones go to xxh3.
+func keyHash(b []byte) uint64 {
+	n := len(b)
+	var w0, w1 uint64
+	switch {
+	case n > 16:
+		return xxh3.Hash(b)
+	case n >= 8:
+		w0, w1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		w0 = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
+	case n > 0:
+		w0 = uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16
+	}
+	h := (w0 ^ 0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	h ^= (w1 ^ uint64(n)) * 0x94d049bb133111eb
+	h ^= h >> 31
+	h *= 0xd6e8feb86659fd93
+	return h ^ h>>32
+}

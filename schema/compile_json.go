@@ -205,6 +205,7 @@ func (c *jsonCompiler) object(n *node, path []string, pointer string) (*object, 
 			}
 			o.required = append(o.required, i)
 		}
+		o.maskRequired()
 	}
 	if ap := n.get("additionalProperties"); ap != nil {
 		switch b := ap.val.(type) {

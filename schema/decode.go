@@ -25,12 +25,13 @@ type Event struct {
 	// Version is the schema version the payload was checked against; nil
 	// for a type with no subject (kept with the envelope columns only).
 	Version *TypeVersion
-	vals    []val // one per Version.Columns
+	vals    []val  // one per Version.Columns
+	gen     uint32 // vals set by this Decode hold it
 }
 
 // val is one payload column's value.
 type val struct {
-	set bool // present and not null
+	gen uint32 // the Decode that set it (present and not null); stale otherwise
 	b   []byte
 	i   int64 // long, timestamp (micros), boolean (0/1)
 	f   float64
@@ -39,7 +40,7 @@ type val struct {
 
 // String returns the value of a string (or JSON text) column.
 func (e *Event) String(col int) ([]byte, bool) {
-	if col < 0 || col >= len(e.vals) || !e.vals[col].set {
+	if col < 0 || col >= len(e.vals) || e.vals[col].gen != e.gen {
 		return nil, false
 	}
 	return e.vals[col].b, true
@@ -47,7 +48,7 @@ func (e *Event) String(col int) ([]byte, bool) {
 
 // Int returns the value of a long or timestamp (micros) column.
 func (e *Event) Int(col int) (int64, bool) {
-	if col < 0 || col >= len(e.vals) || !e.vals[col].set {
+	if col < 0 || col >= len(e.vals) || e.vals[col].gen != e.gen {
 		return 0, false
 	}
 	return e.vals[col].i, true
@@ -55,7 +56,7 @@ func (e *Event) Int(col int) (int64, bool) {
 
 // Decimal returns the unscaled value of a decimal column.
 func (e *Event) Decimal(col int) (decimal128.Num, bool) {
-	if col < 0 || col >= len(e.vals) || !e.vals[col].set {
+	if col < 0 || col >= len(e.vals) || e.vals[col].gen != e.gen {
 		return decimal128.Num{}, false
 	}
 	return e.vals[col].d, true
@@ -63,7 +64,7 @@ func (e *Event) Decimal(col int) (decimal128.Num, bool) {
 
 // Float returns the value of a double column.
 func (e *Event) Float(col int) (float64, bool) {
-	if col < 0 || col >= len(e.vals) || !e.vals[col].set {
+	if col < 0 || col >= len(e.vals) || e.vals[col].gen != e.gen {
 		return 0, false
 	}
 	return e.vals[col].f, true
@@ -93,9 +94,11 @@ type Codecs interface {
 type Decoder struct {
 	c      Contract
 	codecs Codecs
-	minTs  int64 // MinEventTime in micros
+	gen    uint32 // counts Decodes that reach the payload (val.gen)
+	minTs  int64  // MinEventTime in micros
 
 	buf     []byte      // unescaped strings of the current event
+	kbuf    []byte      // the last unescaped key
 	s       scanner     // reused between calls
 	members []rawMember // payload members (and nested objects', stacked)
 	seen    []bool
@@ -105,7 +108,6 @@ type Decoder struct {
 
 // rawMember is one member of a payload object as scanned.
 type rawMember struct {
-	h   uint64
 	key value
 	v   value
 }
@@ -123,6 +125,12 @@ type fields struct {
 	eventID, source, typ, timestamp, payload, metadata value
 	traceID, spanID, schemaVersion                     value // members of metadata
 	members                                            int   // payload members in d.members[:members]
+	// spec is the version the payload was checked against while it was
+	// scanned (speculate), with the first violation found and the
+	// members present; nil: the payload's members are in d.members.
+	spec     *TypeVersion
+	specViol *payloadViolation
+	specSeen uint64
 }
 
 // Decode decodes one message value into ev, or returns why it is
@@ -185,7 +193,7 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 		}
 		return reject(ReasonNotJSON, s.detail())
 	}
-	if !d.scanEnvelope(s, &f) {
+	if !d.scanEnvelope(s, &f, pinned) {
 		return reject(ReasonNotJSON, s.detail())
 	}
 	if s.skipWS(); s.i != len(msg) {
@@ -203,13 +211,14 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 		return reject(ReasonNULCharacter, "a \\u0000 escape at offset "+itoa(s.nulAt)+
 			" (NUL characters cannot be stored as text by every reader)")
 	}
-	d.buf = d.buf[:0] // drop unescaped keys
 	return d.check(msg, &f, recordMicros, pinned, ev)
 }
 
 // scanEnvelope scans the top-level object at s.i, recording members of
-// interest in f and the payload's members in d.members.
-func (d *Decoder) scanEnvelope(s *scanner, f *fields) bool {
+// interest in f, and checks the payload against the version it will
+// most likely be checked against (speculate), or else records its
+// members in d.members.
+func (d *Decoder) scanEnvelope(s *scanner, f *fields, pinned *TypeVersion) bool {
 	msg := s.b
 	return s.object(0, func(k value) bool {
 		var ok bool
@@ -229,13 +238,18 @@ func (d *Decoder) scanEnvelope(s *scanner, f *fields) bool {
 				break
 			}
 			start := s.i
-			ok = s.object(1, func(k value) bool {
-				m := rawMember{h: s.keys[len(s.keys)-1].h, key: k}
-				var ok bool
-				m.v, ok = s.value(2)
-				d.members = append(d.members, m)
-				return ok
-			})
+			f.spec = nil
+			if tv := d.speculate(msg, f, pinned); tv != nil {
+				ok = d.scanWalk(s, tv, f)
+			} else {
+				ok = s.object(1, func(k value) bool {
+					m := rawMember{key: k}
+					var ok bool
+					m.v, ok = s.value(2)
+					d.members = append(d.members, m)
+					return ok
+				})
+			}
 			f.payload = value{kind: kindObject, start: start, end: s.i}
 			f.members = len(d.members)
 		case "metadata":
@@ -267,14 +281,87 @@ func (d *Decoder) scanEnvelope(s *scanner, f *fields) bool {
 	})
 }
 
+// speculate returns the version the payload will most likely be checked
+// against, when that is known before the payload is scanned: the framed
+// one, or the latest of a type scanned before the payload (producers put
+// type first) that the current Set holds. Checking the payload while
+// scanning it saves recording its members and a second pass; check
+// confirms the guess (metadata.schema_version, after the payload, may
+// name another version) or checks the payload again.
+func (d *Decoder) speculate(msg []byte, f *fields, pinned *TypeVersion) *TypeVersion {
+	tv := pinned
+	if tv == nil {
+		if f.typ.kind != kindString || f.typ.esc {
+			return nil
+		}
+		sub := d.codecs.Set().subjects[string(msg[f.typ.start:f.typ.end])]
+		if sub == nil || sub.latestErr != nil {
+			return nil
+		}
+		tv = sub.Latest
+	}
+	if tv == nil || len(tv.root.members) > 64 {
+		return nil
+	}
+	return tv
+}
+
+// scanWalk scans the payload object at s.i and checks each member against
+// tv as it goes, recording the outcome in f (spec). Scanning goes on
+// after a violation: a syntax error or duplicate key later in the message
+// takes precedence.
+func (d *Decoder) scanWalk(s *scanner, tv *TypeVersion, f *fields) bool {
+	msg := s.b
+	d.newVals(tv)
+	o := tv.root
+	var (
+		seen uint64
+		next int
+		viol *payloadViolation
+	)
+	ok := s.object(1, func(k value) bool {
+		m := rawMember{key: k}
+		var ok bool
+		if m.v, ok = s.value(2); !ok {
+			return false
+		}
+		if viol == nil {
+			i, v := d.member(msg, o, &m, next, 2)
+			if v != nil {
+				viol = v
+			} else if i >= 0 {
+				seen |= 1 << i
+				next = i + 1
+			}
+		}
+		return true
+	})
+	f.spec, f.specViol, f.specSeen = tv, viol, seen
+	return ok
+}
+
+// newVals readies d.vals for an event of tv. Values of earlier events are
+// not cleared but outdated: a value counts only if the current generation
+// set it.
+func (d *Decoder) newVals(tv *TypeVersion) {
+	if cap(d.vals) < len(tv.Columns) {
+		d.vals = make([]val, len(tv.Columns))
+	}
+	if d.gen++; d.gen == 0 {
+		clear(d.vals[:cap(d.vals)])
+		d.gen = 1
+	}
+	d.vals = d.vals[:len(tv.Columns)]
+}
+
 // key returns an object key for comparison. Escaped keys are unescaped
-// into the scratch buffer, which is reused for the next key.
+// into a scratch buffer of their own, reused for the next key.
 func (d *Decoder) key(msg []byte, k value) []byte {
 	if !k.esc {
 		return msg[k.start:k.end]
 	}
-	d.buf = appendUnescaped(d.buf[:0], msg[k.start:k.end])
-	return d.buf
+	d.kbuf = appendUnescaped(d.kbuf[:0], msg[k.start:k.end])
+	return d.kbuf
 }
 
 // str returns the content of string value v, unescaped into the scratch
@@ -340,10 +427,10 @@ func (d *Decoder) check(msg []byte, f *fields, recordMicros int64, pinned *TypeV
 	case kindNone, kindNull:
 	case kindObject:
 		ev.Metadata = msg[f.metadata.start:f.metadata.end:f.metadata.end]
-		if ev.TraceID, err = d.metaString(msg, f.traceID, "trace_id"); err != nil {
+		if ev.TraceID, err = d.metaString(msg, f.traceID, "metadata.trace_id"); err != nil {
 			return err
 		}
-		if ev.SpanID, err = d.metaString(msg, f.spanID, "span_id"); err != nil {
+		if ev.SpanID, err = d.metaString(msg, f.spanID, "metadata.span_id"); err != nil {
 			return err
 		}
 		switch f.schemaVersion.kind {
@@ -376,13 +463,23 @@ func (d *Decoder) check(msg []byte, f *fields, recordMicros int64, pinned *TypeV
 		return err
 	}
 	ev.Version = tv
-	if cap(d.vals) < len(tv.Columns) {
-		d.vals = make([]val, len(tv.Columns))
+	var v *payloadViolation
+	if tv == f.spec {
+		// Checked while scanning.
+		if v = f.specViol; v == nil {
+			v = tv.root.missing(f.specSeen)
+		}
+	} else {
+		members := d.members[:f.members]
+		if f.spec != nil {
+			// The guess was wrong: record the members now.
+			members = d.collect(msg, f.payload, 1)
+		}
+		d.newVals(tv)
+		v = d.walk(msg, tv.root, members, 2)
 	}
-	d.vals = d.vals[:len(tv.Columns)]
-	clear(d.vals)
-	ev.vals = d.vals
-	if v := d.walk(msg, tv.root, d.members[:f.members], 2); v != nil {
+	ev.vals, ev.gen = d.vals, d.gen
+	if v != nil {
 		return schemaError(v.reason(), tv, &v.violation)
 	}
 	if tv.generic != nil {
@@ -451,12 +548,23 @@ func (d *Decoder) identifier(b []byte, name string) *Error {
 	if len(b) > d.c.MaxIdentifierBytes {
 		return reject(ReasonIDTooLong, name+" is "+itoa(len(b))+" bytes, more than the limit of "+itoa(d.c.MaxIdentifierBytes))
 	}
-	for i, c := range b {
-		if c < 0x20 || c == 0x7f {
+	i := 0
+	for ; i+8 <= len(b) && !hasControl(binary.LittleEndian.Uint64(b[i:])); i += 8 {
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == 0x7f {
 			return reject(ReasonBadIdentifier, name+" holds a control character (byte "+itoa(int(c))+" at offset "+itoa(i)+")")
 		}
 	}
 	return nil
+}
+
+// hasControl reports whether some byte of x is below 0x20 or is 0x7f (the
+// SWAR tests of hasSpecial).
+func hasControl(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	del := x ^ (ones * 0x7f)
+	return ((x-ones*0x20)&^x|(del-ones)&^del)&highs != 0
 }
 
 func (d *Decoder) envString(msg []byte, v value, name string) ([]byte, *Error) {
@@ -480,14 +588,14 @@ func (d *Decoder) metaString(msg []byte, v value, name string) ([]byte, *Error) 
 	switch v.kind {
 	case kindString:
 		s := d.str(msg, v)
-		if err := d.identifier(s, "metadata."+name); err != nil {
+		if err := d.identifier(s, name); err != nil {
 			return nil, err
 		}
 		return s, nil
 	case kindNone, kindNull:
 		return nil, nil
 	}
-	return nil, reject(ReasonBadEnvelope, "metadata."+name+" is "+kindNames[v.kind]+", want a string")
+	return nil, reject(ReasonBadEnvelope, name+" is "+kindNames[v.kind]+", want a string")
 }
 
 // payloadViolation is a violation and whether it is a range problem.
@@ -510,42 +618,53 @@ func bad(pointer, msg string) *payloadViolation {
 // walk checks the members of one payload object against its plan and
 // converts leaf values into d.vals. depth is the object's nesting depth.
 func (d *Decoder) walk(msg []byte, o *object, members []rawMember, depth int) *payloadViolation {
+	if len(o.members) > 64 {
+		return d.walkWide(msg, o, members, depth)
+	}
+	var seen uint64 // bit i: member i was present
+	next := 0       // members usually come in schema order: try the next one first
+	for j := range members {
+		i, v := d.member(msg, o, &members[j], next, depth)
+		if v != nil {
+			return v
+		}
+		if i >= 0 {
+			seen |= 1 << i
+			next = i + 1
+		}
+	}
+	return o.missing(seen)
+}
+
+// missing returns the violation of the first required member absent from
+// seen (bit i: member i was present), for objects of at most 64 members.
+func (o *object) missing(seen uint64) *payloadViolation {
+	if o.requiredMask&^seen != 0 {
+		for _, r := range o.required {
+			if seen&(1<<r) == 0 {
+				return bad(pointerOf(o, &o.members[r]), "required property is missing")
+			}
+		}
+	}
+	return nil
+}
+
+// walkWide is walk for objects of more than 64 members.
+func (d *Decoder) walkWide(msg []byte, o *object, members []rawMember, depth int) *payloadViolation {
 	base := len(d.seen)
 	for range o.members {
 		d.seen = append(d.seen, false)
 	}
 	defer func() { d.seen = d.seen[:base] }()
-	for _, m := range members {
-		i, ok := o.byHash[m.h]
-		if ok && !d.sameName(msg, m.key, o.members[i].name) {
-			ok = false
-		}
-		if !ok {
-			if o.closed {
-				return bad(o.pointer+"/"+escapePointer(string(appendUnescaped(nil, msg[m.key.start:m.key.end]))),
-					"property is not allowed (additionalProperties is false)")
-			}
-			continue
-		}
-		d.seen[base+i] = true
-		mem := &o.members[i]
-		if m.v.kind == kindNull {
-			if !mem.nullable && (mem.leaf == nil || mem.leaf.accept&acceptNull == 0) {
-				return bad(pointerOf(o, mem), "is null, which the schema does not allow")
-			}
-			continue
-		}
-		if mem.obj != nil {
-			if m.v.kind != kindObject {
-				return bad(pointerOf(o, mem), "is "+kindNames[m.v.kind]+", want an object")
-			}
-			if v := d.nested(msg, mem.obj, m.v, depth+1); v != nil {
-				return v
-			}
-			continue
-		}
-		if v := d.leaf(msg, mem.leaf, m.v); v != nil {
+	next := 0
+	for j := range members {
+		i, v := d.member(msg, o, &members[j], next, depth)
+		if v != nil {
 			return v
+		}
+		if i >= 0 {
+			d.seen[base+i] = true
+			next = i + 1
 		}
 	}
 	for _, r := range o.required {
@@ -556,20 +675,70 @@ func (d *Decoder) walk(msg []byte, o *object, members []rawMember, depth int) *p
 	return nil
 }
 
+// member checks and converts one scanned member of o and returns the
+// index of the schema member it is (-1: not in the schema). hint is the
+// member to try before the hash index.
+func (d *Decoder) member(msg []byte, o *object, m *rawMember, hint, depth int) (int, *payloadViolation) {
+	i, ok := hint, hint < len(o.members) && d.sameName(msg, m.key, o.members[hint].name)
+	switch {
+	case ok:
+	case len(o.members) <= 8:
+		// Out of order, or not in the schema: few names to compare.
+		for j := range o.members {
+			if j != hint && d.sameName(msg, m.key, o.members[j].name) {
+				i, ok = j, true
+				break
+			}
+		}
+	default:
+		if i, ok = o.byHash[hashKey(msg, m.key, &d.buf)]; ok && !d.sameName(msg, m.key, o.members[i].name) {
+			ok = false
+		}
+	}
+	if !ok {
+		if o.closed {
+			return -1, bad(o.pointer+"/"+escapePointer(string(appendUnescaped(nil, msg[m.key.start:m.key.end]))),
+				"property is not allowed (additionalProperties is false)")
+		}
+		return -1, nil
+	}
+	mem := &o.members[i]
+	if m.v.kind == kindNull {
+		if !mem.nullable && (mem.leaf == nil || mem.leaf.accept&acceptNull == 0) {
+			return i, bad(pointerOf(o, mem), "is null, which the schema does not allow")
+		}
+		return i, nil
+	}
+	if mem.obj != nil {
+		if m.v.kind != kindObject {
+			return i, bad(pointerOf(o, mem), "is "+kindNames[m.v.kind]+", want an object")
+		}
+		return i, d.nested(msg, mem.obj, m.v, depth+1)
+	}
+	return i, d.leaf(msg, mem.leaf, m.v)
+}
+
 // nested scans a nested object's members and walks them.
 func (d *Decoder) nested(msg []byte, o *object, v value, depth int) *payloadViolation {
 	start := len(d.members)
+	res := d.walk(msg, o, d.collect(msg, v, depth), depth)
+	d.members = d.members[:start]
+	return res
+}
+
+// collect records the members of object v (scanned before, without
+// errors) at the end of d.members and returns them.
+func (d *Decoder) collect(msg []byte, v value, depth int) []rawMember {
+	start := len(d.members)
 	s := scanner{b: msg, i: v.start, skipKeys: true}
 	s.object(depth, func(k value) bool {
-		m := rawMember{h: hashKey(msg, k, &d.buf), key: k}
+		m := rawMember{key: k}
 		var ok bool
 		m.v, ok = s.value(depth + 1)
 		d.members = append(d.members, m)
 		return ok
 	})
-	res := d.walk(msg, o, d.members[start:], depth)
-	d.members = d.members[:start]
-	return res
+	return d.members[start:]
 }
 
 func pointerOf(o *object, m *member) string { return o.pointer + "/" + escapePointer(m.name) }
@@ -579,7 +748,8 @@ func (d *Decoder) sameName(msg []byte, k value, name string) bool {
 	if !k.esc {
 		return string(msg[k.start:k.end]) == name
 	}
-	return string(appendUnescaped(nil, msg[k.start:k.end])) == name
+	d.kbuf = appendUnescaped(d.kbuf[:0], msg[k.start:k.end])
+	return string(d.kbuf) == name
 }
 
 // leaf checks and converts one value.
@@ -616,8 +786,11 @@ func (d *Decoder) leaf(msg []byte, l *leaf, v value) *payloadViolation {
 		out.i = us
 	case colLong:
 		num := msg[v.start:v.end]
-		dec := parseDecimal(num)
-		n, problem := dec.int64()
+		n, _, frac, ok := plainNumber(num)
+		var problem string
+		if !ok || frac != 0 {
+			n, problem = parseDecimal(num).int64()
+		}
 		if problem != "" {
 			if problem == "is not an integer" {
 				return bad(l.pointer, truncate(num)+" is not an integer")
@@ -652,7 +825,16 @@ func (d *Decoder) leaf(msg []byte, l *leaf, v value) *payloadViolation {
 				return bad(l.pointer, quoteTrunc(num)+" is not a decimal number")
 			}
 		}
-		n, problem, rng := toDecimal(num, l.precision, l.scale)
+		var (
+			n       decimal128.Num
+			problem string
+			rng     bool
+		)
+		if mant, id, frac, ok := plainNumber(num); ok && frac <= int(l.scale) && id <= int(l.precision-l.scale) && id+int(l.scale) <= 18 {
+			n = decimal128.FromI64(mant * int64(pow10[int(l.scale)-frac]))
+		} else {
+			n, problem, rng = toDecimal(num, l.precision, l.scale)
+		}
 		if problem != "" {
 			return &payloadViolation{violation: violation{l.pointer, truncate(num) + " " + problem}, outOfRange: rng}
 		}
@@ -677,12 +859,14 @@ func (d *Decoder) leaf(msg []byte, l *leaf, v value) *payloadViolation {
 			out.b = msg[v.start:v.end:v.end]
 		}
 	}
-	out.set = true
+	out.gen = d.gen
 	return nil
 }
 
 func (l *leaf) checkString(s []byte) string {
-	if l.minLen >= 0 || l.maxLen >= 0 {
+	// A string has between len/4 and len characters: count them only when
+	// that range straddles a bound.
+	if (l.minLen >= 0 && len(s) < 4*l.minLen) || (l.maxLen >= 0 && len(s) > l.maxLen) {
 		n := utf8.RuneCount(s)
 		if l.minLen >= 0 && n < l.minLen {
 			return quoteTrunc(s) + " is shorter than " + itoa(l.minLen) + " characters"
@@ -790,11 +974,11 @@ func toDecimal(num []byte, p, s int32) (n decimal128.Num, problem string, outOfR
 // hashKey hashes a key after unescaping (as the scanner does).
 func hashKey(msg []byte, k value, tmp *[]byte) uint64 {
 	if !k.esc {
-		return xxh3Hash(msg[k.start:k.end])
+		return keyHash(msg[k.start:k.end])
 	}
 	n := len(*tmp)
 	*tmp = appendUnescaped(*tmp, msg[k.start:k.end])
-	h := xxh3Hash((*tmp)[n:])
+	h := keyHash((*tmp)[n:])
 	*tmp = (*tmp)[:n]
 	return h
 }

@@ -709,6 +709,21 @@ func TestDecodeResets(t *testing.T) {
 	}
 }
 
+// TestDecodeGenerationWraps: values are outdated by a generation count
+// rather than cleared; when the count wraps, the values of the event
+// before must still not show through.
+func TestDecodeGenerationWraps(t *testing.T) {
+	d := testDecoder(0)
+	var ev Event
+	if err := d.Decode(inventory("delta", `4`), testRecordTs, &ev); err != nil || cols(&ev, "delta") != "delta=4" {
+		t.Fatalf("first: %v %s", err, cols(&ev, "delta"))
+	}
+	d.gen = ^uint32(0) // the next Decode wraps to the first event's generation
+	if err := d.Decode(inventory("delta", `null`), testRecordTs, &ev); err != nil || cols(&ev, "delta") != "delta=<null>" {
+		t.Fatalf("after the wrap: %v %s, want delta null", err, cols(&ev, "delta"))
+	}
+}
+
 // TestDecodeScratch checks that several escaped strings of one event do not
 // overwrite each other, also when the scratch buffer has to grow.
 func TestDecodeScratch(t *testing.T) {

@@ -52,7 +52,7 @@ func cols(ev *Event, names ...string) string {
 	for _, n := range names {
 		v := "<null>"
 		if ev.Version != nil {
-			if i := ev.Version.Column(n); i >= 0 && ev.vals[i].set {
+			if i := ev.Version.Column(n); i >= 0 && ev.vals[i].gen == ev.gen {
 				switch c := ev.Version.Columns[i]; c.kind {
 				case colString, colJSON:
 					v = fmt.Sprintf("%q", ev.vals[i].b)

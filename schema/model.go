@@ -7,7 +7,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
-	"github.com/zeebo/xxh3"
 
 	"github.com/eventlake/eventlake/schema/registry"
 )
@@ -102,10 +101,12 @@ func (v *TypeVersion) String() string { return fmt.Sprintf("%s v%d", v.Subject, 
 type object struct {
 	pointer string // JSON pointer of the object ("" for the payload)
 	members []member
-	// byHash finds a member by the xxh3 hash of its name.
+	// byHash finds a member by the keyHash of its name.
 	byHash   map[uint64]int
 	required []int
-	closed   bool // additionalProperties: false
+	// requiredMask has bit i set for a required member i < 64.
+	requiredMask uint64
+	closed       bool // additionalProperties: false
 	// minProps/maxProps are not compiled: schemas using them go to the
 	// generic validator.
 }
@@ -122,8 +123,19 @@ type member struct {
 func (o *object) index() {
 	o.byHash = make(map[uint64]int, len(o.members))
 	for i := range o.members {
-		o.members[i].hash = xxh3.HashString(o.members[i].name)
+		o.members[i].hash = keyHash([]byte(o.members[i].name))
 		o.byHash[o.members[i].hash] = i
+	}
+	o.maskRequired()
+}
+
+// maskRequired sets requiredMask from required.
+func (o *object) maskRequired() {
+	o.requiredMask = 0
+	for _, r := range o.required {
+		if r < 64 {
+			o.requiredMask |= 1 << r
+		}
 	}
 }
 

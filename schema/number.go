@@ -128,6 +128,40 @@ func (d decimal) int64() (int64, string) {
 	return 0, "is out of range for int64"
 }
 
+// plainNumber parses the common case of a JSON number (grammar checked
+// before): no exponent and at most 18 digits. It returns the digits as an
+// integer, how many of them are before the point (0 for "0.x") and how
+// many after it; ok is false for any other number.
+func plainNumber(b []byte) (mant int64, intDigits, frac int, ok bool) {
+	i, neg := 0, false
+	if len(b) > 0 && b[0] == '-' {
+		neg, i = true, 1
+	}
+	digits := 0
+	for ; i < len(b) && isDigit(b[i]); i++ {
+		mant = mant*10 + int64(b[i]-'0')
+		digits++
+	}
+	intDigits = digits
+	if mant == 0 {
+		intDigits = 0 // "0" or "0.x": no integer digits
+	}
+	if i < len(b) && b[i] == '.' {
+		for i++; i < len(b) && isDigit(b[i]); i++ {
+			mant = mant*10 + int64(b[i]-'0')
+			digits++
+			frac++
+		}
+	}
+	if i != len(b) || digits == 0 || digits > 18 {
+		return 0, 0, 0, false
+	}
+	if neg {
+		mant = -mant
+	}
+	return mant, intDigits, frac, true
+}
+
 // isJSONNumber reports whether b is exactly one JSON number.
 func isJSONNumber(b []byte) bool {
 	s := scanner{b: b}

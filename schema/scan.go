@@ -3,7 +3,6 @@ package schema
 import (
 	"encoding/binary"
 
-	"github.com/zeebo/xxh3"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -129,7 +128,8 @@ type scanner struct {
 	skipKeys bool
 }
 
-// keyEntry is one key of an open object: its hash and span.
+// keyEntry is one key of an open object: its span and, once the object
+// has linearKeys keys, its hash.
 type keyEntry struct {
 	h          uint64
 	start, end int
@@ -144,7 +144,7 @@ type bigKey struct {
 
 // linearKeys is how many keys one object may have before its duplicate
 // check uses a hash set instead of comparing with every earlier key.
-const linearKeys = 32
+const linearKeys = 8
 
 // reset prepares s to scan b, keeping its buffers.
 func (s *scanner) reset(b []byte) {
@@ -156,24 +156,44 @@ func (s *scanner) reset(b []byte) {
 // key records key k of the object whose keys start at keys[mark:] and
 // notes the first duplicate. It never fails: a duplicate is a contract
 // finding, not a syntax error.
-func (s *scanner) key(mark int, k value) {
+//
+// seen is the object's fingerprint set: a bit per (length, first byte,
+// last byte) of its unescaped keys, all bits once a key was escaped. A
+// key whose bit is not set yet cannot repeat an earlier one, which spares
+// the comparisons for nearly every key of a small object.
+func (s *scanner) key(mark int, k value, seen *uint64) {
 	if s.skipKeys {
 		return
 	}
-	raw := s.b[k.start:k.end]
-	var h uint64
-	if k.esc {
-		s.tmp = appendUnescaped(s.tmp[:0], raw)
-		h = xxh3.Hash(s.tmp)
-	} else {
-		h = xxh3.Hash(raw)
-	}
-	e := keyEntry{h: h, start: k.start, end: k.end, esc: k.esc}
+	e := keyEntry{start: k.start, end: k.end, esc: k.esc}
 	n := len(s.keys) - mark
+	if n < linearKeys {
+		if k.esc {
+			*seen = ^uint64(0)
+		} else {
+			var fp uint
+			if k.end > k.start {
+				fp = uint(k.end-k.start) ^ uint(s.b[k.start])<<1 ^ uint(s.b[k.end-1])<<3
+			}
+			if bit := uint64(1) << (fp & 63); *seen&bit == 0 {
+				*seen |= bit
+				s.keys = append(s.keys, e)
+				return
+			}
+		}
+	}
 	switch {
 	case n < linearKeys:
-		for _, o := range s.keys[mark:] {
-			if o.h == h && s.sameKey(o, e) {
+		// Few keys: compare with each (lengths first), no hashing.
+		kl := k.end - k.start
+		for j := mark; j < len(s.keys); j++ {
+			o := &s.keys[j]
+			if o.esc || k.esc {
+				if s.sameKey(*o, e) {
+					s.dup(k)
+					break
+				}
+			} else if o.end-o.start == kl && string(s.b[o.start:o.end]) == string(s.b[k.start:k.end]) {
 				s.dup(k)
 				break
 			}
@@ -183,10 +203,13 @@ func (s *scanner) key(mark int, k value) {
 			s.big = map[bigKey]struct{}{}
 		}
 		if n == linearKeys {
-			for _, o := range s.keys[mark:] {
-				s.big[bigKey{mark, o.h}] = struct{}{}
+			for j := mark; j < len(s.keys); j++ {
+				s.keys[j].h = s.hashOf(s.keys[j])
+				s.big[bigKey{mark, s.keys[j].h}] = struct{}{}
 			}
 		}
+		e.h = s.hashOf(e)
+		h := e.h
 		if _, seen := s.big[bigKey{mark, h}]; seen {
 			for _, o := range s.keys[mark:] {
 				if o.h == h && s.sameKey(o, e) {
@@ -204,6 +227,15 @@ func (s *scanner) dup(k value) {
 	if s.dupAt < 0 {
 		s.dupAt, s.dupKey = k.start, k
 	}
+}
+
+// hashOf is the keyHash of a key, unescaped.
+func (s *scanner) hashOf(e keyEntry) uint64 {
+	if !e.esc {
+		return keyHash(s.b[e.start:e.end])
+	}
+	s.tmp = appendUnescaped(s.tmp[:0], s.b[e.start:e.end])
+	return keyHash(s.tmp)
 }
 
 // sameKey compares two keys after unescaping.
@@ -287,50 +319,61 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 			return start, i, esc, true
 		case '\\':
 			esc = true
-			if i+1 >= len(b) {
-				s.i = i + 1
-				return 0, 0, false, s.fail("unterminated string")
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				for k := i + 2; k < i+6; k++ {
-					if k >= len(b) || hexVal[b[k]] == 0xff {
-						s.i = k
-						return 0, 0, false, s.fail(`invalid \u escape in string`)
-					}
-				}
-				switch r := hex4(b[i+2:]); {
-				case r == 0:
-					if s.nulAt < 0 {
-						s.nulAt = i
-					}
-				case r >= 0xD800 && r <= 0xDBFF:
-					// A high surrogate must be followed by a low one.
-					if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' && validHex4(b[i+8:i+12]) {
-						if lo := hex4(b[i+8:]); lo >= 0xDC00 && lo <= 0xDFFF {
-							i += 12
-							continue
-						}
-					}
-					if s.surrogateAt < 0 {
-						s.surrogateAt = i
-					}
-				case r >= 0xDC00 && r <= 0xDFFF:
-					if s.surrogateAt < 0 {
-						s.surrogateAt = i
-					}
-				}
-				i += 6
-			default:
-				s.i = i + 1
-				return 0, 0, false, s.fail("invalid escape in string")
+			if i, ok = s.escape(i); !ok {
+				return 0, 0, false, false
 			}
 		default: // control character
 			s.i = i
 			return 0, 0, false, s.fail("control character in string")
 		}
+	}
+}
+
+// escape checks the escape sequence at b[i] (a backslash) and returns the
+// offset after it. It notes a \u0000 and a lone surrogate (contract
+// findings, not syntax errors). Out of line: str's loop stays small.
+//
+//go:noinline
+func (s *scanner) escape(i int) (int, bool) {
+	b := s.b
+	if i+1 >= len(b) {
+		s.i = i + 1
+		return 0, s.fail("unterminated string")
+	}
+	switch b[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 2, true
+	case 'u':
+		for k := i + 2; k < i+6; k++ {
+			if k >= len(b) || hexVal[b[k]] == 0xff {
+				s.i = k
+				return 0, s.fail(`invalid \u escape in string`)
+			}
+		}
+		switch r := hex4(b[i+2:]); {
+		case r == 0:
+			if s.nulAt < 0 {
+				s.nulAt = i
+			}
+		case r >= 0xD800 && r <= 0xDBFF:
+			// A high surrogate must be followed by a low one.
+			if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' && validHex4(b[i+8:i+12]) {
+				if lo := hex4(b[i+8:]); lo >= 0xDC00 && lo <= 0xDFFF {
+					return i + 12, true
+				}
+			}
+			if s.surrogateAt < 0 {
+				s.surrogateAt = i
+			}
+		case r >= 0xDC00 && r <= 0xDFFF:
+			if s.surrogateAt < 0 {
+				s.surrogateAt = i
+			}
+		}
+		return i + 6, true
+	default:
+		s.i = i + 1
+		return 0, s.fail("invalid escape in string")
 	}
 }
 
@@ -459,6 +502,7 @@ func (s *scanner) container(depth int) bool {
 	var objs uint64 // bit n: container n (0 = outermost here) is an object
 	n := 0          // containers open in this call
 	var marks [maxDepth]int
+	var seen [maxDepth]uint64 // key fingerprints of open objects (key)
 	for {
 		// At the opening bracket of a container.
 		if depth+n+1 > maxDepth {
@@ -470,7 +514,7 @@ func (s *scanner) container(depth int) bool {
 		} else {
 			objs &^= 1 << n
 		}
-		marks[n] = len(s.keys)
+		marks[n], seen[n] = len(s.keys), 0
 		n++
 		s.i++
 		s.skipWS()
@@ -491,7 +535,7 @@ func (s *scanner) container(depth int) bool {
 			if k.start, k.end, k.esc, ok = s.str(); !ok {
 				return false
 			}
-			s.key(marks[n-1], k)
+			s.key(marks[n-1], k, &seen[n-1])
 			s.skipWS()
 			if !s.expect(':', "invalid character, want ':' after object key") {
 				return false
@@ -543,6 +587,7 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 		return true
 	}
 	mark := len(s.keys)
+	var seen uint64
 	defer func() { s.keys = s.keys[:mark] }()
 	for {
 		if s.peek() != '"' {
@@ -554,7 +599,7 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 		if k.start, k.end, k.esc, ok = s.str(); !ok {
 			return false
 		}
-		s.key(mark, k)
+		s.key(mark, k, &seen)
 		s.skipWS()
 		if !s.expect(':', "invalid character, want ':' after object key") {
 			return false

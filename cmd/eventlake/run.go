@@ -46,6 +46,7 @@ func commands() []command {
 		{"produce", "publish demo events (seeded generator) or replay an NDJSON file", runProduce},
 		{"backfill", "recompute read-model rows from the raw events in the lake (idempotent, resumable)", runBackfill},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
+		{"topic", "create a topic (topic create NAME --partitions N)", runTopic},
 		{"compact", "maintain the lake: compaction, retention, tiering, snapshot expiry, orphan cleanup", runCompact},
 		{"erase", "erase every event of one user (GDPR) and record it in the erasure log", runErase},
 		{"version", "print the version", runVersion},

@@ -29,6 +29,10 @@ type Set struct {
 	window int64
 	seed   uint64
 	parts  map[Key]*part
+	// The partition of the last call: consecutive calls are nearly
+	// always for the same one (records come a partition at a time).
+	lastKey  Key
+	lastPart *part
 }
 
 // New returns a Set with a window of the given number of offsets; a window
@@ -67,21 +71,25 @@ func (s *Set) Seen(k Key, offset int64, id []byte) bool {
 	if s == nil || s.window <= 0 {
 		return false
 	}
-	p := s.parts[k]
-	if p == nil {
-		p = &part{ring: make([]entry, 1024), last: map[[2]uint64]int64{}}
-		s.parts[k] = p
+	p := s.lastPart
+	if p == nil || k != s.lastKey {
+		if p = s.parts[k]; p == nil {
+			p = &part{ring: make([]entry, 1024), last: map[[2]uint64]int64{}}
+			s.parts[k] = p
+		}
+		s.lastKey, s.lastPart = k, p
 	}
-	// Forget ids that fell out of the window.
+	// Forget ids that fell out of the window. The map holds the evicted
+	// entry's own offset: the id could not be remembered again while the
+	// entry was in the window (it would have been a duplicate).
+	mask := len(p.ring) - 1 // a power of two
 	for p.size > 0 {
-		e := p.ring[p.head]
+		e := &p.ring[p.head]
 		if e.off >= offset-s.window {
 			break
 		}
-		if p.last[e.h] == e.off {
-			delete(p.last, e.h)
-		}
-		p.head = (p.head + 1) % len(p.ring)
+		delete(p.last, e.h)
+		p.head = (p.head + 1) & mask
 		p.size--
 	}
 	hv := xxh3.Hash128Seed(id, s.seed)
@@ -91,8 +99,9 @@ func (s *Set) Seen(k Key, offset int64, id []byte) bool {
 	}
 	if p.size == len(p.ring) {
 		p.grow()
+		mask = len(p.ring) - 1
 	}
-	p.ring[(p.head+p.size)%len(p.ring)] = entry{off: offset, h: h}
+	p.ring[(p.head+p.size)&mask] = entry{off: offset, h: h}
 	p.size++
 	p.last[h] = offset
 	return false
@@ -101,7 +110,7 @@ func (s *Set) Seen(k Key, offset int64, id []byte) bool {
 func (p *part) grow() {
 	n := make([]entry, 2*len(p.ring))
 	for i := 0; i < p.size; i++ {
-		n[i] = p.ring[(p.head+i)%len(p.ring)]
+		n[i] = p.ring[(p.head+i)&(len(p.ring)-1)]
 	}
 	p.ring, p.head = n, 0
 }
@@ -110,6 +119,9 @@ func (p *part) grow() {
 func (s *Set) Reset(k Key) {
 	if s != nil {
 		delete(s.parts, k)
+		if s.lastKey == k {
+			s.lastKey, s.lastPart = Key{}, nil
+		}
 	}
 }
 
