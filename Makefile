@@ -54,8 +54,12 @@ fuzz:
 
 # Benchmarks: prints a table and writes docs/BENCHMARKS.md (the scale-out
 # figures need versitygw and PostgreSQL, as the fault suite does).
+# `make bench BASELINE=<git ref>` also runs the ingest benchmark against
+# that build, alternately with this one.
 bench: build
-	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale -compaction
+	@if [ -n "$(BASELINE)" ]; then scripts/build-ref.sh "$(BASELINE)" bin/eventlake-baseline; fi
+	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale -compaction \
+		$(if $(BASELINE),-baseline-bin bin/eventlake-baseline -baseline-label "$(BASELINE)")
 
 clean:
 	rm -rf bin

@@ -132,8 +132,8 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 		if err != nil {
 			continue // not created yet
 		}
-		for _, sc := range subjectColumns(tbl) {
-			props[sc.property] = true
+		for _, sc := range lake.SubjectColumnsOf(tbl.Properties()) {
+			props[sc.Property] = true
 		}
 	}
 	for _, t := range tables {
@@ -358,7 +358,7 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 		if s := tbl.CurrentSnapshot(); s != nil {
 			tr.SnapshotBefore, tr.SnapshotAfter = s.SnapshotID, s.SnapshotID
 		}
-		subjects := subjectColumns(tbl)
+		subjects := lake.SubjectColumnsOf(tbl.Properties())
 		if t.Role == RoleRaw && len(subjects) == 0 && len(props) == 0 {
 			tr.NotSearched = "no schema marks a property as the data subject (x-eventlake-subject)"
 			return tr, nil, nil
@@ -450,26 +450,11 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 	}
 }
 
-// subjectColumn is a column that identifies a person, and the payload
-// property it holds.
-type subjectColumn struct{ column, property string }
-
-// subjectColumns are the columns of a table that identify a person (the
-// schemas' x-eventlake-subject annotation, recorded by ingest in the
-// table's properties).
-func subjectColumns(tbl *table.Table) []subjectColumn {
-	var out []subjectColumn
-	for _, sc := range lake.SubjectColumnsOf(tbl.Properties()) {
-		out = append(out, subjectColumn{column: sc.Column, property: sc.Property})
-	}
-	return out
-}
-
 // matchRows returns the rows of a data file that belong to the user, and
 // for raw rows their event-time minutes: userID in one of the subject
 // columns, or (raw tables) in a payload member named one of props at any
 // depth; dead letters by a whole-token match.
-func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string, subjects []subjectColumn, props map[string]bool) (rows []int64, minutes []int64, err error) {
+func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string, subjects []lake.SubjectColumn, props map[string]bool) (rows []int64, minutes []int64, err error) {
 	f, err := fs.Open(location)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", location, err)
@@ -531,7 +516,7 @@ func matchRows(ctx context.Context, fs iceio.IO, location, role, userID string, 
 	switch role {
 	case RoleRaw:
 		for _, sc := range subjects {
-			if err := mark(sc.column, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
+			if err := mark(sc.Column, func(v []byte) bool { return bytes.Equal(v, id) }); err != nil {
 				return nil, nil, err
 			}
 		}

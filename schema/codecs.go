@@ -213,6 +213,8 @@ type Resolver struct {
 	// byID remembers recent misses so that a stream of values framed
 	// with an unknown id does not ask the registry for each one.
 	misses sync.Map // id -> time.Time
+	// pollReads and missReads count requests to the registry (Reads).
+	pollReads, missReads atomic.Int64
 	// missMu serializes Missed refreshes; lastMiss and missErr are the
 	// last one's time and outcome.
 	missMu   sync.Mutex
@@ -245,11 +247,23 @@ func (r *Resolver) OnChange(fn func(*Set)) { r.changed = fn }
 
 // Refresh reads the registry and swaps in a new Set if anything changed.
 func (r *Resolver) Refresh(ctx context.Context) error {
+	return r.refresh(ctx, &r.pollReads)
+}
+
+// Reads counts the requests the resolver made to the registry: polls (the
+// periodic refresh, and the first load) and misses (for a type, version or
+// schema id an event named that was not loaded). Decoding an event of a
+// loaded version makes none.
+func (r *Resolver) Reads() (polls, misses int64) { return r.pollReads.Load(), r.missReads.Load() }
+
+// refresh is Refresh, counting its requests in reads.
+func (r *Resolver) refresh(ctx context.Context, reads *atomic.Int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	gen := int64(-1)
 	if g, ok := r.src.(registry.Generationer); ok {
 		var err error
+		reads.Add(1)
 		if gen, err = g.Generation(ctx); err != nil {
 			return fmt.Errorf("read the schema registry's generation: %w", err)
 		}
@@ -257,6 +271,7 @@ func (r *Resolver) Refresh(ctx context.Context) error {
 			return nil
 		}
 	}
+	reads.Add(1)
 	vs, err := r.src.Versions(ctx)
 	if err != nil {
 		return fmt.Errorf("read the schema registry: %w", err)
@@ -330,7 +345,7 @@ func (r *Resolver) Missed() (*Set, error) {
 	if now := time.Now(); now.Sub(r.lastMiss) >= missEvery {
 		r.lastMiss = now
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r.missErr = r.Refresh(ctx)
+		r.missErr = r.refresh(ctx, &r.missReads)
 		cancel()
 		if r.missErr != nil {
 			r.log.Debug("refresh schemas for a missing type", logkey.Err, r.missErr)
@@ -353,6 +368,7 @@ func (r *Resolver) ByID(id int) (*TypeVersion, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	r.missReads.Add(1)
 	v, err := r.src.ByID(ctx, id)
 	if errors.Is(err, registry.ErrSchemaNotFound) {
 		r.misses.Store(id, time.Now())

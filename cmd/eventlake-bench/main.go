@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +48,9 @@ func run() error {
 	scaleDay := flag.Int("scale-day-events", 2_000_000, "order events in the S3 query dataset (0 skips it)")
 	compaction := flag.Bool("compaction", false, "also measure compaction and query latency before/after it on a day of 1-second commits (compact.go)")
 	compactionEvents := flag.Int("compaction-events", 10_000_000, "order events in the day of 1-second commits the compaction benchmark compacts")
+	baseBin := flag.String("baseline-bin", "", "also run the ingest benchmark alternately with this eventlake binary (another build) and compare")
+	baseLabel := flag.String("baseline-label", "the baseline", "what -baseline-bin is, for the report")
+	baseRounds := flag.Int("baseline-rounds", 3, "runs of each binary for -baseline-bin")
 	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
@@ -54,6 +58,11 @@ func run() error {
 		return err
 	}
 	*bin = abs
+	if *baseBin != "" {
+		if *baseBin, err = filepath.Abs(*baseBin); err != nil {
+			return err
+		}
+	}
 	work := *keep
 	if work == "" {
 		if work, err = os.MkdirTemp("", "eventlake-bench-"); err != nil {
@@ -64,9 +73,23 @@ func run() error {
 
 	var results []result
 	if *events > 0 {
+		r, err := benchDecode(work)
+		if err != nil {
+			return fmt.Errorf("decode benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *events > 0 {
 		r, err := benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
 		if err != nil {
 			return fmt.Errorf("ingest benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *baseBin != "" && *events > 0 {
+		r, err := benchBaseline(*bin, *baseBin, *baseLabel, filepath.Join(work, "baseline"), *events, *baseRounds)
+		if err != nil {
+			return fmt.Errorf("baseline benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}
@@ -228,6 +251,37 @@ func progress(metricsURL string) (committed, consumed int64, err error) {
 	return int64(sum), int64(cons), sc.Err()
 }
 
+// registryReads reads eventlake_schema_registry_reads_total from a
+// process's metrics.
+func registryReads(metricsURL string) (polls, misses int64, err error) {
+	resp, err := client.Get(metricsURL)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	found := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		switch {
+		case strings.HasPrefix(line, `eventlake_schema_registry_reads_total{cause="poll"}`):
+			polls, found = int64(v), found+1
+		case strings.HasPrefix(line, `eventlake_schema_registry_reads_total{cause="miss"}`):
+			misses, found = int64(v), found+1
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("%s has no eventlake_schema_registry_reads_total", metricsURL)
+	}
+	return polls, misses, nil
+}
+
 // produceAndIngest fills a broker with n generated events and ingests
 // them; it returns the ingest measurements.
 type ingestRun struct {
@@ -235,6 +289,10 @@ type ingestRun struct {
 	cpu               float64
 	rss               int64
 	produceRate       float64
+	// Requests ingest made to the schema registry: periodic polls, and
+	// lookups for a type, version or schema id not loaded.
+	registryPolls, registryMisses int64
+	registryErr                   error // a binary without the metric (a baseline)
 }
 
 func produceAndIngest(bin, dir string, n int, invFrac float64, startTs, step string, env ...string) (*ingestRun, *proc, error) {
@@ -279,6 +337,7 @@ func produceAndIngest(bin, dir string, n int, invFrac float64, startTs, step str
 	res.elapsed = time.Since(began)
 	res.cpu = cpuSeconds(ing.cmd.Process.Pid)
 	res.rss = peakRSS(ing.cmd.Process.Pid)
+	res.registryPolls, res.registryMisses, res.registryErr = registryReads(url)
 	ing.stop()
 	return res, brk, nil
 }
@@ -304,6 +363,44 @@ func benchIngest(bin, dir string, n int, invFrac float64, startTs, step string) 
 		{"ingest CPU", fmt.Sprintf("%.1f CPU-s (%.1f µs/event)", r.cpu, r.cpu/float64(n)*1e6), "", "", "user+system time of the ingest process (/proc/pid/stat), default settings"},
 		{"ingest peak RSS", fmt.Sprintf("%.0f MiB", float64(r.rss)/(1<<20)), "<= 1024 MiB", verdict(r.rss <= 1<<30), "VmHWM of the ingest process, default settings"},
 		{"produce (eventlake produce -> embedded broker)", fmt.Sprintf("%.0f events/s", r.produceRate), "", "", "idempotent producer, acks=all, zstd"},
+		{"schema registry requests per event while ingesting", registryFigure(r, n), "0", verdict(r.registryErr == nil && r.registryMisses == 0),
+			"eventlake_schema_registry_reads_total of the ingest process (default settings): the registry is polled once a second; an event whose type and version are loaded is decoded without asking it"},
+	}, nil
+}
+
+func registryFigure(r *ingestRun, n int) string {
+	if r.registryErr != nil {
+		return r.registryErr.Error()
+	}
+	return fmt.Sprintf("%.0f (%d polls and %d lookups in %.1f s for %d events)",
+		float64(r.registryMisses)/float64(n), r.registryPolls, r.registryMisses, r.elapsed.Seconds(), n)
+}
+
+// benchBaseline runs the backlog-drain ingest benchmark alternately with
+// bin and with a baseline binary (another build of eventlake), rounds
+// times each, and reports the medians: on a shared machine single runs
+// vary by ±15%, alternating spreads the disturbance over both.
+func benchBaseline(bin, baseBin, label, dir string, n, rounds int) ([]result, error) {
+	rates := map[string][]float64{}
+	cpus := map[string][]float64{}
+	for i := range rounds {
+		for _, b := range []struct{ name, bin string }{{"eventlake", bin}, {"baseline", baseBin}} {
+			r, brk, err := produceAndIngest(b.bin, filepath.Join(dir, fmt.Sprintf("%s-%d", b.name, i)), n, 0.2, "2026-11-26T00:00:00Z", "1ms")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b.name, err)
+			}
+			brk.stop()
+			rates[b.name] = append(rates[b.name], float64(n)/r.consumed.Seconds())
+			cpus[b.name] = append(cpus[b.name], r.cpu/float64(n)*1e6)
+		}
+	}
+	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+	rate, baseRate := med(rates["eventlake"]), med(rates["baseline"])
+	cpu, baseCPU := med(cpus["eventlake"]), med(cpus["baseline"])
+	how := fmt.Sprintf("the backlog-drain benchmark above (%d events, default settings), run %d times alternately with this build and with %s; medians", n, rounds, label)
+	return []result{
+		{"ingest throughput, backlog drained: this build vs " + label, fmt.Sprintf("%.0f vs %.0f events/s (%.2fx)", rate, baseRate, rate/baseRate), ">= 1.00x", verdict(rate >= baseRate), how},
+		{"ingest CPU per event: this build vs " + label, fmt.Sprintf("%.2f vs %.2f µs (%.2fx)", cpu, baseCPU, cpu/baseCPU), "<= 1.00x", verdict(cpu <= baseCPU), how + "; user+system time of the ingest process"},
 	}, nil
 }
 

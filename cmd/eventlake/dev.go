@@ -123,7 +123,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
-	sch, err := openSchemas(ctx, cfg, cat, log)
+	sch, err := openSchemas(ctx, cfg, cat, log, reg)
 	if err != nil {
 		ln.Close()
 		return err

@@ -49,7 +49,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	sch, err := openSchemas(ctx, cfg, cat, log)
+	sch, err := openSchemas(ctx, cfg, cat, log, reg)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	sch, err := openSchemas(ctx, cfg, cat, log)
+	sch, err := openSchemas(ctx, cfg, cat, log, reg)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
@@ -54,8 +56,9 @@ func openRegistryDB(dsn string) (*sql.DB, string, error) {
 // start; schemas the lake cannot store refused at registration), or an
 // external Confluent-compatible registry (url). The resolver is loaded
 // before it returns, so that the first event is checked against the
-// registry, not against nothing.
-func openSchemas(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger) (*schemas, error) {
+// registry, not against nothing. Its requests to the registry are
+// counted in reg.
+func openSchemas(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*schemas, error) {
 	var (
 		src registry.Source
 		out = &schemas{}
@@ -91,6 +94,17 @@ func openSchemas(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.
 		out.api = registry.NewHandler(store, log)
 	}
 	out.resolver = schema.NewResolver(src, cfg.SchemaRegistry.PollInterval, log)
+	res := out.resolver
+	for cause, n := range map[string]func() int64{
+		"poll": func() int64 { p, _ := res.Reads(); return p },
+		"miss": func() int64 { _, m := res.Reads(); return m },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "eventlake_schema_registry_reads_total",
+			Help:        "Requests to the schema registry: periodic polls, and lookups of a type, version or schema id an event named that was not loaded. Decoding an event of a loaded version makes none.",
+			ConstLabels: prometheus.Labels{"cause": cause},
+		}, func() float64 { return float64(n()) }))
+	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := out.resolver.Refresh(ctx)
