@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,26 @@ func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, htt
 	if withHTTP {
 		fs.StringVar(&c.http, "http", "", "HTTP listen address (default "+httpDefault+")")
 	}
+}
+
+// loadClientConfig is loadConfig for the commands that are Kafka clients
+// only (produce, topic): brokers default to the embedded broker's address.
+func loadClientConfig(cf *commonFlags, env *runEnv) (*Config, *slog.Logger, error) {
+	cfg, _, err := loadConfig(cf, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if err := cfg.Kafka.Validate(); err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, log, nil
 }
 
 // loadConfig builds the configuration: defaults < file < environment <

@@ -118,12 +118,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	defer cat.Close()
 	cat.SetFailpoints(fp)
 	reg := newRegistry()
-	layout, err := cfg.Ingest.Layout()
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	sch, err := openSchemas(ctx, cfg, cat, log, reg)
+	layout, sch, err := openStage(ctx, cfg, cat, log, reg)
 	if err != nil {
 		ln.Close()
 		return err

@@ -45,11 +45,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	}
 	defer cat.Close()
 	cat.SetFailpoints(fp)
-	layout, err := cfg.Ingest.Layout()
-	if err != nil {
-		return err
-	}
-	sch, err := openSchemas(ctx, cfg, cat, log, reg)
+	layout, sch, err := openStage(ctx, cfg, cat, log, reg)
 	if err != nil {
 		return err
 	}

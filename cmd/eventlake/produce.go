@@ -38,17 +38,7 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	cfg, _, err := loadConfig(&cf, env)
-	if err != nil {
-		return err
-	}
-	if len(cfg.Kafka.Brokers) == 0 {
-		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
-	}
-	if err := cfg.Kafka.Validate(); err != nil {
-		return err
-	}
-	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	cfg, log, err := loadClientConfig(&cf, env)
 	if err != nil {
 		return err
 	}

@@ -58,11 +58,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	}
 	defer cat.Close()
 	reg := newRegistry()
-	layout, err := cfg.Ingest.Layout()
-	if err != nil {
-		return err
-	}
-	sch, err := openSchemas(ctx, cfg, cat, log, reg)
+	layout, sch, err := openStage(ctx, cfg, cat, log, reg)
 	if err != nil {
 		return err
 	}

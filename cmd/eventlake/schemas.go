@@ -35,6 +35,21 @@ func (s *schemas) Close() error {
 	return s.close()
 }
 
+// openStage opens what every stage reads besides the catalog: the table
+// layout (loaded once and handed to every component) and the event
+// schemas.
+func openStage(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*lake.Layout, *schemas, error) {
+	layout, err := cfg.Ingest.Layout()
+	if err != nil {
+		return nil, nil, err
+	}
+	sch, err := openSchemas(ctx, cfg, cat, log, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return layout, sch, nil
+}
+
 // openRegistryDB opens schema_registry.database.
 func openRegistryDB(dsn string) (*sql.DB, string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {

@@ -31,17 +31,7 @@ func runTopic(ctx context.Context, args []string, env *runEnv) error {
 	if *partitions < 1 || *replication == 0 || *replication < -1 {
 		return usageError{"topic create: --partitions must be at least 1 and --replication-factor at least 1 (or -1)"}
 	}
-	cfg, _, err := loadConfig(&cf, env)
-	if err != nil {
-		return err
-	}
-	if len(cfg.Kafka.Brokers) == 0 {
-		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
-	}
-	if err := cfg.Kafka.Validate(); err != nil {
-		return err
-	}
-	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	cfg, log, err := loadClientConfig(&cf, env)
 	if err != nil {
 		return err
 	}
