@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/big"
@@ -173,11 +174,9 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 			return err
 		}
 	}
-	if !utf8.Valid(msg) {
-		return reject(ReasonInvalidUTF8, "message is not valid UTF-8 (first bad byte at offset "+
-			itoa(firstInvalidUTF8(msg))+")")
-	}
-
+	// UTF-8 is checked while scanning (inside strings, the only place
+	// bytes >= 0x80 may stand); a message the scan refuses is looked at
+	// whole, so that invalid UTF-8 is reported as such wherever it is.
 	var f fields
 	s := &d.s
 	s.reset(msg)
@@ -185,6 +184,9 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 	s.skipWS()
 	if s.peek() != '{' {
 		v, ok := s.value(0)
+		if !utf8.Valid(msg) {
+			return invalidUTF8(msg)
+		}
 		if s.skipWS(); ok && s.i == len(msg) {
 			return reject(ReasonNotObject, "message is "+kindNames[v.kind]+", want an object")
 		}
@@ -193,14 +195,20 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 		}
 		return reject(ReasonNotJSON, s.detail())
 	}
-	if !d.scanEnvelope(s, &f, pinned) {
-		return reject(ReasonNotJSON, s.detail())
-	}
-	if s.skipWS(); s.i != len(msg) {
+	ok := d.scanEnvelope(s, &f, pinned)
+	if s.skipWS(); ok && s.i != len(msg) {
 		s.fail("data after the JSON value")
+		ok = false
+	}
+	if !ok {
+		if !utf8.Valid(msg) {
+			return invalidUTF8(msg)
+		}
 		return reject(ReasonNotJSON, s.detail())
 	}
 	switch {
+	case s.badUTF8At >= 0:
+		return invalidUTF8(msg)
 	case s.dupAt >= 0:
 		return reject(ReasonDuplicateKey, "key "+quoteTrunc(appendUnescaped(nil, msg[s.dupKey.start:s.dupKey.end]))+
 			" occurs twice in one object (at offset "+itoa(s.dupAt)+"); readers would disagree on its value")
@@ -212,6 +220,10 @@ func (d *Decoder) Decode(msg []byte, recordMicros int64, ev *Event) *Error {
 			" (NUL characters cannot be stored as text by every reader)")
 	}
 	return d.check(msg, &f, recordMicros, pinned, ev)
+}
+
+func invalidUTF8(msg []byte) *Error {
+	return reject(ReasonInvalidUTF8, "message is not valid UTF-8 (first bad byte at offset "+itoa(firstInvalidUTF8(msg))+")")
 }
 
 // scanEnvelope scans the top-level object at s.i, recording members of
@@ -383,7 +395,7 @@ func (d *Decoder) check(msg []byte, f *fields, recordMicros int64, pinned *TypeV
 		if ev.EventID = d.str(msg, f.eventID); len(ev.EventID) == 0 {
 			return reject(ReasonMissingEventID, "event_id is empty")
 		}
-		if err := d.identifier(ev.EventID, "event_id"); err != nil {
+		if err := d.identifier(ev.EventID, f.eventID.esc, "event_id"); err != nil {
 			return err
 		}
 	case kindNone:
@@ -458,8 +470,10 @@ func (d *Decoder) check(msg []byte, f *fields, recordMicros int64, pinned *TypeV
 		return reject(ReasonBadPayload, "payload is "+kindNames[f.payload.kind]+", want an object")
 	}
 
-	tv, err := d.version(ev.Type, version, pinned)
-	if err != nil || tv == nil {
+	var tv *TypeVersion
+	if f.spec != nil && pinned == nil && version == 0 {
+		tv = f.spec // the latest of the type, looked up by speculate
+	} else if tv, err = d.version(ev.Type, version, pinned); err != nil || tv == nil {
 		return err
 	}
 	ev.Version = tv
@@ -544,9 +558,16 @@ func (d *Decoder) version(typ []byte, version int, pinned *TypeVersion) (*TypeVe
 }
 
 // identifier checks an envelope identifier.
-func (d *Decoder) identifier(b []byte, name string) *Error {
+//
+// esc tells whether the JSON string had escapes: without them it cannot
+// hold a byte below 0x20 (the scanner refuses those in strings), so only
+// DEL is looked for.
+func (d *Decoder) identifier(b []byte, esc bool, name string) *Error {
 	if len(b) > d.c.MaxIdentifierBytes {
 		return reject(ReasonIDTooLong, name+" is "+itoa(len(b))+" bytes, more than the limit of "+itoa(d.c.MaxIdentifierBytes))
+	}
+	if !esc && bytes.IndexByte(b, 0x7f) < 0 {
+		return nil
 	}
 	i := 0
 	for ; i+8 <= len(b) && !hasControl(binary.LittleEndian.Uint64(b[i:])); i += 8 {
@@ -574,7 +595,7 @@ func (d *Decoder) envString(msg []byte, v value, name string) ([]byte, *Error) {
 		if len(s) == 0 {
 			return nil, reject(ReasonBadEnvelope, name+" is empty")
 		}
-		if err := d.identifier(s, name); err != nil {
+		if err := d.identifier(s, v.esc, name); err != nil {
 			return nil, err
 		}
 		return s, nil
@@ -588,7 +609,7 @@ func (d *Decoder) metaString(msg []byte, v value, name string) ([]byte, *Error) 
 	switch v.kind {
 	case kindString:
 		s := d.str(msg, v)
-		if err := d.identifier(s, name); err != nil {
+		if err := d.identifier(s, v.esc, name); err != nil {
 			return nil, err
 		}
 		return s, nil

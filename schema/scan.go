@@ -14,10 +14,12 @@ import (
 // record where a value is (a span of the message) or skip it, validating as
 // they go.
 //
-// Unlike encoding/json the scanner does not look at bytes >= 0x80 inside
-// strings; Decode checks the whole message with utf8.Valid first. Its verdict
-// is otherwise the same as json.Valid's (see the differential test), except
-// that nesting deeper than maxDepth is rejected.
+// Bytes >= 0x80 can only stand in strings; the scanner checks that they
+// are UTF-8 there and notes the first that is not (badUTF8At) without
+// failing, and Decode turns a failed scan into invalid_utf8 when the message
+// is not UTF-8 — one pass over the message instead of a utf8.Valid pass
+// before it. Its verdict is otherwise the same as json.Valid's (see the
+// differential test), except that nesting deeper than maxDepth is rejected.
 //
 // Beyond the grammar, it notes (without failing, so that a syntax error
 // later in the message is still reported as one) what the envelope
@@ -66,24 +68,25 @@ type value struct {
 }
 
 // strPlain marks bytes that may appear unescaped in a string and need no
-// attention: everything except '"', '\\' and control characters. Bytes >=
-// 0x80 are plain; UTF-8 validity is checked separately.
+// attention: ASCII except '"', '\\' and control characters (bytes >= 0x80
+// are checked as UTF-8).
 var strPlain = func() (t [256]bool) {
-	for i := 0x20; i < 256; i++ {
+	for i := 0x20; i < 0x80; i++ {
 		t[i] = i != '"' && i != '\\'
 	}
 	return t
 }()
 
-// hasSpecial reports whether any of the eight bytes in x is '"', '\\' or a
-// control character (< 0x20). It uses the classic SWAR tests: (v-0x01..)&^v
-// has a high bit set iff some byte of v is zero, and (v-n..)&^v iff some byte
-// is below n (n <= 0x80); bytes >= 0x80 never match.
+// hasSpecial reports whether any of the eight bytes in x is '"', '\\', a
+// control character (< 0x20) or not ASCII (>= 0x80). It uses the classic
+// SWAR tests: (v-0x01..)&^v has a high bit set iff some byte of v is zero,
+// and (v-n..)&^v iff some byte is below n (n <= 0x80); a byte >= 0x80 has
+// its own high bit set.
 func hasSpecial(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
-	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x)&highs != 0
+	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x|x)&highs != 0
 }
 
 // hexVal maps a hex digit to its value and every other byte to 0xff.
@@ -114,6 +117,7 @@ type scanner struct {
 
 	// Contract findings, offsets of the first occurrence (-1: none).
 	dupAt, surrogateAt, nulAt int
+	badUTF8At                 int   // a byte of a string that is not UTF-8
 	dupKey                    value // the repeated key
 
 	// keys holds the keys of the objects open at the moment, for the
@@ -150,7 +154,7 @@ const linearKeys = 8
 func (s *scanner) reset(b []byte) {
 	keys, tmp, big := s.keys[:0], s.tmp[:0], s.big
 	clear(big)
-	*s = scanner{b: b, dupAt: -1, surrogateAt: -1, nulAt: -1, keys: keys, tmp: tmp, big: big}
+	*s = scanner{b: b, dupAt: -1, surrogateAt: -1, nulAt: -1, badUTF8At: -1, keys: keys, tmp: tmp, big: big}
 }
 
 // key records key k of the object whose keys start at keys[mark:] and
@@ -322,11 +326,30 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 			if i, ok = s.escape(i); !ok {
 				return 0, 0, false, false
 			}
-		default: // control character
+		default:
+			if c >= 0x80 {
+				i = s.utf8(i)
+				continue
+			}
+			// A control character.
 			s.i = i
 			return 0, 0, false, s.fail("control character in string")
 		}
 	}
+}
+
+// utf8 checks the UTF-8 sequence at b[i] (a byte >= 0x80 in a string),
+// notes it in badUTF8At if it is not one, and returns the offset after it.
+//
+//go:noinline
+func (s *scanner) utf8(i int) int {
+	if r, size := utf8.DecodeRune(s.b[i:]); r != utf8.RuneError || size > 1 {
+		return i + size
+	}
+	if s.badUTF8At < 0 {
+		s.badUTF8At = i
+	}
+	return i + 1
 }
 
 // escape checks the escape sequence at b[i] (a backslash) and returns the

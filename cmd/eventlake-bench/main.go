@@ -392,6 +392,7 @@ func benchBaseline(bin, baseBin, label, dir string, n, rounds int) ([]result, er
 			brk.stop()
 			rates[b.name] = append(rates[b.name], float64(n)/r.consumed.Seconds())
 			cpus[b.name] = append(cpus[b.name], r.cpu/float64(n)*1e6)
+			fmt.Fprintf(os.Stderr, "%s run %d: %.0f events/s, %.2f CPU-µs/event\n", b.name, i+1, float64(n)/r.consumed.Seconds(), r.cpu/float64(n)*1e6)
 		}
 	}
 	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }

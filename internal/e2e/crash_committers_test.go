@@ -25,10 +25,17 @@ import (
 // nothing had happened: the compactor's rewrite and snapshot expiry, an
 // erasure (each table's commit and the erasure log), the read-model
 // committer of the hot tier, the schema change ingest commits when a new
-// schema version arrives, and a backfill. Ingest's own commits are killed
-// the same way in TestCrashExactlyOnce. Every armed failpoint must fire.
+// schema version arrives, a backfill, and the compactor's tiering and
+// retention. Ingest's own commits are killed the same way in
+// TestCrashExactlyOnce. Every armed failpoint must fire.
 func TestCrashEveryCommitter(t *testing.T) {
-	l := startMaintLake(t, "compactor:\n  target_file_size: 134217728\n  snapshot_retain_last: 1\n")
+	l := startMaintLake(t, fmt.Sprintf(`compactor:
+  target_file_size: 134217728
+  snapshot_retain_last: 1
+  cold_location: %s
+  tables:
+    orders_raw: {tier_after: 1h, retention: 2h}
+`, filepath.Join(t.TempDir(), "cold")))
 	now := time.Now().UTC()
 	const (
 		n    = 3000
@@ -213,6 +220,47 @@ func TestCrashEveryCommitter(t *testing.T) {
 		}
 		return r.Rows[0][0] != nil && fmt.Sprint(r.Rows[0][0]) == fmt.Sprint(r.Rows[0][1]), fmt.Sprint(r.Rows[0])
 	})
+
+	// Tiering: killed before and after moving a partition's files to the
+	// cold location; a clean run moves the rest; the answers stay.
+	for _, tn := range []string{"orders_raw", "inventory_raw"} {
+		l.waitServes(tn)
+	}
+	before = answers()
+	for _, fp := range []string{lake.FailBeforeCommit + "/tier=1", lake.FailAfterCommit + "/tier=1"} {
+		l.killedAt(fp, "compact", "tier", "--config", l.config, "--data-dir", l.dir, "--tables", "orders_raw")
+		same("tiering killed at " + fp)
+	}
+	l.maintain("tier")
+	same("tiering")
+	cold := 0
+	for _, files := range l.mustLiveFiles("orders_raw") {
+		for _, f := range files {
+			if strings.Contains(f, "/cold/") {
+				cold++
+			}
+		}
+	}
+	if cold == 0 {
+		t.Fatal("no file of orders_raw in the cold location after tiering")
+	}
+
+	// Retention (2 h): the partition that ended more than two hours ago
+	// is dropped, whether the run is killed before or after its commit.
+	keep := start.Add(time.Hour).Format(time.RFC3339)
+	wantKept := l.answer("SELECT count(*), count(DISTINCT event_id) FROM orders WHERE ts >= TIMESTAMPTZ '" + keep + "'")
+	if wantKept == l.answer("SELECT count(*), count(DISTINCT event_id) FROM orders") {
+		t.Fatal("every order is within retention; the retention checks would pass on nothing")
+	}
+	for _, fp := range []string{lake.FailBeforeCommit + "/retention=1", lake.FailAfterCommit + "/retention=1"} {
+		l.killedAt(fp, "compact", "retention", "--config", l.config, "--data-dir", l.dir, "--tables", "orders_raw")
+	}
+	l.maintain("retention")
+	l.waitServes("orders_raw")
+	if got := l.answer("SELECT count(*), count(DISTINCT event_id) FROM orders"); got != wantKept {
+		t.Fatalf("orders after retention: %s, want %s", got, wantKept)
+	}
+
 	if err := l.dev.Stop(30 * time.Second); err != nil {
 		t.Fatalf("dev: %v", err)
 	}
