@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"math/big"
@@ -232,18 +231,18 @@ func invalidUTF8(msg []byte) *Error {
 // members in d.members.
 func (d *Decoder) scanEnvelope(s *scanner, f *fields, pinned *TypeVersion) bool {
 	msg := s.b
-	return s.object(0, func(k value) bool {
+	return s.objectOf(0, &envelopeNames, func(i int, _ value) bool {
 		var ok bool
-		switch string(d.key(msg, k)) {
-		case "event_id":
+		switch i {
+		case envEventID:
 			f.eventID, ok = s.value(1)
-		case "source":
+		case envSource:
 			f.source, ok = s.value(1)
-		case "type":
+		case envType:
 			f.typ, ok = s.value(1)
-		case "timestamp":
+		case envTimestamp:
 			f.timestamp, ok = s.value(1)
-		case "payload":
+		case envPayload:
 			d.members = d.members[:0]
 			if s.peek() != '{' {
 				f.payload, ok = s.value(1)
@@ -264,21 +263,21 @@ func (d *Decoder) scanEnvelope(s *scanner, f *fields, pinned *TypeVersion) bool 
 			}
 			f.payload = value{kind: kindObject, start: start, end: s.i}
 			f.members = len(d.members)
-		case "metadata":
+		case envMetadata:
 			f.traceID, f.spanID, f.schemaVersion = value{}, value{}, value{}
 			if s.peek() != '{' {
 				f.metadata, ok = s.value(1)
 				break
 			}
 			start := s.i
-			ok = s.object(1, func(k value) bool {
+			ok = s.objectOf(1, &metadataNames, func(i int, _ value) bool {
 				var ok bool
-				switch string(d.key(msg, k)) {
-				case "trace_id":
+				switch i {
+				case metaTraceID:
 					f.traceID, ok = s.value(2)
-				case "span_id":
+				case metaSpanID:
 					f.spanID, ok = s.value(2)
-				case "schema_version":
+				case metaSchemaVersion:
 					f.schemaVersion, ok = s.value(2)
 				default:
 					_, ok = s.value(2)
@@ -292,6 +291,28 @@ func (d *Decoder) scanEnvelope(s *scanner, f *fields, pinned *TypeVersion) bool 
 		return ok
 	})
 }
+
+// The envelope's members and metadata's, in the order AppendJSON writes
+// them.
+const (
+	envEventID = iota
+	envSource
+	envType
+	envTimestamp
+	envPayload
+	envMetadata
+)
+
+const (
+	metaTraceID = iota
+	metaSpanID
+	metaSchemaVersion
+)
+
+var (
+	envelopeNames = newNames("event_id", "source", "type", "timestamp", "payload", "metadata")
+	metadataNames = newNames("trace_id", "span_id", "schema_version")
+)
 
 // speculate returns the version the payload will most likely be checked
 // against, when that is known before the payload is scanned: the framed
@@ -328,22 +349,16 @@ func (d *Decoder) scanWalk(s *scanner, tv *TypeVersion, f *fields) bool {
 	o := tv.root
 	var (
 		seen uint64
-		next int
 		viol *payloadViolation
 	)
-	ok := s.object(1, func(k value) bool {
-		m := rawMember{key: k}
-		var ok bool
-		if m.v, ok = s.value(2); !ok {
+	ok := s.objectOf(1, &o.names, func(i int, k value) bool {
+		v, ok := s.value(2)
+		if !ok {
 			return false
 		}
 		if viol == nil {
-			i, v := d.member(msg, o, &m, next, 2)
-			if v != nil {
-				viol = v
-			} else if i >= 0 {
+			if viol = d.memberAt(msg, o, i, k, v, 2); viol == nil && i >= 0 {
 				seen |= 1 << i
-				next = i + 1
 			}
 		}
 		return true
@@ -364,16 +379,6 @@ func (d *Decoder) newVals(tv *TypeVersion) {
 		d.gen = 1
 	}
 	d.vals = d.vals[:len(tv.Columns)]
-}
-
-// key returns an object key for comparison. Escaped keys are unescaped
-// into a scratch buffer of their own, reused for the next key.
-func (d *Decoder) key(msg []byte, k value) []byte {
-	if !k.esc {
-		return msg[k.start:k.end]
-	}
-	d.kbuf = appendUnescaped(d.kbuf[:0], msg[k.start:k.end])
-	return d.kbuf
 }
 
 // str returns the content of string value v, unescaped into the scratch
@@ -559,15 +564,15 @@ func (d *Decoder) version(typ []byte, version int, pinned *TypeVersion) (*TypeVe
 
 // identifier checks an envelope identifier.
 //
-// esc tells whether the JSON string had escapes: without them it cannot
-// hold a byte below 0x20 (the scanner refuses those in strings), so only
-// DEL is looked for.
+// esc tells whether the JSON string had escapes or DEL (value.esc):
+// without them it holds no control character (the scanner refuses bytes
+// below 0x20 in strings).
 func (d *Decoder) identifier(b []byte, esc bool, name string) *Error {
 	if len(b) > d.c.MaxIdentifierBytes {
 		return reject(ReasonIDTooLong, name+" is "+itoa(len(b))+" bytes, more than the limit of "+itoa(d.c.MaxIdentifierBytes))
 	}
-	if !esc && bytes.IndexByte(b, 0x7f) < 0 {
-		return nil
+	if !esc {
+		return nil // no escapes and no DEL: no control character (scanner)
 	}
 	i := 0
 	for ; i+8 <= len(b) && !hasControl(binary.LittleEndian.Uint64(b[i:])); i += 8 {
@@ -698,45 +703,36 @@ func (d *Decoder) walkWide(msg []byte, o *object, members []rawMember, depth int
 
 // member checks and converts one scanned member of o and returns the
 // index of the schema member it is (-1: not in the schema). hint is the
-// member to try before the hash index.
+// member to try first.
 func (d *Decoder) member(msg []byte, o *object, m *rawMember, hint, depth int) (int, *payloadViolation) {
-	i, ok := hint, hint < len(o.members) && d.sameName(msg, m.key, o.members[hint].name)
-	switch {
-	case ok:
-	case len(o.members) <= 8:
-		// Out of order, or not in the schema: few names to compare.
-		for j := range o.members {
-			if j != hint && d.sameName(msg, m.key, o.members[j].name) {
-				i, ok = j, true
-				break
-			}
-		}
-	default:
-		if i, ok = o.byHash[hashKey(msg, m.key, &d.buf)]; ok && !d.sameName(msg, m.key, o.members[i].name) {
-			ok = false
-		}
-	}
-	if !ok {
+	i := o.names.index(msg, m.key, hint, &d.kbuf)
+	return i, d.memberAt(msg, o, i, m.key, m.v, depth)
+}
+
+// memberAt checks and converts value v of o's member i (-1: a key k not
+// in the schema).
+func (d *Decoder) memberAt(msg []byte, o *object, i int, k, v value, depth int) *payloadViolation {
+	if i < 0 {
 		if o.closed {
-			return -1, bad(o.pointer+"/"+escapePointer(string(appendUnescaped(nil, msg[m.key.start:m.key.end]))),
+			return bad(o.pointer+"/"+escapePointer(string(appendUnescaped(nil, msg[k.start:k.end]))),
 				"property is not allowed (additionalProperties is false)")
 		}
-		return -1, nil
+		return nil
 	}
 	mem := &o.members[i]
-	if m.v.kind == kindNull {
+	if v.kind == kindNull {
 		if !mem.nullable && (mem.leaf == nil || mem.leaf.accept&acceptNull == 0) {
-			return i, bad(pointerOf(o, mem), "is null, which the schema does not allow")
+			return bad(pointerOf(o, mem), "is null, which the schema does not allow")
 		}
-		return i, nil
+		return nil
 	}
 	if mem.obj != nil {
-		if m.v.kind != kindObject {
-			return i, bad(pointerOf(o, mem), "is "+kindNames[m.v.kind]+", want an object")
+		if v.kind != kindObject {
+			return bad(pointerOf(o, mem), "is "+kindNames[v.kind]+", want an object")
 		}
-		return i, d.nested(msg, mem.obj, m.v, depth+1)
+		return d.nested(msg, mem.obj, v, depth+1)
 	}
-	return i, d.leaf(msg, mem.leaf, m.v)
+	return d.leaf(msg, mem.leaf, v)
 }
 
 // nested scans a nested object's members and walks them.
@@ -763,15 +759,6 @@ func (d *Decoder) collect(msg []byte, v value, depth int) []rawMember {
 }
 
 func pointerOf(o *object, m *member) string { return o.pointer + "/" + escapePointer(m.name) }
-
-// sameName compares a scanned key with a member name.
-func (d *Decoder) sameName(msg []byte, k value, name string) bool {
-	if !k.esc {
-		return string(msg[k.start:k.end]) == name
-	}
-	d.kbuf = appendUnescaped(d.kbuf[:0], msg[k.start:k.end])
-	return string(d.kbuf) == name
-}
 
 // leaf checks and converts one value.
 func (d *Decoder) leaf(msg []byte, l *leaf, v value) *payloadViolation {
@@ -990,18 +977,6 @@ func toDecimal(num []byte, p, s int32) (n decimal128.Num, problem string, outOfR
 		return n, "is out of range for decimal(" + itoa(int(p)) + "," + itoa(int(s)) + ")", true
 	}
 	return v, "", false
-}
-
-// hashKey hashes a key after unescaping (as the scanner does).
-func hashKey(msg []byte, k value, tmp *[]byte) uint64 {
-	if !k.esc {
-		return keyHash(msg[k.start:k.end])
-	}
-	n := len(*tmp)
-	*tmp = appendUnescaped(*tmp, msg[k.start:k.end])
-	h := keyHash((*tmp)[n:])
-	*tmp = (*tmp)[:n]
-	return h
 }
 
 // maxQuoted bounds how much of a bad value is copied into a Detail, which

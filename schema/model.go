@@ -99,10 +99,9 @@ func (v *TypeVersion) String() string { return fmt.Sprintf("%s v%d", v.Subject, 
 
 // object is the plan of one JSON object of the payload.
 type object struct {
-	pointer string // JSON pointer of the object ("" for the payload)
-	members []member
-	// byHash finds a member by the keyHash of its name.
-	byHash   map[uint64]int
+	pointer  string // JSON pointer of the object ("" for the payload)
+	members  []member
+	names    names // the members' names
 	required []int
 	// requiredMask has bit i set for a required member i < 64.
 	requiredMask uint64
@@ -114,18 +113,17 @@ type object struct {
 // member is one property of an object: a leaf column or a nested object.
 type member struct {
 	name     string
-	hash     uint64
 	leaf     *leaf
 	obj      *object // flattened nested object
 	nullable bool    // the value may be JSON null
 }
 
 func (o *object) index() {
-	o.byHash = make(map[uint64]int, len(o.members))
-	for i := range o.members {
-		o.members[i].hash = keyHash([]byte(o.members[i].name))
-		o.byHash[o.members[i].hash] = i
+	list := make([]string, len(o.members))
+	for i, m := range o.members {
+		list[i] = m.name
 	}
+	o.names = newNames(list...)
 	o.maskRequired()
 }
 

@@ -60,7 +60,8 @@ var kindNames = [...]string{
 
 // value is where a JSON value sits in the message. For strings the span is
 // the raw content between the quotes and esc says whether it holds escapes
-// (and so must be unescaped before use).
+// (and so must be unescaped before use) or a DEL character (0x7f, which
+// identifiers refuse): a string without either needs no second look.
 type value struct {
 	start, end int
 	kind       uint8
@@ -68,25 +69,26 @@ type value struct {
 }
 
 // strPlain marks bytes that may appear unescaped in a string and need no
-// attention: ASCII except '"', '\\' and control characters (bytes >= 0x80
-// are checked as UTF-8).
+// attention: ASCII except '"', '\\' and control characters, DEL included
+// (bytes >= 0x80 are checked as UTF-8).
 var strPlain = func() (t [256]bool) {
-	for i := 0x20; i < 0x80; i++ {
+	for i := 0x20; i < 0x7f; i++ {
 		t[i] = i != '"' && i != '\\'
 	}
 	return t
 }()
 
 // hasSpecial reports whether any of the eight bytes in x is '"', '\\', a
-// control character (< 0x20) or not ASCII (>= 0x80). It uses the classic
-// SWAR tests: (v-0x01..)&^v has a high bit set iff some byte of v is zero,
-// and (v-n..)&^v iff some byte is below n (n <= 0x80); a byte >= 0x80 has
-// its own high bit set.
+// control character (< 0x20 or DEL) or not ASCII (>= 0x80). It uses the
+// classic SWAR tests: (v-0x01..)&^v has a high bit set iff some byte of v
+// is zero, and (v-n..)&^v iff some byte is below n (n <= 0x80); a byte >=
+// 0x80 has its own high bit set.
 func hasSpecial(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
-	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x|x)&highs != 0
+	del := x ^ (ones * 0x7f)
+	return ((q-ones)&^q|(bs-ones)&^bs|(del-ones)&^del|(x-ones*0x20)&^x|x)&highs != 0
 }
 
 // hexVal maps a hex digit to its value and every other byte to 0xff.
@@ -300,7 +302,7 @@ func (s *scanner) expect(c byte, what string) bool {
 }
 
 // str scans a string starting at its opening quote. It returns the span of
-// its content and whether that contains escapes.
+// its content and whether that contains escapes or DEL (see value.esc).
 func (s *scanner) str() (start, end int, esc, ok bool) {
 	b := s.b
 	i := s.i + 1
@@ -326,6 +328,9 @@ func (s *scanner) str() (start, end int, esc, ok bool) {
 			if i, ok = s.escape(i); !ok {
 				return 0, 0, false, false
 			}
+		case 0x7f:
+			esc = true
+			i++
 		default:
 			if c >= 0x80 {
 				i = s.utf8(i)
@@ -714,4 +719,148 @@ func validHex4(b []byte) bool {
 // hex4 decodes four hex digits checked by the scanner.
 func hex4(b []byte) rune {
 	return rune(hexVal[b[0]])<<12 | rune(hexVal[b[1]])<<8 | rune(hexVal[b[2]])<<4 | rune(hexVal[b[3]])
+}
+
+// names are the member names an object is expected to have, in the order
+// producers usually write them (the envelope's, metadata's, or a schema
+// object's properties).
+type names struct {
+	list []string
+	// plain[i]: list[i] holds only bytes a string may hold unescaped and
+	// that need no UTF-8 check (printable ASCII other than '"' and '\\'),
+	// so a key can be recognised as it by comparing bytes.
+	plain []bool
+	// byHash finds a name by its keyHash, for more than linearNames names.
+	byHash map[uint64]int
+}
+
+// linearNames is how many names are compared one by one before byHash is
+// used.
+const linearNames = 8
+
+func newNames(list ...string) names {
+	n := names{list: list, plain: make([]bool, len(list))}
+	for i, name := range list {
+		n.plain[i] = true
+		for j := 0; j < len(name); j++ {
+			n.plain[i] = n.plain[i] && strPlain[name[j]]
+		}
+	}
+	if len(list) > linearNames {
+		n.byHash = make(map[uint64]int, len(list))
+		for i, name := range list {
+			n.byHash[keyHash([]byte(name))] = i
+		}
+	}
+	return n
+}
+
+// index returns the index of the name key k of b equals once unescaped
+// (tmp is scratch for that), or -1. hint is tried first.
+func (n *names) index(b []byte, k value, hint int, tmp *[]byte) int {
+	key := b[k.start:k.end]
+	if k.esc {
+		*tmp = appendUnescaped((*tmp)[:0], key)
+		key = *tmp
+	}
+	if hint < len(n.list) && string(key) == n.list[hint] {
+		return hint
+	}
+	if n.byHash == nil {
+		for i, name := range n.list {
+			if string(key) == name {
+				return i
+			}
+		}
+		return -1
+	}
+	if i, ok := n.byHash[keyHash(key)]; ok && string(key) == n.list[i] {
+		return i
+	}
+	return -1
+}
+
+// objectOf walks the members of the object whose '{' is at i, at nesting
+// depth depth, like object, for an object whose members are expected to
+// be named as in nm. fn gets the index in nm of the key's name (-1: none)
+// besides the key.
+//
+// The key expected next (the one after the previous member's name in nm)
+// is recognised by comparing bytes, without scanning it as a string; and
+// a repeated key among nm's first 64 names shows in a bit set, without
+// remembering keys. Other keys are scanned and checked as object does.
+func (s *scanner) objectOf(depth int, nm *names, fn func(i int, k value) bool) bool {
+	if depth+1 > maxDepth {
+		return s.fail("nesting deeper than " + strconv.Itoa(maxDepth))
+	}
+	s.i++ // '{'
+	s.skipWS()
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	mark := len(s.keys)
+	defer func() { s.keys = s.keys[:mark] }()
+	var (
+		seen  uint64 // key fingerprints of the keys not in nm (key)
+		named uint64 // bit i: nm.list[i] occurred
+		next  int    // the index of the name expected next
+	)
+	for {
+		if s.peek() != '"' {
+			return s.fail("invalid character, want a string key")
+		}
+		k := value{kind: kindString}
+		i := -1
+		if next < len(nm.list) && nm.plain[next] && s.at(nm.list[next]) {
+			i = next
+			k.start = s.i + 1
+			k.end = k.start + len(nm.list[i])
+			s.i = k.end + 1
+		} else {
+			var ok bool
+			if k.start, k.end, k.esc, ok = s.str(); !ok {
+				return false
+			}
+			i = nm.index(s.b, k, next, &s.tmp)
+		}
+		switch {
+		case i >= 0 && i < 64:
+			if named&(1<<i) != 0 {
+				s.dup(k)
+			}
+			named |= 1 << i
+		default:
+			s.key(mark, k, &seen)
+		}
+		if i >= 0 {
+			next = i + 1
+		}
+		s.skipWS()
+		if !s.expect(':', "invalid character, want ':' after object key") {
+			return false
+		}
+		s.skipWS()
+		if !fn(i, k) {
+			return false
+		}
+		s.skipWS()
+		switch s.peek() {
+		case ',':
+			s.i++
+			s.skipWS()
+		case '}':
+			s.i++
+			return true
+		default:
+			return s.fail("invalid character, want ',' or '}' in object")
+		}
+	}
+}
+
+// at reports whether the string at s.i (its opening quote) is exactly
+// name, which holds only plain bytes.
+func (s *scanner) at(name string) bool {
+	end := s.i + 1 + len(name)
+	return end < len(s.b) && s.b[end] == '"' && string(s.b[s.i+1:end]) == name
 }

@@ -61,7 +61,7 @@ type entry struct {
 type part struct {
 	ring       []entry // offset order, oldest at head
 	head, size int
-	last       map[[2]uint64]int64 // id -> offset it was last remembered at
+	ids        idSet // the hashes in ring
 }
 
 // Seen reports whether id at offset is a duplicate in its partition, and
@@ -74,36 +74,35 @@ func (s *Set) Seen(k Key, offset int64, id []byte) bool {
 	p := s.lastPart
 	if p == nil || k != s.lastKey {
 		if p = s.parts[k]; p == nil {
-			p = &part{ring: make([]entry, 1024), last: map[[2]uint64]int64{}}
+			p = &part{ring: make([]entry, 1024)}
+			p.ids.init(len(p.ring))
 			s.parts[k] = p
 		}
 		s.lastKey, s.lastPart = k, p
 	}
-	// Forget ids that fell out of the window. The map holds the evicted
-	// entry's own offset: the id could not be remembered again while the
-	// entry was in the window (it would have been a duplicate).
+	// Forget ids that fell out of the window. The entry's id is in the set
+	// once: it could not be remembered again while the entry was in the
+	// window (it would have been a duplicate).
 	mask := len(p.ring) - 1 // a power of two
 	for p.size > 0 {
 		e := &p.ring[p.head]
 		if e.off >= offset-s.window {
 			break
 		}
-		delete(p.last, e.h)
+		p.ids.remove(e.h)
 		p.head = (p.head + 1) & mask
 		p.size--
 	}
-	hv := xxh3.Hash128Seed(id, s.seed)
-	h := [2]uint64{hv.Hi, hv.Lo}
-	if _, dup := p.last[h]; dup {
-		return true
-	}
 	if p.size == len(p.ring) {
 		p.grow()
-		mask = len(p.ring) - 1
 	}
-	p.ring[(p.head+p.size)&mask] = entry{off: offset, h: h}
+	hv := xxh3.Hash128Seed(id, s.seed)
+	h := [2]uint64{hv.Hi, hv.Lo}
+	if !p.ids.add(h) {
+		return true
+	}
+	p.ring[(p.head+p.size)&(len(p.ring)-1)] = entry{off: offset, h: h}
 	p.size++
-	p.last[h] = offset
 	return false
 }
 
@@ -113,6 +112,76 @@ func (p *part) grow() {
 		n[i] = p.ring[(p.head+i)&(len(p.ring)-1)]
 	}
 	p.ring, p.head = n, 0
+	p.ids.init(len(n))
+	for _, e := range n[:p.size] {
+		p.ids.add(e.h)
+	}
+}
+
+// idSet is a set of id hashes: open addressing with linear probing in a
+// table at most half full, and backward-shift deletion (no tombstones).
+// The hashes are uniform already, so the first word picks the slot; the
+// zero hash marks an empty slot, and an id that hashes to it is stored as
+// {0, 1} (a collision of 2^-128).
+//
+// A window of offsets is mostly evictions and insertions of ids never
+// seen; one probe answers "seen before?" and finds the free slot, where a
+// Go map would hash the key again for its lookup, insertion and deletion.
+type idSet struct {
+	slots [][2]uint64
+	mask  uint64
+}
+
+func (t *idSet) init(capacity int) {
+	n := 1
+	for n < 2*capacity {
+		n *= 2
+	}
+	t.slots, t.mask = make([][2]uint64, n), uint64(n-1)
+}
+
+func canonical(h [2]uint64) [2]uint64 {
+	if h == ([2]uint64{}) {
+		h[1] = 1
+	}
+	return h
+}
+
+// add inserts h and reports whether it was absent. The caller keeps the
+// table at most half full (init with twice the entries it may hold).
+func (t *idSet) add(h [2]uint64) bool {
+	h = canonical(h)
+	for i := h[0] & t.mask; ; i = (i + 1) & t.mask {
+		switch t.slots[i] {
+		case h:
+			return false
+		case [2]uint64{}:
+			t.slots[i] = h
+			return true
+		}
+	}
+}
+
+// remove deletes h and moves later members of its probe run back so that
+// every member stays reachable from its slot.
+func (t *idSet) remove(h [2]uint64) {
+	h = canonical(h)
+	i := h[0] & t.mask
+	for t.slots[i] != h {
+		if t.slots[i] == ([2]uint64{}) {
+			return // not a member
+		}
+		i = (i + 1) & t.mask
+	}
+	for j := (i + 1) & t.mask; t.slots[j] != ([2]uint64{}); j = (j + 1) & t.mask {
+		// The member at j may move to the hole at i unless its home slot
+		// lies cyclically in (i, j].
+		if home := t.slots[j][0] & t.mask; (j-home)&t.mask >= (j-i)&t.mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = [2]uint64{}
 }
 
 // Reset forgets a partition (after it was revoked, or before re-reading it).

@@ -82,3 +82,50 @@ func TestRingGrowsAndForgets(t *testing.T) {
 		t.Fatal("reset kept ids")
 	}
 }
+
+// TestAgainstReference checks Seen against the rule written plainly (a
+// map of the offsets each id was remembered at), with enough ids for the
+// table to grow, wrap around and shift members back on deletion.
+func TestAgainstReference(t *testing.T) {
+	for _, window := range []int64{1, 7, 1000, 5000} {
+		rng := rand.New(rand.NewPCG(uint64(window), 3))
+		s := New(window)
+		remembered := map[string][]int64{}
+		for off := int64(0); off < 40000; off++ {
+			id := fmt.Sprint("e", off)
+			if off > 0 && rng.IntN(4) == 0 { // a retry of an event up to 2 windows back
+				id = fmt.Sprint("e", max(0, off-1-rng.Int64N(2*window+1)))
+			}
+			want := false
+			for _, o := range remembered[id] {
+				if o >= off-window {
+					want = true
+				}
+			}
+			if !want {
+				remembered[id] = append(remembered[id], off)
+			}
+			if got := s.Seen(Key{"t", 0}, off, []byte(id)); got != want {
+				t.Fatalf("window %d offset %d id %s: duplicate=%v, want %v", window, off, id, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkSeen(b *testing.B) {
+	const parts = 8
+	s := New(100_000)
+	ids := make([][]byte, 1<<16)
+	for i := range ids {
+		ids[i] = fmt.Appendf(nil, "01JDQ8Y7ZK3M9V6T4W%08d", i)
+	}
+	off := int64(0)
+	for b.Loop() {
+		// Records come a partition at a time, in batches.
+		p := int32(off/500) % parts
+		id := ids[off&(1<<16-1)]
+		id[0] = byte(off >> 16) // unique ids
+		s.Seen(Key{"t", p}, off, id)
+		off++
+	}
+}
