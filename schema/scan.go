@@ -605,50 +605,11 @@ func (s *scanner) container(depth int) bool {
 // and s.i at the start of the member's value; fn must scan the value (with
 // depth depth+1) and report whether that succeeded.
 func (s *scanner) object(depth int, fn func(k value) bool) bool {
-	if depth+1 > maxDepth {
-		return s.fail("nesting deeper than " + strconv.Itoa(maxDepth))
-	}
-	s.i++ // '{'
-	s.skipWS()
-	if s.peek() == '}' {
-		s.i++
-		return true
-	}
-	mark := len(s.keys)
-	var seen uint64
-	defer func() { s.keys = s.keys[:mark] }()
-	for {
-		if s.peek() != '"' {
-			return s.fail("invalid character, want a string key")
-		}
-		var k value
-		var ok bool
-		k.kind = kindString
-		if k.start, k.end, k.esc, ok = s.str(); !ok {
-			return false
-		}
-		s.key(mark, k, &seen)
-		s.skipWS()
-		if !s.expect(':', "invalid character, want ':' after object key") {
-			return false
-		}
-		s.skipWS()
-		if !fn(k) {
-			return false
-		}
-		s.skipWS()
-		switch s.peek() {
-		case ',':
-			s.i++
-			s.skipWS()
-		case '}':
-			s.i++
-			return true
-		default:
-			return s.fail("invalid character, want ',' or '}' in object")
-		}
-	}
+	return s.objectOf(depth, &noNames, func(_ int, k value) bool { return fn(k) })
 }
+
+// noNames expects no member names: every key is scanned and checked.
+var noNames names
 
 // validJSON reports whether b is exactly one well-formed JSON value, with
 // optional surrounding whitespace. Bytes >= 0x80 are not checked.
@@ -781,14 +742,17 @@ func (n *names) index(b []byte, k value, hint int, tmp *[]byte) int {
 }
 
 // objectOf walks the members of the object whose '{' is at i, at nesting
-// depth depth, like object, for an object whose members are expected to
-// be named as in nm. fn gets the index in nm of the key's name (-1: none)
-// besides the key.
+// depth depth, for an object whose members are expected to be named as in
+// nm. For each member, fn is called with the index of the key's name in nm
+// (-1: none of them), the key's span and s.i at the start of the member's
+// value; fn must scan the value (with depth depth+1) and report whether
+// that succeeded.
 //
 // The key expected next (the one after the previous member's name in nm)
 // is recognised by comparing bytes, without scanning it as a string; and
 // a repeated key among nm's first 64 names shows in a bit set, without
-// remembering keys. Other keys are scanned and checked as object does.
+// remembering keys. Other keys are scanned as strings and checked against
+// the other keys of the object (key).
 func (s *scanner) objectOf(depth int, nm *names, fn func(i int, k value) bool) bool {
 	if depth+1 > maxDepth {
 		return s.fail("nesting deeper than " + strconv.Itoa(maxDepth))

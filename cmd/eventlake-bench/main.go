@@ -221,64 +221,68 @@ func peakRSS(pid int) int64 {
 }
 
 // committed sums eventlake_ingest_committed_offset (next offsets stored in
-// the lake) and eventlake_ingest_records_consumed_total from /metrics.
+// the lake) from /metrics.
 func committed(metricsURL string) (int64, error) {
 	c, _, err := progress(metricsURL)
 	return c, err
 }
 
+// progress reads ingest's committed offsets and consumed records from its
+// metrics.
 func progress(metricsURL string) (committed, consumed int64, err error) {
-	resp, err := client.Get(metricsURL)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
 	var sum, cons float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	err = eachSample(metricsURL, func(line string, v float64) {
 		switch {
 		case strings.HasPrefix(line, "eventlake_ingest_committed_offset{"):
 			sum += v
 		case strings.HasPrefix(line, "eventlake_ingest_records_consumed_total{"):
 			cons += v
 		}
-	}
-	return int64(sum), int64(cons), sc.Err()
+	})
+	return int64(sum), int64(cons), err
 }
 
 // registryReads reads eventlake_schema_registry_reads_total from a
 // process's metrics.
 func registryReads(metricsURL string) (polls, misses int64, err error) {
-	resp, err := client.Get(metricsURL)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
 	found := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	err = eachSample(metricsURL, func(line string, v float64) {
 		switch {
 		case strings.HasPrefix(line, `eventlake_schema_registry_reads_total{cause="poll"}`):
 			polls, found = int64(v), found+1
 		case strings.HasPrefix(line, `eventlake_schema_registry_reads_total{cause="miss"}`):
 			misses, found = int64(v), found+1
 		}
+	})
+	if err == nil && found != 2 {
+		err = fmt.Errorf("%s has no eventlake_schema_registry_reads_total", metricsURL)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, err
+	return polls, misses, err
+}
+
+// eachSample calls fn with each line of a Prometheus text exposition and
+// the value at its end.
+func eachSample(metricsURL string, fn func(line string, v float64)) error {
+	resp, err := client.Get(metricsURL)
+	if err != nil {
+		return err
 	}
-	if found != 2 {
-		return 0, 0, fmt.Errorf("%s has no eventlake_schema_registry_reads_total", metricsURL)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", metricsURL, resp.Status)
 	}
-	return polls, misses, nil
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		fn(line, v)
+	}
+	return sc.Err()
 }
 
 // produceAndIngest fills a broker with n generated events and ingests

@@ -396,30 +396,32 @@ func (h *handler) pathVersion(w http.ResponseWriter, r *http.Request) (string, i
 	return r.PathValue("subject"), v, true
 }
 
-func (h *handler) version(w http.ResponseWriter, r *http.Request) {
+// pathSchemaVersion loads the version the path names (deleted ones only
+// with ?deleted=true); it answers the request and returns false when that
+// fails.
+func (h *handler) pathSchemaVersion(w http.ResponseWriter, r *http.Request) (Version, bool) {
 	subject, n, ok := h.pathVersion(w, r)
 	if !ok {
-		return
+		return Version{}, false
 	}
 	v, err := h.store.SchemaVersion(r.Context(), subject, n, flag(r, "deleted"))
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return Version{}, false
 	}
-	writeJSON(w, http.StatusOK, versionJSON(v))
+	return v, true
+}
+
+func (h *handler) version(w http.ResponseWriter, r *http.Request) {
+	if v, ok := h.pathSchemaVersion(w, r); ok {
+		writeJSON(w, http.StatusOK, versionJSON(v))
+	}
 }
 
 func (h *handler) versionSchema(w http.ResponseWriter, r *http.Request) {
-	subject, n, ok := h.pathVersion(w, r)
-	if !ok {
-		return
+	if v, ok := h.pathSchemaVersion(w, r); ok {
+		writeRaw(w, v.Schema)
 	}
-	v, err := h.store.SchemaVersion(r.Context(), subject, n, flag(r, "deleted"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeRaw(w, v.Schema)
 }
 
 func writeRaw(w http.ResponseWriter, schema string) {
@@ -429,16 +431,10 @@ func writeRaw(w http.ResponseWriter, schema string) {
 }
 
 func (h *handler) referencedBy(w http.ResponseWriter, r *http.Request) {
-	subject, n, ok := h.pathVersion(w, r)
-	if !ok {
-		return
-	}
-	if _, err := h.store.SchemaVersion(r.Context(), subject, n, flag(r, "deleted")); err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	// References are not supported, so nothing refers to any version.
-	writeJSON(w, http.StatusOK, []int{})
+	if _, ok := h.pathSchemaVersion(w, r); ok {
+		writeJSON(w, http.StatusOK, []int{})
+	}
 }
 
 func (h *handler) deleteVersion(w http.ResponseWriter, r *http.Request) {
