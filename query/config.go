@@ -17,6 +17,11 @@ type Config struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// MaxRows caps the rows /v1/sql returns; a request may ask for fewer.
 	MaxRows int `yaml:"max_rows"`
+	// MaxAnswerBytes caps the rows of one /v1/sql answer, as JSON: the
+	// answer stops before the row that would pass it and says so
+	// (truncated, truncated_by "bytes"). It bounds what concurrent huge
+	// answers hold in memory: about three times this per query slot.
+	MaxAnswerBytes int64 `yaml:"max_answer_bytes"`
 	// RefreshInterval is how often the catalog is polled for new snapshots:
 	// commits become visible within about this long.
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
@@ -64,6 +69,9 @@ func (c *Config) Defaults() {
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = 500 * time.Millisecond
 	}
+	if c.MaxAnswerBytes == 0 {
+		c.MaxAnswerBytes = 64 << 20
+	}
 	if c.MemoryLimit == "" {
 		c.MemoryLimit = "1GB"
 	}
@@ -92,6 +100,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("query.refresh_interval %v is below 10ms", c.RefreshInterval)
 	case c.Threads < 0:
 		return errors.New("query.threads must not be negative")
+	case c.MaxAnswerBytes < 1024:
+		return fmt.Errorf("query.max_answer_bytes %d is below 1024", c.MaxAnswerBytes)
 	case c.MaxConcurrentQueries < 1:
 		return errors.New("query.max_concurrent_queries must be positive")
 	case c.QueueTimeout < 0:

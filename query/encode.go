@@ -192,3 +192,31 @@ func encodeMap(m *duckdb.OrderedMap) orderedObject {
 	}
 	return o
 }
+
+// jsonSize is about how many bytes v (an encodeValue result) takes as
+// JSON: exact for strings without escapes, an upper bound for numbers.
+func jsonSize(v any) int64 {
+	switch x := v.(type) {
+	case nil:
+		return 4
+	case string:
+		return int64(len(x)) + 3 // quotes and a comma
+	case json.Number:
+		return int64(len(x)) + 1
+	case bool:
+		return 6
+	case []any:
+		n := int64(2)
+		for _, e := range x {
+			n += jsonSize(e)
+		}
+		return n
+	case map[string]any:
+		n := int64(2)
+		for k, e := range x {
+			n += int64(len(k)) + 3 + jsonSize(e)
+		}
+		return n
+	}
+	return 24 // numbers, intervals
+}

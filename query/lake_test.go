@@ -323,7 +323,13 @@ func (r sqlResult) code() string { s, _ := r.body["code"].(string); return s }
 
 func (h *harness) post(body string) sqlResult {
 	h.t.Helper()
-	resp, err := http.Post(h.srv.URL+"/v1/sql", "application/json", strings.NewReader(body))
+	return h.postAs("application/json", body)
+}
+
+// postAs posts body to /v1/sql with the given Content-Type.
+func (h *harness) postAs(contentType, body string) sqlResult {
+	h.t.Helper()
+	resp, err := http.Post(h.srv.URL+"/v1/sql", contentType, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 )
@@ -33,9 +35,13 @@ type SQLResponse struct {
 	// TIMESTAMPTZ, BLOB, VARCHAR[] ...
 	Types []string `json:"types"`
 	// Rows hold JSON values as described at encodeValue.
-	Rows      [][]any `json:"rows"`
-	RowCount  int     `json:"row_count"`
-	Truncated bool    `json:"truncated"`
+	Rows     [][]any `json:"rows"`
+	RowCount int     `json:"row_count"`
+	// Truncated says the statement had more rows than were returned:
+	// TruncatedBy says which limit cut the answer, "rows" (max_rows) or
+	// "bytes" (query.max_answer_bytes).
+	Truncated   bool   `json:"truncated"`
+	TruncatedBy string `json:"truncated_by,omitempty"`
 	// SnapshotID names the snapshot of every table the query could read
 	// (null: the table does not exist or is empty); LakeOffsets are the
 	// Kafka offsets those snapshots cover, and Offsets the offsets below
@@ -86,7 +92,7 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 			s.m.rejected.WithLabelValues(rejectReadOnly).Inc()
 		}
 		if aerr.status >= 500 && aerr.code != codeTimeout && aerr.code != codeUnavailable {
-			s.log.Error("run query", logkey.Err, err)
+			s.log.Error("run query", logkey.RequestID, httpmw.IDFrom(r.Context()), logkey.Err, err)
 		}
 		s.writeError(w, aerr)
 		return
@@ -102,6 +108,13 @@ func (s *Service) decodeSQLRequest(w http.ResponseWriter, r *http.Request) (SQLR
 	var req SQLRequest
 	bad := func(msg string) (SQLRequest, *apiError) {
 		return req, &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: msg}
+	}
+	// A JSON body only: a web page can send a form or text/plain to
+	// another site without asking, but not application/json.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return req, &apiError{status: http.StatusUnsupportedMediaType, code: codeMediaType,
+			msg: `POST /v1/sql takes a JSON body with "Content-Type: application/json" (got ` + strconv.Quote(r.Header.Get("Content-Type")) +
+				`); other types are refused so that a web page cannot send SQL across sites`}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	dec.DisallowUnknownFields()
@@ -223,7 +236,7 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, v guardVerdict, maxRows
 		gen = s.gen.Load()
 		err := s.syncViewsRaw(ctx, conn, qc, gen)
 		if err == nil {
-			res, err = execute(ctx, conn, v, maxRows)
+			res, err = execute(ctx, conn, v, maxRows, s.cfg.MaxAnswerBytes)
 		}
 		if err == nil {
 			res.Offsets, err = readWatermarks(ctx, conn, gen)
@@ -274,7 +287,7 @@ func prepare(conn *duckdb.Conn, text string) (*duckdb.Stmt, error) {
 	return st, nil
 }
 
-func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int) (*SQLResponse, error) {
+func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int, maxBytes int64) (*SQLResponse, error) {
 	st, err := prepare(conn, v.body)
 	if err != nil {
 		return nil, err
@@ -330,6 +343,7 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int
 		res.Types[i] = rows.ColumnTypeDatabaseTypeName(i)
 	}
 	dest := make([]driver.Value, n)
+	var size int64 // the answer's rows, as JSON (about)
 	for len(res.Rows) <= maxRows {
 		if err := rows.Next(dest); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -343,11 +357,18 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int
 		row := make([]any, n)
 		for i, val := range dest {
 			row[i] = encodeValue(val, res.Types[i])
+			size += jsonSize(row[i])
+		}
+		if size > maxBytes {
+			// The row that crosses the cap is left out, and so is the rest:
+			// an answer never holds more than the cap of rows.
+			res.Truncated, res.TruncatedBy = true, "bytes"
+			break
 		}
 		res.Rows = append(res.Rows, row)
 	}
 	if len(res.Rows) > maxRows {
-		res.Rows, res.Truncated = res.Rows[:maxRows], true
+		res.Rows, res.Truncated, res.TruncatedBy = res.Rows[:maxRows], true, "rows"
 	}
 	res.RowCount = len(res.Rows)
 	return res, nil

@@ -154,6 +154,17 @@ func TestBadRequests(t *testing.T) {
 			}
 		})
 	}
+	// Only JSON bodies: what a cross-site form or text/plain fetch sends
+	// is refused, whatever it holds.
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"} {
+		r := h.postAs(ct, `{"sql": "SELECT 1"}`)
+		if r.status != http.StatusUnsupportedMediaType || r.code() != codeMediaType || !strings.Contains(r.body["error"].(string), "application/json") {
+			t.Fatalf("Content-Type %q: %d %s, want 415 %s", ct, r.status, r.raw, codeMediaType)
+		}
+	}
+	if r := h.postAs("application/json; charset=utf-8", `{"sql": "SELECT 1"}`); r.status != http.StatusOK {
+		t.Fatalf("Content-Type with charset: %d %s", r.status, r.raw)
+	}
 	resp, err := http.Get(h.srv.URL + "/v1/sql")
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +225,31 @@ func TestMaxRows(t *testing.T) {
 	r := h.mustSQL("SELECT 1 AS a, 2 AS a")
 	if !reflect.DeepEqual(r.body["columns"], []any{"a", "a"}) {
 		t.Fatalf("columns %v", r.body["columns"])
+	}
+}
+
+// TestMaxAnswerBytes: an answer stops before the row that would take it
+// past query.max_answer_bytes, and says which limit cut it.
+func TestMaxAnswerBytes(t *testing.T) {
+	h := start(t, newLake(t), func(c *Config) { c.MaxRows = 100; c.MaxAnswerBytes = 10_000 })
+	for _, c := range []struct {
+		sql       string
+		rows      int
+		truncated bool
+		by        any
+	}{
+		{"SELECT repeat('x', 3000) AS s FROM range(10)", 3, true, "bytes"},
+		{"SELECT repeat('x', 20000) AS s FROM range(2)", 0, true, "bytes"},
+		{"SELECT repeat('x', 3000) AS s FROM range(3)", 3, false, nil},
+		{"SELECT range AS i FROM range(200)", 100, true, "rows"},
+	} {
+		r := h.mustSQL(c.sql)
+		if got := len(r.rows()); got != c.rows || r.body["truncated"] != c.truncated || r.body["truncated_by"] != c.by {
+			t.Errorf("%s: %d rows, truncated %v by %v; want %d, %v by %v", c.sql, got, r.body["truncated"], r.body["truncated_by"], c.rows, c.truncated, c.by)
+		}
+		if len(r.raw) > 10_000+2_000 {
+			t.Errorf("%s: answer of %d bytes with a cap of 10000 on its rows", c.sql, len(r.raw))
+		}
 	}
 }
 

@@ -219,6 +219,7 @@ const (
 	codeReadOnly    = "read_only"
 	codeForbidden   = "forbidden"
 	codeBadRequest  = "bad_request"
+	codeMediaType   = "unsupported_media_type"
 	codeTimeout     = "timeout"
 	codeBusy        = "busy"
 	codeNotReady    = "not_ready"

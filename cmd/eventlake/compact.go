@@ -155,7 +155,9 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 		httpAddr = ln.Addr().String()
-		g.Go(func() error { return serveHTTP(gctx, ln, opsMux(reg, func() error { return nil }), log) })
+		g.Go(func() error {
+			return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, reg, func() error { return nil }), log)
+		})
 	}
 	g.Go(func() error { return c.Run(gctx) })
 	log.Info("ready", logkey.Component, "compactor", "http", httpAddr, "interval", cfg.Compactor.Interval, "warehouse", cfg.Catalog.Warehouse)

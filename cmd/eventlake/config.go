@@ -56,6 +56,12 @@ type LogConfig struct {
 // HTTPConfig is the HTTP listener (query API, /metrics, /healthz).
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ (off by default:
+	// profiles and the command line reveal internals).
+	Pprof bool `yaml:"pprof"`
+	// CORSOrigins are the origins (scheme://host[:port], or "*") whose
+	// browser pages may call the API; none by default.
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 // DemoConfig shapes the demo producer of `eventlake dev`.
@@ -191,7 +197,7 @@ func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *que
 // apiHandler serves the query service, with the hot tier's endpoints in
 // front when it runs and the schema registry's API at its root paths when
 // the registry is the built-in one.
-func apiHandler(qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
+func apiHandler(hc HTTPConfig, qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	if sr != nil {
 		for _, p := range registry.Paths() {
@@ -200,7 +206,7 @@ func apiHandler(qs *query.Service, st *streamer.Streamer, sr http.Handler) http.
 	}
 	if st == nil {
 		mux.Handle("/", qs.Handler())
-		addPprof(mux)
+		addPprof(hc, mux)
 		return mux
 	}
 	sh := st.Handler()
@@ -208,6 +214,6 @@ func apiHandler(qs *query.Service, st *streamer.Streamer, sr http.Handler) http.
 		mux.Handle(p, sh)
 	}
 	mux.Handle("/", qs.Handler())
-	addPprof(mux)
+	addPprof(hc, mux)
 	return mux
 }

@@ -165,7 +165,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st, sch.api), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, qs, st, sch.api), log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eventlake/eventlake/internal/httpmw"
 )
 
 // newRegistry returns a registry with the Go and process collectors
@@ -34,8 +36,10 @@ func listen(addr string) (net.Listener, error) {
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// serveHTTP serves h on ln until ctx ends. Every answer carries a request
+// id; cross-origin calls follow hc.CORSOrigins.
+func serveHTTP(ctx context.Context, hc HTTPConfig, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: httpmw.RequestID(httpmw.CORS(hc.CORSOrigins, h)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -54,9 +58,13 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	return nil
 }
 
-// addPprof mounts Go's profiler under /debug/pprof/ (listen on loopback or
-// a private network: profiles reveal internals).
-func addPprof(mux *http.ServeMux) {
+// addPprof mounts Go's profiler under /debug/pprof/ when http.pprof is
+// set (listen on loopback or a private network: profiles reveal
+// internals).
+func addPprof(hc HTTPConfig, mux *http.ServeMux) {
+	if !hc.Pprof {
+		return
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -65,10 +73,10 @@ func addPprof(mux *http.ServeMux) {
 }
 
 // opsMux serves /metrics and /healthz for roles without the query API.
-func opsMux(g prometheus.Gatherer, healthy func() error) http.Handler {
+func opsMux(hc HTTPConfig, g prometheus.Gatherer, healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	addPprof(mux)
+	addPprof(hc, mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if err := healthy(); err != nil {

@@ -66,7 +66,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 		httpAddr = ln.Addr().String()
-		g.Go(func() error { return serveHTTP(gctx, ln, opsMux(reg, ing.Ready), log) })
+		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, reg, ing.Ready), log) })
 	}
 	g.Go(func() error { return ing.Run(gctx) })
 	log.Info("ready", logkey.Component, "ingest", "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)

@@ -87,7 +87,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, ln, apiHandler(qs, st, sch.api), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, qs, st, sch.api), log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventlake/eventlake/internal/config"
 )
@@ -65,5 +69,18 @@ func TestUsageErrors(t *testing.T) {
 	var ue usageError
 	if err := Run(context.Background(), []string{"x"}, &out, &out, nil); !errors.As(err, &ue) {
 		t.Errorf("unknown subcommand is not a usage error: %v", err)
+	}
+}
+
+// TestPprofOnlyWhenEnabled: /debug/pprof/ is served only with http.pprof.
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	for _, on := range []bool{false, true} {
+		h := opsMux(HTTPConfig{Pprof: on}, reg, func() error { return nil })
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil))
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+			t.Fatalf("http.pprof %v: GET /debug/pprof/cmdline answered %d, want %d", on, rec.Code, want)
+		}
 	}
 }

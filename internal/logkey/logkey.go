@@ -21,4 +21,5 @@ const (
 	CommitID   = "commit_id"
 	Group      = "group"
 	Path       = "path"
+	RequestID  = "request_id"
 )
