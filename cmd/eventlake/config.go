@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,7 +97,7 @@ func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, htt
 
 // loadClientConfig is loadConfig for the commands that are Kafka clients
 // only (produce, topic): brokers default to the embedded broker's address.
-func loadClientConfig(cf *commonFlags, env *runEnv) (*Config, *slog.Logger, error) {
+func loadClientConfig(ctx context.Context, cf *commonFlags, env *runEnv) (*Config, *slog.Logger, error) {
 	cfg, _, err := loadConfig(cf, env)
 	if err != nil {
 		return nil, nil, err
@@ -105,6 +106,9 @@ func loadClientConfig(cf *commonFlags, env *runEnv) (*Config, *slog.Logger, erro
 		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
 	}
 	if err := cfg.Kafka.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Kafka.CheckAccess(ctx); err != nil {
 		return nil, nil, err
 	}
 	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)

@@ -124,8 +124,13 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer sch.Close()
+	kopts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
-		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg,
+		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: kopts, Logger: log, Registry: reg,
 		Now: time.Now, Failpoints: fp,
 	})
 	if err != nil {
@@ -143,7 +148,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	var st *streamer.Streamer
 	if !cfg.Streamer.Disabled {
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log),
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts,
 			Logger: log, Registry: reg, Now: time.Now, Failpoints: fp})
 		if err != nil {
 			ln.Close()
@@ -176,7 +181,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 
 // runDemo publishes the demo shop's events at cfg.Demo.Rate until ctx ends.
 func runDemo(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	p, err := producer.New(producer.Config{}, cfg.Kafka.Opts(log), log)
+	kopts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		return err
+	}
+	p, err := producer.New(producer.Config{}, kopts, log)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate()); err != nil {
 		return err
 	}
+	if err := cfg.Kafka.CheckAccess(ctx); err != nil {
+		return err
+	}
 	reg := newRegistry()
 	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
@@ -50,8 +53,12 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer sch.Close()
+	kopts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		return err
+	}
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
-		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg,
+		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: kopts, Logger: log, Registry: reg,
 		Now: time.Now, Failpoints: fp,
 	})
 	if err != nil {

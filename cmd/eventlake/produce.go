@@ -38,14 +38,18 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	cfg, log, err := loadClientConfig(&cf, env)
+	cfg, log, err := loadClientConfig(ctx, &cf, env)
 	if err != nil {
 		return err
 	}
 	if *rate < 0 || *count < 0 || *late < 0 || *late > 1 || *inv < 0 || *inv > 1 || *bad < 0 || *bad > 1 || *dup < 0 || *dup > 1 {
 		return usageError{"produce: rates, counts and fractions must be non-negative (fractions at most 1)"}
 	}
-	p, err := producer.New(producer.Config{}, cfg.Kafka.Opts(log), log)
+	kopts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		return err
+	}
+	p, err := producer.New(producer.Config{}, kopts, log)
 	if err != nil {
 		return err
 	}

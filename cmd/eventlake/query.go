@@ -52,6 +52,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err := validateAll(errs...); err != nil {
 		return err
 	}
+	if !cfg.Streamer.Disabled {
+		if err := cfg.Kafka.CheckAccess(ctx); err != nil {
+			return err
+		}
+	}
 	cat, err := lake.Open(ctx, cfg.Catalog)
 	if err != nil {
 		return err
@@ -75,7 +80,12 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	if !cfg.Streamer.Disabled {
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: cfg.Kafka.Opts(log), Logger: log, Registry: reg, Now: time.Now})
+		kopts, err := cfg.Kafka.Opts(log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now})
 		if err != nil {
 			return err
 		}

@@ -31,11 +31,15 @@ func runTopic(ctx context.Context, args []string, env *runEnv) error {
 	if *partitions < 1 || *replication == 0 || *replication < -1 {
 		return usageError{"topic create: --partitions must be at least 1 and --replication-factor at least 1 (or -1)"}
 	}
-	cfg, log, err := loadClientConfig(&cf, env)
+	cfg, log, err := loadClientConfig(ctx, &cf, env)
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(cfg.Kafka.Opts(log)...)
+	kopts, err := cfg.Kafka.Opts(log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,25 @@ type Config struct {
 	Topics []Topic `yaml:"topics"`
 	// MaxMessageBytes is the broker's message.max.bytes.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// TLS serves Kafka over TLS with this certificate and key (PEM).
+	TLS TLSConfig `yaml:"tls"`
+	// SASLUsers, when set, are the only clients allowed in: each must
+	// authenticate with its mechanism (PLAIN, SCRAM-SHA-256,
+	// SCRAM-SHA-512) before any request.
+	SASLUsers []SASLUser `yaml:"sasl_users"`
+}
+
+// TLSConfig is the broker's certificate.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// SASLUser is a client the broker lets in.
+type SASLUser struct {
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
 }
 
 // DefaultTopics are the canonical streams with their partition counts:
@@ -86,6 +106,19 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("broker topic %q: a name and at least one partition are required", t.Name)
 		}
 	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("broker.tls: cert_file and key_file go together")
+	}
+	for _, u := range c.SASLUsers {
+		switch u.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return fmt.Errorf("broker.sasl_users: mechanism %q of %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", u.Mechanism, u.Username)
+		}
+		if u.Username == "" || u.Password == "" {
+			return errors.New("broker.sasl_users: every user needs a username and a password")
+		}
+	}
 	return nil
 }
 
@@ -118,6 +151,19 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.tls: %w", err)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	}
+	if len(cfg.SASLUsers) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.SASLUsers {
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.Username, u.Password))
+		}
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		if strings.Contains(err.Error(), "address already in use") {
@@ -133,7 +179,8 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 		}
 	}
 	if logger != nil {
-		logger.Info("embedded broker listening", logkey.Component, "broker", logkey.Addr, b.addr, "data_dir", cfg.DataDir)
+		logger.Info("embedded broker listening", logkey.Component, "broker", logkey.Addr, b.addr, "data_dir", cfg.DataDir,
+			"tls", cfg.TLS.CertFile != "", "sasl_users", len(cfg.SASLUsers))
 	}
 	return b, nil
 }
