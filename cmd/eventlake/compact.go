@@ -150,7 +150,7 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 	g, gctx := errgroup.WithContext(ctx)
 	httpAddr := "off"
 	if cfg.HTTP.Listen != "off" {
-		ln, err := listen(cfg.HTTP.Listen)
+		ln, err := listen(cfg.HTTP, log)
 		if err != nil {
 			return err
 		}

@@ -63,6 +63,15 @@ type HTTPConfig struct {
 	// CORSOrigins are the origins (scheme://host[:port], or "*") whose
 	// browser pages may call the API; none by default.
 	CORSOrigins []string `yaml:"cors_origins"`
+	// TLS serves HTTPS with this certificate and key (PEM), reloaded on
+	// SIGHUP.
+	TLS HTTPTLSConfig `yaml:"tls"`
+}
+
+// HTTPTLSConfig is the HTTP listener's certificate.
+type HTTPTLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // DemoConfig shapes the demo producer of `eventlake dev`.

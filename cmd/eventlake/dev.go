@@ -98,7 +98,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
 		return err
 	}
-	ln, err := listen(cfg.HTTP.Listen)
+	ln, err := listen(cfg.HTTP, log)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eventlake/eventlake/internal/httpmw"
+	"github.com/eventlake/eventlake/internal/logkey"
 )
 
 // newRegistry returns a registry with the Go and process collectors
@@ -25,15 +31,63 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// listen opens addr early so that ":0" resolves to a real port before the
-// process reports ready.
-func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (choose another address with --http)", addr, err)
+// listen opens the HTTP listener early so that ":0" resolves to a real
+// port before the process reports ready. With http.tls it serves TLS, and
+// SIGHUP reloads the certificate and key (a renewal takes no restart; a
+// pair that fails to load keeps the one in use).
+func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
+	var kp *keypair
+	if hc.TLS.CertFile != "" || hc.TLS.KeyFile != "" {
+		var err error
+		if kp, err = loadKeypair(hc.TLS); err != nil {
+			return nil, err
+		}
 	}
-	return ln, nil
+	ln, err := net.Listen("tcp", hc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (choose another address with --http)", hc.Listen, err)
+	}
+	if kp == nil {
+		return ln, nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			if err := kp.reload(); err != nil {
+				log.Error("reload the HTTP TLS certificate (the previous one stays in use)", logkey.Err, err)
+				continue
+			}
+			log.Info("reloaded the HTTP TLS certificate", "cert_file", hc.TLS.CertFile)
+		}
+	}()
+	return tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}), nil
 }
+
+// keypair is the HTTP listener's certificate, replaced on reload.
+type keypair struct {
+	cfg  HTTPTLSConfig
+	cert atomic.Pointer[tls.Certificate]
+}
+
+func loadKeypair(c HTTPTLSConfig) (*keypair, error) {
+	if c.CertFile == "" || c.KeyFile == "" {
+		return nil, errors.New("http.tls: cert_file and key_file go together")
+	}
+	kp := &keypair{cfg: c}
+	return kp, kp.reload()
+}
+
+func (k *keypair) reload() error {
+	cert, err := tls.LoadX509KeyPair(k.cfg.CertFile, k.cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("http.tls: %w", err)
+	}
+	k.cert.Store(&cert)
+	return nil
+}
+
+func (k *keypair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.cert.Load(), nil }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
 // serveHTTP serves h on ln until ctx ends. Every answer carries a request

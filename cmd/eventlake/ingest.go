@@ -68,7 +68,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	httpAddr := "off"
 	if cfg.HTTP.Listen != "off" {
-		ln, err := listen(cfg.HTTP.Listen)
+		ln, err := listen(cfg.HTTP, log)
 		if err != nil {
 			return err
 		}

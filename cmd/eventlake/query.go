@@ -75,7 +75,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(cfg.HTTP.Listen)
+	ln, err := listen(cfg.HTTP, log)
 	if err != nil {
 		return err
 	}

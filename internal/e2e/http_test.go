@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,5 +104,80 @@ func TestHTTPLimits(t *testing.T) {
 	}
 	if !res.Truncated || res.TruncatedBy != "bytes" || len(res.Rows) != 1 || len(b) > 16<<20 {
 		t.Fatalf("huge answer: %d rows, truncated %v by %q, %d bytes; want 1 row (the cap is 16 MiB), truncated by bytes", len(res.Rows), res.Truncated, res.TruncatedBy, len(b))
+	}
+}
+
+// TestHTTPS serves the query API over TLS from certificate files and
+// replaces the certificate on SIGHUP without a restart.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	first, second := th.NewTestCerts(t, t.TempDir()), th.NewTestCerts(t, t.TempDir())
+	certFile, keyFile := filepath.Join(dir, "tls.pem"), filepath.Join(dir, "tls-key.pem")
+	install := func(c th.TestCerts) []byte {
+		t.Helper()
+		cert, err := os.ReadFile(c.CertFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := os.ReadFile(c.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(cert)
+		return block.Bytes
+	}
+	want := install(first)
+	q := th.Start(t, "query", []string{"EVENTLAKE_HTTP_TLS_CERT_FILE=" + certFile, "EVENTLAKE_HTTP_TLS_KEY_FILE=" + keyFile},
+		"query", "--no-hot", "--data-dir", filepath.Join(dir, "data"), "--http", "127.0.0.1:0")
+	addr := q.Ready["http"]
+
+	roots := x509.NewCertPool()
+	for _, c := range []th.TestCerts{first, second} {
+		b, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots.AppendCertsFromPEM(b)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots}, DisableKeepAlives: true}}
+	served := func() ([]byte, int, error) {
+		resp, err := client.Get("https://" + addr + "/healthz")
+		if err != nil {
+			return nil, 0, err
+		}
+		defer resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].Raw, resp.StatusCode, nil
+	}
+	got, status, err := served()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("GET https://%s/healthz: HTTP %d, %v; served the installed certificate: %v", addr, status, err, bytes.Equal(got, want))
+	}
+	// Plain HTTP is not answered with data.
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP to the TLS listener answered 200")
+		}
+	}
+
+	// A renewed certificate, then SIGHUP: new connections get it.
+	want = install(second)
+	if err := syscall.Kill(q.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	th.Eventually(t, 10*time.Second, "the renewed certificate served after SIGHUP", func() (bool, string) {
+		got, status, err := served()
+		return err == nil && bytes.Equal(got, want), fmt.Sprint(status, err)
+	})
+	if exited, err := q.Exited(); exited {
+		t.Fatalf("query exited after SIGHUP: %v", err)
 	}
 }
