@@ -234,7 +234,10 @@ func (c *Committer) Commit(ctx context.Context, ch Change) (*table.Table, error)
 			return nil, fmt.Errorf("stage %s of %s: %w", ch.Task, ch.Table, err)
 		}
 		c.fp.Hit(FailBeforeCommit + "/" + ch.Task)
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+		// The catalog writes the new metadata file through the FileIO the
+		// context carries: the shared object store client, with its
+		// timeouts and server-side encryption.
+		cctx, cancel := context.WithTimeout(c.cat.storage(ctx), c.cfg.AttemptTimeout)
 		newTbl, cerr := tx.Commit(cctx)
 		cancel()
 		if cerr == nil {

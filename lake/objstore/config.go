@@ -56,7 +56,18 @@ type Config struct {
 	// connection errors) before the error reaches eventlake, which then
 	// backs off on its own.
 	MaxAttempts int `yaml:"max_attempts"`
+	// SSE is the server-side encryption every write asks for: "" (the
+	// bucket's default), SSEAES256 (SSE-S3) or SSEKMS (SSE-KMS, with
+	// SSEKMSKeyID or the account's default key).
+	SSE         string `yaml:"sse"`
+	SSEKMSKeyID string `yaml:"sse_kms_key_id"`
 }
+
+// Server-side encryption settings.
+const (
+	SSEAES256 = "AES256"
+	SSEKMS    = "aws:kms"
+)
 
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
@@ -95,6 +106,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionToken != "" && c.AccessKeyID == "" {
 		return errors.New("catalog.s3.session_token needs access_key_id and secret_access_key")
+	}
+	switch c.SSE {
+	case "", SSEAES256, SSEKMS:
+	default:
+		return fmt.Errorf("catalog.s3.sse: %q is not %s (SSE-S3) or %s (SSE-KMS)", c.SSE, SSEAES256, SSEKMS)
+	}
+	if c.SSEKMSKeyID != "" && c.SSE != SSEKMS {
+		return fmt.Errorf("catalog.s3.sse_kms_key_id needs sse: %s", SSEKMS)
 	}
 	switch {
 	case c.ConnectTimeout < 0, c.ResponseTimeout < 0:

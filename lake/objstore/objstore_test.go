@@ -191,3 +191,53 @@ func TestCachePinsServedFiles(t *testing.T) {
 		t.Fatalf("stats %+v, want files 1 and 2", s)
 	}
 }
+
+// TestServerSideEncryption: with catalog.s3.sse set, every request that
+// writes an object asks for it (seen by a proxy in front of versitygw),
+// and requests that do not write carry nothing.
+func TestServerSideEncryption(t *testing.T) {
+	s3 := th.StartS3(t)
+	px := th.StartHTTPFaultProxy(t, s3.Endpoint)
+	px.RecordHeader("X-Amz-Server-Side-Encryption")
+	ctx := context.Background()
+	plain := newStore(t, s3)
+	if err := plain.EnsureBucket(ctx, s3.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	st, err := objstore.New(ctx, objstore.Config{Endpoint: px.URL, AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, SSE: objstore.SSEAES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put, copied, file := "s3://"+s3.Bucket+"/sse/put", "s3://"+s3.Bucket+"/sse/copy", "s3://"+s3.Bucket+"/sse/file"
+	if err := st.Put(ctx, put, bytes.NewReader([]byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Copy(ctx, put, copied, ""); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(local, []byte("y"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutFile(ctx, file, local, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Head(ctx, put); err != nil {
+		t.Fatal(err)
+	}
+	rec := px.Recorded()
+	for _, loc := range []string{put, copied, file} {
+		if got := rec["PUT /"+strings.TrimPrefix(loc, "s3://")]; got != objstore.SSEAES256 {
+			t.Errorf("PUT %s asked for server-side encryption %q, want %s (recorded: %v)", loc, got, objstore.SSEAES256, rec)
+		}
+	}
+	if len(rec) != 3 {
+		t.Errorf("recorded %v: only the three writes should carry the header", rec)
+	}
+	for _, bad := range []objstore.Config{{SSE: "aes"}, {SSEKMSKeyID: "k"}, {SSE: objstore.SSEAES256, SSEKMSKeyID: "k"}} {
+		bad.Defaults()
+		if err := bad.Validate(); err == nil {
+			t.Errorf("Validate accepted %+v", bad)
+		}
+	}
+}

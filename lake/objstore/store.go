@@ -67,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if ac.Region == "" {
 		return nil, errors.New("catalog.s3.region: no region configured and none found in the AWS default chain (AWS_REGION)")
 	}
+	withSSE(&ac, cfg)
 	client := s3.NewFromConfig(ac, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
