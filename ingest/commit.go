@@ -200,9 +200,14 @@ var ErrCommitUnknown = lake.ErrCommitUnknown
 // Called with mu held.
 func (ing *Ingester) abort(ctx context.Context, cause error) error {
 	keepFiles := errors.Is(cause, ErrCommitUnknown)
-	if errors.Is(cause, ErrFenced) {
+	switch {
+	case errors.Is(cause, ErrFenced):
 		ing.log.Warn("batch fenced, re-reading from the offsets stored in the lake", logkey.Err, cause)
-	} else {
+	case ctx.Err() != nil && errors.Is(cause, context.Canceled) && !keepFiles:
+		// Shutting down: the batch is read again from the stored offsets
+		// (by the final flush, or the next start).
+		ing.log.Info("batch not committed before shutdown; it is read again from the offsets stored in the lake", logkey.Err, cause)
+	default:
 		ing.log.Error("batch abandoned", logkey.Err, cause)
 	}
 	var errs []error
