@@ -312,14 +312,8 @@ func (c *jsonCompiler) member(name string, n *node, path []string, pointer strin
 			return m, err
 		}
 		l.precision, l.scale = int32(p), int32(s)
-		if err := c.bounds(l, n); err != nil {
-			return m, err
-		}
-		if err := c.enum(l, n); err != nil {
-			return m, err
-		}
 		m.leaf = l
-		return m, c.subject(l, n)
+		return m, c.constrain(l, n, c.bounds, c.enum, c.subject)
 	}
 	var kind string
 	switch {
@@ -351,51 +345,32 @@ func (c *jsonCompiler) member(name string, n *node, path []string, pointer strin
 		l, err := c.leaf(colName, pointer, colJSON, iceberg.PrimitiveTypes.String, acceptArray, doc(n))
 		m.leaf = l
 		return m, err
-	case "string":
-		format, _ := stringOf(n.get("format"))
-		var l *leaf
-		if format == "date-time" {
-			l, err = c.leaf(colName, pointer, colTimestamp, iceberg.PrimitiveTypes.TimestampTz, acceptString, doc(n))
-		} else {
-			l, err = c.leaf(colName, pointer, colString, iceberg.PrimitiveTypes.String, acceptString, doc(n))
+	case "string", "integer":
+		// Strings and integers take the same checks but their own bounds;
+		// either may be an identifier of a person (subject).
+		col, t, accept, limits := colString, iceberg.Type(iceberg.PrimitiveTypes.String), uint16(acceptString), c.lengths
+		if format, _ := stringOf(n.get("format")); format == "date-time" {
+			col, t = colTimestamp, iceberg.PrimitiveTypes.TimestampTz
 		}
+		if kind == "integer" {
+			col, t, accept, limits = colLong, iceberg.PrimitiveTypes.Int64, acceptNumber, c.bounds
+		}
+		l, err := c.leaf(colName, pointer, col, t, accept, doc(n))
 		if err != nil {
 			return m, err
 		}
-		if err := c.lengths(l, n); err != nil {
-			return m, err
-		}
-		if err := c.enum(l, n); err != nil {
-			return m, err
-		}
 		m.leaf = l
-		return m, c.subject(l, n)
-	case "integer":
-		l, err := c.leaf(colName, pointer, colLong, iceberg.PrimitiveTypes.Int64, acceptNumber, doc(n))
-		if err != nil {
-			return m, err
-		}
-		if err := c.bounds(l, n); err != nil {
-			return m, err
-		}
-		if err := c.enum(l, n); err != nil {
-			return m, err
-		}
-		m.leaf = l
-		return m, c.subject(l, n)
+		return m, c.constrain(l, n, limits, c.enum, c.subject)
 	case "number":
 		l, err := c.leaf(colName, pointer, colDouble, iceberg.PrimitiveTypes.Float64, acceptNumber, doc(n))
 		if err != nil {
-			return m, err
-		}
-		if err := c.bounds(l, n); err != nil {
 			return m, err
 		}
 		if n.get("enum") != nil || n.get("const") != nil {
 			c.generic = true
 		}
 		m.leaf = l
-		return m, nil
+		return m, c.bounds(l, n)
 	case "boolean":
 		l, err := c.leaf(colName, pointer, colBool, iceberg.PrimitiveTypes.Bool, acceptBool, doc(n))
 		if n.get("enum") != nil || n.get("const") != nil {
@@ -419,6 +394,17 @@ func (c *jsonCompiler) leaf(col, pointer string, kind uint8, t iceberg.Type, acc
 		return nil, fmt.Errorf("%s: %w", where(pointer), err)
 	}
 	return &leaf{col: i, pointer: pointer, kind: kind, accept: accept, minLen: -1, maxLen: -1}, nil
+}
+
+// constrain applies the keywords checks compile to leaf l, in order, up to
+// the first error.
+func (c *jsonCompiler) constrain(l *leaf, n *node, checks ...func(*leaf, *node) error) error {
+	for _, check := range checks {
+		if err := check(l, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *jsonCompiler) subject(l *leaf, n *node) error {

@@ -139,6 +139,7 @@ type avroJSON struct {
 
 // items reads an Avro array or map's blocks, calling fn per item.
 func (w *avroJSON) items(fn func()) {
+	first := true
 	for w.r.Error == nil && w.err == nil {
 		n, _ := w.r.ReadBlockHeader()
 		if n == 0 {
@@ -150,6 +151,10 @@ func (w *avroJSON) items(fn func()) {
 		}
 		w.count += int(n)
 		for range n {
+			if !first {
+				w.out = append(w.out, ',')
+			}
+			first = false
 			fn()
 		}
 	}
@@ -243,23 +248,11 @@ func (w *avroJSON) value(s avro.Schema, depth int) {
 		w.out = append(w.out, '}')
 	case avro.Array:
 		w.out = append(w.out, '[')
-		first := true
-		w.items(func() {
-			if !first {
-				w.out = append(w.out, ',')
-			}
-			first = false
-			w.value(s.(*avro.ArraySchema).Items(), depth+1)
-		})
+		w.items(func() { w.value(s.(*avro.ArraySchema).Items(), depth+1) })
 		w.out = append(w.out, ']')
 	case avro.Map:
 		w.out = append(w.out, '{')
-		first := true
 		w.items(func() {
-			if !first {
-				w.out = append(w.out, ',')
-			}
-			first = false
 			w.out = appendString(w.out, r.ReadString())
 			w.out = append(w.out, ':')
 			w.value(s.(*avro.MapSchema).Values(), depth+1)
