@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -50,6 +51,8 @@ func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
 	if kp == nil {
 		return ln, nil
 	}
+	// The reloader lives as long as the listener: closing it (server
+	// shutdown) stops the signal and ends the goroutine.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -61,7 +64,20 @@ func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
 			log.Info("reloaded the HTTP TLS certificate", "cert_file", hc.TLS.CertFile)
 		}
 	}()
-	return tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get}), nil
+	tl := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get})
+	return &closeHook{Listener: tl, hook: func() { signal.Stop(hup); close(hup) }}, nil
+}
+
+// closeHook runs hook once, when the listener is first closed.
+type closeHook struct {
+	net.Listener
+	once sync.Once
+	hook func()
+}
+
+func (l *closeHook) Close() error {
+	l.once.Do(l.hook)
+	return l.Listener.Close()
 }
 
 // keypair is the HTTP listener's certificate, replaced on reload.
