@@ -312,7 +312,7 @@ func TestAvro(t *testing.T) {
 		"event_id": "e-avro", "source": "pay", "type": "payment.avro", "timestamp": at,
 		"payload": map[string]any{"payment_id": "p2", "amount": big.NewRat(-5, 100), "tries": 1, "method": "CARD",
 			"note": map[string]any{"string": "n\"q"}, "card": nil, "at": at},
-		"metadata": map[string]any{"map": map[string]any{"trace_id": "t1"}},
+		"metadata": map[string]any{"map": map[string]any{"trace_id": "t1", "span_id": "s1"}},
 	}
 	body, err := avro.Marshal(envSchema, rec)
 	if err != nil {
@@ -322,7 +322,7 @@ func TestAvro(t *testing.T) {
 	if err := d.Decode(framed, testRecordTs, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if string(ev.EventID) != "e-avro" || string(ev.TraceID) != "t1" || ev.TsMicros != at.UnixMicro() {
+	if string(ev.EventID) != "e-avro" || string(ev.TraceID) != "t1" || string(ev.SpanID) != "s1" || ev.TsMicros != at.UnixMicro() {
 		t.Fatalf("envelope: %+v", ev)
 	}
 	want = `payment_id="p2" amount=-0.05 tries=1 method="CARD" note="n\"q" card_brand=<null> at=1795687200000000`

@@ -108,12 +108,7 @@ func (f *avroFrame) toJSON(data, dst []byte) ([]byte, error) {
 	w.value(f.payload, 0)
 	if r.ReadLong() != 0 { // metadata union: 0 null, 1 map
 		w.out = append(w.out, `,"metadata":{`...)
-		first := true
 		w.items(func() {
-			if !first {
-				w.out = append(w.out, ',')
-			}
-			first = false
 			w.out = appendString(w.out, r.ReadString())
 			w.out = append(w.out, ':')
 			w.out = appendString(w.out, r.ReadString())
@@ -138,6 +133,8 @@ type avroJSON struct {
 }
 
 // items reads an Avro array or map's blocks, calling fn per item.
+// items calls fn for each item of an Avro array or map, writing the comma
+// between items.
 func (w *avroJSON) items(fn func()) {
 	first := true
 	for w.r.Error == nil && w.err == nil {
