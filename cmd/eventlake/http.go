@@ -106,8 +106,8 @@ func (k *keypair) reload() error {
 func (k *keypair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.cert.Load(), nil }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
-// serveHTTP serves h on ln until ctx ends. Every answer carries a request
-// id; cross-origin calls follow hc.CORSOrigins.
+// Every answer carries a request id; cross-origin calls follow
+// hc.CORSOrigins.
 func serveHTTP(ctx context.Context, hc HTTPConfig, ln net.Listener, h http.Handler, log *slog.Logger) error {
 	srv := &http.Server{Handler: httpmw.RequestID(httpmw.CORS(hc.CORSOrigins, h)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

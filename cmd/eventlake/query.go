@@ -87,6 +87,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		}
 		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now})
 		if err != nil {
+			ln.Close()
 			return err
 		}
 		health["streamer"] = st.Health

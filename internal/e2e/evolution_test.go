@@ -134,6 +134,8 @@ func TestSchemaEvolution(t *testing.T) {
 	}
 
 	// v2 while ingest runs; v3 refused.
+	const polls = `eventlake_schema_registry_reads_total{cause="poll"}`
+	registered := metric(t, dev, polls)
 	v2, err := rcl.CreateSchema(ctx, "payment.captured", sr.Schema{Schema: paymentV2, Type: sr.TypeJSON})
 	if err != nil || v2.Version != 2 {
 		t.Fatalf("register a compatible v2: %+v %v", v2, err)
@@ -143,7 +145,15 @@ func TestSchemaEvolution(t *testing.T) {
 	if !errors.As(err, &re) || re.StatusCode != 409 || !strings.Contains(re.Message, "amount") {
 		t.Fatalf("an incompatible v3: %v, want 409 naming the field", err)
 	}
-	time.Sleep(time.Second) // > schema_registry.poll_interval: every process has v2
+	// The unpinned v2 events are decoded with the latest version the
+	// process has loaded: wait for three poll requests after v2 was
+	// registered. Polls run one after another, each a generation read and
+	// (when it changed) a versions read, so by the third request a poll
+	// that read the registry after the registration has installed v2.
+	th.Eventually(t, 30*time.Second, "three registry poll requests after v2 was registered", func() (bool, string) {
+		n := metric(t, dev, polls)
+		return n >= registered+3, fmt.Sprint(n - registered)
+	})
 
 	var v2Lines bytes.Buffer
 	for i := 30; i < 50; i++ {

@@ -63,6 +63,7 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 		case <-done:
 		case <-time.After(60 * time.Second):
 			_ = cmd.Process.Kill()
+			<-done
 			t.Fatalf("%s: still running after 60 s", c.name)
 		}
 		if err == nil || !strings.Contains(string(out), c.want) {
