@@ -354,6 +354,11 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if len(res.Rows) == maxRows {
+			// One row past the limit: the answer is cut by rows.
+			res.Truncated, res.TruncatedBy = true, "rows"
+			break
+		}
 		row := make([]any, n)
 		for i, val := range dest {
 			row[i] = encodeValue(val, res.Types[i])
@@ -366,9 +371,6 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int
 			break
 		}
 		res.Rows = append(res.Rows, row)
-	}
-	if len(res.Rows) > maxRows {
-		res.Rows, res.Truncated, res.TruncatedBy = res.Rows[:maxRows], true, "rows"
 	}
 	res.RowCount = len(res.Rows)
 	return res, nil
