@@ -391,6 +391,53 @@ func TestResolverFollowsTheRegistry(t *testing.T) {
 	}
 }
 
+// TestResolverByID: a schema id the Set lacks (registered since the last
+// poll) is looked up once, then served from the cache; an unknown id is
+// asked for once per missTTL; and the remembered unknown ids stay bounded.
+func TestResolverByID(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+t.TempDir()+"/r.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := registry.Open(ctx, db, registry.DialectSQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(store, time.Second, nil)
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := store.Register(ctx, "order.created", registry.TypeJSON, Shipped()[1].Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		tv, err := r.ByID(v.ID)
+		if err != nil || tv == nil || tv.Subject != "order.created" {
+			t.Fatalf("ByID(%d) = %v, %v", v.ID, tv, err)
+		}
+	}
+	for range 3 {
+		if tv, err := r.ByID(v.ID + 1000); tv != nil || err != nil {
+			t.Fatalf("ByID of an unknown id = %v, %v", tv, err)
+		}
+	}
+	if _, misses := r.Reads(); misses != 2 {
+		t.Fatalf("%d registry requests for 3 lookups of a new id and 3 of an unknown one, want 2", misses)
+	}
+	for id := range 3 * maxMisses {
+		r.mu.Lock()
+		r.missed(100000 + id)
+		n := len(r.misses)
+		r.mu.Unlock()
+		if n > maxMisses {
+			t.Fatalf("%d unknown ids remembered, more than %d", n, maxMisses)
+		}
+	}
+}
+
 // TestRegistryUnavailable: when the registry cannot be asked, an event of
 // a type (or a frame with a schema id) not loaded is left undecided, not
 // stored untyped or dead-lettered; events of loaded types decode as

@@ -210,9 +210,10 @@ type Resolver struct {
 	loaded bool
 	cur    atomic.Pointer[Set]
 
-	// byID remembers recent misses so that a stream of values framed
-	// with an unknown id does not ask the registry for each one.
-	misses sync.Map // id -> time.Time
+	// misses remembers ids the registry did not have (ByID), so that a
+	// stream of values framed with an unknown id does not ask it for each
+	// one; at most maxMisses, guarded by mu.
+	misses map[int]time.Time
 	// pollReads and missReads count requests to the registry (Reads).
 	pollReads, missReads atomic.Int64
 	// missMu serializes Missed refreshes; lastMiss and missErr are the
@@ -286,6 +287,17 @@ func (r *Resolver) refresh(ctx context.Context, reads *atomic.Int64) error {
 		return nil
 	}
 	r.sum, r.gen, r.loaded = sum, gen, true
+	// Forget compiled versions the registry no longer has (permanently
+	// deleted): ByID answers from the cache.
+	known := make(map[int]bool, len(vs))
+	for _, v := range vs {
+		known[v.ID] = true
+	}
+	for id := range r.cache {
+		if !known[id] {
+			delete(r.cache, id)
+		}
+	}
 	set := NewSet(vs, r.cache)
 	r.cur.Store(set)
 	for _, sub := range set.Subjects() {
@@ -363,28 +375,53 @@ const missTTL = 10 * time.Second
 // whose schema does not compile) is not asked for again for missTTL; an
 // error means the registry could not be asked.
 func (r *Resolver) ByID(id int) (*TypeVersion, error) {
-	if t, ok := r.misses.Load(id); ok && time.Since(t.(time.Time)) < missTTL {
+	r.mu.Lock()
+	tv, missed := r.cache[id], time.Since(r.misses[id]) < missTTL
+	r.mu.Unlock()
+	switch {
+	case tv != nil:
+		return tv, nil // looked up before (a soft-deleted version stays out of the Set)
+	case missed:
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r.missReads.Add(1)
 	v, err := r.src.ByID(ctx, id)
-	if errors.Is(err, registry.ErrSchemaNotFound) {
-		r.misses.Store(id, time.Now())
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, registry.ErrSchemaNotFound) {
 		return nil, fmt.Errorf("look up schema id %d: %w", id, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	tv, err := compileCached(v, r.cache)
-	if err != nil {
-		r.misses.Store(id, time.Now())
-		return nil, nil
+	if err == nil {
+		if tv, err = compileCached(v, r.cache); err == nil {
+			return tv, nil
+		}
 	}
-	return tv, nil
+	r.missed(id)
+	return nil, nil
+}
+
+// maxMisses bounds the remembered unknown ids: ids come from message
+// bytes, so a stream of random ones must not grow the map without end.
+const maxMisses = 4096
+
+// missed remembers that id is unknown. Called with mu held.
+func (r *Resolver) missed(id int) {
+	if r.misses == nil {
+		r.misses = map[int]time.Time{}
+	}
+	if len(r.misses) >= maxMisses {
+		for k, t := range r.misses {
+			if time.Since(t) >= missTTL {
+				delete(r.misses, k)
+			}
+		}
+		if len(r.misses) >= maxMisses {
+			clear(r.misses)
+		}
+	}
+	r.misses[id] = time.Now()
 }
 
 // keyHash hashes an object key (unescaped) or a member name. Equal hashes
