@@ -237,6 +237,13 @@ func (ing *Ingester) topic(ctx context.Context, topic string) (*topicState, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := lake.CheckTopic(tbl, topic); err != nil {
+		if ing.deps.Layout.Explicit(topic) {
+			return nil, err
+		}
+		ing.log.Error("topic not taken", logkey.Topic, topic, logkey.Err, err)
+		return nil, nil
+	}
 	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
 	if err != nil {
 		return nil, err

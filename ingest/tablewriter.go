@@ -288,6 +288,9 @@ func (w *tableWriter) prepare(ctx context.Context, v *schema.TypeVersion, codecs
 	if w.tbl == nil {
 		tbl, err = w.cat.EnsureTable(ctx, lake.RawTableDef(w.name, w.topic, fields, props))
 		if err == nil {
+			err = lake.CheckTopic(tbl, w.topic) // another topic's table by the same name
+		}
+		if err == nil {
 			// Created by another process first: make sure it has our columns.
 			tbl, err = w.cat.Evolve(ctx, tbl, fields, props)
 		}

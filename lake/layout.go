@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 )
 
 // Column names shared by writers and readers.
@@ -350,13 +351,14 @@ type LayoutConfig struct {
 type Layout struct {
 	cfg      LayoutConfig
 	explicit map[string]string // topic -> table
+	tables   map[string]bool   // the explicit tables and the DLQ
 	pattern  *regexp.Regexp
 	exclude  map[string]bool
 }
 
 // NewLayout validates cfg and builds the layout.
 func NewLayout(cfg LayoutConfig) (*Layout, error) {
-	l := &Layout{cfg: cfg, explicit: map[string]string{}, exclude: map[string]bool{}}
+	l := &Layout{cfg: cfg, explicit: map[string]string{}, tables: map[string]bool{cfg.DLQ: true}, exclude: map[string]bool{}}
 	if cfg.DLQ == "" {
 		return nil, errors.New("ingest.dlq_table is required")
 	}
@@ -375,6 +377,7 @@ func NewLayout(cfg LayoutConfig) (*Layout, error) {
 			return nil, fmt.Errorf("ingest.topics[%d]: table %q is already used by %s (one raw table per topic, distinct from the dead-letter table)", i, t.Table, other)
 		}
 		l.explicit[t.Topic] = t.Table
+		l.tables[t.Table] = true
 		seenTable[t.Table] = "topic " + t.Topic
 	}
 	if cfg.Pattern != "" {
@@ -396,6 +399,12 @@ func NewLayout(cfg LayoutConfig) (*Layout, error) {
 // Pattern is the regexp of topics taken by pattern (nil: none).
 func (l *Layout) Pattern() *regexp.Regexp { return l.pattern }
 
+// Explicit reports whether topic is mapped in ingest.topics.
+func (l *Layout) Explicit(topic string) bool {
+	_, ok := l.explicit[topic]
+	return ok
+}
+
 // Topics are the explicitly mapped topics.
 func (l *Layout) Topics() []TopicTable { return l.cfg.Topics }
 
@@ -405,7 +414,9 @@ func (l *Layout) DLQ() string { return l.cfg.DLQ }
 // TableFor returns the raw table of topic, and whether eventlake takes
 // the topic at all: an explicit mapping, else a topic the pattern matches
 // that is neither internal (a leading _) nor excluded, named by
-// TableName.
+// TableName unless that names an explicitly mapped table or the DLQ.
+// Two pattern topics with one name (a.b and a-b) are told apart by the
+// table's topic property (CheckTopic).
 func (l *Layout) TableFor(topic string) (string, bool) {
 	if t, ok := l.explicit[topic]; ok {
 		return t, true
@@ -414,10 +425,22 @@ func (l *Layout) TableFor(topic string) (string, bool) {
 		return "", false
 	}
 	name := TableName(topic)
-	if name == l.cfg.DLQ || !validTableName(name) {
+	if l.tables[name] || !validTableName(name) {
 		return "", false
 	}
 	return name, true
+}
+
+// CheckTopic returns an error when raw table t (nil: not created yet)
+// holds another topic than topic: one table per topic.
+func CheckTopic(t *table.Table, topic string) error {
+	if t == nil {
+		return nil
+	}
+	if held := t.Properties()[PropTopic]; held != "" && held != topic {
+		return fmt.Errorf("raw table %s holds topic %s, not %s (two topics with one table name: map one of them in ingest.topics)", t.Identifier(), held, topic)
+	}
+	return nil
 }
 
 // TableName is the raw table of a topic taken by pattern: the topic with

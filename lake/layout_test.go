@@ -1,6 +1,10 @@
 package lake
 
-import "testing"
+import (
+	"context"
+	"strings"
+	"testing"
+)
 
 func TestModelInputsDefaults(t *testing.T) {
 	var m ModelInputs
@@ -31,6 +35,7 @@ func TestLayoutTableFor(t *testing.T) {
 		"__consumer_offsets": "",
 		"_schemas":           "",
 		"dlq":                "", // would collide with the dead-letter table
+		"orders-raw":         "", // would collide with orders.created's table
 		"9lives":             "", // not a valid table name
 	} {
 		got, ok := l.TableFor(topic)
@@ -48,5 +53,24 @@ func TestLayoutTableFor(t *testing.T) {
 		if _, err := NewLayout(bad); err == nil {
 			t.Errorf("NewLayout(%+v) accepted", bad)
 		}
+	}
+}
+
+// TestCheckTopic: a raw table holds one topic; another topic whose name
+// maps to the same table is refused.
+func TestCheckTopic(t *testing.T) {
+	cat := testCatalog(t, t.TempDir())
+	tbl, err := cat.LoadTable(context.Background(), "events_raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTopic(tbl, "events"); err != nil {
+		t.Fatalf("the table's own topic: %v", err)
+	}
+	if err := CheckTopic(tbl, "events-other"); err == nil || !strings.Contains(err.Error(), "holds topic events") {
+		t.Fatalf("another topic: %v", err)
+	}
+	if err := CheckTopic(nil, "x"); err != nil {
+		t.Fatalf("no table yet: %v", err)
 	}
 }
