@@ -3,7 +3,6 @@ package schema
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/apache/iceberg-go"
 	"github.com/hamba/avro/v2"
@@ -144,9 +143,7 @@ func (c *avroCompiler) typed(t avro.Schema, col, pointer, docText string) (*leaf
 	case avro.Int:
 		l, err := c.leaf(col, pointer, colLong, iceberg.PrimitiveTypes.Int64, acceptNumber, docText)
 		if l != nil {
-			l.int32Only = true
-			_ = l.setBound(fmt.Sprint(math.MinInt32), true, false)
-			_ = l.setBound(fmt.Sprint(math.MaxInt32), false, false)
+			l.int32Only = true // the range check of int, before any bound
 		}
 		return l, err
 	case avro.Long:

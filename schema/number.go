@@ -88,25 +88,6 @@ var pow10 = func() (t [20]uint64) {
 	return t
 }()
 
-// cents returns the value scaled by 100, or why it is not a decimal(18,2).
-func (d decimal) cents() (int64, string) {
-	if d.digits == 0 {
-		return 0, ""
-	}
-	if d.exp < -2 {
-		return 0, "has more than 2 decimal places"
-	}
-	// The value has digits+exp digits before the point; cents has two more.
-	if d.overflow || d.digits+d.exp+2 > 18 {
-		return 0, "is out of range for decimal(18,2)"
-	}
-	c := int64(d.mant * pow10[d.exp+2])
-	if d.neg {
-		c = -c
-	}
-	return c, ""
-}
-
 // int64 returns the value as an int64, or why it is not one.
 func (d decimal) int64() (int64, string) {
 	if d.digits == 0 {

@@ -73,11 +73,16 @@ func openRegistryDB(dsn string) (*sql.DB, string, error) {
 // before it returns, so that the first event is checked against the
 // registry, not against nothing. Its requests to the registry are
 // counted in reg.
-func openSchemas(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (*schemas, error) {
+func openSchemas(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer) (_ *schemas, err error) {
 	var (
 		src registry.Source
 		out = &schemas{}
 	)
+	defer func() {
+		if err != nil && out.close != nil {
+			out.close() // the registry's own database
+		}
+	}()
 	if cfg.SchemaRegistry.URL != "" {
 		cl, err := registry.NewClient(cfg.SchemaRegistry)
 		if err != nil {

@@ -109,7 +109,9 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("broker.tls: cert_file and key_file go together")
 	}
-	for _, u := range c.SASLUsers {
+	for i, u := range c.SASLUsers {
+		u.Mechanism = strings.ToUpper(u.Mechanism)
+		c.SASLUsers[i].Mechanism = u.Mechanism
 		switch u.Mechanism {
 		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		default:
