@@ -471,7 +471,7 @@ const TaskSchema = "schema"
 // properties hold props (keys set to these values; other keys kept): missing
 // columns are added as optional columns (new field ids: rows written
 // before read null), a decimal column whose precision want widens is
-// widened (a legal Iceberg promotion), missing list values are appended.
+// widened (a legal Iceberg promotion).
 // It never drops, renames or narrows a column; a column whose type cannot
 // become want's is an error. Two processes evolving the same table at
 // once converge: each attempt is staged on the table as it is then, and

@@ -69,3 +69,16 @@ func cols(ev *Event, names ...string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// validJSON reports whether b is exactly one well-formed JSON value, with
+// optional surrounding whitespace. Bytes >= 0x80 are not checked.
+func validJSON(b []byte) bool {
+	var s scanner
+	s.reset(b)
+	s.skipWS()
+	if _, ok := s.value(0); !ok {
+		return false
+	}
+	s.skipWS()
+	return s.i == len(b)
+}

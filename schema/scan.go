@@ -611,19 +611,6 @@ func (s *scanner) object(depth int, fn func(k value) bool) bool {
 // noNames expects no member names: every key is scanned and checked.
 var noNames names
 
-// validJSON reports whether b is exactly one well-formed JSON value, with
-// optional surrounding whitespace. Bytes >= 0x80 are not checked.
-func validJSON(b []byte) bool {
-	var s scanner
-	s.reset(b)
-	s.skipWS()
-	if _, ok := s.value(0); !ok {
-		return false
-	}
-	s.skipWS()
-	return s.i == len(b)
-}
-
 // appendUnescaped appends the unescaped content of a well-formed string
 // (without its quotes) to dst. Like encoding/json, an unpaired surrogate
 // escape becomes U+FFFD.

@@ -153,7 +153,7 @@ func TestCrashEveryCommitter(t *testing.T) {
 	// the read model then counts every order exactly once.
 	env := []string{"EVENTLAKE_STREAMER_COMMIT_INTERVAL=200ms"}
 	for i, fp := range []string{lake.FailBeforeCommit + "/read-model=1", lake.FailAfterCommit + "/read-model=1"} {
-		l.restartDev(false, append(env, failpoint.EnvVar+"="+fp)...)
+		l.restartDev(append(env, failpoint.EnvVar+"="+fp)...)
 		// Something to commit. The process (and its embedded broker) may
 		// die while the producer sends: what was acknowledged counts.
 		cmd := th.Command(t, "produce", "--brokers", l.broker, "--rate", "2000", "--count", "200", "--seed", fmt.Sprint(seed+1+i),
@@ -161,7 +161,7 @@ func TestCrashEveryCommitter(t *testing.T) {
 		_ = cmd.Run()
 		l.awaitKilled("dev at " + fp)
 	}
-	l.restartDev(false, env...)
+	l.restartDev(env...)
 	th.Eventually(t, 60*time.Second, "the read model to count every order once", func() (bool, string) {
 		r, code := th.TrySQL(t, l.api, "SELECT (SELECT sum(order_count) FROM order_revenue_minute), (SELECT count(*) FROM orders_raw WHERE type = 'order.created')")
 		if code != 200 {
@@ -195,7 +195,7 @@ func TestCrashEveryCommitter(t *testing.T) {
 	if _, err := rcl.CreateSchema(context.Background(), "order.created", sr.Schema{Schema: v2, Type: sr.TypeJSON}); err != nil {
 		t.Fatal(err)
 	}
-	l.restartDev(false, append(env, failpoint.EnvVar+"="+lake.FailAfterCommit+"/schema=1", "EVENTLAKE_SCHEMA_REGISTRY_POLL_INTERVAL=100ms")...)
+	l.restartDev(append(env, failpoint.EnvVar+"="+lake.FailAfterCommit+"/schema=1", "EVENTLAKE_SCHEMA_REGISTRY_POLL_INTERVAL=100ms")...)
 	var lines bytes.Buffer
 	ts := now.Add(-time.Minute).Format(time.RFC3339)
 	for i := range 10 {
@@ -207,7 +207,7 @@ func TestCrashEveryCommitter(t *testing.T) {
 	}
 	l.run(nil, "produce", "--brokers", l.broker, "--rate", "0", "--file", f, "--topic", "orders.created")
 	l.awaitKilled("dev at " + lake.FailAfterCommit + "/schema=1")
-	l.restartDev(false, env...)
+	l.restartDev(env...)
 	th.Eventually(t, 60*time.Second, "v2 orders once, with their new column", func() (bool, string) {
 		r, code := th.TrySQL(t, l.api, "SELECT count(*), count(DISTINCT event_id), count(coupon) FROM orders_raw WHERE event_id LIKE 'coupon-%'")
 		if code != 200 {
@@ -293,10 +293,10 @@ func (l *maintLake) killedAt(fp string, args ...string) {
 	l.t.Logf("eventlake %s killed at %s", args[0], fp)
 }
 
-// restartDev stops the dev process (kill -9 when killed is set: it is
-// expected to kill itself at an armed failpoint) and starts it again on
-// the same data directory with env.
-func (l *maintLake) restartDev(killed bool, env ...string) {
+// restartDev stops the dev process (unless it already exited, killed at
+// an armed failpoint) and starts it again on the same data directory with
+// env.
+func (l *maintLake) restartDev(env ...string) {
 	l.t.Helper()
 	if l.dev != nil {
 		if done, _ := l.dev.Exited(); !done {
@@ -311,9 +311,6 @@ func (l *maintLake) restartDev(killed bool, env ...string) {
 		"EVENTLAKE_COMPACTOR_DISABLED=true",
 	}, append(l.env, env...)...), "dev", "--no-demo", "--config", l.config, "--data-dir", l.dir, "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	l.broker, l.api = l.dev.Ready["kafka"], "http://"+l.dev.Ready["http"]
-	if killed {
-		l.awaitKilled("dev with " + strings.Join(env, " "))
-	}
 }
 
 // awaitKilled waits for the dev process to kill itself at a failpoint.
