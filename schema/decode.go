@@ -811,7 +811,8 @@ func (d *Decoder) leaf(msg []byte, l *leaf, v value) *payloadViolation {
 		if p := l.checkScaled(decimal128.FromI64(n), num); p != "" {
 			return bad(l.pointer, p)
 		}
-		if l.enum != nil && !l.enum[strconv.FormatInt(n, 10)] {
+		var digits [20]byte // the enum lookup converts without allocating
+		if l.enum != nil && !l.enum[string(strconv.AppendInt(digits[:0], n, 10))] {
 			return bad(l.pointer, truncate(num)+" is not one of "+l.enumText)
 		}
 		out.i = n
