@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"database/sql/driver"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -193,30 +194,60 @@ func encodeMap(m *duckdb.OrderedMap) orderedObject {
 	return o
 }
 
-// jsonSize is about how many bytes v (an encodeValue result) takes as
-// JSON: exact for strings without escapes, an upper bound for numbers.
-func jsonSize(v any) int64 {
+// valueSize is about how many bytes v, a value read from DuckDB, takes in
+// an answer (as JSON after encodeValue; about as much as Postgres text):
+// exact for strings without escapes, an upper bound for numbers and
+// times. It is what query.max_answer_bytes counts, whatever the protocol.
+func valueSize(v any) int64 {
 	switch x := v.(type) {
 	case nil:
 		return 4
 	case string:
 		return int64(len(x)) + 3 // quotes and a comma
-	case json.Number:
-		return int64(len(x)) + 1
+	case []byte:
+		return int64(base64.StdEncoding.EncodedLen(len(x))) + 3
 	case bool:
 		return 6
+	case time.Time:
+		return 40
+	case duckdb.Decimal, *duckdb.Decimal, *big.Int:
+		return 44
 	case []any:
 		n := int64(2)
 		for _, e := range x {
-			n += jsonSize(e)
+			n += valueSize(e)
 		}
 		return n
 	case map[string]any:
 		n := int64(2)
 		for k, e := range x {
-			n += int64(len(k)) + 3 + jsonSize(e)
+			n += int64(len(k)) + 3 + valueSize(e)
 		}
 		return n
+	case duckdb.OrderedMap:
+		return orderedMapSize(&x)
+	case *duckdb.OrderedMap:
+		return orderedMapSize(x)
+	case duckdb.Union:
+		return valueSize(x.Value)
 	}
-	return 24 // numbers, intervals
+	return 24 // numbers, intervals, UUIDs
+}
+
+func orderedMapSize(m *duckdb.OrderedMap) int64 {
+	n := int64(2)
+	values := m.Values()
+	for i, k := range m.Keys() {
+		n += valueSize(k) + 1 + valueSize(values[i])
+	}
+	return n
+}
+
+// rowSize is valueSize of a row.
+func rowSize(row []driver.Value) int64 {
+	var n int64
+	for _, v := range row {
+		n += valueSize(v)
+	}
+	return n
 }

@@ -2,12 +2,14 @@ package query
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
@@ -24,11 +26,25 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// errorBody is the JSON body of every error answer.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
+// Status is the HTTP status of the error's answer.
+func (e *apiError) Status() int { return e.status }
+
+// Code is the error's code in the answer ("forbidden", "bad_sql" ...).
+func (e *apiError) Code() string { return e.code }
+
+// RetryAfter is how long the caller should wait before retrying; 0: no
+// advice.
+func (e *apiError) RetryAfter() time.Duration { return e.retryAfter }
+
+// asAPIError returns err as an answer.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: err.Error()}
 }
+
 
 // Handler serves the HTTP API:
 //
@@ -90,8 +106,5 @@ func (s *Service) writeError(w http.ResponseWriter, e *apiError) {
 		secs := int((e.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	b, _ := json.Marshal(errorBody{Error: e.msg, Code: e.code})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.status)
-	_, _ = w.Write(append(b, '\n'))
+	auth.WriteError(w, e.status, e.code, e.msg)
 }

@@ -225,6 +225,8 @@ type harness struct {
 	svc *Service
 	srv *httptest.Server
 	reg *prometheus.Registry
+	// token, if set, is sent with every /v1/sql request.
+	token string
 }
 
 func testLogger() *slog.Logger {
@@ -235,19 +237,31 @@ func testLogger() *slog.Logger {
 // refresh.
 func start(t testing.TB, l *testLake, mut func(*Config)) *harness {
 	t.Helper()
+	return startWith(t, l, mut, nil)
+}
+
+// startWith is start with the service's handler wrapped (wrap may be nil)
+// and Deps changed by deps.
+func startWith(t testing.TB, l *testLake, mut func(*Config), deps func(*Deps) func(http.Handler) http.Handler) *harness {
+	t.Helper()
 	cfg := Config{RefreshInterval: 20 * time.Millisecond}
 	if mut != nil {
 		mut(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	svc, err := New(cfg, Deps{Catalog: l.cat, Layout: testLayout(t), Codecs: testCodecs, Logger: testLogger(), Registry: reg, Gatherer: reg})
+	d := Deps{Catalog: l.cat, Layout: testLayout(t), Codecs: testCodecs, Logger: testLogger(), Registry: reg, Gatherer: reg}
+	wrap := func(h http.Handler) http.Handler { return h }
+	if deps != nil {
+		wrap = deps(&d)
+	}
+	svc, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	srv := httptest.NewServer(svc.Handler())
+	srv := httptest.NewServer(wrap(svc.Handler()))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -329,7 +343,15 @@ func (h *harness) post(body string) sqlResult {
 // postAs posts body to /v1/sql with the given Content-Type.
 func (h *harness) postAs(contentType, body string) sqlResult {
 	h.t.Helper()
-	resp, err := http.Post(h.srv.URL+"/v1/sql", contentType, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/v1/sql", strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if h.token != "" {
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -27,6 +28,7 @@ type generation struct {
 	id      uint64
 	tables  []*tableState // in the order of Service.specs
 	views   []view
+	byName  map[string]*view // lower-cased name -> view (DuckDB's names are case-insensitive)
 	builtAt time.Time
 	// hotVersion is the hot tables' columns version the views were built
 	// with: a hot table created or widened since makes a new generation.
@@ -159,6 +161,10 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 			}
 		}
 		gen.views = s.buildViews(gen)
+		gen.byName = make(map[string]*view, len(gen.views))
+		for i := range gen.views {
+			gen.byName[strings.ToLower(gen.views[i].name)] = &gen.views[i]
+		}
 		if err := s.validate(ctx, gen); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
@@ -39,7 +40,11 @@ type Deps struct {
 	ReadModels []string
 	// Health are the other components of the process, reported by
 	// /healthz under their names (an error makes it 503).
-	Health   map[string]func() error
+	Health map[string]func() error
+	// Policy holds the roles whose grants Query enforces for the
+	// principal of each request (auth.From); nil serves every request
+	// as admin (authentication disabled).
+	Policy   *auth.Policy
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Gatherer is served on /metrics; nil leaves /metrics out (404).

@@ -15,6 +15,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
@@ -62,47 +63,142 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, aerr)
 		return
 	}
-	verdict := checkText(req.SQL)
+	res := &SQLResponse{Rows: [][]any{}}
+	sink := func(cols, types []string) func([]driver.Value) error {
+		res.Columns, res.Types = cols, types
+		return func(vals []driver.Value) error {
+			row := make([]any, len(vals))
+			for i, v := range vals {
+				row[i] = encodeValue(v, types[i])
+			}
+			res.Rows = append(res.Rows, row)
+			return nil
+		}
+	}
+	out, err := s.Query(r.Context(), Statement{SQL: req.SQL, MaxRows: req.MaxRows, Protocol: ProtocolHTTP}, sink)
+	if err != nil {
+		s.writeError(w, asAPIError(err))
+		return
+	}
+	res.RowCount = len(res.Rows)
+	res.Truncated, res.TruncatedBy = out.TruncatedBy != "", out.TruncatedBy
+	res.SnapshotID, res.LakeOffsets, res.Offsets = out.SnapshotID, out.LakeOffsets, out.Offsets
+	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
+	s.m.rowsReturned.WithLabelValues(endpointSQL).Add(float64(res.RowCount))
+	s.writeJSON(w, http.StatusOK, res)
+}
+
+// Protocols of Statement.
+const (
+	ProtocolHTTP     = "http"
+	ProtocolPostgres = "postgres"
+)
+
+// Statement is one SQL statement to run for the principal of the context
+// (auth.From).
+type Statement struct {
+	SQL string
+	// Args bind the statement's parameters ($1, ?); /v1/sql sends none.
+	Args []any
+	// MaxRows asks for at most this many rows (0: Config.MaxRows).
+	MaxRows int
+	// Protocol is how the statement came (ProtocolHTTP ...), for the
+	// audit log.
+	Protocol string
+}
+
+// Sink receives an answer: called once with the result's column names and
+// DuckDB type names, it returns the function that takes each row (the
+// values as duckdb-go returns them, valid only during the call; an error
+// stops the statement).
+type Sink func(cols, types []string) func(row []driver.Value) error
+
+// Outcome is what Query did.
+type Outcome struct {
+	Rows  int
+	Bytes int64
+	// TruncatedBy is "rows" or "bytes" when a limit cut the answer.
+	TruncatedBy string
+	// Objects are the views, tables and read models the statement named.
+	Objects     []string
+	SnapshotID  map[string]*int64
+	Offsets     map[string]lake.Offsets
+	LakeOffsets map[string]lake.Offsets
+}
+
+// Query runs one read-only statement for the principal of ctx, within the
+// sandbox, the grants of its role, the query slots and the timeout, and
+// hands the answer to sink. Errors are the API's (Status and Code tell
+// which).
+func (s *Service) Query(ctx context.Context, st Statement, sink Sink) (*Outcome, error) {
+	role, aerr := s.role(ctx)
+	if aerr != nil {
+		return nil, aerr
+	}
+	verdict := checkText(st.SQL)
 	if verdict.err != nil {
 		reason := rejectRequest
 		if verdict.err.code == codeReadOnly {
 			reason = rejectReadOnly
 		}
 		s.m.rejected.WithLabelValues(reason).Inc()
-		s.writeError(w, verdict.err)
-		return
+		return nil, verdict.err
 	}
 	maxRows := s.cfg.MaxRows
-	if req.MaxRows > 0 {
-		maxRows = req.MaxRows
+	if st.MaxRows > 0 {
+		maxRows = min(st.MaxRows, s.cfg.MaxRows)
 	}
-	qc, _, aerr := s.acquire(r.Context())
+	qc, _, aerr := s.acquire(ctx)
 	if aerr != nil {
-		s.writeError(w, aerr)
-		return
+		return nil, aerr
 	}
 	defer s.release(qc)
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
-	res, used, err := s.runSQL(ctx, qc, verdict, maxRows)
+	out, used, err := s.runSQL(qctx, qc, role, verdict, st.Args, maxRows, sink)
 	if err != nil {
-		aerr := s.classify(ctx, err)
-		if aerr.code == codeReadOnly {
+		aerr := s.classify(qctx, err)
+		if aerr.code == codeReadOnly || aerr.code == codeForbidden {
 			s.m.rejected.WithLabelValues(rejectReadOnly).Inc()
 		}
 		if aerr.status >= 500 && aerr.code != codeTimeout && aerr.code != codeUnavailable {
-			s.log.Error("run query", logkey.RequestID, httpmw.IDFrom(r.Context()), logkey.Err, err)
+			s.log.Error("run query", logkey.RequestID, httpmw.IDFrom(ctx), logkey.Err, err)
 		}
-		s.writeError(w, aerr)
-		return
+		return out, aerr
 	}
-	res.SnapshotID = used.snapshotIDs()
-	res.LakeOffsets = used.offsets()
-	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	s.m.rowsReturned.WithLabelValues(endpointSQL).Add(float64(res.RowCount))
-	s.writeJSON(w, http.StatusOK, res)
+	out.SnapshotID = used.snapshotIDs()
+	out.LakeOffsets = used.offsets()
+	return out, nil
 }
+
+// role is the role of ctx's principal; admin when the service has no
+// policy (authorization is the front ends' choice).
+func (s *Service) role(ctx context.Context) (*auth.Role, *apiError) {
+	if s.deps.Policy == nil {
+		r, _ := adminPolicy.Role(auth.RoleAdmin)
+		return r, nil
+	}
+	p, ok := auth.From(ctx)
+	if !ok {
+		return nil, &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated, msg: "the request carries no token"}
+	}
+	r, ok := s.deps.Policy.Role(p.Role)
+	if !ok {
+		return nil, &apiError{status: http.StatusForbidden, code: codeForbidden,
+			msg: fmt.Sprintf("token %q has role %q, which is not configured (auth.roles)", p.Name, p.Role)}
+	}
+	return r, nil
+}
+
+// adminPolicy holds the built-in roles, for a service without a policy.
+var adminPolicy = func() *auth.Policy {
+	p, err := auth.NewPolicy(auth.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 func (s *Service) decodeSQLRequest(w http.ResponseWriter, r *http.Request) (SQLRequest, *apiError) {
 	var req SQLRequest
@@ -220,9 +316,9 @@ func stmtTypeName(t duckdb.StmtType) string {
 // invisible to the transaction (DuckDB's MVCC snapshot). The query and the
 // hot watermarks it reports see the same hot rows, whatever the hot tier
 // appends meanwhile.
-func (s *Service) runSQL(ctx context.Context, qc *qconn, v guardVerdict, maxRows int) (*SQLResponse, *generation, error) {
+func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guardVerdict, args []any, maxRows int, sink Sink) (*Outcome, *generation, error) {
 	var (
-		res *SQLResponse
+		out = &Outcome{}
 		gen *generation
 	)
 	err := qc.c.Raw(func(dc any) error {
@@ -235,11 +331,15 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, v guardVerdict, maxRows
 		}
 		gen = s.gen.Load()
 		err := s.syncViewsRaw(ctx, conn, qc, gen)
+		body := v.body
 		if err == nil {
-			res, err = execute(ctx, conn, v, maxRows, s.cfg.MaxAnswerBytes)
+			body, err = s.authorize(ctx, conn, role, gen, v, out)
 		}
 		if err == nil {
-			res.Offsets, err = readWatermarks(ctx, conn, gen)
+			err = execute(ctx, conn, v, body, args, maxRows, s.cfg.MaxAnswerBytes, sink, out)
+		}
+		if err == nil {
+			out.Offsets, err = readWatermarks(ctx, conn, gen)
 		}
 		if err != nil {
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
@@ -252,7 +352,40 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, v guardVerdict, maxRows
 		}
 		return nil
 	})
-	return res, gen, err
+	return out, gen, err
+}
+
+// authorize checks what the statement reads against role (authz.go),
+// records it in out, and returns the text to run: the statement, under
+// the WITH clause of the role's masks and filters.
+func (s *Service) authorize(ctx context.Context, conn *duckdb.Conn, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (string, error) {
+	tree, err := parseTree(ctx, conn, v.body)
+	if err != nil {
+		var pe *parseError
+		switch {
+		case !errors.As(err, &pe):
+			return "", err
+		case role.Admin:
+			return v.body, nil // EXPLAIN, PIVOT ...: DuckDB decides
+		case pe.kind == "not implemented":
+			return "", &statementError{api: &apiError{status: http.StatusForbidden, code: codeForbidden,
+				msg: fmt.Sprintf("role %q may run SELECT statements only (DuckDB cannot show what this one reads): %s", role.Name, pe.msg)}}
+		}
+		return "", &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL, msg: "Parser Error: " + pe.msg}}
+	}
+	r := checkReads(tree, role, gen.byName)
+	out.Objects = r.objects
+	if r.denied != nil {
+		return "", &statementError{api: r.denied}
+	}
+	if role.Admin {
+		return v.body, nil
+	}
+	with := restrictions(role, r.objects, gen.byName)
+	if with == "" {
+		return v.body, nil
+	}
+	return with + "SELECT * FROM (\n" + v.body + "\n)", nil
 }
 
 // syncViewsRaw is syncViews on the raw connection (inside the query's
@@ -287,38 +420,43 @@ func prepare(conn *duckdb.Conn, text string) (*duckdb.Stmt, error) {
 	return st, nil
 }
 
-func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int, maxBytes int64) (*SQLResponse, error) {
-	st, err := prepare(conn, v.body)
+// execute runs body (v's statement, or what authorize made of it) and
+// hands its rows to sink, stopping after maxRows rows or maxBytes bytes.
+func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string, args []any, maxRows int, maxBytes int64, sink Sink, out *Outcome) error {
+	st, err := prepare(conn, body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkStatementType(st); err != nil {
 		_ = st.Close()
-		return nil, err
+		return err
 	}
-	if st.NumInput() > 0 {
+	if in := st.NumInput(); in != len(args) {
 		_ = st.Close()
-		return nil, &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL,
-			msg: "the statement has parameters ($1, ?), which /v1/sql does not bind; write the values into the SQL"}}
+		msg := fmt.Sprintf("the statement has %d parameters and %d values were given", in, len(args))
+		if len(args) == 0 {
+			msg = "the statement has parameters ($1, ?), which /v1/sql does not bind; write the values into the SQL"
+		}
+		return &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL, msg: msg}}
 	}
 	n, err := st.ColumnCount()
 	if err != nil {
 		_ = st.Close()
-		return nil, fmt.Errorf("read result columns: %w", err)
+		return fmt.Errorf("read result columns: %w", err)
 	}
-	names := make([]string, n)
-	for i := range names {
-		if names[i], err = st.ColumnName(i); err != nil {
-			_ = st.Close()
-			return nil, fmt.Errorf("read result columns: %w", err)
-		}
+	// The names are the statement's own: wrapping it in a SELECT * (for
+	// masks or the row limit) renames duplicates (a, a_1).
+	names, err := columnNames(conn, st, v.body, body)
+	if err != nil {
+		_ = st.Close()
+		return err
 	}
 	t, _ := st.StatementType()
 	if t == duckdb.STATEMENT_TYPE_SELECT && !v.explain {
 		// Let DuckDB stop after maxRows+1 rows: duckdb-go materializes
 		// results, and a SELECT * over the lake must not. DuckDB keeps
 		// the order of an ordered subquery under a LIMIT.
-		limited := "SELECT * FROM (\n" + v.body + "\n) LIMIT " + strconv.Itoa(maxRows+1)
+		limited := "SELECT * FROM (\n" + body + "\n) LIMIT " + strconv.Itoa(maxRows+1)
 		if lst, lerr := prepare(conn, limited); lerr == nil {
 			if cols, _ := lst.ColumnCount(); cols == n {
 				_ = st.Close()
@@ -329,51 +467,78 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, maxRows int
 		}
 	}
 	defer st.Close()
-	dr, err := st.QueryContext(ctx, nil)
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	dr, err := st.QueryContext(ctx, named)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rows := dr.(interface {
 		driver.Rows
 		driver.RowsColumnTypeDatabaseTypeName
 	})
 	defer rows.Close()
-	res := &SQLResponse{Columns: names, Types: make([]string, n), Rows: [][]any{}}
-	for i := range res.Types {
-		res.Types[i] = rows.ColumnTypeDatabaseTypeName(i)
+	types := make([]string, n)
+	for i := range types {
+		types[i] = rows.ColumnTypeDatabaseTypeName(i)
 	}
+	add := sink(names, types)
 	dest := make([]driver.Value, n)
-	var size int64 // the answer's rows, as JSON (about)
-	for len(res.Rows) <= maxRows {
+	for out.Rows <= maxRows {
 		if err := rows.Next(dest); err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, err
+			return err
 		}
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if out.Rows == maxRows {
+			// One row past the limit: the answer is cut by rows.
+			out.TruncatedBy = "rows"
+			break
+		}
+		size := rowSize(dest)
+		if out.Bytes+size > maxBytes {
+			// The row that crosses the cap is left out, and so is the
+			// rest: an answer never holds more than the cap.
+			out.TruncatedBy = "bytes"
+			break
+		}
+		if err := add(dest); err != nil {
+			return err
+		}
+		out.Bytes += size
+		out.Rows++
+	}
+	return nil
+}
+
+// columnNames are the result columns of text, prepared as st when it is
+// what runs, else prepared again (it never runs).
+func columnNames(conn *duckdb.Conn, st *duckdb.Stmt, text, ran string) ([]string, error) {
+	if text != ran {
+		own, err := prepare(conn, text)
+		if err != nil {
 			return nil, err
 		}
-		if len(res.Rows) == maxRows {
-			// One row past the limit: the answer is cut by rows.
-			res.Truncated, res.TruncatedBy = true, "rows"
-			break
-		}
-		row := make([]any, n)
-		for i, val := range dest {
-			row[i] = encodeValue(val, res.Types[i])
-			size += jsonSize(row[i])
-		}
-		if size > maxBytes {
-			// The row that crosses the cap is left out, and so is the rest:
-			// an answer never holds more than the cap of rows.
-			res.Truncated, res.TruncatedBy = true, "bytes"
-			break
-		}
-		res.Rows = append(res.Rows, row)
+		defer own.Close()
+		st = own
 	}
-	res.RowCount = len(res.Rows)
-	return res, nil
+	n, err := st.ColumnCount()
+	if err != nil {
+		return nil, fmt.Errorf("read result columns: %w", err)
+	}
+	names := make([]string, n)
+	for i := range names {
+		if names[i], err = st.ColumnName(i); err != nil {
+			return nil, fmt.Errorf("read result columns: %w", err)
+		}
+	}
+	return names, nil
 }
 
 // classify turns an error of preparing or running a query into an answer.

@@ -214,20 +214,21 @@ type guardVerdict struct {
 
 // Error codes of the JSON API.
 const (
-	codeBadSQL      = "bad_sql"
-	codeMultiple    = "multiple_statements"
-	codeReadOnly    = "read_only"
-	codeForbidden   = "forbidden"
-	codeBadRequest  = "bad_request"
-	codeMediaType   = "unsupported_media_type"
-	codeTimeout     = "timeout"
-	codeBusy        = "busy"
-	codeNotReady    = "not_ready"
-	codeUnavailable = "table_unavailable"
-	codeOutOfMemory = "out_of_memory"
-	codeInternal    = "internal"
-	codeCanceled    = "canceled"
-	codeNotFound    = "not_found"
+	codeBadSQL          = "bad_sql"
+	codeMultiple        = "multiple_statements"
+	codeReadOnly        = "read_only"
+	codeForbidden       = "forbidden"
+	codeUnauthenticated = "unauthenticated"
+	codeBadRequest      = "bad_request"
+	codeMediaType       = "unsupported_media_type"
+	codeTimeout         = "timeout"
+	codeBusy            = "busy"
+	codeNotReady        = "not_ready"
+	codeUnavailable     = "table_unavailable"
+	codeOutOfMemory     = "out_of_memory"
+	codeInternal        = "internal"
+	codeCanceled        = "canceled"
+	codeNotFound        = "not_found"
 )
 
 func readOnlyError(what string) *apiError {

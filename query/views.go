@@ -152,7 +152,8 @@ var (
 // view is one view of a generation.
 type view struct {
 	name string
-	sql  string // the SELECT the view stands for
+	sql  string   // the SELECT the view stands for
+	cols []column // its columns (masks are applied by name and type)
 }
 
 func (v view) create() string {
@@ -213,7 +214,7 @@ func (s *Service) buildViews(gen *generation) []view {
 	holders := map[string][]*tableState{} // event type -> raw tables that hold it
 	taken := map[string]bool{}
 	for _, st := range gen.tables {
-		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name])})
+		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name]), cols: st.columns})
 		taken[strings.ToLower(st.spec.name)] = true
 		switch {
 		case st.spec.readModel:
@@ -226,7 +227,7 @@ func (s *Service) buildViews(gen *generation) []view {
 			}
 		}
 	}
-	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, "")})
+	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns})
 	taken[ViewEvents] = true
 	typeView := func(name, typ string) {
 		if taken[strings.ToLower(name)] {
@@ -234,7 +235,7 @@ func (s *Service) buildViews(gen *generation) []view {
 		}
 		taken[strings.ToLower(name)] = true
 		cols := append(append(slices.Clone(typeHead), s.typeColumns(typ, holders[typ])...), typeTail...)
-		views = append(views, view{name: name, sql: unionOf(cols, holders[typ],
+		views = append(views, view{name: name, cols: cols, sql: unionOf(cols, holders[typ],
 			" WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(typ))})
 	}
 	aliases := slices.Sorted(maps.Keys(s.cfg.TypeViews))
@@ -245,7 +246,7 @@ func (s *Service) buildViews(gen *generation) []view {
 		typeView(lake.TableName(typ), typ)
 	}
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
-		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name)})
+		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name), cols: dlq.columns})
 	}
 	return views
 }

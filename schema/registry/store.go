@@ -5,23 +5,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/hamba/avro/v2"
-	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/eventlake/eventlake/internal/sqldb"
 )
 
 // SQL dialects of the catalog database (the same names as the catalog
 // types).
 const (
-	DialectSQLite   = "sqlite"
-	DialectPostgres = "postgres"
+	DialectSQLite   = sqldb.SQLite
+	DialectPostgres = sqldb.Postgres
 )
 
 // Version numbers with a special meaning.
@@ -133,76 +129,12 @@ func (s *Store) createTables(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// q rewrites ? placeholders for PostgreSQL ($1, $2, ...). The queries of
-// this file have no ? inside literals.
-func (s *Store) q(query string) string {
-	if s.dialect != DialectPostgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// q rewrites ? placeholders for the dialect.
+func (s *Store) q(query string) string { return sqldb.Rebind(s.dialect, query) }
 
-// retryable reports errors that go away when the transaction is retried:
-// lock contention and conflicts between processes.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", // serialization_failure
-			"40P01", // deadlock_detected
-			"55P03", // lock_not_available
-			"23505", // unique_violation (tables created concurrently)
-			"42P07": // duplicate_table
-			return true
-		}
-		return false
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return true
-		}
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return true
-		}
-	}
-	return false
-}
-
-const maxAttempts = 12
-
-// retry runs fn until it succeeds, fails with an error that is not
-// retryable, or maxAttempts ran, with jittered exponential backoff.
+// retry retries fn while it loses to other processes (sqldb.Retry).
 func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
-	wait := 5 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil || !retryable(err) || attempt == maxAttempts {
-			if err != nil && retryable(err) {
-				return fmt.Errorf("still conflicting after %d attempts: %w", attempt, err)
-			}
-			return err
-		}
-		d := wait/2 + rand.N(wait)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (while retrying after: %v)", ctx.Err(), err)
-		case <-time.After(d):
-		}
-		wait = min(2*wait, time.Second)
-	}
+	return sqldb.Retry(ctx, fn)
 }
 
 // errRollback makes write roll back without an error: nothing changed.
