@@ -45,7 +45,6 @@ func asAPIError(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: err.Error()}
 }
 
-
 // Handler serves the HTTP API:
 //
 //	POST /v1/sql                           run one read-only statement
