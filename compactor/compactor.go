@@ -371,3 +371,6 @@ func (c *Compactor) runTask(ctx context.Context, task string, t Table, dry bool)
 }
 
 func (c *Compactor) policy(name string) TablePolicy { return c.cfg.Tables[name] }
+
+// Catalog is the catalog the compactor maintains.
+func (c *Compactor) Catalog() *lake.Catalog { return c.deps.Catalog }

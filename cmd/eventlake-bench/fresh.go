@@ -52,7 +52,7 @@ func benchFreshness(bin, dir string, samples int) ([]result, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(sctx, http.MethodGet, base+"/v1/stream/order_revenue_minute", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: authTransport{}}).Do(req)
 	if err != nil {
 		return nil, err
 	}

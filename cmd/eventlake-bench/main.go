@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -140,6 +141,24 @@ type proc struct {
 }
 
 func start(bin string, env []string, args ...string) (*proc, error) {
+	// A query service takes tokens: the bench reads as admin, with a
+	// token created in the same catalog (dev makes its own).
+	var token string
+	if len(args) > 0 && args[0] == "query" && !slices.Contains(env, "EVENTLAKE_AUTH_DISABLED=true") {
+		targs := []string{"token", "create", "--name", fmt.Sprintf("bench-%d", time.Now().UnixNano()), "--role", "admin"}
+		for i := 1; i+1 < len(args); i++ {
+			if args[i] == "--data-dir" || args[i] == "--config" {
+				targs = append(targs, args[i], args[i+1])
+			}
+		}
+		tc := exec.Command(bin, targs...)
+		tc.Env = append(os.Environ(), env...)
+		out, err := tc.Output()
+		if err != nil {
+			return nil, fmt.Errorf("create a token: %w", err)
+		}
+		token = strings.TrimSpace(string(out))
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
@@ -174,6 +193,16 @@ func start(bin string, env []string, args ...string) (*proc, error) {
 	go func() { err := cmd.Wait(); pw.Close(); p.done <- err }()
 	select {
 	case p.ready = <-readyc:
+		if f := p.ready["admin_token_file"]; f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		if token != "" {
+			tokens.Store(p.ready["http"], token)
+		}
 		return p, nil
 	case err := <-p.done:
 		return nil, fmt.Errorf("%s exited before ready: %v", args[0], err)
@@ -644,7 +673,21 @@ const benchNotes = `
 
 // client bounds every benchmark request: a stuck service fails the run
 // instead of hanging it.
-var client = &http.Client{Timeout: 2 * time.Minute}
+var client = &http.Client{Timeout: 2 * time.Minute, Transport: authTransport{}}
+
+// tokens are the bench's tokens by API address (host:port).
+var tokens sync.Map
+
+// authTransport sends the token of the API a request goes to.
+type authTransport struct{}
+
+func (authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if tok, ok := tokens.Load(req.URL.Host); ok && req.Header.Get("Authorization") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
 
 // humanCount writes 10000000 as 10M and 300000 as 300k.
 func humanCount(n int) string {

@@ -155,8 +155,15 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 		httpAddr = ln.Addr().String()
+		acc, err := openAccess(ctx, cfg, c.Catalog(), log, httpAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer acc.close()
+		g.Go(func() error { return acc.run(gctx) })
 		g.Go(func() error {
-			return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, reg, func() error { return nil }), log)
+			return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, func() error { return nil }), log)
 		})
 	}
 	g.Go(func() error { return c.Run(gctx) })

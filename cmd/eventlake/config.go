@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/compactor"
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/broker"
@@ -46,6 +47,8 @@ type Config struct {
 	ReadModels lake.ModelInputs `yaml:"read_models"`
 
 	Compactor compactor.Config `yaml:"compactor"`
+	// Auth is who may call the query service and what each role reads.
+	Auth auth.Config `yaml:"auth"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -210,7 +213,7 @@ func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *que
 // apiHandler serves the query service, with the hot tier's endpoints in
 // front when it runs and the schema registry's API at its root paths when
 // the registry is the built-in one.
-func apiHandler(hc HTTPConfig, qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
+func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	if sr != nil {
 		for _, p := range registry.Paths() {
@@ -220,7 +223,7 @@ func apiHandler(hc HTTPConfig, qs *query.Service, st *streamer.Streamer, sr http
 	if st == nil {
 		mux.Handle("/", qs.Handler())
 		addPprof(hc, mux)
-		return mux
+		return acc.protect(mux)
 	}
 	sh := st.Handler()
 	for _, p := range []string{"GET /v1/metrics/order_revenue_minute", "GET /v1/stream/order_revenue_minute", "GET /v1/windows", "GET /v1/products"} {
@@ -228,5 +231,5 @@ func apiHandler(hc HTTPConfig, qs *query.Service, st *streamer.Streamer, sr http
 	}
 	mux.Handle("/", qs.Handler())
 	addPprof(hc, mux)
-	return mux
+	return acc.protect(mux)
 }

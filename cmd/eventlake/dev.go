@@ -137,10 +137,21 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
+	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer acc.close()
+	tokenFile, err := ensureDevAdminToken(ctx, acc, cfg.DataDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	health := map[string]func() error{"ingest": ing.Ready}
 	qs, err := query.New(cfg.Query, query.Deps{
 		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
-		Logger: log, Registry: reg, Gatherer: reg,
+		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy,
 	})
 	if err != nil {
 		ln.Close()
@@ -166,16 +177,17 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return acc.run(gctx) })
 	g.Go(func() error { return maint.run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, qs, st, sch.api), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}
 	log.Info("ready", logkey.Component, "dev", "kafka", b.Addr(), "http", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "demo", !*noDemo)
+		"data_dir", cfg.DataDir, "demo", !*noDemo, "admin_token_file", tokenFile)
 	return g.Wait()
 }
 

@@ -142,8 +142,9 @@ func addPprof(hc HTTPConfig, mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
-// opsMux serves /metrics and /healthz for roles without the query API.
-func opsMux(hc HTTPConfig, g prometheus.Gatherer, healthy func() error) http.Handler {
+// opsMux serves /metrics and /healthz for roles without the query API,
+// behind acc (pprof is for admins).
+func opsMux(hc HTTPConfig, acc *access, g prometheus.Gatherer, healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	addPprof(hc, mux)
@@ -156,5 +157,5 @@ func opsMux(hc HTTPConfig, g prometheus.Gatherer, healthy func() error) http.Han
 		}
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	return mux
+	return acc.protect(mux)
 }

@@ -73,7 +73,14 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 		httpAddr = ln.Addr().String()
-		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, reg, ing.Ready), log) })
+		acc, err := openAccess(ctx, cfg, cat, log, httpAddr)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer acc.close()
+		g.Go(func() error { return acc.run(gctx) })
+		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, ing.Ready), log) })
 	}
 	g.Go(func() error { return ing.Run(gctx) })
 	log.Info("ready", logkey.Component, "ingest", "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)

@@ -69,14 +69,21 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	}
 	defer sch.Close()
 	var st *streamer.Streamer
-	health := map[string]func() error{}
-	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg})
+	ln, err := listen(cfg.HTTP, log)
 	if err != nil {
 		return err
 	}
-	ln, err := listen(cfg.HTTP, log)
+	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String())
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer acc.close()
+	health := map[string]func() error{}
+	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
+		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy})
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	if !cfg.Streamer.Disabled {
@@ -95,10 +102,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
+	g.Go(func() error { return acc.run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, qs, st, sch.api), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

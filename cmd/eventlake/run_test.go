@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/config"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // TestExampleConfig keeps infra/config/eventlake.example.yaml in step with
@@ -72,15 +75,71 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// TestPprofOnlyWhenEnabled: /debug/pprof/ is served only with http.pprof.
+// TestPprofOnlyWhenEnabled: /debug/pprof/ is served only with
+// http.pprof, and then to admins only.
 func TestPprofOnlyWhenEnabled(t *testing.T) {
+	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	for _, on := range []bool{false, true} {
-		h := opsMux(HTTPConfig{Pprof: on}, reg, func() error { return nil })
+	cfg := &Config{}
+	cfg.Catalog.Defaults(t.TempDir())
+	cat, err := lake.Open(ctx, cfg.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	acc, err := openAccess(ctx, cfg, cat, slog.New(slog.DiscardHandler), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.close()
+	admin, err := acc.store.Create(ctx, "root", auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	analyst, err := acc.store.Create(ctx, "ana", auth.RoleAnalyst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		on    bool
+		token string
+		want  int
+	}{
+		{false, admin, http.StatusNotFound},
+		{true, "", http.StatusUnauthorized},
+		{true, analyst, http.StatusForbidden},
+		{true, admin, http.StatusOK},
+	} {
+		h := opsMux(HTTPConfig{Pprof: c.on}, acc, reg, func() error { return nil })
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil))
-		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
-			t.Fatalf("http.pprof %v: GET /debug/pprof/cmdline answered %d, want %d", on, rec.Code, want)
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Fatalf("http.pprof %v, token %.8s: GET /debug/pprof/cmdline answered %d, want %d", c.on, c.token, rec.Code, c.want)
+		}
+	}
+	// Health and metrics stay open.
+	h := opsMux(HTTPConfig{}, acc, reg, func() error { return nil })
+	for _, path := range []string{"/healthz", "/metrics"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s without a token: %d", path, rec.Code)
+		}
+	}
+}
+
+// TestAuthDisabledOnlyOnLoopback: auth.disabled refuses to start on a
+// listener others can reach, and says why.
+func TestAuthDisabledOnlyOnLoopback(t *testing.T) {
+	cfg := &Config{Auth: auth.Config{Disabled: true}}
+	for addr, ok := range map[string]bool{"127.0.0.1:8080": true, "[::1]:80": true, "localhost:1": true, ":8080": false, "0.0.0.0:8080": false, "10.0.0.1:5433": false} {
+		_, err := openAccess(context.Background(), cfg, nil, slog.New(slog.DiscardHandler), addr)
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "loopback")) {
+			t.Errorf("%s: %v", addr, err)
 		}
 	}
 }

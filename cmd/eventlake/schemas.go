@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,18 +51,7 @@ func openStage(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Lo
 
 // openRegistryDB opens schema_registry.database.
 func openRegistryDB(dsn string) (*sql.DB, string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			return nil, "", fmt.Errorf("open schema_registry.database %s: %w", lake.RedactURI(dsn), err)
-		}
-		return db, lake.DialectPostgres, nil
-	}
-	db, err := sql.Open("sqlite", lake.SQLiteDSN(dsn))
-	if err != nil {
-		return nil, "", fmt.Errorf("open schema_registry.database %s: %w", dsn, err)
-	}
-	return db, lake.DialectSQLite, nil
+	return openSQLDB("schema_registry.database", dsn)
 }
 
 // openSchemas opens the registry of schema_registry: the built-in one in

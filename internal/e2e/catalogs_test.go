@@ -50,8 +50,10 @@ func TestCatalogsEndToEnd(t *testing.T) {
 
 			// The query service with its hot tier, which also commits the
 			// read models to the same catalog and warehouse.
+			tok := th.CreateToken(t, l.catEnv, "e2e", "analyst", "--data-dir", filepath.Join(l.dir, "data"))
 			q := th.Start(t, "query", append(l.catEnv, "EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms"), "query",
 				"--data-dir", filepath.Join(l.dir, "data"), "--http", "127.0.0.1:0", "--brokers", l.addr, "--commit-read-models")
+			th.SetToken(q.Ready["http"], tok)
 			base := "http://" + q.Ready["http"]
 			want := l.truth()
 			th.Eventually(t, 60*time.Second, "query service to see every event", func() (bool, string) {

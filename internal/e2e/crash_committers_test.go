@@ -183,7 +183,7 @@ func TestCrashEveryCommitter(t *testing.T) {
 	// A schema change committed by ingest: order.created v2 adds a
 	// property; the dev process is killed right after ingest commits the
 	// new column, and its events land exactly once after a restart.
-	rcl, err := sr.NewClient(sr.URLs(l.api))
+	rcl, err := sr.NewClient(sr.URLs(l.api), sr.BearerToken(th.Token(l.api)))
 	if err != nil {
 		t.Fatal(err)
 	}

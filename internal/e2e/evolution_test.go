@@ -72,7 +72,7 @@ func TestSchemaEvolution(t *testing.T) {
 	broker, api := dev.Ready["kafka"], "http://"+dev.Ready["http"]
 	ctx := context.Background()
 
-	rcl, err := sr.NewClient(sr.URLs(api))
+	rcl, err := sr.NewClient(sr.URLs(api), sr.BearerToken(th.Token(api)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -326,6 +326,7 @@ func askJSON(t *testing.T, method, url string, body []byte, v any) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	th.Authorize(req)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

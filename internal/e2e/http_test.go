@@ -36,6 +36,7 @@ func TestHTTPLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		th.Authorize(req)
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}

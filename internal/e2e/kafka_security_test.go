@@ -79,8 +79,10 @@ func TestKafkaSASLAndTLS(t *testing.T) {
 	}
 	lakeDir := filepath.Join(dir, "lake")
 	ing := th.Start(t, "ingest", []string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=200ms"}, "ingest", "--config", good, "--brokers", addr, "--data-dir", lakeDir, "--http", "127.0.0.1:0")
+	tok := th.CreateToken(t, nil, "e2e", "analyst", "--config", good, "--data-dir", lakeDir)
 	q := th.Start(t, "query", []string{"EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms"}, "query", "--config", good, "--brokers", addr,
 		"--data-dir", lakeDir, "--http", "127.0.0.1:0")
+	th.SetToken(q.Ready["http"], tok)
 	api := "http://" + q.Ready["http"]
 	th.Eventually(t, 60*time.Second, "every produced event in the lake", func() (bool, string) {
 		res, status := th.TrySQL(t, api, "SELECT count(*), count(DISTINCT event_id) FROM events")

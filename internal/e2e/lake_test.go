@@ -11,6 +11,7 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
+	th "github.com/eventlake/eventlake/internal/testharness"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -95,7 +96,12 @@ func tableRowCount(t *testing.T, cat *lake.Catalog, name string) int64 {
 
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th.Authorize(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,9 +56,11 @@ func TestRegistrySharedAcrossProcesses(t *testing.T) {
 		env := append(slices.Clone(l.catEnv), "EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms", "EVENTLAKE_SCHEMA_REGISTRY_POLL_INTERVAL=200ms")
 		return th.Start(t, "query", env, "query", "--data-dir", filepath.Join(l.dir, "data"), "--http", qAddr, "--brokers", l.addr)
 	}
+	tok := th.CreateToken(t, l.catEnv, "schema-admin", "admin", "--data-dir", filepath.Join(l.dir, "data"))
+	th.SetToken(qAddr, tok)
 	q := startQuery()
 	api := "http://" + qAddr
-	rcl, err := sr.NewClient(sr.URLs(api))
+	rcl, err := sr.NewClient(sr.URLs(api), sr.BasicAuth("schema-admin", tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestRegistrySharedAcrossProcesses(t *testing.T) {
 	common := []string{"EVENTLAKE_SCHEMA_REGISTRY_POLL_INTERVAL=200ms", "EVENTLAKE_INGEST_TOPIC_REFRESH=500ms"}
 	l.startIngest("a", false, append(common, "EVENTLAKE_INGEST_GROUP=returns-a", `EVENTLAKE_INGEST_TOPIC_PATTERN=^returns\.a$`)...)
 	b := l.startIngest("b", false, append(common, "EVENTLAKE_INGEST_GROUP=returns-b", `EVENTLAKE_INGEST_TOPIC_PATTERN=^returns\.b$`,
-		"EVENTLAKE_SCHEMA_REGISTRY_URL="+api)...)
+		"EVENTLAKE_SCHEMA_REGISTRY_URL="+api, "EVENTLAKE_SCHEMA_REGISTRY_BEARER_TOKEN="+tok)...)
 
 	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
 	produced := map[string]int{}

@@ -29,6 +29,7 @@ type sseUpdate struct {
 func sseClient(t *testing.T, ctx context.Context, url, lastID string) <-chan sseUpdate {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	th.Authorize(req)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -77,7 +78,9 @@ func TestLivePush(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	th.Eventually(t, 30*time.Second, "hot tier ready", func() (bool, string) {
-		resp, err := http.Get(api + "/v1/metrics/order_revenue_minute?from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z")
+		req, _ := http.NewRequest(http.MethodGet, api+"/v1/metrics/order_revenue_minute?from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z", nil)
+		th.Authorize(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,6 +176,13 @@ func (p *Proc) WaitReady(d time.Duration) {
 	select {
 	case kv := <-p.readyCh:
 		p.Ready = kv
+		if f := kv["admin_token_file"]; f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				p.t.Fatalf("%s: read its admin token: %v", p.name, err)
+			}
+			SetToken(kv["http"], strings.TrimSpace(string(b)))
+		}
 	case <-p.done:
 		p.t.Fatalf("%s exited before ready: %v\n%s", p.name, p.err, tail(p.log.String(), 8<<10))
 	case <-time.After(d):
@@ -282,6 +290,7 @@ func TrySQL(t testing.TB, baseURL, sql string) (SQLResult, int) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/sql", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	Authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /v1/sql: %v", err)
@@ -300,7 +309,12 @@ func TrySQL(t testing.TB, baseURL, sql string) (SQLResult, int) {
 // HTTP status.
 func GetJSON(t testing.TB, url string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Authorize(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -329,4 +343,45 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() (bool, s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// tokens are the tokens the tests call each API with, by host:port.
+var tokens sync.Map
+
+// SetToken makes the helpers (and Authorize) send token to the API at
+// addr (host:port).
+func SetToken(addr, token string) { tokens.Store(addr, token) }
+
+// Authorize adds the bearer token registered for req's host, if any: the
+// admin token of an `eventlake dev` (read from the file its ready line
+// names), or one SetToken registered.
+func Authorize(req *http.Request) {
+	if tok, ok := tokens.Load(req.URL.Host); ok && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+}
+
+// CreateToken runs `eventlake token create` with args (the catalog's
+// flags: --data-dir, --config) and env, and returns the token.
+func CreateToken(t testing.TB, env []string, name, role string, args ...string) string {
+	t.Helper()
+	cmd := Command(t, append([]string{"token", "create", "--name", name, "--role", role}, args...)...)
+	cmd.Env = append(cmd.Env, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("eventlake token create %s: %v\n%s", name, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Token is the token registered for addr (host:port, or a URL with it).
+func Token(addr string) string {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	tok, _ := tokens.Load(addr)
+	s, _ := tok.(string)
+	return s
 }

@@ -42,6 +42,22 @@ func Paths() []string {
 	return []string{"/subjects", "/subjects/", "/schemas", "/schemas/", "/config", "/config/", "/compatibility/"}
 }
 
+// IsWrite reports whether a request of the API changes the registry:
+// registering a version, changing a compatibility level, deleting.
+// Lookups (POST /subjects/{subject}) and compatibility checks (POST
+// /compatibility/...) only read.
+func IsWrite(method, path string) bool {
+	switch method {
+	case http.MethodDelete:
+		return true
+	case http.MethodPut:
+		return strings.HasPrefix(path, "/config")
+	case http.MethodPost:
+		return strings.HasPrefix(path, "/subjects/") && strings.HasSuffix(strings.TrimSuffix(path, "/"), "/versions")
+	}
+	return false
+}
+
 // NewHandler serves the Confluent Schema Registry REST API over store:
 //
 //	GET    /subjects                                   ?deleted=true&subjectPrefix=
