@@ -68,7 +68,7 @@ var (
 	typeText        = pgType{oid: oidText, name: "text", conv: convText, zero: ""}
 	typeBytea       = pgType{oid: oidBytea, name: "bytea", conv: convBytea, zero: []byte{}}
 	typeDate        = pgType{oid: oidDate, name: "date", conv: convDate, zero: pgtype.Date{}}
-	typeTime        = pgType{oid: oidTime, name: "time without time zone", conv: convTime, zero: pgtype.Time{}}
+	typeTime        = pgType{oid: oidTime, name: "time without time zone", conv: convTime, zero: timeCell{}}
 	typeTimestamp   = pgType{oid: oidTimestamp, name: "timestamp without time zone", conv: convTimestamp, zero: pgtype.Timestamp{}}
 	typeTimestamptz = pgType{oid: oidTimestamptz, name: "timestamp with time zone", conv: convTimestamptz, zero: tstzCell{}}
 	typeInterval    = pgType{oid: oidInterval, name: "interval", conv: convInterval, zero: intervalCell{}}
@@ -235,7 +235,7 @@ func convTime(v driver.Value) (any, error) {
 		return nil, fmt.Errorf("time column holds %T", v)
 	}
 	us := int64(t.Hour())*3600e6 + int64(t.Minute())*60e6 + int64(t.Second())*1e6 + int64(t.Nanosecond())/1e3
-	return pgtype.Time{Microseconds: us, Valid: true}, nil
+	return timeCell{us: us}, nil
 }
 
 func convTimestamp(v driver.Value) (any, error) {
@@ -437,6 +437,21 @@ func (c tstzCell) TimestamptzValue() (pgtype.Timestamptz, error) {
 
 func (c tstzCell) TextValue() (pgtype.Text, error) {
 	return pgtype.Text{String: c.t.UTC().Format("2006-01-02 15:04:05.999999") + "+00", Valid: true}, nil
+}
+
+// timeCell is a time of day, written in text without trailing zeros.
+type timeCell struct{ us int64 }
+
+func (c timeCell) TimeValue() (pgtype.Time, error) {
+	return pgtype.Time{Microseconds: c.us, Valid: true}, nil
+}
+
+func (c timeCell) TextValue() (pgtype.Text, error) {
+	s := fmt.Sprintf("%02d:%02d:%02d", c.us/3600e6, c.us/60e6%60, c.us/1e6%60)
+	if frac := c.us % 1e6; frac != 0 {
+		s += strings.TrimRight(fmt.Sprintf(".%06d", frac), "0")
+	}
+	return pgtype.Text{String: s, Valid: true}, nil
 }
 
 // intervalCell is an interval, written in text in Postgres' default
