@@ -116,7 +116,22 @@ func (b *duckTestBackend) Describe(ctx context.Context, _ auth.Principal, text s
 		}
 		for i := 1; i <= st.NumInput(); i++ {
 			pt, _ := st.ParamType(i)
-			d.Params = append(d.Params, paramTypeNames[pt])
+			d.Params = append(d.Params, duckTypeNames[pt])
+		}
+		n, err := st.ColumnCount()
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			name, err := st.ColumnName(i)
+			if err != nil {
+				return err
+			}
+			info, err := st.ColumnTypeInfo(i)
+			if err != nil {
+				return err
+			}
+			d.Columns = append(d.Columns, Column{Name: name, Type: duckTypeName(info)})
 		}
 		return nil
 	})
@@ -126,31 +141,38 @@ func (b *duckTestBackend) Describe(ctx context.Context, _ auth.Principal, text s
 	if stype != duckdb.STATEMENT_TYPE_SELECT && stype != duckdb.STATEMENT_TYPE_EXPLAIN {
 		return d, &testStatusError{status: 403, code: "read_only", msg: "only SELECT statements are allowed"}
 	}
-	// Column types as DuckDB names them, from a run that reads no rows.
-	q := text
-	if stype == duckdb.STATEMENT_TYPE_SELECT {
-		q = "SELECT * FROM (" + text + ") LIMIT 0"
-	}
-	rows, err := conn.QueryContext(ctx, q, make([]any, len(d.Params))...)
-	if err != nil {
-		return d, b.classify(ctx, err)
-	}
-	defer rows.Close()
-	cts, err := rows.ColumnTypes()
-	if err != nil {
-		return d, err
-	}
-	for _, ct := range cts {
-		d.Columns = append(d.Columns, Column{Name: ct.Name(), Type: ct.DatabaseTypeName()})
-	}
 	return d, nil
 }
 
-var paramTypeNames = map[duckdb.Type]string{
-	duckdb.TYPE_BOOLEAN: "BOOLEAN", duckdb.TYPE_INTEGER: "INTEGER", duckdb.TYPE_BIGINT: "BIGINT",
-	duckdb.TYPE_DOUBLE: "DOUBLE", duckdb.TYPE_VARCHAR: "VARCHAR", duckdb.TYPE_DECIMAL: "DECIMAL",
-	duckdb.TYPE_TIMESTAMP_TZ: "TIMESTAMPTZ", duckdb.TYPE_TIMESTAMP: "TIMESTAMP", duckdb.TYPE_DATE: "DATE",
-	duckdb.TYPE_BLOB: "BLOB",
+// duckTypeName writes a DuckDB type as DuckDB names it.
+func duckTypeName(info duckdb.TypeInfo) string {
+	switch d := info.Details().(type) {
+	case *duckdb.DecimalDetails:
+		return fmt.Sprintf("DECIMAL(%d,%d)", d.Width, d.Scale)
+	case *duckdb.ListDetails:
+		return duckTypeName(d.Child) + "[]"
+	case *duckdb.ArrayDetails:
+		return fmt.Sprintf("%s[%d]", duckTypeName(d.Child), d.Size)
+	}
+	if info.Alias() != "" {
+		return info.Alias()
+	}
+	if n, ok := duckTypeNames[info.InternalType()]; ok {
+		return n
+	}
+	return "VARCHAR"
+}
+
+var duckTypeNames = map[duckdb.Type]string{
+	duckdb.TYPE_BOOLEAN: "BOOLEAN", duckdb.TYPE_TINYINT: "TINYINT", duckdb.TYPE_SMALLINT: "SMALLINT",
+	duckdb.TYPE_INTEGER: "INTEGER", duckdb.TYPE_BIGINT: "BIGINT", duckdb.TYPE_UTINYINT: "UTINYINT",
+	duckdb.TYPE_USMALLINT: "USMALLINT", duckdb.TYPE_UINTEGER: "UINTEGER", duckdb.TYPE_UBIGINT: "UBIGINT",
+	duckdb.TYPE_HUGEINT: "HUGEINT", duckdb.TYPE_FLOAT: "FLOAT", duckdb.TYPE_DOUBLE: "DOUBLE",
+	duckdb.TYPE_VARCHAR: "VARCHAR", duckdb.TYPE_DECIMAL: "DECIMAL", duckdb.TYPE_BLOB: "BLOB",
+	duckdb.TYPE_TIMESTAMP_TZ: "TIMESTAMP WITH TIME ZONE", duckdb.TYPE_TIMESTAMP: "TIMESTAMP",
+	duckdb.TYPE_TIMESTAMP_S: "TIMESTAMP_S", duckdb.TYPE_TIMESTAMP_MS: "TIMESTAMP_MS", duckdb.TYPE_TIMESTAMP_NS: "TIMESTAMP_NS",
+	duckdb.TYPE_DATE: "DATE", duckdb.TYPE_TIME: "TIME", duckdb.TYPE_TIME_TZ: "TIMETZ", duckdb.TYPE_INTERVAL: "INTERVAL",
+	duckdb.TYPE_UUID: "UUID", duckdb.TYPE_STRUCT: "STRUCT", duckdb.TYPE_MAP: "MAP", duckdb.TYPE_ENUM: "ENUM",
 }
 
 func (b *duckTestBackend) Run(ctx context.Context, _ auth.Principal, st Statement, row func([]driver.Value) error) (Result, error) {
