@@ -422,7 +422,12 @@ func (c floatCell) TextValue() (pgtype.Text, error) {
 	case math.IsInf(c.f, -1):
 		s = "-Infinity"
 	default:
-		s = strconv.FormatFloat(c.f, 'g', -1, c.bits)
+		// Postgres writes the shortest digits, in plain notation when
+		// the decimal exponent is in [-4, 15) and as 1e+20 otherwise.
+		s = strconv.FormatFloat(c.f, 'e', -1, c.bits)
+		if exp, err := strconv.Atoi(s[strings.IndexByte(s, 'e')+1:]); err == nil && exp >= -4 && exp < 15 {
+			s = strconv.FormatFloat(c.f, 'f', -1, c.bits)
+		}
 	}
 	return pgtype.Text{String: s, Valid: true}, nil
 }
