@@ -36,8 +36,10 @@ type Backend interface {
 // Statement is one statement to run.
 type Statement struct {
 	SQL string
-	// Args bind $1..$n: nil, int64, float64, bool, string, []byte or
-	// time.Time, decoded from what the client sent.
+	// Args bind $1..$n: nil, int64, float64, bool, string, []byte,
+	// time.Time or []any (arrays), decoded from what the client sent.
+	// Values the client sent as text stay strings (decimals too, so they
+	// stay exact): DuckDB casts them to the parameter's type.
 	Args []any
 	// Protocol names the front end for the audit log: "postgres".
 	Protocol string
