@@ -1,6 +1,8 @@
 package query
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -16,6 +18,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
@@ -35,9 +38,10 @@ type SQLResponse struct {
 	// Types are DuckDB's type names: VARCHAR, BIGINT, DECIMAL(18,2),
 	// TIMESTAMPTZ, BLOB, VARCHAR[] ...
 	Types []string `json:"types"`
-	// Rows hold JSON values as described at encodeValue.
-	Rows     [][]any `json:"rows"`
-	RowCount int     `json:"row_count"`
+	// Rows hold JSON values as described at encodeValue, each row encoded
+	// as it was read (an answer holds its rows once, as JSON).
+	Rows     []json.RawMessage `json:"rows"`
+	RowCount int               `json:"row_count"`
 	// Truncated says the statement had more rows than were returned:
 	// TruncatedBy says which limit cut the answer, "rows" (max_rows) or
 	// "bytes" (query.max_answer_bytes).
@@ -63,15 +67,20 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, aerr)
 		return
 	}
-	res := &SQLResponse{Rows: [][]any{}}
+	res := &SQLResponse{Rows: []json.RawMessage{}}
+	row := []any{}
 	sink := func(cols, types []string) func([]driver.Value) error {
 		res.Columns, res.Types = cols, types
 		return func(vals []driver.Value) error {
-			row := make([]any, len(vals))
+			row = row[:0]
 			for i, v := range vals {
-				row[i] = encodeValue(v, types[i])
+				row = append(row, encodeValue(v, types[i]))
 			}
-			res.Rows = append(res.Rows, row)
+			b, err := json.Marshal(row)
+			if err != nil {
+				return fmt.Errorf("encode a row: %w", err)
+			}
+			res.Rows = append(res.Rows, b)
 			return nil
 		}
 	}
@@ -85,7 +94,36 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 	res.SnapshotID, res.LakeOffsets, res.Offsets = out.SnapshotID, out.LakeOffsets, out.Offsets
 	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
 	s.m.rowsReturned.WithLabelValues(endpointSQL).Add(float64(res.RowCount))
-	s.writeJSON(w, http.StatusOK, res)
+	s.writeSQLResponse(w, res)
+}
+
+// writeSQLResponse writes res without copying its rows into one buffer:
+// the answer around them is encoded alone, and the rows are written
+// into its "rows" array one by one.
+func (s *Service) writeSQLResponse(w http.ResponseWriter, res *SQLResponse) {
+	rows := res.Rows
+	res.Rows = []json.RawMessage{}
+	b, err := json.Marshal(res)
+	if err != nil {
+		s.writeError(w, &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "encode response: " + err.Error()})
+		return
+	}
+	const hole = `"rows":[]`
+	i := bytes.Index(b, []byte(hole)) // the first: "rows" follows "columns" and "types", which are arrays of strings
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(b[:i+len(hole)-1])
+	for j, r := range rows {
+		if j > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(r)
+		rows[j] = nil // written: let it go
+	}
+	bw.Write(b[i+len(hole)-1:])
+	bw.WriteByte('\n')
+	_ = bw.Flush()
 }
 
 // Protocols of Statement.
@@ -156,7 +194,10 @@ func (s *Service) Query(ctx context.Context, st Statement, sink Sink) (*Outcome,
 
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
-	out, used, err := s.runSQL(qctx, qc, role, verdict, st.Args, maxRows, sink)
+	out := &Outcome{}
+	used, err := s.runSQL(qctx, qc, role, verdict, out, func(conn *duckdb.Conn, body string) error {
+		return execute(qctx, conn, verdict, body, st.Args, maxRows, s.cfg.MaxAnswerBytes, sink, out)
+	})
 	if err != nil {
 		aerr := s.classify(qctx, err)
 		if aerr.code == codeReadOnly || aerr.code == codeForbidden {
@@ -305,10 +346,14 @@ func stmtTypeName(t duckdb.StmtType) string {
 	return "statement type " + strconv.Itoa(int(t))
 }
 
-// runSQL prepares and runs one statement on qc, in one transaction with
-// the generation it reads, and returns that generation.
+// runSQL runs one statement on qc with run (given the text authorize made
+// of it), in one transaction with the generation it reads, and returns
+// that generation.
 //
-// The transaction begins before the generation is chosen. The refresher
+// The transaction's snapshot is taken before the generation is chosen:
+// DuckDB takes it at the transaction's first statement, not at BEGIN, and
+// that statement is the parse of the text (authorize needs it anyway).
+// The refresher
 // publishes a generation before it deletes the hot rows that generation's
 // snapshots cover, so every delete committed before this transaction began
 // belongs to the chosen generation or an older one, and removed only rows
@@ -316,11 +361,8 @@ func stmtTypeName(t duckdb.StmtType) string {
 // invisible to the transaction (DuckDB's MVCC snapshot). The query and the
 // hot watermarks it reports see the same hot rows, whatever the hot tier
 // appends meanwhile.
-func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guardVerdict, args []any, maxRows int, sink Sink) (*Outcome, *generation, error) {
-	var (
-		out = &Outcome{}
-		gen *generation
-	)
+func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guardVerdict, out *Outcome, run func(conn *duckdb.Conn, body string) error) (*generation, error) {
+	var gen *generation
 	err := qc.c.Raw(func(dc any) error {
 		conn, ok := dc.(*duckdb.Conn)
 		if !ok {
@@ -329,14 +371,15 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
 			return fmt.Errorf("begin transaction: %w", err)
 		}
+		tree, perr := parseTree(ctx, conn, v.body) // the snapshot
 		gen = s.gen.Load()
 		err := s.syncViewsRaw(ctx, conn, qc, gen)
 		body := v.body
 		if err == nil {
-			body, err = s.authorize(ctx, conn, role, gen, v, out)
+			body, err = authorize(tree, perr, role, gen, v, out)
 		}
 		if err == nil {
-			err = execute(ctx, conn, v, body, args, maxRows, s.cfg.MaxAnswerBytes, sink, out)
+			err = run(conn, body)
 		}
 		if err == nil {
 			out.Offsets, err = readWatermarks(ctx, conn, gen)
@@ -352,14 +395,14 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 		}
 		return nil
 	})
-	return out, gen, err
+	return gen, err
 }
 
-// authorize checks what the statement reads against role (authz.go),
+// authorize checks what the statement reads, as parsed into tree (or the
+// parse's error), against role (authz.go),
 // records it in out, and returns the text to run: the statement, under
 // the WITH clause of the role's masks and filters.
-func (s *Service) authorize(ctx context.Context, conn *duckdb.Conn, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (string, error) {
-	tree, err := parseTree(ctx, conn, v.body)
+func authorize(tree map[string]any, err error, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (string, error) {
 	if err != nil {
 		var pe *parseError
 		switch {
@@ -452,18 +495,11 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string
 		return err
 	}
 	t, _ := st.StatementType()
+	sized := false // the last column is the answer's size up to its row
 	if t == duckdb.STATEMENT_TYPE_SELECT && !v.explain {
-		// Let DuckDB stop after maxRows+1 rows: duckdb-go materializes
-		// results, and a SELECT * over the lake must not. DuckDB keeps
-		// the order of an ordered subquery under a LIMIT.
-		limited := "SELECT * FROM (\n" + body + "\n) LIMIT " + strconv.Itoa(maxRows+1)
-		if lst, lerr := prepare(conn, limited); lerr == nil {
-			if cols, _ := lst.ColumnCount(); cols == n {
-				_ = st.Close()
-				st = lst
-			} else {
-				_ = lst.Close()
-			}
+		if cut, ok := capped(conn, body, n, maxRows, maxBytes); ok {
+			_ = st.Close()
+			st, sized = cut, true
 		}
 	}
 	defer st.Close()
@@ -485,7 +521,11 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string
 		types[i] = rows.ColumnTypeDatabaseTypeName(i)
 	}
 	add := sink(names, types)
-	dest := make([]driver.Value, n)
+	width := n
+	if sized {
+		width++
+	}
+	dest := make([]driver.Value, width)
 	for out.Rows <= maxRows {
 		if err := rows.Next(dest); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -501,20 +541,98 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string
 			out.TruncatedBy = "rows"
 			break
 		}
-		size := rowSize(dest)
-		if out.Bytes+size > maxBytes {
+		var total int64
+		if sized {
+			total, _ = dest[n].(int64)
+		} else {
+			total = out.Bytes + rowSize(dest)
+		}
+		if total > maxBytes {
 			// The row that crosses the cap is left out, and so is the
 			// rest: an answer never holds more than the cap.
 			out.TruncatedBy = "bytes"
 			break
 		}
-		if err := add(dest); err != nil {
+		if err := add(dest[:n]); err != nil {
 			return err
 		}
-		out.Bytes += size
+		out.Bytes = total
 		out.Rows++
 	}
 	return nil
+}
+
+// capped prepares body so that DuckDB stops it at the answer's limits:
+// after maxRows+1 rows, and after the first row whose running size (the
+// last column, rowSizeSQL) passes maxBytes. duckdb-go materializes a
+// result, in DuckDB and again as Go values, so a SELECT * over the lake
+// or a few huge values must be cut before they are produced, not after.
+// The running sum is a streaming window (no sort, nothing held), so rows
+// past the cap are computed and dropped, never stored. DuckDB keeps the
+// order of an ordered subquery under a LIMIT and a streaming window. ok is
+// false when the wrapped statement does not prepare with n columns; the
+// statement then runs as it is, cut by rowSize in Go.
+func capped(conn *duckdb.Conn, body string, n, maxRows int, maxBytes int64) (*duckdb.Stmt, bool) {
+	limited := "SELECT * FROM (\n" + body + "\n) LIMIT " + strconv.Itoa(maxRows+1)
+	lst, err := prepare(conn, limited)
+	if err != nil {
+		return nil, false
+	}
+	defer lst.Close()
+	if cols, _ := lst.ColumnCount(); cols != n {
+		return nil, false
+	}
+	// The names DuckDB gave the limited statement's columns (duplicates
+	// renamed), to refer to them.
+	size := make([]string, n)
+	for i := range size {
+		name, err := lst.ColumnName(i)
+		if err != nil {
+			return nil, false
+		}
+		info, err := lst.ColumnTypeInfo(i)
+		if err != nil {
+			return nil, false
+		}
+		size[i] = valueSizeSQL(duck.QuoteIdent(name), info.InternalType())
+	}
+	row := strings.Join(size, " + ")
+	text := "SELECT * FROM (SELECT *, CAST(sum(" + row + ") OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS " + sizeColumn +
+		" FROM (\n" + limited + "\n)) WHERE " + sizeColumn + " - (" + row + ") <= " + strconv.FormatInt(maxBytes, 10)
+	cut, err := prepare(conn, text)
+	if err != nil {
+		return nil, false
+	}
+	if cols, _ := cut.ColumnCount(); cols != n+1 {
+		_ = cut.Close()
+		return nil, false
+	}
+	return cut, true
+}
+
+// sizeColumn is the column capped adds.
+const sizeColumn = `"eventlake answer size"`
+
+// valueSizeSQL is valueSize (encode.go) as DuckDB computes it for a
+// column of type t.
+func valueSizeSQL(col string, t duckdb.Type) string {
+	switch t {
+	case duckdb.TYPE_VARCHAR:
+		return "coalesce(strlen(" + col + ") + 3, 4)"
+	case duckdb.TYPE_BLOB:
+		return "coalesce((octet_length(" + col + ") + 2) // 3 * 4 + 3, 4)"
+	case duckdb.TYPE_BOOLEAN:
+		return "6"
+	case duckdb.TYPE_TIMESTAMP, duckdb.TYPE_TIMESTAMP_TZ, duckdb.TYPE_TIMESTAMP_S, duckdb.TYPE_TIMESTAMP_MS,
+		duckdb.TYPE_TIMESTAMP_NS, duckdb.TYPE_DATE, duckdb.TYPE_TIME, duckdb.TYPE_TIME_TZ:
+		return "40"
+	case duckdb.TYPE_DECIMAL, duckdb.TYPE_HUGEINT, duckdb.TYPE_UHUGEINT:
+		return "44"
+	case duckdb.TYPE_LIST, duckdb.TYPE_ARRAY, duckdb.TYPE_STRUCT, duckdb.TYPE_MAP, duckdb.TYPE_UNION, duckdb.TYPE_BIT:
+		// Nested values: their text, about their JSON.
+		return "coalesce(strlen(CAST(" + col + " AS VARCHAR)) + 3, 4)"
+	}
+	return "24" // numbers, intervals, UUIDs
 }
 
 // columnNames are the result columns of text, prepared as st when it is

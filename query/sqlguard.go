@@ -219,6 +219,7 @@ const (
 	codeReadOnly        = "read_only"
 	codeForbidden       = "forbidden"
 	codeUnauthenticated = "unauthenticated"
+	codeRateLimited     = "rate_limited"
 	codeBadRequest      = "bad_request"
 	codeMediaType       = "unsupported_media_type"
 	codeTimeout         = "timeout"

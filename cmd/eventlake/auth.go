@@ -15,9 +15,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/pgwire"
+	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/schema/registry"
 )
 
@@ -298,4 +302,22 @@ func runToken(ctx context.Context, args []string, env *runEnv) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("token: unknown command %q (want create, list or revoke)", sub)}
+}
+
+// postgres opens the Postgres front end of qs on cfg.Postgres.Listen
+// ("" or "off": none). It returns the server and its listener, to run
+// with srv.Run(ctx, ln).
+func (a *access) postgres(cfg *Config, qs *query.Service, log *slog.Logger, reg prometheus.Registerer) (*pgwire.Server, net.Listener, error) {
+	if cfg.Postgres.Listen == "" || cfg.Postgres.Listen == "off" {
+		return nil, nil, nil
+	}
+	srv, err := pgwire.New(cfg.Postgres, qs.PostgresBackend(a.authn, a.limiter), log, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, ln, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/schema"
 	"github.com/eventlake/eventlake/schema/registry"
@@ -49,6 +50,9 @@ type Config struct {
 	Compactor compactor.Config `yaml:"compactor"`
 	// Auth is who may call the query service and what each role reads.
 	Auth auth.Config `yaml:"auth"`
+	// Postgres serves the query service over the Postgres wire protocol
+	// (dev: 127.0.0.1:5433; query: off unless listen is set).
+	Postgres pgwire.Config `yaml:"postgres"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -93,6 +97,7 @@ type commonFlags struct {
 	logLevel string
 	brokers  string
 	http     string
+	pgListen string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, httpDefault string) {
@@ -105,6 +110,11 @@ func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, htt
 	if withHTTP {
 		fs.StringVar(&c.http, "http", "", "HTTP listen address (default "+httpDefault+")")
 	}
+}
+
+// registerPostgres adds --pg-listen.
+func (c *commonFlags) registerPostgres(fs *flag.FlagSet, def string) {
+	fs.StringVar(&c.pgListen, "pg-listen", "", "Postgres wire protocol listen address, for psql and BI tools (default "+def+"; :0 picks a port)")
 }
 
 // loadClientConfig is loadConfig for the commands that are Kafka clients
@@ -153,6 +163,9 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	}
 	if fl.http != "" {
 		cfg.HTTP.Listen = fl.http
+	}
+	if fl.pgListen != "" {
+		cfg.Postgres.Listen = fl.pgListen
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"

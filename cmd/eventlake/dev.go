@@ -15,6 +15,7 @@ import (
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -25,6 +26,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, false, true, "127.0.0.1:8080")
+	cf.registerPostgres(fs, pgwire.DefaultListen)
 	kafkaListen := fs.String("kafka-listen", "", "embedded broker address for any Kafka client (default 127.0.0.1:9092; port 0 picks one)")
 	noDemo := fs.Bool("no-demo", false, "do not run the demo producer")
 	demoRate := fs.Float64("demo-rate", 0, "demo events per second (default 200)")
@@ -40,6 +42,9 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	if cfg.HTTP.Listen == "" {
 		cfg.HTTP.Listen = "127.0.0.1:8080"
+	}
+	if cfg.Postgres.Listen == "" {
+		cfg.Postgres.Listen = pgwire.DefaultListen
 	}
 	if *demoRate > 0 {
 		cfg.Demo.Rate = *demoRate
@@ -137,7 +142,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
-	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String())
+	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String(), cfg.Postgres.Listen)
 	if err != nil {
 		ln.Close()
 		return err
@@ -153,6 +158,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
 		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy,
 	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	pg, pgln, err := acc.postgres(cfg, qs, log, reg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -178,6 +188,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })
+	pgAddr := "off"
+	if pg != nil {
+		pgAddr = pgln.Addr().String()
+		g.Go(func() error { return pg.Run(gctx, pgln) })
+	}
 	g.Go(func() error { return maint.run(gctx) })
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
@@ -187,7 +202,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}
 	log.Info("ready", logkey.Component, "dev", "kafka", b.Addr(), "http", ln.Addr().String(),
-		"data_dir", cfg.DataDir, "demo", !*noDemo, "admin_token_file", tokenFile)
+		"data_dir", cfg.DataDir, "postgres", pgAddr, "demo", !*noDemo, "admin_token_file", tokenFile)
 	return g.Wait()
 }
 

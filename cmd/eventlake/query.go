@@ -19,6 +19,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, true, true, "127.0.0.1:8080")
+	cf.registerPostgres(fs, "off")
 	commit := fs.Bool("commit-read-models", false, "commit the read models from this process (exactly one process per deployment should)")
 	noHot := fs.Bool("no-hot", false, "serve the lake only: no hot tier (no Kafka connection)")
 	if err := parseFlags(fs, args, env); err != nil {
@@ -73,7 +74,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String())
+	listeners := []string{ln.Addr().String()}
+	if cfg.Postgres.Listen != "" && cfg.Postgres.Listen != "off" {
+		listeners = append(listeners, cfg.Postgres.Listen)
+	}
+	acc, err := openAccess(ctx, cfg, cat, log, listeners...)
 	if err != nil {
 		ln.Close()
 		return err
@@ -82,6 +87,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	health := map[string]func() error{}
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
 		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	pg, pgln, err := acc.postgres(cfg, qs, log, reg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -103,10 +113,15 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })
+	pgAddr := "off"
+	if pg != nil {
+		pgAddr = pgln.Addr().String()
+		g.Go(func() error { return pg.Run(gctx, pgln) })
+	}
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
 	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
-	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "warehouse", cfg.Catalog.Warehouse)
+	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "postgres", pgAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

@@ -160,6 +160,8 @@ func StartNoWait(t testing.TB, name string, env []string, args ...string) *Proc 
 func Command(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
+	// Tests pick free ports: a dev process would take 5433 for Postgres.
+	cmd.Env = append(cmd.Env, "EVENTLAKE_POSTGRES_LISTEN=127.0.0.1:0")
 	for _, kv := range os.Environ() {
 		// The harness's and the tests' own settings are not eventlake's,
 		// whose configuration refuses unknown EVENTLAKE_* variables.
