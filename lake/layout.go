@@ -504,10 +504,15 @@ func (l *Layout) TableFor(topic string) (string, bool) {
 }
 
 // CheckTopic returns an error when raw table t (nil: not created yet)
-// holds another topic than topic: one table per topic.
+// holds another topic than topic (one table per topic), or is not a raw
+// table at all (a topic taken by pattern whose name is that of the
+// dead-letter table, a read model or a log table).
 func CheckTopic(t *table.Table, topic string) error {
 	if t == nil {
 		return nil
+	}
+	if kind := t.Properties()[PropKind]; kind != "" && kind != KindRaw {
+		return fmt.Errorf("table %s is a %s table, not a raw table: topic %s cannot be written to it (map it to another table in ingest.topics, or exclude it)", t.Identifier(), kind, topic)
 	}
 	if held := t.Properties()[PropTopic]; held != "" && held != topic {
 		return fmt.Errorf("raw table %s holds topic %s, not %s (two topics with one table name: map one of them in ingest.topics)", t.Identifier(), held, topic)
