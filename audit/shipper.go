@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -193,11 +194,22 @@ func (s *Shipper) Flush(ctx context.Context) error {
 // load reads how far the table holds this log, creating the table if
 // needed, and deletes the segments it holds. Called with mu held.
 func (s *Shipper) load(ctx context.Context) error {
-	tbl, err := s.deps.Catalog.EnsureTable(ctx, lake.AuditLogTableDef(s.cfg.Table))
+	// A table of that name made by someone else is refused before
+	// EnsureTable would add the audit columns to it.
+	tbl, err := s.deps.Catalog.LoadTable(ctx, s.cfg.Table)
+	if err == nil {
+		err = checkTable(tbl)
+	} else if errors.Is(err, icecat.ErrNoSuchTable) {
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	tbl, err = s.deps.Catalog.EnsureTable(ctx, lake.AuditLogTableDef(s.cfg.Table))
 	if err != nil {
 		return fmt.Errorf("open audit table %s: %w", s.cfg.Table, err)
 	}
-	if err := checkSpec(tbl); err != nil {
+	if err := checkTable(tbl); err != nil {
 		return err
 	}
 	stored, err := lake.StoredOffsets(tbl)
@@ -217,9 +229,13 @@ func (s *Shipper) load(ctx context.Context) error {
 	return nil
 }
 
-// checkSpec refuses a table partitioned otherwise than by day(ts): the
-// files written here carry that partition value.
-func checkSpec(tbl *table.Table) error {
+// checkTable refuses a table that is not an audit log (a raw table ingest
+// made for a topic of that name), or is partitioned otherwise than by
+// day(ts): the files written here carry that partition value.
+func checkTable(tbl *table.Table) error {
+	if kind := tbl.Properties()[lake.PropKind]; kind != lake.KindAuditLog {
+		return fmt.Errorf("table %s is a %q table, not the audit log: name the audit table otherwise", tbl.Identifier(), kind)
+	}
 	spec := tbl.Spec()
 	ts, ok := tbl.Schema().FindFieldByName(lake.ColAuditTs)
 	if ok && spec.NumFields() == 1 {

@@ -404,3 +404,29 @@ func TestShipperRefusesALogBehindTheTable(t *testing.T) {
 		t.Fatalf("rows %d, want the 5 shipped before", rows)
 	}
 }
+
+// TestShipperRefusesAnotherTable: a table of the audit log's name that is
+// something else (a raw table ingest made for a topic audit.log) is left
+// alone: no audit column is added to it, nothing is committed.
+func TestShipperRefusesAnotherTable(t *testing.T) {
+	dir := t.TempDir()
+	cat, _ := testLake(t, dir, nil)
+	if _, err := cat.EnsureTable(context.Background(), lake.RawTableDef(lake.TableAuditLog, "audit.log", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, filepath.Join(dir, "audit"), Options{})
+	if err := l.Append(context.Background(), rec("x")); err != nil {
+		t.Fatal(err)
+	}
+	err := testShipper(t, l, dir, ShipperConfig{}).Flush(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not the audit log") {
+		t.Fatalf("shipping into a raw table: %v", err)
+	}
+	tbl, err := cat.LoadTable(context.Background(), lake.TableAuditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tbl.Schema().FindFieldByName(lake.ColAuditLogSeq); ok || tbl.CurrentSnapshot() != nil {
+		t.Fatal("the shipper changed a table that is not the audit log")
+	}
+}
