@@ -30,6 +30,7 @@ const (
 	logToSeq    = "to_seq"
 	logDropped  = "bytes_dropped"
 	logSegments = "segments"
+	logInterval = "interval"
 )
 
 // Files of a log directory besides its segments.
@@ -290,7 +291,11 @@ func readOrCreateNode(dir string) (string, error) {
 	if err := os.Rename(tmp, p); err != nil {
 		return "", fmt.Errorf("write audit log node id: %w", err)
 	}
+	// The directory's own entry too: it may have just been created.
 	if err := syncDir(dir); err != nil {
+		return "", err
+	}
+	if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
 		return "", err
 	}
 	return id.String(), nil

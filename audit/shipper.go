@@ -136,9 +136,7 @@ func NewShipper(l *Log, cfg ShipperConfig, deps ShipperDeps) (*Shipper, error) {
 	}
 	s := &Shipper{l: l, cfg: cfg, deps: deps, topic: TopicPrefix + l.Node(),
 		log: deps.Logger.With(logkey.Component, "audit", logkey.Table, cfg.Table, logNode, l.Node())}
-	m, err := newShipMetrics(deps.Registry, func() float64 {
-		return float64(s.l.Durable() - min(s.committed.Load(), s.l.Durable()))
-	})
+	m, err := newShipMetrics(deps.Registry, func() float64 { return float64(s.pending()) })
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +150,7 @@ func NewShipper(l *Log, cfg ShipperConfig, deps ShipperDeps) (*Shipper, error) {
 // interval: the records are safe in the local log meanwhile. Stop the
 // appends first and close the log after Run returns.
 func (s *Shipper) Run(ctx context.Context) error {
-	s.log.Info("audit shipper started", "interval", s.cfg.Interval)
+	s.log.Info("audit shipper started", logInterval, s.cfg.Interval)
 	t := time.NewTimer(s.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -166,7 +164,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-s.l.ready:
-			if s.l.Durable()-min(s.committed.Load(), s.l.Durable()) < uint64(s.cfg.MaxBatchRecords) {
+			if s.pending() < uint64(s.cfg.MaxBatchRecords) {
 				continue // not a full batch yet; the timer still runs
 			}
 			t.Stop()
@@ -176,6 +174,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 		}
 		t.Reset(s.cfg.Interval)
 	}
+}
+
+// pending is how many durable records the table does not hold, as far as
+// this shipper knows.
+func (s *Shipper) pending() uint64 {
+	durable := s.l.Durable()
+	return durable - min(s.committed.Load(), durable)
 }
 
 // Flush commits every record that was durable when it was called.
