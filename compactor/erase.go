@@ -93,6 +93,9 @@ type EraseReport struct {
 //   - dead letters: the id occurs in its raw bytes, detail or key as a
 //     whole token (not inside a longer id: "u-1" does not match "u-12").
 //
+// The query audit log (table kind audit_log) is never searched, whatever
+// role it is configured with: it records who asked, not what.
+//
 // Purging waits until the erasure snapshots are snapshot_min_age old, so
 // that queries started before the erasure finish, then expires every
 // older snapshot of the erased tables (the time-travel window of those
@@ -343,6 +346,10 @@ func ancestorsThrough(tbl *table.Table, id int64) int {
 
 var errNoTable = errors.New("no such table")
 
+// NotSearchedAuditLog is why an erasure leaves the query audit log
+// (table kind lake.KindAuditLog) alone.
+const NotSearchedAuditLog = "exempt from erasure: the query audit log records who asked, not what (docs/SECURITY.md)"
+
 // eraseTable rewrites the files of one table holding the user's rows, in
 // one commit, and returns the event-time minutes of the removed rows.
 func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, erasureID string, props map[string]bool) (*EraseTableReport, []time.Time, error) {
@@ -357,6 +364,14 @@ func (c *Compactor) eraseTable(ctx context.Context, t Table, req EraseRequest, e
 		tr := &EraseTableReport{Table: t.Name}
 		if s := tbl.CurrentSnapshot(); s != nil {
 			tr.SnapshotBefore, tr.SnapshotAfter = s.SnapshotID, s.SnapshotID
+		}
+		if tbl.Properties()[lake.PropKind] == lake.KindAuditLog {
+			// Whatever role it was configured with: the audit log records
+			// who asked and what they named, it holds no event, and an
+			// auditor must be able to see who read a person's data before
+			// it was erased.
+			tr.NotSearched = NotSearchedAuditLog
+			return tr, nil, nil
 		}
 		subjects := lake.SubjectColumnsOf(tbl.Properties())
 		if t.Role == RoleRaw && len(subjects) == 0 && len(props) == 0 {

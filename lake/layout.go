@@ -51,7 +51,7 @@ func IsEnvelopeColumn(name string) bool { return envelopeColumns[name] }
 
 // Table property keys eventlake sets on its tables.
 const (
-	PropKind  = "eventlake.table-kind" // raw | dlq | read-model | erasure_log
+	PropKind  = "eventlake.table-kind" // raw | dlq | read-model | erasure_log | audit_log
 	PropTopic = "eventlake.topic"      // the Kafka topic a raw table holds
 	// PropTypePrefix + type is set on a raw table for every event type it
 	// holds typed columns for; readers build a view per type from them.
@@ -98,6 +98,9 @@ const (
 	KindRaw       = "raw"
 	KindDLQ       = "dlq"
 	KindReadModel = "read-model"
+	// KindAuditLog is the query audit log (AuditLogTableDef): readable by
+	// the compliance and admin roles only, and exempt from erasure.
+	KindAuditLog = "audit_log"
 )
 
 // SumType is the exact decimal type of read-model sums of money: 38
@@ -225,6 +228,75 @@ func DLQTableDef(name string) TableDef {
 		Schema: iceberg.NewSchema(0, fields...),
 		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
 			SourceIDs: []int{10}, FieldID: 1000, Name: "ingested_day", Transform: iceberg.DayTransform{},
+		}),
+		Properties: props,
+	}
+}
+
+// TableAuditLog is the default name of the query audit log.
+const TableAuditLog = "audit_log"
+
+// Audit log column names.
+const (
+	ColAuditID        = "id"
+	ColAuditTs        = "ts"
+	ColAuditPrincipal = "principal"
+	ColAuditRole      = "role"
+	ColAuditClient    = "client"
+	ColAuditProtocol  = "protocol"
+	ColAuditKind      = "kind"
+	ColAuditStatement = "statement"
+	ColAuditObjects   = "objects"
+	ColAuditSnapshots = "snapshot_ids"
+	ColAuditRows      = "rows_returned"
+	ColAuditBytes     = "bytes_returned"
+	ColAuditDuration  = "duration_us"
+	ColAuditOutcome   = "outcome"
+	ColAuditError     = "error"
+	ColAuditRequestID = "request_id"
+	ColAuditLogNode   = "log_node"
+	ColAuditLogSeq    = "log_seq"
+)
+
+// AuditLogTableDef is the layout of the query audit log (package audit):
+// one row per request that read data or was refused, saying who asked
+// (token name, role, client address), when, what (statement, the tables,
+// views and models it named, the snapshot of each table it read) and how
+// it ended (rows and bytes returned, duration, outcome, error). Lists and
+// maps are JSON text, so that every engine reads plain columns. log_node
+// and log_seq say where the row was in the local log it was shipped from:
+// the sequence of a node has no gaps, which lets an auditor check that
+// nothing is missing. Partitioned by day(ts): audits ask for time ranges,
+// and a day holds few enough requests for one file per day once
+// compacted.
+func AuditLogTableDef(name string) TableDef {
+	fields := []iceberg.NestedField{
+		{ID: 1, Name: ColAuditID, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "unique id of the record"},
+		{ID: 2, Name: ColAuditTs, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "when the request arrived"},
+		{ID: 3, Name: ColAuditPrincipal, Type: iceberg.PrimitiveTypes.String, Doc: "token name; null when the caller was not authenticated"},
+		{ID: 4, Name: ColAuditRole, Type: iceberg.PrimitiveTypes.String},
+		{ID: 5, Name: ColAuditClient, Type: iceberg.PrimitiveTypes.String, Doc: "the caller's network address (host:port)"},
+		{ID: 6, Name: ColAuditProtocol, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "http | postgres"},
+		{ID: 7, Name: ColAuditKind, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "sql | model | stream"},
+		{ID: 8, Name: ColAuditStatement, Type: iceberg.PrimitiveTypes.String, Doc: "the SQL text, or the model API call"},
+		{ID: 9, Name: ColAuditObjects, Type: iceberg.PrimitiveTypes.String, Doc: "JSON array of the tables, views and models named"},
+		{ID: 10, Name: ColAuditSnapshots, Type: iceberg.PrimitiveTypes.String, Doc: "JSON object: table -> snapshot id read"},
+		{ID: 11, Name: ColAuditRows, Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		{ID: 12, Name: ColAuditBytes, Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		{ID: 13, Name: ColAuditDuration, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "microseconds from arrival to the end of the answer"},
+		{ID: 14, Name: ColAuditOutcome, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "ok | denied | error | canceled | truncated | ..."},
+		{ID: 15, Name: ColAuditError, Type: iceberg.PrimitiveTypes.String},
+		{ID: 16, Name: ColAuditRequestID, Type: iceberg.PrimitiveTypes.String, Doc: "X-Request-Id of the request"},
+		{ID: 17, Name: ColAuditLogNode, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "id of the local log the record was shipped from"},
+		{ID: 18, Name: ColAuditLogSeq, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "position in that log: gap-free per node"},
+	}
+	props := baseProperties()
+	props[PropKind] = KindAuditLog
+	return TableDef{
+		Name:   name,
+		Schema: iceberg.NewSchema(0, fields...),
+		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{2}, FieldID: 1000, Name: "ts_day", Transform: iceberg.DayTransform{},
 		}),
 		Properties: props,
 	}
@@ -432,10 +504,15 @@ func (l *Layout) TableFor(topic string) (string, bool) {
 }
 
 // CheckTopic returns an error when raw table t (nil: not created yet)
-// holds another topic than topic: one table per topic.
+// holds another topic than topic (one table per topic), or is not a raw
+// table at all (a topic taken by pattern whose name is that of the
+// dead-letter table, a read model or a log table).
 func CheckTopic(t *table.Table, topic string) error {
 	if t == nil {
 		return nil
+	}
+	if kind := t.Properties()[PropKind]; kind != "" && kind != KindRaw {
+		return fmt.Errorf("table %s is a %s table, not a raw table: topic %s cannot be written to it (map it to another table in ingest.topics, or exclude it)", t.Identifier(), kind, topic)
 	}
 	if held := t.Properties()[PropTopic]; held != "" && held != topic {
 		return fmt.Errorf("raw table %s holds topic %s, not %s (two topics with one table name: map one of them in ingest.topics)", t.Identifier(), held, topic)

@@ -73,4 +73,15 @@ func TestCheckTopic(t *testing.T) {
 	if err := CheckTopic(nil, "x"); err != nil {
 		t.Fatalf("no table yet: %v", err)
 	}
+	// A topic named like a table that is not a raw table (audit.log taken
+	// by pattern) is refused: its events must not land in the audit log.
+	for _, def := range []TableDef{AuditLogTableDef(TableAuditLog), DLQTableDef("dlq"), OrderRevenueMinuteDef()} {
+		other, err := cat.EnsureTable(context.Background(), def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckTopic(other, "x"); err == nil || !strings.Contains(err.Error(), "not a raw table") {
+			t.Fatalf("table %s for a topic: %v", def.Name, err)
+		}
+	}
 }
