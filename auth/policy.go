@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/eventlake/eventlake/lake"
 )
 
 // DefaultRefreshInterval is how often tokens are reloaded: the longest a
@@ -15,7 +17,7 @@ import (
 const DefaultRefreshInterval = 5 * time.Second
 
 // AuditLog is the audit log's table: never matched by a wildcard grant.
-const AuditLog = "audit_log"
+const AuditLog = lake.TableAuditLog
 
 // Config is the auth: section.
 type Config struct {

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -17,9 +18,22 @@ type Description struct {
 	Params []string
 }
 
-// Describe prepares one statement for the principal of ctx, under the
-// same checks as Query, without running it.
-func (s *Service) Describe(ctx context.Context, text string) (*Description, error) {
+// Describe prepares one statement (st.SQL) for the principal of ctx,
+// under the same checks as Query, without running it. A refusal is
+// recorded in the audit log (a statement that passes is recorded when it
+// runs).
+func (s *Service) Describe(ctx context.Context, st Statement) (*Description, error) {
+	start := s.deps.Now()
+	d, err := s.describe(ctx, st.SQL)
+	if ae, ok := err.(*apiError); ok && (ae.status == http.StatusUnauthorized || ae.status == http.StatusForbidden) {
+		if aerr := s.audit(ctx, start, st, nil, err); aerr != nil {
+			return nil, aerr
+		}
+	}
+	return d, err
+}
+
+func (s *Service) describe(ctx context.Context, text string) (*Description, error) {
 	role, aerr := s.role(ctx)
 	if aerr != nil {
 		return nil, aerr

@@ -5,8 +5,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"net/http"
+	"slices"
 
+	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/pgwire"
 )
 
@@ -30,6 +33,15 @@ func (b *pgBackend) Authenticate(ctx context.Context, user, password string) (au
 	}
 	p, err := b.authn.CheckUser(ctx, user, password)
 	if errors.Is(err, auth.ErrUnauthenticated) {
+		// A refused login is recorded like a refused request, under the
+		// name it claimed.
+		if b.s.deps.Audit != nil {
+			rec := audit.Record{Time: b.s.deps.Now(), Principal: user, Protocol: audit.ProtocolPostgres, Kind: audit.KindSQL,
+				Outcome: audit.OutcomeDenied, Error: "wrong user name or token"}
+			if aerr := b.s.deps.Audit.Append(context.WithoutCancel(ctx), rec); aerr != nil {
+				b.s.log.Error("record a refused login in the audit log", logkey.Err, aerr)
+			}
+		}
 		return p, pgwire.ErrAuth
 	}
 	if err != nil {
@@ -40,7 +52,7 @@ func (b *pgBackend) Authenticate(ctx context.Context, user, password string) (au
 
 func (b *pgBackend) Describe(ctx context.Context, p auth.Principal, sql string) (pgwire.Description, error) {
 	var out pgwire.Description
-	d, err := b.s.Describe(auth.WithPrincipal(ctx, p), sql)
+	d, err := b.s.Describe(auth.WithPrincipal(ctx, p), Statement{SQL: sql, Protocol: audit.ProtocolPostgres})
 	if err != nil {
 		return out, err
 	}
@@ -60,16 +72,30 @@ func (b *pgBackend) Run(ctx context.Context, p auth.Principal, st pgwire.Stateme
 		return res, &apiError{status: http.StatusTooManyRequests, code: codeRateLimited, msg: err.Error(), retryAfter: le.RetryAfter}
 	}
 	defer release()
-	out, err := b.s.Query(auth.WithPrincipal(ctx, p), Statement{SQL: st.SQL, Args: st.Args, Protocol: ProtocolPostgres},
+	// The rows are held until Query returns, that is until the audit log
+	// has the request: an answer is never sent before it is recorded. They
+	// are bounded like an HTTP answer (query.max_answer_bytes).
+	var rows [][]driver.Value
+	out, err := b.s.Query(auth.WithPrincipal(ctx, p), Statement{SQL: st.SQL, Args: st.Args, Protocol: audit.ProtocolPostgres},
 		func(cols, types []string) func([]driver.Value) error {
 			for i, c := range cols {
 				res.Columns = append(res.Columns, pgwire.Column{Name: c, Type: types[i]})
 			}
-			return row
+			return func(vals []driver.Value) error {
+				rows = append(rows, slices.Clone(vals))
+				return nil
+			}
 		})
-	if out != nil {
-		res.Rows = int64(out.Rows)
-		res.Truncated = out.TruncatedBy != ""
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	for i, r := range rows {
+		if err := row(r); err != nil {
+			return res, err
+		}
+		rows[i] = nil // sent: let it go
+	}
+	res.Rows = int64(out.Rows)
+	res.Truncated = out.TruncatedBy != ""
+	return res, nil
 }

@@ -15,6 +15,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
@@ -41,6 +42,9 @@ type Deps struct {
 	// Health are the other components of the process, reported by
 	// /healthz under their names (an error makes it 503).
 	Health map[string]func() error
+	// Audit records every statement Query runs or refuses, durably before
+	// the answer goes out; nil records nothing.
+	Audit Auditor
 	// Policy holds the roles whose grants Query enforces for the
 	// principal of each request (auth.From); nil serves every request
 	// as admin (authentication disabled).
@@ -51,6 +55,12 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// Now is the clock for freshness figures.
 	Now func() time.Time
+}
+
+// Auditor is the audit log (audit.Log): Append returns once the record
+// is durable.
+type Auditor interface {
+	Append(ctx context.Context, rec audit.Record) error
 }
 
 // Service serves SQL over the lake. Build it with New, start Run, and
@@ -137,6 +147,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: def})
 		s.known[name] = true
 	}
+	// The audit log is served (empty until its first commit) to the roles
+	// granted it by name.
+	s.specs = append(s.specs, &tableSpec{name: lake.TableAuditLog, readModel: true, def: lake.AuditLogTableDef(lake.TableAuditLog)})
+	s.known[lake.TableAuditLog] = true
 	for view := range cfg.TypeViews {
 		if s.known[view] || strings.EqualFold(view, ViewEvents) || strings.EqualFold(view, ViewDLQ) {
 			return nil, fmt.Errorf("query.type_views: view %q would hide a table or view of the same name; rename it", view)

@@ -25,7 +25,7 @@ func TestEmptyLake(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil,
-		"order_revenue_minute": nil, "user_activity_minute": nil, "inventory_health": nil}
+		"order_revenue_minute": nil, "user_activity_minute": nil, "inventory_health": nil, "audit_log": nil}
 	if !reflect.DeepEqual(hr.Tables, want) {
 		t.Fatalf("healthz tables %v, want all null", hr.Tables)
 	}

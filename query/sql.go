@@ -11,12 +11,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/httpmw"
@@ -84,7 +86,7 @@ func (s *Service) handleSQL(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 	}
-	out, err := s.Query(r.Context(), Statement{SQL: req.SQL, MaxRows: req.MaxRows, Protocol: ProtocolHTTP}, sink)
+	out, err := s.Query(r.Context(), Statement{SQL: req.SQL, MaxRows: req.MaxRows, Protocol: audit.ProtocolHTTP}, sink)
 	if err != nil {
 		s.writeError(w, asAPIError(err))
 		return
@@ -126,12 +128,6 @@ func (s *Service) writeSQLResponse(w http.ResponseWriter, res *SQLResponse) {
 	_ = bw.Flush()
 }
 
-// Protocols of Statement.
-const (
-	ProtocolHTTP     = "http"
-	ProtocolPostgres = "postgres"
-)
-
 // Statement is one SQL statement to run for the principal of the context
 // (auth.From).
 type Statement struct {
@@ -140,8 +136,8 @@ type Statement struct {
 	Args []any
 	// MaxRows asks for at most this many rows (0: Config.MaxRows).
 	MaxRows int
-	// Protocol is how the statement came (ProtocolHTTP ...), for the
-	// audit log.
+	// Protocol is how the statement came (audit.ProtocolHTTP ...), for
+	// the audit log.
 	Protocol string
 }
 
@@ -157,8 +153,10 @@ type Outcome struct {
 	Bytes int64
 	// TruncatedBy is "rows" or "bytes" when a limit cut the answer.
 	TruncatedBy string
-	// Objects are the views, tables and read models the statement named.
+	// Objects are the views, tables and read models the statement named,
+	// and Tables the tables behind them.
 	Objects     []string
+	Tables      []string
 	SnapshotID  map[string]*int64
 	Offsets     map[string]lake.Offsets
 	LakeOffsets map[string]lake.Offsets
@@ -169,6 +167,15 @@ type Outcome struct {
 // hands the answer to sink. Errors are the API's (Status and Code tell
 // which).
 func (s *Service) Query(ctx context.Context, st Statement, sink Sink) (*Outcome, error) {
+	start := s.deps.Now()
+	out, err := s.query(ctx, st, sink)
+	if aerr := s.audit(ctx, start, st, out, err); aerr != nil {
+		return nil, aerr
+	}
+	return out, err
+}
+
+func (s *Service) query(ctx context.Context, st Statement, sink Sink) (*Outcome, error) {
 	role, aerr := s.role(ctx)
 	if aerr != nil {
 		return nil, aerr
@@ -211,6 +218,51 @@ func (s *Service) Query(ctx context.Context, st Statement, sink Sink) (*Outcome,
 	out.SnapshotID = used.snapshotIDs()
 	out.LakeOffsets = used.offsets()
 	return out, nil
+}
+
+// audit records a statement in the audit log (deps.Audit) before its
+// answer is sent; an answer that could not be recorded is withheld (503).
+func (s *Service) audit(ctx context.Context, start time.Time, st Statement, out *Outcome, err error) *apiError {
+	if s.deps.Audit == nil {
+		return nil
+	}
+	p, _ := auth.From(ctx)
+	rec := audit.Record{
+		Time: start, Principal: p.Name, Role: p.Role, Client: p.Client, Protocol: st.Protocol, Kind: audit.KindSQL,
+		Statement: st.SQL, Duration: s.deps.Now().Sub(start), Outcome: audit.OutcomeOK, RequestID: httpmw.IDFrom(ctx),
+	}
+	if out != nil {
+		rec.Objects, rec.Rows, rec.Bytes = out.Objects, int64(out.Rows), out.Bytes
+		for _, t := range out.Tables {
+			if id := out.SnapshotID[t]; id != nil {
+				if rec.SnapshotIDs == nil {
+					rec.SnapshotIDs = map[string]int64{}
+				}
+				rec.SnapshotIDs[t] = *id
+			}
+		}
+		if out.TruncatedBy != "" {
+			rec.Outcome = audit.OutcomeTruncated
+		}
+	}
+	if err != nil {
+		rec.Error = err.Error()
+		ae := asAPIError(err)
+		switch {
+		case ae.status == http.StatusUnauthorized || ae.status == http.StatusForbidden:
+			rec.Outcome = audit.OutcomeDenied
+		case ae.code == codeCanceled:
+			rec.Outcome = audit.OutcomeCanceled
+		default:
+			rec.Outcome = audit.OutcomeError
+		}
+	}
+	if aerr := s.deps.Audit.Append(context.WithoutCancel(ctx), rec); aerr != nil {
+		s.log.Error("record a query in the audit log; the answer is withheld", logkey.RequestID, rec.RequestID, logkey.Err, aerr)
+		return &apiError{status: http.StatusServiceUnavailable, code: codeAuditUnavailable, retryAfter: time.Second,
+			msg: "the audit log could not record this request, so its answer is withheld: " + aerr.Error()}
+	}
+	return nil
 }
 
 // role is the role of ctx's principal; admin when the service has no
@@ -418,6 +470,13 @@ func authorize(tree map[string]any, err error, role *auth.Role, gen *generation,
 	}
 	r := checkReads(tree, role, gen.byName)
 	out.Objects = r.objects
+	for _, o := range r.objects {
+		for _, t := range gen.byName[strings.ToLower(o)].tables {
+			if !slices.Contains(out.Tables, t) {
+				out.Tables = append(out.Tables, t)
+			}
+		}
+	}
 	if r.denied != nil {
 		return "", &statementError{api: r.denied}
 	}

@@ -151,9 +151,10 @@ var (
 
 // view is one view of a generation.
 type view struct {
-	name string
-	sql  string   // the SELECT the view stands for
-	cols []column // its columns (masks are applied by name and type)
+	name   string
+	sql    string   // the SELECT the view stands for
+	cols   []column // its columns (masks are applied by name and type)
+	tables []string // the tables it reads (the audit log names their snapshots)
 }
 
 func (v view) create() string {
@@ -214,7 +215,7 @@ func (s *Service) buildViews(gen *generation) []view {
 	holders := map[string][]*tableState{} // event type -> raw tables that hold it
 	taken := map[string]bool{}
 	for _, st := range gen.tables {
-		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name]), cols: st.columns})
+		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name]), cols: st.columns, tables: []string{st.spec.name}})
 		taken[strings.ToLower(st.spec.name)] = true
 		switch {
 		case st.spec.readModel:
@@ -227,7 +228,7 @@ func (s *Service) buildViews(gen *generation) []view {
 			}
 		}
 	}
-	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns})
+	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns, tables: names(raw)})
 	taken[ViewEvents] = true
 	typeView := func(name, typ string) {
 		if taken[strings.ToLower(name)] {
@@ -235,7 +236,7 @@ func (s *Service) buildViews(gen *generation) []view {
 		}
 		taken[strings.ToLower(name)] = true
 		cols := append(append(slices.Clone(typeHead), s.typeColumns(typ, holders[typ])...), typeTail...)
-		views = append(views, view{name: name, cols: cols, sql: unionOf(cols, holders[typ],
+		views = append(views, view{name: name, cols: cols, tables: names(holders[typ]), sql: unionOf(cols, holders[typ],
 			" WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(typ))})
 	}
 	aliases := slices.Sorted(maps.Keys(s.cfg.TypeViews))
@@ -246,7 +247,7 @@ func (s *Service) buildViews(gen *generation) []view {
 		typeView(lake.TableName(typ), typ)
 	}
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
-		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name), cols: dlq.columns})
+		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name), cols: dlq.columns, tables: []string{dlq.spec.name}})
 	}
 	return views
 }
@@ -282,4 +283,13 @@ func (s *Service) typeColumns(typ string, tables []*tableState) []column {
 // with an explicit UTC offset, so that it does not depend on TimeZone.
 func timestamptzLiteral(micros int64) string {
 	return "TIMESTAMPTZ '" + time.UnixMicro(micros).UTC().Format("2006-01-02 15:04:05.000000") + "+00'"
+}
+
+// names are the tables' names.
+func names(tables []*tableState) []string {
+	out := make([]string, len(tables))
+	for i, st := range tables {
+		out[i] = st.spec.name
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
@@ -34,6 +35,9 @@ type access struct {
 	authn   *auth.Authenticator // nil when authentication is disabled
 	limiter *auth.Limiter
 	close   func() error
+	// trail, if set, records refused requests and model API calls (SQL
+	// is recorded by the query service).
+	trail *auditTrail
 }
 
 // openTokenStore opens the token store: in the catalog's SQL database,
@@ -133,6 +137,11 @@ func (a *access) gate() *auth.Gate {
 			return false
 		},
 		Uncounted: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/stream/") },
+		Refused: func(r *http.Request, p auth.Principal, status int, msg string) {
+			if err := a.trail.record(r, p, audit.OutcomeDenied, msg, nil); err != nil {
+				slog.Default().Error("record a refused request in the audit log", logkey.Err, err)
+			}
+		},
 	}
 }
 
@@ -204,8 +213,18 @@ func (a *access) protect(mux http.Handler) http.Handler {
 			g.Require(auth.CanManageSchemas, "the right to manage schemas (admin, or auth.roles.<role>.manage_schemas)", mux).ServeHTTP(w, r)
 		case modelObject(p) != "":
 			obj := modelObject(p)
+			// Recorded before the answer is sent, as SQL is.
+			recorded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				pr, _ := auth.From(r.Context())
+				if err := a.trail.record(r, pr, audit.OutcomeOK, "", []string{obj}); err != nil {
+					auth.WriteError(w, http.StatusServiceUnavailable, "audit_unavailable",
+						"the audit log could not record this request, so it is not served: "+err.Error())
+					return
+				}
+				mux.ServeHTTP(w, r)
+			})
 			g.Require(func(role *auth.Role) bool { gr := role.Grant(obj); return gr != nil && !gr.Restricted() },
-				"an unrestricted grant on "+strconv.Quote(obj)+" (masked or filtered grants are served by SQL only)", mux).ServeHTTP(w, r)
+				"an unrestricted grant on "+strconv.Quote(obj)+" (masked or filtered grants are served by SQL only)", recorded).ServeHTTP(w, r)
 		default:
 			mux.ServeHTTP(w, r)
 		}

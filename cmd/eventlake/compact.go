@@ -59,7 +59,9 @@ func compactorTables(cfg *Config) []compactor.Table {
 		seen[cfg.Ingest.DLQTable] = true
 	}
 	var extra []string
-	for _, name := range query.DefaultReadModels() {
+	// The audit log is compacted and expired like a read model (never
+	// erased: the compactor skips its kind).
+	for _, name := range append(query.DefaultReadModels(), lake.TableAuditLog) {
 		if !seen[name] {
 			extra = append(extra, name)
 			seen[name] = true

@@ -53,6 +53,8 @@ type Config struct {
 	// Postgres serves the query service over the Postgres wire protocol
 	// (dev: 127.0.0.1:5433; query: off unless listen is set).
 	Postgres pgwire.Config `yaml:"postgres"`
+	// Audit is the query audit log of processes that serve data.
+	Audit AuditConfig `yaml:"audit"`
 }
 
 // LogConfig selects log verbosity and format.

@@ -84,9 +84,16 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer acc.close()
+	trail, err := openAudit(cfg, cat, log, reg, nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer trail.close()
+	acc.trail = trail
 	health := map[string]func() error{}
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy})
+		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: trail.log})
 	if err != nil {
 		ln.Close()
 		return err
@@ -113,6 +120,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })
+	g.Go(func() error { return trail.run(gctx) })
 	pgAddr := "off"
 	if pg != nil {
 		pgAddr = pgln.Addr().String()
