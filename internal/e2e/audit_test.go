@@ -149,7 +149,7 @@ func TestAuditLog(t *testing.T) {
 	th.SetToken(dev.Ready["http"], comp)
 	type row struct {
 		principal, role, client, protocol, kind, outcome, statement, objects, snapshots, requestID string
-		rows                                                                                    int64
+		rows                                                                                       int64
 	}
 	var got []row
 	th.Eventually(t, 60*time.Second, "every request in audit_log", func() (bool, string) {
