@@ -188,10 +188,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	var g errgroup.Group
 	if s.kp != nil {
-		g.Go(func() error {
-			s.kp.Watch(ctx, s.log, "postgres")
-			return nil
-		})
+		s.kp.Watch(ctx, s.log, "postgres")
 	}
 	err := s.wire.Serve(&trackingListener{Listener: ln, s: s})
 	if err != nil {

@@ -47,6 +47,11 @@ type BackfillConfig struct {
 	// Wait bounds how long to wait for the raw table to catch up with the
 	// read model's offsets (ingest behind the streamer).
 	Wait time.Duration
+	// DLQTable is the dead-letter table. A raw table whose offsets lag
+	// the read model's only by messages that went there holds every
+	// order: ingest commits a raw table's offsets with its next rows, so
+	// dead letters at the end of a partition leave them behind until then.
+	DLQTable string
 	// Progress receives a progress bar (Terminal) or progress lines.
 	Progress io.Writer
 	Terminal bool
@@ -201,7 +206,11 @@ func backfillChunk(ctx context.Context, cat *lake.Catalog, com *lake.Committer, 
 				if err != nil {
 					return err
 				}
-				if behind := rawBehind(rmOff, rawOff, cfg.Orders.Topic); behind != "" {
+				behind, err := rawBehind(ctx, cat, cfg, rmOff, rawOff)
+				if err != nil {
+					return err
+				}
+				if behind != "" {
 					return fmt.Errorf("%w: the raw table %s does not yet hold every event the read model counts (%s); is ingest running?",
 						errRawBehind, cfg.RawTable, behind)
 				}
@@ -249,13 +258,63 @@ func backfillChunk(ctx context.Context, cat *lake.Catalog, com *lake.Committer, 
 }
 
 // rawBehind says which partition the raw table has not reached yet.
-func rawBehind(rm, raw lake.Offsets, topic string) string {
+func rawBehind(ctx context.Context, cat *lake.Catalog, cfg BackfillConfig, rm, raw lake.Offsets) (string, error) {
+	topic := cfg.Orders.Topic
 	for p, o := range rm[topic] {
-		if r, _ := raw.Get(topic, p); r < o {
-			return fmt.Sprintf("partition %d: raw table at offset %d, read model at %d", p, r, o)
+		r, _ := raw.Get(topic, p)
+		if r >= o {
+			continue
+		}
+		dead, err := deadLettered(ctx, cat, cfg.DLQTable, topic, p, r, o)
+		if err != nil {
+			return "", err
+		}
+		if !dead {
+			return fmt.Sprintf("partition %d: raw table at offset %d, read model at %d", p, r, o), nil
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// deadLettered reports whether every offset in [from, to) of the
+// partition is in the dead-letter table.
+func deadLettered(ctx context.Context, cat *lake.Catalog, dlqTable, topic string, p int32, from, to int64) (bool, error) {
+	if dlqTable == "" {
+		return false, nil
+	}
+	dlq, err := cat.LoadTable(ctx, dlqTable)
+	if err != nil || dlq.CurrentSnapshot() == nil {
+		return false, nil // no dead letters (or none readable): not caught up
+	}
+	if stored, err := lake.StoredOffsets(dlq); err != nil {
+		return false, err
+	} else if got, _ := stored.Get(topic, p); got < to {
+		return false, nil
+	}
+	filter := iceberg.NewAnd(iceberg.NewAnd(
+		iceberg.EqualTo(iceberg.Reference(lake.ColKafkaTopic), topic),
+		iceberg.EqualTo(iceberg.Reference(lake.ColKafkaPartition), p)),
+		iceberg.NewAnd(
+			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColKafkaOffset), from),
+			iceberg.LessThan(iceberg.Reference(lake.ColKafkaOffset), to)))
+	_, it, err := dlq.Scan(table.WithRowFilter(filter), table.WithSelectedFields(lake.ColKafkaOffset)).ToArrowRecords(ctx)
+	if err != nil {
+		return false, fmt.Errorf("scan %s: %w", dlqTable, err)
+	}
+	seen := map[int64]bool{}
+	for rec, err := range it {
+		if err != nil {
+			return false, fmt.Errorf("scan %s: %w", dlqTable, err)
+		}
+		col, ok := rec.Column(0).(*array.Int64)
+		if ok {
+			for i := 0; i < col.Len(); i++ {
+				seen[col.Value(i)] = true
+			}
+		}
+		rec.Release()
+	}
+	return int64(len(seen)) == to-from, nil
 }
 
 // recompute aggregates the chunk from the raw table: orders with event

@@ -495,7 +495,7 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 		start := time.Now()
 		res, err := Backfill(ctx, s.deps.Catalog, s.committer, BackfillConfig{
 			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Orders: s.in.Orders,
-			Wait: 10 * time.Second,
+			Wait: 10 * time.Second, DLQTable: s.deps.Layout.DLQ(),
 		}, s.log)
 		if err != nil {
 			if ctx.Err() == nil {

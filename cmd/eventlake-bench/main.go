@@ -40,6 +40,7 @@ func run() error {
 	bin := flag.String("bin", "bin/eventlake", "eventlake binary")
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown report to write")
 	events := flag.Int("events", 2_000_000, "events for the ingest benchmark")
+	accessEvents := flag.Int("access-events", 1_000_000, "order events of the day the token + audit cost and Postgres-vs-HTTP rows are measured on (0 skips them)")
 	dayEvents := flag.Int("day-events", 10_000_000, "order events in the 24 h query dataset (0 skips the query benchmark)")
 	runs := flag.Int("runs", 30, "timed query runs")
 	freshness := flag.Int("freshness-samples", 200, "events timed for produce-to-visible latencies (0 skips)")
@@ -107,6 +108,13 @@ func run() error {
 		}
 		results = append(results, r...)
 	}
+	if *accessEvents > 0 {
+		r, err := benchAccess(*bin, *baseBin, *baseLabel, filepath.Join(work, "access"), *accessEvents, 3)
+		if err != nil {
+			return fmt.Errorf("access benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
 	if *scale {
 		r, err := benchScale(*bin, filepath.Join(work, "scale"), *scaleEvents, *scaleDay, *runs)
 		if err != nil {
@@ -134,18 +142,28 @@ func run() error {
 
 // proc is a started eventlake process.
 type proc struct {
-	cmd   *exec.Cmd
-	ready map[string]string
-	log   *bytes.Buffer
-	done  chan error
+	// tokenName names the token the bench calls it with.
+	tokenName string
+	cmd       *exec.Cmd
+	ready     map[string]string
+	log       *bytes.Buffer
+	done      chan error
 }
 
 func start(bin string, env []string, args ...string) (*proc, error) {
 	// A query service takes tokens: the bench reads as admin, with a
 	// token created in the same catalog (dev makes its own).
-	var token string
-	if len(args) > 0 && args[0] == "query" && !slices.Contains(env, "EVENTLAKE_AUTH_DISABLED=true") {
-		targs := []string{"token", "create", "--name", fmt.Sprintf("bench-%d", time.Now().UnixNano()), "--role", "admin"}
+	withToken := len(args) > 0 && args[0] == "query" && !slices.Contains(env, "EVENTLAKE_AUTH_DISABLED=true")
+	return startAs(bin, env, withToken, args...)
+}
+
+// startAs is start, creating a token first when withToken is set (a
+// build before tokens has no `token` command).
+func startAs(bin string, env []string, withToken bool, args ...string) (*proc, error) {
+	var token, tokenName string
+	if withToken {
+		tokenName = fmt.Sprintf("bench-%d", time.Now().UnixNano())
+		targs := []string{"token", "create", "--name", tokenName, "--role", "admin"}
 		for i := 1; i+1 < len(args); i++ {
 			if args[i] == "--data-dir" || args[i] == "--config" {
 				targs = append(targs, args[i], args[i+1])
@@ -168,7 +186,7 @@ func start(bin string, env []string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, log: &logBuf, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, log: &logBuf, done: make(chan error, 1), tokenName: tokenName}
 	readyc := make(chan map[string]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -198,7 +216,7 @@ func start(bin string, env []string, args ...string) (*proc, error) {
 			if err != nil {
 				return nil, err
 			}
-			token = strings.TrimSpace(string(b))
+			token, p.tokenName = strings.TrimSpace(string(b)), "dev-admin"
 		}
 		if token != "" {
 			tokens.Store(p.ready["http"], token)
@@ -588,26 +606,34 @@ func revenueTotal(url string) (int64, error) {
 }
 
 func timeSQL(base string) (time.Duration, error) {
-	sql := `SELECT epoch_us(ts) // 60000000 AS minute, sum(amount) AS revenue, count(*) AS orders FROM orders WHERE ts >= TIMESTAMPTZ '2026-11-25 00:00:00+00' AND ts < TIMESTAMPTZ '2026-11-26 00:00:00+00' GROUP BY 1 ORDER BY 1`
 	var lat []time.Duration
 	for i := 0; i < 13; i++ {
-		body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 10000})
-		t0 := time.Now()
-		resp, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+		d, err := timeSQLOnce(base, fmt.Sprintf(revenueSQL, "orders", ""))
 		if err != nil {
 			return 0, err
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return 0, fmt.Errorf("sql: HTTP %d", resp.StatusCode)
-		}
 		if i >= 3 {
-			lat = append(lat, time.Since(t0))
+			lat = append(lat, d)
 		}
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], nil
+}
+
+// timeSQLOnce times one POST /v1/sql, answer read.
+func timeSQLOnce(base, sql string) (time.Duration, error) {
+	body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 10000})
+	t0 := time.Now()
+	resp, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, fmt.Errorf("sql: HTTP %d", resp.StatusCode)
+	}
+	return time.Since(t0), nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

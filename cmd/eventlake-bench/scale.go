@@ -315,7 +315,7 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 	cat.Close()
 	cacheDir := filepath.Join(work, "day-query", "s3cache")
 	revenueURL := "/v1/metrics/order_revenue_minute?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z"
-	sqlText := `SELECT epoch_us(ts) // 60000000 AS minute, sum(amount) AS revenue, count(*) AS orders FROM orders WHERE ts >= TIMESTAMPTZ '2026-11-25 00:00:00+00' AND ts < TIMESTAMPTZ '2026-11-26 00:00:00+00' GROUP BY 1 ORDER BY 1`
+	sqlText := fmt.Sprintf(revenueSQL, "orders", "")
 	get := func(base string) (time.Duration, error) {
 		t0 := time.Now()
 		resp, err := client.Get(base + revenueURL)

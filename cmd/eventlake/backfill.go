@@ -59,6 +59,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("backfill")}, lake.CommitHooks{}, log, fp)
 	res, err := streamer.Backfill(ctx, cat, com, streamer.BackfillConfig{
 		Table: *tableName, From: from, To: to, Chunk: *chunk, RawTable: rawTable, Orders: cfg.ReadModels.Orders, Wait: *wait,
+		DLQTable: cfg.Ingest.DLQTable,
 		Progress: env.stderr, Terminal: isTerminal(env.stderr),
 		Failpoints: fp,
 	}, log)

@@ -9,11 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
-	"os/signal"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eventlake/eventlake/internal/httpmw"
-	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tlsreload"
 )
 
 // newRegistry returns a registry with the Go and process collectors
@@ -37,11 +33,11 @@ func newRegistry() *prometheus.Registry {
 // SIGHUP reloads the certificate and key (a renewal takes no restart; a
 // pair that fails to load keeps the one in use).
 func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
-	var kp *keypair
+	var kp *tlsreload.Keypair
 	if hc.TLS.CertFile != "" || hc.TLS.KeyFile != "" {
 		var err error
-		if kp, err = loadKeypair(hc.TLS); err != nil {
-			return nil, err
+		if kp, err = tlsreload.Load(hc.TLS.CertFile, hc.TLS.KeyFile); err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
 		}
 	}
 	ln, err := net.Listen("tcp", hc.Listen)
@@ -52,20 +48,10 @@ func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
 		return ln, nil
 	}
 	// The reloader lives as long as the listener: closing it (server
-	// shutdown) stops the signal and ends the goroutine.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			if err := kp.reload(); err != nil {
-				log.Error("reload the HTTP TLS certificate (the previous one stays in use)", logkey.Err, err)
-				continue
-			}
-			log.Info("reloaded the HTTP TLS certificate", "cert_file", hc.TLS.CertFile)
-		}
-	}()
-	tl := tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.get})
-	return &closeHook{Listener: tl, hook: func() { signal.Stop(hup); close(hup) }}, nil
+	// shutdown) ends it.
+	ctx, cancel := context.WithCancel(context.Background())
+	kp.Watch(ctx, log, "http")
+	return &closeHook{Listener: tls.NewListener(ln, kp.ServerConfig()), hook: cancel}, nil
 }
 
 // closeHook runs hook once, when the listener is first closed.
@@ -79,31 +65,6 @@ func (l *closeHook) Close() error {
 	l.once.Do(l.hook)
 	return l.Listener.Close()
 }
-
-// keypair is the HTTP listener's certificate, replaced on reload.
-type keypair struct {
-	cfg  HTTPTLSConfig
-	cert atomic.Pointer[tls.Certificate]
-}
-
-func loadKeypair(c HTTPTLSConfig) (*keypair, error) {
-	if c.CertFile == "" || c.KeyFile == "" {
-		return nil, errors.New("http.tls: cert_file and key_file go together")
-	}
-	kp := &keypair{cfg: c}
-	return kp, kp.reload()
-}
-
-func (k *keypair) reload() error {
-	cert, err := tls.LoadX509KeyPair(k.cfg.CertFile, k.cfg.KeyFile)
-	if err != nil {
-		return fmt.Errorf("http.tls: %w", err)
-	}
-	k.cert.Store(&cert)
-	return nil
-}
-
-func (k *keypair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return k.cert.Load(), nil }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
 // Every answer carries a request id; cross-origin calls follow

@@ -24,6 +24,7 @@ type erasureReaggregator struct {
 	cat      *lake.Catalog
 	com      *lake.Committer
 	rawTable string
+	dlqTable string
 	orders   lake.OrderInputs
 	log      *slog.Logger
 }
@@ -32,7 +33,7 @@ func newErasureReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger, fp
 	if layout, err := cfg.Ingest.Layout(); err == nil {
 		if table, ok := layout.TableFor(cfg.ReadModels.Orders.Topic); ok {
 			com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("erase")}, lake.CommitHooks{}, log, fp)
-			return &erasureReaggregator{cat: cat, com: com, rawTable: table, orders: cfg.ReadModels.Orders, log: log}
+			return &erasureReaggregator{cat: cat, com: com, rawTable: table, dlqTable: cfg.Ingest.DLQTable, orders: cfg.ReadModels.Orders, log: log}
 		}
 	}
 	return nil
@@ -77,7 +78,7 @@ func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compacto
 		for i, s := range spans {
 			_, err := streamer.Backfill(ctx, r.cat, r.com, streamer.BackfillConfig{
 				Table: t, From: s.from, To: s.to, Chunk: time.Hour, RawTable: r.rawTable, Orders: r.orders,
-				Wait: time.Minute, RunID: fmt.Sprintf("%s-%d", run, i),
+				Wait: time.Minute, RunID: fmt.Sprintf("%s-%d", run, i), DLQTable: r.dlqTable,
 			}, r.log)
 			if err != nil {
 				errs = append(errs, err)

@@ -58,21 +58,24 @@ func (k *Keypair) ServerConfig() *tls.Config {
 }
 
 // Watch reloads the pair on every SIGHUP until ctx ends; name says which
-// listener's certificate it is in the log.
+// listener's certificate it is in the log. It returns at once, with
+// SIGHUP already caught: a SIGHUP right after it cannot end the process.
 func (k *Keypair) Watch(ctx context.Context, log *slog.Logger, name string) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if err := k.Reload(); err != nil {
-				log.Error("reload the TLS certificate (the previous one stays in use)", "listener", name, logkey.Err, err)
-				continue
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := k.Reload(); err != nil {
+					log.Error("reload the TLS certificate (the previous one stays in use)", "listener", name, logkey.Err, err)
+					continue
+				}
+				log.Info("reloaded the TLS certificate", "listener", name, "cert_file", k.certFile)
 			}
-			log.Info("reloaded the TLS certificate", "listener", name, "cert_file", k.certFile)
 		}
-	}
+	}()
 }
