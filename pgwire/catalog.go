@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/sqlscan"
 )
 
 // The catalog queries of psql's \d commands and of Grafana's Postgres
@@ -473,17 +474,17 @@ func selectList(q string) (n, from int) {
 	for i := len("SELECT"); i < len(q); i++ {
 		switch c := q[i]; {
 		case c == '\'':
-			i = skipQuoted(q, i+1, '\'', false) - 1
+			i = sqlscan.SkipQuoted(q, i+1, '\'', false) - 1
 		case c == '"':
-			i = skipQuoted(q, i+1, '"', false) - 1
+			i = sqlscan.SkipQuoted(q, i+1, '"', false) - 1
 		case c == '(':
 			depth++
 		case c == ')':
 			depth--
 		case c == ',' && depth == 0:
 			n++
-		case depth == 0 && (c == 'F' || c == 'f') && i > 0 && isSpace(q[i-1]) && len(q) >= i+5 &&
-			strings.EqualFold(q[i:i+4], "FROM") && (len(q) == i+4 || !isIdentPart(q[i+4])):
+		case depth == 0 && (c == 'F' || c == 'f') && i > 0 && sqlscan.IsSpace(q[i-1]) && len(q) >= i+5 &&
+			strings.EqualFold(q[i:i+4], "FROM") && (len(q) == i+4 || !sqlscan.IsIdentPart(q[i+4])):
 			return n, i
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/duck"
 )
 
 // duckTestBackend is the test helper behind the server in these tests:
@@ -116,7 +117,7 @@ func (b *duckTestBackend) Describe(ctx context.Context, _ auth.Principal, text s
 		}
 		for i := 1; i <= st.NumInput(); i++ {
 			pt, _ := st.ParamType(i)
-			d.Params = append(d.Params, duckTypeNames[pt])
+			d.Params = append(d.Params, duck.TypeNames[pt])
 		}
 		n, err := st.ColumnCount()
 		if err != nil {
@@ -131,7 +132,7 @@ func (b *duckTestBackend) Describe(ctx context.Context, _ auth.Principal, text s
 			if err != nil {
 				return err
 			}
-			d.Columns = append(d.Columns, Column{Name: name, Type: duckTypeName(info)})
+			d.Columns = append(d.Columns, Column{Name: name, Type: duck.TypeName(info)})
 		}
 		return nil
 	})
@@ -142,37 +143,6 @@ func (b *duckTestBackend) Describe(ctx context.Context, _ auth.Principal, text s
 		return d, &testStatusError{status: 403, code: "read_only", msg: "only SELECT statements are allowed"}
 	}
 	return d, nil
-}
-
-// duckTypeName writes a DuckDB type as DuckDB names it.
-func duckTypeName(info duckdb.TypeInfo) string {
-	switch d := info.Details().(type) {
-	case *duckdb.DecimalDetails:
-		return fmt.Sprintf("DECIMAL(%d,%d)", d.Width, d.Scale)
-	case *duckdb.ListDetails:
-		return duckTypeName(d.Child) + "[]"
-	case *duckdb.ArrayDetails:
-		return fmt.Sprintf("%s[%d]", duckTypeName(d.Child), d.Size)
-	}
-	if info.Alias() != "" {
-		return info.Alias()
-	}
-	if n, ok := duckTypeNames[info.InternalType()]; ok {
-		return n
-	}
-	return "VARCHAR"
-}
-
-var duckTypeNames = map[duckdb.Type]string{
-	duckdb.TYPE_BOOLEAN: "BOOLEAN", duckdb.TYPE_TINYINT: "TINYINT", duckdb.TYPE_SMALLINT: "SMALLINT",
-	duckdb.TYPE_INTEGER: "INTEGER", duckdb.TYPE_BIGINT: "BIGINT", duckdb.TYPE_UTINYINT: "UTINYINT",
-	duckdb.TYPE_USMALLINT: "USMALLINT", duckdb.TYPE_UINTEGER: "UINTEGER", duckdb.TYPE_UBIGINT: "UBIGINT",
-	duckdb.TYPE_HUGEINT: "HUGEINT", duckdb.TYPE_FLOAT: "FLOAT", duckdb.TYPE_DOUBLE: "DOUBLE",
-	duckdb.TYPE_VARCHAR: "VARCHAR", duckdb.TYPE_DECIMAL: "DECIMAL", duckdb.TYPE_BLOB: "BLOB",
-	duckdb.TYPE_TIMESTAMP_TZ: "TIMESTAMP WITH TIME ZONE", duckdb.TYPE_TIMESTAMP: "TIMESTAMP",
-	duckdb.TYPE_TIMESTAMP_S: "TIMESTAMP_S", duckdb.TYPE_TIMESTAMP_MS: "TIMESTAMP_MS", duckdb.TYPE_TIMESTAMP_NS: "TIMESTAMP_NS",
-	duckdb.TYPE_DATE: "DATE", duckdb.TYPE_TIME: "TIME", duckdb.TYPE_TIME_TZ: "TIMETZ", duckdb.TYPE_INTERVAL: "INTERVAL",
-	duckdb.TYPE_UUID: "UUID", duckdb.TYPE_STRUCT: "STRUCT", duckdb.TYPE_MAP: "MAP", duckdb.TYPE_ENUM: "ENUM",
 }
 
 func (b *duckTestBackend) Run(ctx context.Context, _ auth.Principal, st Statement, row func([]driver.Value) error) (Result, error) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/eventlake/eventlake/internal/duck"
 )
 
 // Description is the shape of a prepared statement.
@@ -34,15 +36,7 @@ func (s *Service) Describe(ctx context.Context, st Statement) (*Description, err
 }
 
 func (s *Service) describe(ctx context.Context, text string) (*Description, error) {
-	role, aerr := s.role(ctx)
-	if aerr != nil {
-		return nil, aerr
-	}
-	verdict := checkText(text)
-	if verdict.err != nil {
-		return nil, verdict.err
-	}
-	qc, _, aerr := s.acquire(ctx)
+	role, verdict, qc, aerr := s.admit(ctx, text)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -67,7 +61,7 @@ func (s *Service) describe(ctx context.Context, text string) (*Description, erro
 			if err != nil {
 				return fmt.Errorf("read result columns: %w", err)
 			}
-			d.Types = append(d.Types, typeName(info))
+			d.Types = append(d.Types, duck.TypeName(info))
 		}
 		for i := 1; i <= st.NumInput(); i++ {
 			t, err := st.ParamType(i)
@@ -75,7 +69,7 @@ func (s *Service) describe(ctx context.Context, text string) (*Description, erro
 				d.Params = append(d.Params, "")
 				continue
 			}
-			d.Params = append(d.Params, typeNames[t])
+			d.Params = append(d.Params, duck.TypeNames[t])
 		}
 		return nil
 	})
@@ -83,35 +77,4 @@ func (s *Service) describe(ctx context.Context, text string) (*Description, erro
 		return nil, s.classify(qctx, err)
 	}
 	return d, nil
-}
-
-// typeName writes a DuckDB type as DuckDB's result columns name it.
-func typeName(info duckdb.TypeInfo) string {
-	switch d := info.Details().(type) {
-	case *duckdb.DecimalDetails:
-		return fmt.Sprintf("DECIMAL(%d,%d)", d.Width, d.Scale)
-	case *duckdb.ListDetails:
-		return typeName(d.Child) + "[]"
-	case *duckdb.ArrayDetails:
-		return fmt.Sprintf("%s[%d]", typeName(d.Child), d.Size)
-	}
-	if info.Alias() != "" {
-		return info.Alias()
-	}
-	if n, ok := typeNames[info.InternalType()]; ok {
-		return n
-	}
-	return "VARCHAR"
-}
-
-var typeNames = map[duckdb.Type]string{
-	duckdb.TYPE_BOOLEAN: "BOOLEAN", duckdb.TYPE_TINYINT: "TINYINT", duckdb.TYPE_SMALLINT: "SMALLINT",
-	duckdb.TYPE_INTEGER: "INTEGER", duckdb.TYPE_BIGINT: "BIGINT", duckdb.TYPE_UTINYINT: "UTINYINT",
-	duckdb.TYPE_USMALLINT: "USMALLINT", duckdb.TYPE_UINTEGER: "UINTEGER", duckdb.TYPE_UBIGINT: "UBIGINT",
-	duckdb.TYPE_HUGEINT: "HUGEINT", duckdb.TYPE_FLOAT: "FLOAT", duckdb.TYPE_DOUBLE: "DOUBLE",
-	duckdb.TYPE_VARCHAR: "VARCHAR", duckdb.TYPE_DECIMAL: "DECIMAL", duckdb.TYPE_BLOB: "BLOB",
-	duckdb.TYPE_TIMESTAMP_TZ: "TIMESTAMP WITH TIME ZONE", duckdb.TYPE_TIMESTAMP: "TIMESTAMP",
-	duckdb.TYPE_TIMESTAMP_S: "TIMESTAMP_S", duckdb.TYPE_TIMESTAMP_MS: "TIMESTAMP_MS", duckdb.TYPE_TIMESTAMP_NS: "TIMESTAMP_NS",
-	duckdb.TYPE_DATE: "DATE", duckdb.TYPE_TIME: "TIME", duckdb.TYPE_TIME_TZ: "TIMETZ", duckdb.TYPE_INTERVAL: "INTERVAL",
-	duckdb.TYPE_UUID: "UUID", duckdb.TYPE_STRUCT: "STRUCT", duckdb.TYPE_MAP: "MAP", duckdb.TYPE_ENUM: "ENUM",
 }

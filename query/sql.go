@@ -176,24 +176,11 @@ func (s *Service) Query(ctx context.Context, st Statement, sink Sink) (*Outcome,
 }
 
 func (s *Service) query(ctx context.Context, st Statement, sink Sink) (*Outcome, error) {
-	role, aerr := s.role(ctx)
-	if aerr != nil {
-		return nil, aerr
-	}
-	verdict := checkText(st.SQL)
-	if verdict.err != nil {
-		reason := rejectRequest
-		if verdict.err.code == codeReadOnly {
-			reason = rejectReadOnly
-		}
-		s.m.rejected.WithLabelValues(reason).Inc()
-		return nil, verdict.err
-	}
 	maxRows := s.cfg.MaxRows
 	if st.MaxRows > 0 {
 		maxRows = min(st.MaxRows, s.cfg.MaxRows)
 	}
-	qc, _, aerr := s.acquire(ctx)
+	role, verdict, qc, aerr := s.admit(ctx, st.SQL)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -263,6 +250,29 @@ func (s *Service) audit(ctx context.Context, start time.Time, st Statement, out 
 			msg: "the audit log could not record this request, so its answer is withheld: " + aerr.Error()}
 	}
 	return nil
+}
+
+// admit is what every statement passes before DuckDB sees it: the role of
+// the caller, the text guard, a query slot (to release).
+func (s *Service) admit(ctx context.Context, text string) (*auth.Role, guardVerdict, *qconn, *apiError) {
+	role, aerr := s.role(ctx)
+	if aerr != nil {
+		return nil, guardVerdict{}, nil, aerr
+	}
+	verdict := checkText(text)
+	if verdict.err != nil {
+		reason := rejectRequest
+		if verdict.err.code == codeReadOnly {
+			reason = rejectReadOnly
+		}
+		s.m.rejected.WithLabelValues(reason).Inc()
+		return nil, verdict, nil, verdict.err
+	}
+	qc, _, aerr := s.acquire(ctx)
+	if aerr != nil {
+		return nil, verdict, nil, aerr
+	}
+	return role, verdict, qc, nil
 }
 
 // role is the role of ctx's principal; admin when the service has no

@@ -3,6 +3,8 @@ package query
 import (
 	"net/http"
 	"strings"
+
+	"github.com/eventlake/eventlake/internal/sqlscan"
 )
 
 // The guard reads the text of a statement before DuckDB sees it, to give
@@ -45,14 +47,6 @@ type scanned struct {
 
 const maxGuardWords = 4096
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
-func isIdentStart(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
-}
-func isIdentPart(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') || c == '$' }
-
 // scanSQL tokenizes just enough of DuckDB's (PostgreSQL's) lexical
 // grammar to find statement boundaries: quoted strings (a doubled quote
 // escapes a quote; E-prefixed strings also take backslash escapes), quoted
@@ -74,7 +68,7 @@ func scanSQL(s string) scanned {
 	for i < n {
 		c := s[i]
 		switch {
-		case isSpace(c):
+		case sqlscan.IsSpace(c):
 			i++
 			continue
 		case c == '-' && i+1 < n && s[i+1] == '-':
@@ -83,21 +77,7 @@ func scanSQL(s string) scanned {
 			}
 			continue
 		case c == '/' && i+1 < n && s[i+1] == '*':
-			depth := 0
-			for i < n {
-				if s[i] == '/' && i+1 < n && s[i+1] == '*' {
-					depth++
-					i += 2
-				} else if s[i] == '*' && i+1 < n && s[i+1] == '/' {
-					depth--
-					i += 2
-					if depth == 0 {
-						break
-					}
-				} else {
-					i++
-				}
-			}
+			i = sqlscan.SkipBlockComment(s, i)
 			continue
 		case c == ';':
 			if end < 0 {
@@ -112,16 +92,16 @@ func scanSQL(s string) scanned {
 		}
 		switch {
 		case c == '\'':
-			i = skipQuoted(s, i+1, '\'', false)
+			i = sqlscan.SkipQuoted(s, i+1, '\'', false)
 			add("'")
 		case (c == 'e' || c == 'E') && i+1 < n && s[i+1] == '\'':
-			i = skipQuoted(s, i+2, '\'', true)
+			i = sqlscan.SkipQuoted(s, i+2, '\'', true)
 			add("'")
 		case c == '"':
-			i = skipQuoted(s, i+1, '"', false)
+			i = sqlscan.SkipQuoted(s, i+1, '"', false)
 			add(`"`)
 		case c == '$':
-			if tag, ok := dollarTag(s[i:]); ok {
+			if tag, ok := sqlscan.DollarTag(s[i:]); ok {
 				j := strings.Index(s[i+len(tag):], tag)
 				if j < 0 {
 					i = n
@@ -131,22 +111,22 @@ func scanSQL(s string) scanned {
 				add("'")
 			} else { // a parameter: $1, $name
 				j := i + 1
-				for j < n && isIdentPart(s[j]) {
+				for j < n && sqlscan.IsIdentPart(s[j]) {
 					j++
 				}
 				add(s[i:j])
 				i = j
 			}
-		case isIdentStart(c):
+		case sqlscan.IsIdentStart(c):
 			j := i + 1
-			for j < n && isIdentPart(s[j]) {
+			for j < n && sqlscan.IsIdentPart(s[j]) {
 				j++
 			}
 			add(strings.ToUpper(s[i:j]))
 			i = j
 		case c >= '0' && c <= '9':
 			j := i + 1
-			for j < n && (isIdentPart(s[j]) || s[j] == '.') {
+			for j < n && (sqlscan.IsIdentPart(s[j]) || s[j] == '.') {
 				j++
 			}
 			add(s[i:j])
@@ -161,48 +141,6 @@ func scanSQL(s string) scanned {
 		out.body = s[:end]
 	}
 	return out
-}
-
-// skipQuoted returns the index after the closing quote q of a quoted
-// token whose content starts at i; a doubled quote is an escaped quote,
-// and with backslash set so is \q.
-func skipQuoted(s string, i int, q byte, backslash bool) int {
-	for i < len(s) {
-		switch {
-		case backslash && s[i] == '\\':
-			i += 2
-		case s[i] == q && i+1 < len(s) && s[i+1] == q:
-			i += 2
-		case s[i] == q:
-			return i + 1
-		default:
-			i++
-		}
-	}
-	return len(s)
-}
-
-// dollarTag returns the opening tag ($$ or $tag$) of a dollar-quoted
-// string at the start of s.
-func dollarTag(s string) (string, bool) {
-	if len(s) < 2 || s[0] != '$' {
-		return "", false
-	}
-	if s[1] == '$' {
-		return "$$", true
-	}
-	if !isIdentStart(s[1]) {
-		return "", false
-	}
-	for j := 2; j < len(s); j++ {
-		switch {
-		case s[j] == '$':
-			return s[:j+1], true
-		case !isIdentPart(s[j]) || s[j] == '$':
-			return "", false
-		}
-	}
-	return "", false
 }
 
 // guardVerdict is the guard's decision about a request's text.

@@ -20,14 +20,25 @@ import (
 // protocol against the same over HTTP.
 func benchAccess(bin, baseBin, baseLabel, dir string, n, rounds int) ([]result, error) {
 	step := time.Duration(int64(24*time.Hour) / int64(n))
-	_, brk, err := produceAndIngest(bin, dir, n, 0, "2026-11-25T00:00:00Z", step.String())
+	_, brk, err := produceAndIngest(bin, filepath.Join(dir, "this"), n, 0, "2026-11-25T00:00:00Z", step.String())
 	if err != nil {
 		return nil, err
 	}
 	defer brk.stop()
-	lake := filepath.Join(dir, "lake")
+	// The baseline reads a lake of its own making (table layouts differ
+	// between builds), of the same events.
+	var baseArgs []string
+	if baseBin != "" {
+		_, bbrk, err := produceAndIngest(baseBin, filepath.Join(dir, "baseline"), n, 0, "2026-11-25T00:00:00Z", step.String())
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		defer bbrk.stop()
+		baseArgs = []string{"query", "--data-dir", filepath.Join(dir, "baseline", "lake"), "--http", "127.0.0.1:0", "--brokers", bbrk.ready["kafka"], "--commit-read-models"}
+	}
+	lake := filepath.Join(dir, "this", "lake")
 	// The timed requests come back to back: no per-token rate limit.
-	unlimited := filepath.Join(dir, "unlimited.yaml")
+	unlimited := filepath.Join(dir, "this", "unlimited.yaml")
 	if err := os.WriteFile(unlimited, []byte("auth:\n  limits: {requests_per_second: 0, burst: 0, max_concurrent: 0}\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -38,7 +49,11 @@ func benchAccess(bin, baseBin, baseLabel, dir string, n, rounds int) ([]result, 
 	// answers and times the revenue API.
 	var want int64 = -1
 	run := func(b string, env []string, withToken bool, extra ...string) ([]time.Duration, *proc, error) {
-		q, err := startAs(b, env, withToken, append(slices.Clone(args), extra...)...)
+		a := args
+		if b == baseBin {
+			a = baseArgs
+		}
+		q, err := startAs(b, env, withToken, append(slices.Clone(a), extra...)...)
 		if err != nil {
 			return nil, nil, err
 		}

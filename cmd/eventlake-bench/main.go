@@ -203,8 +203,8 @@ func startAs(bin string, env []string, withToken bool, args ...string) (*proc, e
 				readyc <- kv
 				sent = true
 			}
-			if strings.Contains(line, "level=ERROR") {
-				fmt.Fprintln(os.Stderr, "  ", line)
+			if strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, "eventlake: ") {
+				fmt.Fprintln(os.Stderr, "  ", args[0]+":", line)
 			}
 		}
 	}()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/pgwire"
@@ -115,12 +116,51 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// run reloads tokens until ctx ends.
+// openDataAccess is openAccess for a process that serves data: with the
+// audit log, which records what its front doors let in and refuse.
+func openDataAccess(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer, fp *failpoint.Set, addrs ...string) (*access, error) {
+	a, err := openAccess(ctx, cfg, cat, log, addrs...)
+	if err != nil {
+		return nil, err
+	}
+	if a.trail, err = openAudit(cfg, cat, log, reg, fp); err != nil {
+		_ = a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// run reloads tokens and ships the audit log until ctx ends.
 func (a *access) run(ctx context.Context) error {
+	if a.trail != nil {
+		go func() {
+			if a.authn != nil {
+				a.authn.Run(ctx)
+			}
+		}()
+		return a.trail.run(ctx)
+	}
 	if a.authn != nil {
 		a.authn.Run(ctx)
 	}
 	return nil
+}
+
+// shutdown releases what the access opened, after run returned.
+func (a *access) shutdown() {
+	if a.trail != nil {
+		a.trail.close()
+	}
+	_ = a.close()
+}
+
+// auditLog is what the query service records statements in; nil without
+// an audit trail.
+func (a *access) auditLog() query.Auditor {
+	if a.trail == nil {
+		return nil
+	}
+	return a.trail.log
 }
 
 // gate is the HTTP gate of the process's API.

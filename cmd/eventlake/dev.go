@@ -142,28 +142,21 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
-	acc, err := openAccess(ctx, cfg, cat, log, ln.Addr().String(), cfg.Postgres.Listen)
+	acc, err := openDataAccess(ctx, cfg, cat, log, reg, fp, ln.Addr().String(), cfg.Postgres.Listen)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer acc.close()
+	defer acc.shutdown()
 	tokenFile, err := ensureDevAdminToken(ctx, acc, cfg.DataDir, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	trail, err := openAudit(cfg, cat, log, reg, fp)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer trail.close()
-	acc.trail = trail
 	health := map[string]func() error{"ingest": ing.Ready}
 	qs, err := query.New(cfg.Query, query.Deps{
 		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
-		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: trail.log,
+		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(),
 	})
 	if err != nil {
 		ln.Close()
@@ -195,7 +188,6 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })
-	g.Go(func() error { return trail.run(gctx) })
 	pgAddr := "off"
 	if pg != nil {
 		pgAddr = pgln.Addr().String()

@@ -78,22 +78,15 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if cfg.Postgres.Listen != "" && cfg.Postgres.Listen != "off" {
 		listeners = append(listeners, cfg.Postgres.Listen)
 	}
-	acc, err := openAccess(ctx, cfg, cat, log, listeners...)
+	acc, err := openDataAccess(ctx, cfg, cat, log, reg, nil, listeners...)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer acc.close()
-	trail, err := openAudit(cfg, cat, log, reg, nil)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer trail.close()
-	acc.trail = trail
+	defer acc.shutdown()
 	health := map[string]func() error{}
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: trail.log})
+		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
 	if err != nil {
 		ln.Close()
 		return err
@@ -120,7 +113,6 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })
-	g.Go(func() error { return trail.run(gctx) })
 	pgAddr := "off"
 	if pg != nil {
 		pgAddr = pgln.Addr().String()
