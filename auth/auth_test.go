@@ -185,3 +185,40 @@ func TestGateBasicAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestGateLimits: past a token's rate the gate answers 429 with
+// Retry-After, and other tokens are not held back.
+func TestGateLimits(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t)
+	a, err := s.Create(ctx, "a", RoleAnalyst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create(ctx, "b", RoleAnalyst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, _ := NewPolicy(Config{})
+	g := &Gate{Authn: NewAuthenticator(s, time.Hour, nil), Policy: policy, Limits: NewLimiter(Limits{RequestsPerSecond: 1, Burst: 2})}
+	h := g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	call := func(tok string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/sql", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := 0; i < 2; i++ {
+		if rec := call(a); rec.Code != 200 {
+			t.Fatalf("request %d within the burst: %d", i, rec.Code)
+		}
+	}
+	rec := call(a)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("past the rate: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if rec := call(b); rec.Code != 200 {
+		t.Fatalf("another token: %d", rec.Code)
+	}
+}

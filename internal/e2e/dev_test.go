@@ -131,9 +131,13 @@ func TestDevEndToEnd(t *testing.T) {
 		if code != 200 || len(r.Rows) != 1 {
 			return false, fmt.Sprintf("HTTP %d %s", code, r.Error)
 		}
+		// The hot tier shows events before ingest commits them, and the
+		// dead letters are committed before the raw tables: wait for the
+		// raw tables' snapshots too.
 		ev, dl := fmt.Sprint(r.Rows[0][0]), fmt.Sprint(r.Rows[0][1])
-		return ev == fmt.Sprint(len(orders)+len(inventory)) && dl == fmt.Sprint(len(bad)),
-			"events=" + ev + " dlq=" + dl
+		committed := r.SnapshotID["orders_raw"] != 0 && r.SnapshotID["inventory_raw"] != 0
+		return ev == fmt.Sprint(len(orders)+len(inventory)) && dl == fmt.Sprint(len(bad)) && committed,
+			fmt.Sprintf("events=%s dlq=%s snapshots=%v", ev, dl, r.SnapshotID)
 	})
 
 	// Exact counts: every event once, duplicates dropped.

@@ -161,6 +161,33 @@ func TestPostgresWire(t *testing.T) {
 		t.Fatalf("after a cancel: %v", err)
 	}
 
+	// What Grafana's Postgres data source sends for a time-series panel,
+	// $__timeGroupAlias(ts, '1m') and $__timeFilter(ts) expanded, as the
+	// dashboard role: the answer is the HTTP one.
+	grafana := `SELECT floor(extract(epoch from ts)/60)*60 AS "time", sum(amount) AS revenue FROM orders ` +
+		`WHERE ts BETWEEN '2000-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z' GROUP BY 1 ORDER BY 1`
+	rows, err := dashConn.Query(ctx, grafana)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var panel []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		panel = append(panel, fmt.Sprint(vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	th.SetToken(dev.Ready["http"], dash)
+	ref := th.SQL(t, api, grafana)
+	th.SetToken(dev.Ready["http"], admin)
+	if len(panel) == 0 || len(panel) != len(ref.Rows) {
+		t.Fatalf("Grafana's panel query: %d rows over Postgres, %d over HTTP", len(panel), len(ref.Rows))
+	}
+
 	// psql: \d of a view, and a query.
 	if _, err := exec.LookPath("psql"); err != nil {
 		t.Fatal("psql is required (apt-get install postgresql-client)")
@@ -179,7 +206,39 @@ func TestPostgresWire(t *testing.T) {
 	if out := psql("-c", `\d orders`); !strings.Contains(out, "amount") || !strings.Contains(out, "numeric(") || !strings.Contains(out, "timestamp with time zone") {
 		t.Fatalf(`\d orders: %s`, out)
 	}
+	if out := psql("-c", `\d events`); !strings.Contains(out, "payload") || !strings.Contains(out, "kafka_offset") {
+		t.Fatalf(`\d events: %s`, out)
+	}
+	if out := psql("-c", `\dt`); !strings.Contains(out, "orders_raw") || !strings.Contains(out, "audit_log") {
+		t.Fatalf(`\dt: %s`, out)
+	}
 	if out := psql("-At", "-c", "SELECT count(*) FROM orders"); strings.TrimSpace(out) != "300" {
 		t.Fatalf("psql count: %q", out)
+	}
+}
+
+// TestPostgresWireTLS: with postgres.tls set, psql connects with
+// sslmode=verify-full against the test CA, and a plaintext connection is
+// refused before any token is asked for.
+func TestPostgresWireTLS(t *testing.T) {
+	dir := t.TempDir()
+	certs := th.NewTestCerts(t, dir)
+	dev := th.Start(t, "dev", []string{"EVENTLAKE_POSTGRES_TLS_CERT_FILE=" + certs.CertFile, "EVENTLAKE_POSTGRES_TLS_KEY_FILE=" + certs.KeyFile},
+		"dev", "--no-demo", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--pg-listen", "127.0.0.1:0")
+	_, port, _ := strings.Cut(dev.Ready["postgres"], ":")
+	token := th.Token(dev.Ready["http"])
+	psql := func(sslmode string) (string, error) {
+		cmd := exec.Command("psql", "-X", "-At", "-c", "SELECT 40 + 2",
+			fmt.Sprintf("host=localhost port=%s user=dev-admin dbname=eventlake sslmode=%s sslrootcert=%s", port, sslmode, certs.CAFile))
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+token, "PGCONNECT_TIMEOUT=10")
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	th.Eventually(t, 30*time.Second, "psql over verify-full TLS", func() (bool, string) {
+		out, err := psql("verify-full")
+		return err == nil && out == "42", fmt.Sprint(out, err)
+	})
+	if out, err := psql("disable"); err == nil || !strings.Contains(out, "requires TLS") {
+		t.Fatalf("plaintext was not refused as such: %s %v", out, err)
 	}
 }

@@ -1,6 +1,6 @@
 // Package sqlscan holds the pieces of PostgreSQL's (and DuckDB's) lexical
 // grammar that eventlake needs to cut SQL text without parsing it: quoted
-// strings (a doubled quote escapes a quote; E” strings also take
+// strings (a doubled quote escapes a quote; E-prefixed strings also take
 // backslash escapes), quoted identifiers, dollar-quoted strings, line
 // comments and nested block comments. The query service's guard and the
 // Postgres front end's statement splitter both read text with them.
