@@ -265,7 +265,7 @@ func rawBehind(ctx context.Context, cat *lake.Catalog, cfg BackfillConfig, rm, r
 		if r >= o {
 			continue
 		}
-		dead, err := deadLettered(ctx, cat, cfg.DLQTable, topic, p, r, o)
+		dead, err := deadLettered(ctx, cat, cfg.DLQTable, topic, p, o)
 		if err != nil {
 			return "", err
 		}
@@ -276,9 +276,18 @@ func rawBehind(ctx context.Context, cat *lake.Catalog, cfg BackfillConfig, rm, r
 	return "", nil
 }
 
-// deadLettered reports whether every offset in [from, to) of the
-// partition is in the dead-letter table.
-func deadLettered(ctx context.Context, cat *lake.Catalog, dlqTable, topic string, p int32, from, to int64) (bool, error) {
+// deadLettered reports whether the partition's offsets the raw table lacks, up to to,
+// went to the dead-letter table: ingest commits the dead letters first,
+// with the end offsets of every partition of the batch, then the raw
+// tables, whose offsets ride along with their next rows when a batch has
+// none for them. A raw table behind a dead-letter table that committed
+// at least deadLetterSettle ago therefore lags by dead letters only (the
+// raw commit of the same batch follows at once), unless ingest crashed
+// between the two commits: then it re-reads the batch from the raw
+// table's offsets when it restarts, and the periodic re-aggregation
+// counts those orders again. The rows are not counted instead, because
+// erasure may have removed some of them.
+func deadLettered(ctx context.Context, cat *lake.Catalog, dlqTable, topic string, p int32, to int64) (bool, error) {
 	if dlqTable == "" {
 		return false, nil
 	}
@@ -286,36 +295,20 @@ func deadLettered(ctx context.Context, cat *lake.Catalog, dlqTable, topic string
 	if err != nil || dlq.CurrentSnapshot() == nil {
 		return false, nil // no dead letters (or none readable): not caught up
 	}
-	if stored, err := lake.StoredOffsets(dlq); err != nil {
+	stored, err := lake.StoredOffsets(dlq)
+	if err != nil {
 		return false, err
-	} else if got, _ := stored.Get(topic, p); got < to {
+	}
+	if got, _ := stored.Get(topic, p); got < to {
 		return false, nil
 	}
-	filter := iceberg.NewAnd(iceberg.NewAnd(
-		iceberg.EqualTo(iceberg.Reference(lake.ColKafkaTopic), topic),
-		iceberg.EqualTo(iceberg.Reference(lake.ColKafkaPartition), p)),
-		iceberg.NewAnd(
-			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColKafkaOffset), from),
-			iceberg.LessThan(iceberg.Reference(lake.ColKafkaOffset), to)))
-	_, it, err := dlq.Scan(table.WithRowFilter(filter), table.WithSelectedFields(lake.ColKafkaOffset)).ToArrowRecords(ctx)
-	if err != nil {
-		return false, fmt.Errorf("scan %s: %w", dlqTable, err)
-	}
-	seen := map[int64]bool{}
-	for rec, err := range it {
-		if err != nil {
-			return false, fmt.Errorf("scan %s: %w", dlqTable, err)
-		}
-		col, ok := rec.Column(0).(*array.Int64)
-		if ok {
-			for i := 0; i < col.Len(); i++ {
-				seen[col.Value(i)] = true
-			}
-		}
-		rec.Release()
-	}
-	return int64(len(seen)) == to-from, nil
+	age := time.Since(time.UnixMilli(dlq.CurrentSnapshot().TimestampMs))
+	return age >= deadLetterSettle, nil
 }
+
+// deadLetterSettle is how long after a dead-letter commit a raw table
+// still behind it is taken to lag by dead letters only.
+const deadLetterSettle = 5 * time.Second
 
 // recompute aggregates the chunk from the raw table: orders with event
 // time in [a, b) and an offset below the read model's, per partition.
