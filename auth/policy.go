@@ -33,8 +33,8 @@ type Config struct {
 	// REST catalog): a PostgreSQL URI or a SQLite file.
 	Database string `yaml:"database"`
 	// Limits bound each token's requests (429 with Retry-After past
-	// them). Default: DefaultLimits.
-	Limits *Limits `yaml:"limits"`
+	// them).
+	Limits Limits `yaml:"limits"`
 	// Roles adds roles and replaces the grants of built-in ones (admin's
 	// cannot change).
 	Roles map[string]RoleConfig `yaml:"roles"`

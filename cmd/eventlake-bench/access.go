@@ -37,11 +37,6 @@ func benchAccess(bin, baseBin, baseLabel, dir string, n, rounds int) ([]result, 
 		baseArgs = []string{"query", "--data-dir", filepath.Join(dir, "baseline", "lake"), "--http", "127.0.0.1:0", "--brokers", bbrk.ready["kafka"], "--commit-read-models"}
 	}
 	lake := filepath.Join(dir, "this", "lake")
-	// The timed requests come back to back: no per-token rate limit.
-	unlimited := filepath.Join(dir, "this", "unlimited.yaml")
-	if err := os.WriteFile(unlimited, []byte("auth:\n  limits: {requests_per_second: 0, burst: 0, max_concurrent: 0}\n"), 0o600); err != nil {
-		return nil, err
-	}
 	const revenuePath = "/v1/metrics/order_revenue_minute?from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z"
 	args := []string{"query", "--data-dir", lake, "--http", "127.0.0.1:0", "--brokers", brk.ready["kafka"], "--commit-read-models"}
 
@@ -97,9 +92,9 @@ func benchAccess(bin, baseBin, baseLabel, dir string, n, rounds int) ([]result, 
 			)
 			switch k {
 			case "auth":
-				lat, q, err = run(bin, nil, true, "--pg-listen", "127.0.0.1:0", "--config", unlimited)
+				lat, q, err = run(bin, []string{noLimits}, true, "--pg-listen", "127.0.0.1:0")
 			case "open":
-				lat, q, err = run(bin, []string{"EVENTLAKE_AUTH_DISABLED=true"}, false, "--config", unlimited)
+				lat, q, err = run(bin, []string{"EVENTLAKE_AUTH_DISABLED=true", noLimits}, false)
 			case "baseline":
 				lat, q, err = run(baseBin, nil, false)
 			}

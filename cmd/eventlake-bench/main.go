@@ -154,8 +154,15 @@ func start(bin string, env []string, args ...string) (*proc, error) {
 	// A query service takes tokens: the bench reads as admin, with a
 	// token created in the same catalog (dev makes its own).
 	withToken := len(args) > 0 && args[0] == "query" && !slices.Contains(env, "EVENTLAKE_AUTH_DISABLED=true")
+	if withToken && !slices.Contains(env, noLimits) {
+		env = append(slices.Clone(env), noLimits)
+	}
 	return startAs(bin, env, withToken, args...)
 }
+
+// noLimits lifts the per-token limits of a query service: the bench
+// times requests sent back to back.
+const noLimits = "EVENTLAKE_AUTH_LIMITS_DISABLED=true"
 
 // startAs is start, creating a token first when withToken is set (a
 // build before tokens has no `token` command).

@@ -72,10 +72,8 @@ func openAccess(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	lim := auth.DefaultLimits()
-	if cfg.Auth.Limits != nil {
-		lim = *cfg.Auth.Limits
-	}
+	lim := cfg.Auth.Limits
+	lim.Defaults()
 	if err := lim.Validate(); err != nil {
 		return nil, err
 	}

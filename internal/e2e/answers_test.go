@@ -31,7 +31,7 @@ func TestConcurrentHugeAnswers(t *testing.T) {
   max_concurrent_queries: 4
   query_timeout: 2m
 auth:
-  limits: {requests_per_second: 0, burst: 0, max_concurrent: 0}
+  limits: {disabled: true}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
