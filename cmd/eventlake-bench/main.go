@@ -210,7 +210,8 @@ func startAs(bin string, env []string, withToken bool, args ...string) (*proc, e
 				readyc <- kv
 				sent = true
 			}
-			if strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, "eventlake: ") {
+			// Errors, and the reason a process exits (not a requested stop).
+			if strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, "eventlake: ") && !strings.Contains(line, "shutting down") {
 				fmt.Fprintln(os.Stderr, "  ", args[0]+":", line)
 			}
 		}
