@@ -238,12 +238,13 @@ func (s *Service) discoverTables(ctx context.Context) error {
 // which binds them (and reads the first Parquet footer of each table), so
 // that a generation that DuckDB cannot read is never published.
 func (s *Service) validate(ctx context.Context, gen *generation) error {
-	for _, v := range gen.views {
-		if _, err := s.admin.ExecContext(ctx, v.create()); err != nil {
-			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
-		}
+	if s.adminViews == nil {
+		s.adminViews = map[string]string{}
 	}
-	return nil
+	return createChanged(gen, s.adminViews, func(stmt string) error {
+		_, err := s.admin.ExecContext(ctx, stmt)
+		return err
+	})
 }
 
 // loadTable returns the state of one table: old when nothing changed, a

@@ -75,10 +75,11 @@ type Service struct {
 	lakeDirs []string     // with a trailing separator
 	remote   *remoteFiles // local copies of s3:// data files; nil for a local warehouse
 
-	db    *sql.DB
-	admin *sql.Conn // the refresher's connection
-	pool  *connPool
-	hot   *hotStore // fresh rows from the hot tier
+	db         *sql.DB
+	admin      *sql.Conn         // the refresher's connection
+	adminViews map[string]string // the views it holds (refresher only)
+	pool       *connPool
+	hot        *hotStore // fresh rows from the hot tier
 
 	gen atomic.Pointer[generation] // nil until the first refresh succeeded
 	// lastOK is when the catalog was last polled successfully (unix
@@ -363,6 +364,8 @@ drain:
 type qconn struct {
 	c   *sql.Conn
 	gen uint64 // 0: views absent or half-built
+	// views are the views the connection holds: name -> SQL.
+	views map[string]string
 }
 
 // connPool holds the query connections; its capacity is the concurrency

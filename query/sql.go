@@ -448,11 +448,11 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 		}
 		if err != nil {
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
-			qc.gen = 0 // views created in the transaction are gone
+			qc.gen, qc.views = 0, nil // views created in the transaction are gone
 			return err
 		}
 		if _, err := conn.ExecContext(ctx, "COMMIT", nil); err != nil {
-			qc.gen = 0
+			qc.gen, qc.views = 0, nil
 			return fmt.Errorf("end transaction: %w", err)
 		}
 		return nil
@@ -507,12 +507,44 @@ func (s *Service) syncViewsRaw(ctx context.Context, conn *duckdb.Conn, qc *qconn
 		return nil
 	}
 	qc.gen = 0
-	for _, v := range gen.views {
-		if _, err := conn.ExecContext(ctx, v.create(), nil); err != nil {
-			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
-		}
+	if qc.views == nil {
+		qc.views = map[string]string{}
+	}
+	err := createChanged(gen, qc.views, func(stmt string) error {
+		_, err := conn.ExecContext(ctx, stmt, nil)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	qc.gen = gen.id
+	return nil
+}
+
+// createChanged creates (or drops) the views of gen that differ from
+// have, what a connection holds (name -> SQL), and records them there. A
+// generation usually changes one table's view (a commit), and views bind
+// what they name when a query runs, so the others are left as they are:
+// creating a view over Parquet files reads their footers.
+func createChanged(gen *generation, have map[string]string, exec func(string) error) error {
+	for _, v := range gen.views {
+		if sql, ok := have[v.name]; ok && sql == v.sql {
+			continue
+		}
+		delete(have, v.name)
+		if err := exec(v.create()); err != nil {
+			return fmt.Errorf("create view %s of generation %d: %w", v.name, gen.id, err)
+		}
+		have[v.name] = v.sql
+	}
+	for name := range have {
+		if gen.byName[strings.ToLower(name)] == nil {
+			if err := exec("DROP VIEW IF EXISTS " + duck.QuoteIdent(name)); err != nil {
+				return fmt.Errorf("drop view %s: %w", name, err)
+			}
+			delete(have, name)
+		}
+	}
 	return nil
 }
 
