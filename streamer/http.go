@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/lake"
 )
@@ -68,7 +69,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg, "code": code})
+	auth.WriteError(w, status, code, msg)
 }
 
 func (s *Streamer) handleRevenue(w http.ResponseWriter, r *http.Request) {

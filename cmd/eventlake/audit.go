@@ -59,9 +59,9 @@ func openAudit(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.
 func (a *auditTrail) run(ctx context.Context) error { return a.shipper.Run(ctx) }
 
 // close closes the log: after run returned.
-func (a *auditTrail) close() {
+func (a *auditTrail) close(log *slog.Logger) {
 	if err := a.log.Close(); err != nil && !errors.Is(err, audit.ErrClosed) {
-		slog.Default().Warn("close the audit log", logkey.Err, err)
+		log.Warn("close the audit log", logkey.Err, err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
@@ -39,6 +40,7 @@ type access struct {
 	// trail, if set, records refused requests and model API calls (SQL
 	// is recorded by the query service).
 	trail *auditTrail
+	log   *slog.Logger
 }
 
 // openTokenStore opens the token store: in the catalog's SQL database,
@@ -77,7 +79,7 @@ func openAccess(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.L
 	if err := lim.Validate(); err != nil {
 		return nil, err
 	}
-	a := &access{cfg: cfg.Auth, policy: policy, limiter: auth.NewLimiter(lim), close: func() error { return nil }}
+	a := &access{cfg: cfg.Auth, policy: policy, limiter: auth.NewLimiter(lim), close: func() error { return nil }, log: log}
 	if cfg.Auth.Disabled {
 		for _, addr := range addrs {
 			if !isLoopback(addr) {
@@ -130,24 +132,20 @@ func openDataAccess(ctx context.Context, cfg *Config, cat *lake.Catalog, log *sl
 
 // run reloads tokens and ships the audit log until ctx ends.
 func (a *access) run(ctx context.Context) error {
-	if a.trail != nil {
-		go func() {
-			if a.authn != nil {
-				a.authn.Run(ctx)
-			}
-		}()
-		return a.trail.run(ctx)
-	}
+	var g errgroup.Group
 	if a.authn != nil {
-		a.authn.Run(ctx)
+		g.Go(func() error { a.authn.Run(ctx); return nil })
 	}
-	return nil
+	if a.trail != nil {
+		g.Go(func() error { return a.trail.run(ctx) })
+	}
+	return g.Wait()
 }
 
 // shutdown releases what the access opened, after run returned.
 func (a *access) shutdown() {
 	if a.trail != nil {
-		a.trail.close()
+		a.trail.close(a.log)
 	}
 	_ = a.close()
 }
@@ -177,7 +175,7 @@ func (a *access) gate() *auth.Gate {
 		Uncounted: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/stream/") },
 		Refused: func(r *http.Request, p auth.Principal, status int, msg string) {
 			if err := a.trail.record(r, p, audit.OutcomeDenied, msg, nil); err != nil {
-				slog.Default().Error("record a refused request in the audit log", logkey.Err, err)
+				a.log.Error("record a refused request in the audit log", logkey.Err, err)
 			}
 		},
 	}
