@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 )
@@ -117,6 +118,8 @@ type Shipper struct {
 	stored bool   // the table stores an offset for this log
 	// committed mirrors next for the pending gauge.
 	committed atomic.Uint64
+	// progress says when records wait too long for a shipment (Ready).
+	progress *health.Committer
 }
 
 // NewShipper returns a shipper of l's records.
@@ -135,7 +138,9 @@ func NewShipper(l *Log, cfg ShipperConfig, deps ShipperDeps) (*Shipper, error) {
 		deps.Registry = prometheus.NewRegistry()
 	}
 	s := &Shipper{l: l, cfg: cfg, deps: deps, topic: TopicPrefix + l.Node(),
-		log: deps.Logger.With(logkey.Component, "audit", logkey.Table, cfg.Table, logNode, l.Node())}
+		// A shipment every Interval, a failed one retried at the next.
+		progress: health.NewCommitter("audit shipper", 2*cfg.Interval+30*time.Second, nil),
+		log:      deps.Logger.With(logkey.Component, "audit", logkey.Table, cfg.Table, logNode, l.Node())}
 	m, err := newShipMetrics(deps.Registry, func() float64 { return float64(s.pending()) })
 	if err != nil {
 		return nil, err
@@ -169,12 +174,30 @@ func (s *Shipper) Run(ctx context.Context) error {
 			}
 			t.Stop()
 		}
-		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+		waiting := s.pending() > 0
+		if waiting {
+			s.progress.Pending(time.Now())
+		}
+		err := s.Flush(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			s.progress.Failed(err)
 			s.log.Warn("audit shipment failed; the records stay in the local log and are shipped again", logkey.Err, err)
+		case waiting:
+			s.progress.Committed(time.Now())
+		default:
+			s.progress.Idle()
 		}
 		t.Reset(s.cfg.Interval)
 	}
 }
+
+// Ready reports whether shipping keeps up: an error when records have
+// waited in the local log for two intervals and half a minute (the
+// catalog or storage refuses the commits; every answer still waits for
+// its record to be durable locally, so queries go on).
+func (s *Shipper) Ready() error { return s.progress.Check() }
 
 // pending is how many durable records the table does not hold, as far as
 // this shipper knows.

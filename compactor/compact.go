@@ -226,6 +226,13 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		parts       int
 		remove, add []iceberg.DataFile
 		in, rows    int64
+		idx, delta  []int // per partition: its index in parts, files added minus removed
+	}
+	// files is each partition's data file count once its batch commits
+	// (eventlake_compactor_partition_data_files_max).
+	files := make([]int, len(parts))
+	for i, p := range parts {
+		files[i] = len(p.files)
 	}
 	var (
 		cur      batchState
@@ -285,12 +292,15 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			r.BytesWritten += out
 			r.Rows += b.rows
 			r.SnapshotID = newTbl.CurrentSnapshot().SnapshotID
+			for k, i := range b.idx {
+				files[i] += b.delta[k]
+			}
 			c.count(t.Name, TaskCompact, len(b.remove), len(b.add), b.in, out, b.rows)
 			done <- nil
 		}()
 		return nil
 	}
-	for _, p := range parts {
+	for pi, p := range parts {
 		if ctx.Err() != nil {
 			return abort(ctx.Err())
 		}
@@ -343,6 +353,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		c.log.Debug("partition rewritten", logkey.Table, t.Name, logPartition, p.dir, logFilesBefore, len(premove),
 			logFilesAfter, len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
 		cur.parts++
+		cur.idx, cur.delta = append(cur.idx, pi), append(cur.delta, len(padd)-len(premove))
 		cur.remove = append(cur.remove, premove...)
 		cur.add = append(cur.add, padd...)
 		cur.in += pin
@@ -361,6 +372,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	}
 	if !dry {
 		c.m.dataFiles.WithLabelValues(t.Name).Set(float64(r.FilesAfter))
+		c.m.partFilesMax.WithLabelValues(t.Name).Set(float64(slices.Max(append(files, 0))))
 	}
 	return r, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/lake/objstore"
@@ -91,6 +92,9 @@ type Compactor struct {
 	m    *metrics
 	eng  *engine
 	com  *lake.Committer
+	// progress is the daemon's cycle (Run): due every Interval, stuck
+	// when none has succeeded for a few.
+	progress *health.Committer
 }
 
 // New validates cfg and opens the rewrite engine. Close releases it.
@@ -135,7 +139,8 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 		return nil, err
 	}
 	eng.store = deps.Catalog.Store()
-	c := &Compactor{cfg: cfg, deps: deps, m: m, eng: eng, log: deps.Logger.With(logkey.Component, "compactor")}
+	c := &Compactor{cfg: cfg, deps: deps, m: m, eng: eng, log: deps.Logger.With(logkey.Component, "compactor"),
+		progress: health.NewCommitter("compactor's maintenance cycle", 3*cfg.Interval+time.Minute, deps.Now)}
 	c.com = lake.NewCommitter(deps.Catalog, lake.CommitConfig{Writer: lake.WriterName("compactor"), MaxFailures: maxFailures},
 		lake.CommitHooks{
 			Conflict:  func(t string) { m.conflicts.WithLabelValues(t).Inc() },
@@ -227,12 +232,23 @@ func (c *Compactor) Run(ctx context.Context) error {
 		} else {
 			tasks = slices.DeleteFunc(slices.Clone(AllTasks), func(s string) bool { return s == TaskOrphans })
 		}
-		if _, err := c.RunOnce(ctx, Options{Tasks: tasks}); err != nil && ctx.Err() == nil {
+		c.progress.Pending(c.deps.Now())
+		_, err := c.RunOnce(ctx, Options{Tasks: tasks})
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			c.progress.Failed(err)
 			c.log.Warn("maintenance cycle failed; retrying next interval", logkey.Err, err)
+		default:
+			c.progress.Committed(c.deps.Now())
 		}
 		t.Reset(c.cfg.Interval)
 	}
 }
+
+// Ready reports whether the daemon's maintenance cycles succeed: an
+// error once none has for about three intervals (Run only).
+func (c *Compactor) Ready() error { return c.progress.Check() }
 
 // Options select what one run does.
 type Options struct {

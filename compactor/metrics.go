@@ -24,6 +24,7 @@ type metrics struct {
 	erased       *prometheus.CounterVec   // table: rows removed by erasure
 	dataFiles    *prometheus.GaugeVec     // table
 	snapshots    *prometheus.GaugeVec     // table
+	partFilesMax *prometheus.GaugeVec     // table
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -77,9 +78,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		snapshots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_compactor_table_snapshots", Help: "Snapshots kept in the table's metadata, after the last cycle.",
 		}, []string{"table"}),
+		partFilesMax: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlake_compactor_partition_data_files_max", Help: "Most data files in one partition of the table after the last cycle's compaction (what a query of one hour opens).",
+		}, []string{"table"}),
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.runDuration, m.lastSuccess, m.filesBefore, m.filesAfter, m.bytesRead,
-		m.bytesWritten, m.rows, m.conflicts, m.commits, m.expired, m.deleted, m.dropped, m.erased, m.dataFiles, m.snapshots} {
+		m.bytesWritten, m.rows, m.conflicts, m.commits, m.expired, m.deleted, m.dropped, m.erased, m.dataFiles, m.snapshots, m.partFilesMax} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register compactor metrics: %w", err)
 		}

@@ -53,8 +53,8 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 		return nil
 	}
 	start := ing.deps.Now()
-	ing.m.setState("committing")
-	defer ing.m.setState("consuming")
+	ing.m.setState(stateCommitting)
+	defer ing.m.setState(stateConsuming)
 
 	// Hand the last chunks to the encoder and wait for it.
 	ing.dlq.emitAll()
@@ -66,13 +66,13 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 
 	dlqFiles, err := ing.dlq.finishFiles()
 	if err != nil {
-		return ing.abort(ctx, fmt.Errorf("close dead-letter files: %w", err))
+		return ing.abort(ctx, &storageError{fmt.Errorf("close dead-letter files: %w", err)})
 	}
 	rawFiles := map[string][]iceberg.DataFile{}
 	for topic, ts := range ing.topics {
 		files, err := ts.w.finishFiles()
 		if err != nil {
-			return ing.abort(ctx, fmt.Errorf("close files of %s: %w", ts.w.name, err))
+			return ing.abort(ctx, &storageError{fmt.Errorf("close files of %s: %w", ts.w.name, err)})
 		}
 		rawFiles[topic] = files
 	}
@@ -142,6 +142,8 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	ing.m.batchBytes.Observe(float64(b.bytes))
 	ing.m.flushDuration.Observe(ing.deps.Now().Sub(start).Seconds())
 	end := ing.deps.Now()
+	ing.progress.Committed(end)
+	ing.lagt.committed()
 	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, end.Sub(start),
 		"drain", drained.Sub(start), "close_files", closed.Sub(drained), "commit", end.Sub(closed), "batch_age", end.Sub(b.started))
 	b.reset()
@@ -179,7 +181,14 @@ func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []ic
 	ing.m.committed.WithLabelValues(w.name).Add(float64(rows))
 	ing.m.filesWritten.WithLabelValues(w.name).Add(float64(len(files)))
 	ing.m.bytesWritten.WithLabelValues(w.name).Add(float64(size))
-	ing.m.lastCommit.WithLabelValues(w.name).Set(float64(ing.deps.Now().UnixNano()) / 1e9)
+	now := ing.deps.Now()
+	ing.m.lastCommit.WithLabelValues(w.name).Set(float64(now.UnixNano()) / 1e9)
+	if len(w.eventTimes) > 0 {
+		fresh, nowMicros := ing.m.freshness.WithLabelValues(w.name), now.UnixMicro()
+		for _, ts := range w.eventTimes {
+			fresh.Observe(max(float64(nowMicros-ts)/1e6, 0)) // an event time ahead of this clock is fresh
+		}
+	}
 	var sid int64
 	if s := tbl.CurrentSnapshot(); s != nil {
 		sid = s.SnapshotID
@@ -209,6 +218,7 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 		ing.log.Info("batch not committed before shutdown; it is read again from the offsets stored in the lake", logkey.Err, cause)
 	default:
 		ing.log.Error("batch abandoned", logkey.Err, cause)
+		ing.progress.Failed(cause)
 	}
 	var errs []error
 	drop := func(w *tableWriter) {
@@ -370,6 +380,7 @@ func (ing *Ingester) onAssigned(_ context.Context, _ *kgo.Client, assigned map[s
 		}
 		for _, p := range ps {
 			ing.assigned[t][p] = true
+			ing.lagt.own(t, p)
 		}
 	}
 }
@@ -407,6 +418,7 @@ func (ing *Ingester) forget(parts map[string][]int32) {
 			delete(ing.baseDLQ[t], p)
 			ing.dd.Reset(dedupe.Key{Topic: t, Partition: p})
 			ing.m.lag.DeleteLabelValues(t, strconv.Itoa(int(p)))
+			ing.lagt.forget(t, p)
 			ing.m.committedOffset.DeleteLabelValues(t, strconv.Itoa(int(p)))
 		}
 	}

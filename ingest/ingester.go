@@ -21,6 +21,8 @@ import (
 
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/health"
+	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
@@ -72,8 +74,12 @@ type Ingester struct {
 	assigned map[string]map[int32]bool
 
 	// consuming is set while the consumer runs (tables open, group
-	// joined): what /healthz reports.
+	// joined); Ready (health.go) reports it with the rest.
 	consuming atomic.Bool
+	brokers   *kafkaconf.Reachability // fed by the client's hooks
+	faults    faults                  // the dependency that paused ingest
+	progress  *health.Committer       // consumed records wait for a commit
+	lagt      *lagTracker
 
 	rec         *recoveryMetrics // recover.go
 	consecutive int              // failures since consumption last resumed (loop goroutine only)
@@ -138,7 +144,14 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		dd:       dedupe.New(int64(cfg.DedupeWindow)),
 		baseDLQ:  lake.Offsets{},
 		assigned: map[string]map[int32]bool{},
+		brokers:  kafkaconf.NewReachability(0, deps.Now),
+		lagt:     newLagTracker(deps.Now),
+		// A batch is committed FlushInterval after its first record, each
+		// attempt bounded by CommitTimeout; one more interval of margin.
+		progress: health.NewCommitter("ingest committer", 2*cfg.FlushInterval+cfg.CommitTimeout, deps.Now),
 	}
+	ing.m.state.brokers = ing.brokers.Check
+	deps.Registry.MustRegister(ing.lagt)
 	ing.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
 		Writer:   lake.WriterName("ingest"),
 		RetryMax: cfg.CommitRetryMax,
@@ -151,25 +164,14 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		Fenced:   func(string) { ing.m.fenced.Inc() },
 		Retrying: func(on bool) {
 			if on {
-				ing.m.setState("retrying")
+				ing.m.setState(stateRetrying)
 			} else {
-				ing.m.setState("committing")
+				ing.m.setState(stateCommitting)
 			}
 		},
 	}, ing.log, deps.Failpoints)
 	ing.b.reset()
 	return ing, nil
-}
-
-// Ready reports whether the ingester is consuming: its tables are open
-// and its consumer runs. Before that (a catalog or object store that does
-// not answer at start keeps it retrying) and while it drains at shutdown,
-// it returns why not.
-func (ing *Ingester) Ready() error {
-	if !ing.consuming.Load() {
-		return errors.New("ingest is not consuming: opening its tables, or shutting down")
-	}
-	return nil
 }
 
 // Run consumes until ctx is canceled, then flushes and commits what it holds
@@ -306,6 +308,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(ing.onAssigned),
 		kgo.OnPartitionsRevoked(ing.onRevoked),
 		kgo.OnPartitionsLost(ing.onLost),
+		ing.brokers.Opt(),
 	)
 	opts = append(opts, ing.subscription()...)
 	if ing.cfg.InstanceID != "" {
@@ -318,7 +321,7 @@ func (ing *Ingester) consume(ctx context.Context) error {
 	ing.mu.Lock()
 	ing.cl = cl
 	ing.mu.Unlock()
-	ing.m.setState("consuming")
+	ing.m.setState(stateConsuming)
 	ing.consuming.Store(true)
 	defer ing.consuming.Store(false)
 	ing.log.Info("ingest started", logkey.Group, ing.cfg.Group, "topics", ing.topicNames(), "topic_pattern", ing.cfg.TopicPattern, "dlq_table", ing.cfg.DLQTable)
@@ -364,6 +367,10 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 				ing.healthy()
 			}
 		}
+		if err == nil && ing.b.records == 0 && !ing.lagt.pending() {
+			ing.progress.Idle() // nothing consumed waits (partitions moved away)
+		}
+		ing.m.openPartitions.Set(float64(ing.openPartitions()))
 		ing.mu.Unlock()
 		cl.AllowRebalance()
 		if err != nil {
@@ -432,6 +439,17 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 		if !f.hasRaw || last >= f.raw { // not only warm-up records
 			ing.b.end.Set(p.Topic, p.Partition, last+1)
 			ts.dirty.Set(p.Topic, p.Partition, last+1)
+			// The oldest record not in the lake: the first one past the
+			// warm-up records (read again after a rewind only).
+			for _, r := range p.Records {
+				if !f.hasRaw || r.Offset >= f.raw {
+					ing.lagt.consumed(p.Topic, p.Partition, r.Timestamp.UnixMicro())
+					break
+				}
+			}
+		}
+		if ing.b.records > fresh {
+			ing.progress.Pending(ing.b.started)
 		}
 		ing.m.consumed.WithLabelValues(p.Topic).Add(float64(ing.b.records - fresh))
 		ing.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
@@ -478,7 +496,10 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		err := ts.w.prepare(ctx, ing.ev.Version, ing.deps.Codecs)
 		if err == nil {
 			k := schema.Coords{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, KafkaTs: recTs, Ingested: nowMicros}
-			return ts.w.addEvent(ctx, &ing.ev, &k)
+			if err := ts.w.addEvent(ctx, &ing.ev, &k); err != nil {
+				return &storageError{err}
+			}
+			return nil
 		}
 		conflict := new(errConflict)
 		if !errors.As(err, &conflict) {
@@ -503,5 +524,18 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 	if ing.cfg.DLQTopic != "" {
 		b.dlqRows = append(b.dlqRows, row)
 	}
-	return ing.dlq.addDLQ(ctx, &row)
+	if err := ing.dlq.addDLQ(ctx, &row); err != nil {
+		return &storageError{err}
+	}
+	return nil
+}
+
+// openPartitions counts the table partitions with an open file. Called
+// with mu held.
+func (ing *Ingester) openPartitions() int {
+	n := len(ing.dlq.parts) + len(ing.dlq.sealed)
+	for _, ts := range ing.topics {
+		n += len(ts.w.parts) + len(ts.w.sealed)
+	}
+	return n
 }

@@ -25,7 +25,9 @@ type metrics struct {
 	committedOffset *prometheus.GaugeVec   // topic, partition: next offset stored in the lake
 	kafkaCommitErrs prometheus.Counter
 	dlqTopicErrors  prometheus.Counter
-	state           *prometheus.GaugeVec // state
+	state           *stateGauge
+	freshness       *prometheus.HistogramVec // table
+	openPartitions  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -88,25 +90,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dlqTopicErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlake_ingest_dlq_topic_errors_total", Help: "Failed copies of dead letters to the dead-letter topic.",
 		}),
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventlake_ingest_state", Help: "1 for the ingester's current state: consuming, committing, retrying (a commit), paused (fetching stopped until the lake answers).",
-		}, []string{"state"}),
+		state: newStateGauge(),
+		freshness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eventlake_ingest_freshness_seconds", Help: "Event time to committed in the lake, per raw-table row (observed at its commit).",
+			Buckets: []float64{0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 24 * 3600},
+		}, []string{"table"}),
+		openPartitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_ingest_open_partitions", Help: "Table partitions with an open data file in the current batch (each is one file per commit).",
+		}),
 	}
 	reg.MustRegister(m.consumed, m.committed, m.dlq, m.duplicates, m.lag, m.commitDuration, m.flushDuration,
 		m.batchRows, m.batchBytes, m.conflicts, m.commitErrors, m.fenced, m.filesWritten, m.bytesWritten,
-		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state)
+		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state, m.freshness, m.openPartitions)
 	for _, r := range schema.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m
 }
 
-func (m *metrics) setState(s string) {
-	for _, v := range []string{stateConsuming, stateCommitting, stateRetrying, statePaused} {
-		if v == s {
-			m.state.WithLabelValues(v).Set(1)
-		} else {
-			m.state.WithLabelValues(v).Set(0)
-		}
-	}
-}
+func (m *metrics) setState(s string) { m.state.set(s) }

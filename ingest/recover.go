@@ -31,14 +31,6 @@ import (
 //     are orphans left to the compactor's orphan cleanup
 //     (eventlake_ingest_orphan_files_total counts them).
 
-// Ingester states exported as eventlake_ingest_state.
-const (
-	stateConsuming  = "consuming"
-	stateCommitting = "committing"
-	stateRetrying   = "retrying"
-	statePaused     = "paused"
-)
-
 // defaultCommitTimeout bounds one commit attempt when CommitTimeout is 0.
 const defaultCommitTimeout = 30 * time.Second
 
@@ -87,9 +79,13 @@ func (ing *Ingester) openTablesRetrying(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := ing.openTables(ctx)
+		if err == nil {
+			ing.faults.clear()
+		}
 		if err == nil || ctx.Err() != nil || attempt >= 8 {
 			return err
 		}
+		ing.faults.set(err, ing.deps.Now())
 		ing.log.Warn("open tables failed, retrying", logkey.Attempt, attempt, logkey.Err, err)
 		select {
 		case <-ctx.Done():
@@ -111,6 +107,7 @@ func (ing *Ingester) recover(ctx context.Context, cl *kgo.Client, cause error) e
 	ing.rec.failures.Set(float64(ing.consecutive))
 	ing.m.setState(statePaused)
 	start := ing.deps.Now()
+	ing.faults.set(cause, start)
 
 	ing.mu.Lock()
 	if ing.b.records > 0 {
@@ -145,9 +142,11 @@ func (ing *Ingester) recover(ctx context.Context, cl *kgo.Client, cause error) e
 			return nil
 		}
 		backoff = min(backoff*2, ing.cfg.CommitRetryMax)
+		ing.faults.set(err, ing.deps.Now())
 		ing.log.Warn("lake still unavailable, staying paused", logkey.Attempt, attempt, logkey.Err, err, "retry_in", backoff)
 	}
 	cl.ResumeFetchTopics(topics...)
+	ing.faults.clear()
 	ing.rec.paused.Set(0)
 	ing.m.setState(stateConsuming)
 	ing.log.Info("ingest resumed from the offsets stored in the lake", logkey.Duration, ing.deps.Now().Sub(start))

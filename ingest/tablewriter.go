@@ -142,6 +142,10 @@ type tableWriter struct {
 	// batch (the table evolved mid-batch); they are committed with it.
 	sealed []*partWriter
 	c      dlqIdx
+	// eventTimes are the event times (unix micros) of the batch's rows,
+	// observed as freshness when the batch commits (raw tables; the
+	// slice is reused from batch to batch).
+	eventTimes []int64
 }
 
 // dlqIdx caches field indexes of the dead-letter table's columns (-1:
@@ -437,6 +441,7 @@ func (w *tableWriter) pending() bool { return len(w.parts) > 0 || len(w.sealed) 
 func (w *tableWriter) reset() {
 	w.parts = map[int32]*partWriter{}
 	w.sealed = nil
+	w.eventTimes = w.eventTimes[:0]
 }
 
 // abort removes the batch's files; none of them was committed.
@@ -462,6 +467,7 @@ func (w *tableWriter) addEvent(ctx context.Context, ev *schema.Event, k *schema.
 		return err
 	}
 	w.app.Append(p.rb, ev, *k)
+	w.eventTimes = append(w.eventTimes, ev.TsMicros)
 	w.rowAdded(p)
 	return nil
 }

@@ -42,7 +42,7 @@ func startAuth(t *testing.T, l *testLake, cfg auth.Config) *authHarness {
 	}
 	ah.harness = startWith(t, l, nil, func(d *Deps) func(http.Handler) http.Handler {
 		d.Policy = policy
-		gate := &auth.Gate{Authn: authn, Policy: policy, Public: func(r *http.Request) bool { return r.URL.Path == "/healthz" }}
+		gate := &auth.Gate{Authn: authn, Policy: policy, Public: func(r *http.Request) bool { return r.URL.Path == "/healthz" || r.URL.Path == "/readyz" }}
 		return gate.Wrap
 	})
 	return ah

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
@@ -49,13 +50,15 @@ func asAPIError(err error) *apiError {
 //
 //	POST /v1/sql                           run one read-only statement
 //	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
-//	GET  /healthz                          200 once the lake has been read
+//	GET  /healthz                          200 while the process serves HTTP (liveness)
+//	GET  /readyz                           200 when every component of the process is ready, else 503 naming why
 //	GET  /metrics                          Prometheus metrics of deps.Gatherer
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/sql", s.instrument(endpointSQL, s.handleSQL))
 	mux.Handle("GET /v1/metrics/order_revenue_minute", s.instrument(endpointRevenue, s.handleRevenue))
-	mux.Handle("GET /healthz", s.instrument(endpointHealth, s.handleHealth))
+	mux.HandleFunc("GET /healthz", health.ServeAlive)
+	mux.HandleFunc("GET /readyz", s.deps.Health.ServeReady)
 	if s.deps.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -84,7 +87,7 @@ func (s *Service) instrument(endpoint string, h http.HandlerFunc) http.Handler {
 			sw.status = http.StatusOK
 		}
 		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
-		s.m.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+		s.m.duration.WithLabelValues(endpoint, outcome(sw.status)).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -106,4 +109,18 @@ func (s *Service) writeError(w http.ResponseWriter, e *apiError) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	auth.WriteError(w, e.status, e.code, e.msg)
+}
+
+// outcome is the eventlake_query_duration_seconds label of a status: the
+// caller's mistake (4xx) or the service's (5xx, including a full service:
+// 503) kept apart from answers, so that a latency alert is not fed by
+// fast refusals.
+func outcome(status int) string {
+	switch {
+	case status >= 500:
+		return outcomeServerError
+	case status >= 400:
+		return outcomeClientError
+	}
+	return outcomeOK
 }

@@ -271,7 +271,7 @@ func startWith(t testing.TB, l *testLake, mut func(*Config), deps func(*Deps) fu
 	})
 	h := &harness{t: t, l: l, svc: svc, srv: srv, reg: reg}
 	h.waitFor("first refresh", func() bool {
-		code, _ := h.get("/healthz")
+		code, _ := h.get("/readyz")
 		return code == http.StatusOK
 	})
 	return h
@@ -292,12 +292,7 @@ func (h *harness) waitFor(what string, cond func() bool) {
 func (h *harness) waitSnapshot(name string, id int64) {
 	h.t.Helper()
 	h.waitFor(fmt.Sprintf("snapshot %d of %s", id, name), func() bool {
-		_, body := h.get("/healthz")
-		var hr HealthResponse
-		if err := json.Unmarshal(body, &hr); err != nil {
-			return false
-		}
-		got := hr.Tables[name]
+		got := h.svc.Lake().Tables[name]
 		return got != nil && *got == id
 	})
 }

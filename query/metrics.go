@@ -6,7 +6,13 @@ import "github.com/prometheus/client_golang/prometheus"
 const (
 	endpointSQL     = "sql"
 	endpointRevenue = "order_revenue_minute"
-	endpointHealth  = "healthz"
+)
+
+// Outcome label values of eventlake_query_duration_seconds.
+const (
+	outcomeOK          = "ok"
+	outcomeClientError = "client_error"
+	outcomeServerError = "server_error"
 )
 
 // Rejection reasons: work refused before it reached DuckDB.
@@ -19,7 +25,7 @@ const (
 
 type metrics struct {
 	requests        *prometheus.CounterVec   // endpoint, code
-	duration        *prometheus.HistogramVec // endpoint
+	duration        *prometheus.HistogramVec // endpoint, outcome
 	rejected        *prometheus.CounterVec   // reason
 	inflight        prometheus.Gauge
 	refreshDuration prometheus.Histogram
@@ -38,9 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_query_requests_total", Help: "HTTP requests by endpoint and status code.",
 		}, []string{"endpoint", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "eventlake_query_duration_seconds", Help: "Request latency by endpoint, including the wait for a query slot.",
+			Name: "eventlake_query_duration_seconds", Help: "Request latency by endpoint and outcome (ok, client_error: 4xx, server_error: 5xx), including the wait for a query slot.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}, []string{"endpoint"}),
+		}, []string{"endpoint", "outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlake_query_rejected_total", Help: "Requests refused before running: concurrency_limit (503), read_only, bad_request, not_ready.",
 		}, []string{"reason"}),

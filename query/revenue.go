@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -110,7 +111,7 @@ func (s *Service) handleRevenue(w http.ResponseWriter, r *http.Request) {
 	if gen == nil {
 		s.m.rejected.WithLabelValues(rejectNotReady).Inc()
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeNotReady, retryAfter: time.Second,
-			msg: "the query service has not read the lake yet; retry in a moment (see /healthz)"})
+			msg: "the query service has not read the lake yet; retry in a moment (see /readyz)"})
 		return
 	}
 	st := s.ordersSpec(gen)
@@ -218,8 +219,9 @@ func (s *Service) revenue(ctx context.Context, qc *qconn, st *tableState, inside
 	return out, nil
 }
 
-// HealthResponse is the answer of GET /healthz.
-type HealthResponse struct {
+// LakeStatus is what the service serves from the lake: the details
+// behind its readiness (health.Query), for status pages.
+type LakeStatus struct {
 	// Status is "ok" once the lake has been read, "starting" before.
 	Status string `json:"status"`
 	// Tables name the snapshot in service per table (null: none yet).
@@ -234,33 +236,19 @@ type HealthResponse struct {
 	RefreshError string `json:"refresh_error,omitempty"`
 	// Unavailable lists tables that are refused, and why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
-	// Components are the other components of the process: "ok", or what
-	// is wrong. One that is not ok makes the status "degraded" (503).
-	Components map[string]string `json:"components,omitempty"`
 }
 
-func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	res := HealthResponse{Status: "starting"}
+// Lake reports what the service serves from the lake.
+func (s *Service) Lake() LakeStatus {
+	res := LakeStatus{Status: "starting"}
 	if e := s.lastErr.Load(); e != nil {
 		res.RefreshError = *e
 	}
 	gen := s.gen.Load()
 	if gen == nil {
-		s.writeJSON(w, http.StatusServiceUnavailable, res)
-		return
+		return res
 	}
 	res.Status, res.Tables, res.Generation = "ok", gen.snapshotIDs(), gen.id
-	status := http.StatusOK
-	for name, check := range s.deps.Health {
-		if res.Components == nil {
-			res.Components = map[string]string{}
-		}
-		res.Components[name] = "ok"
-		if err := check(); err != nil {
-			res.Components[name] = err.Error()
-			res.Status, status = "degraded", http.StatusServiceUnavailable
-		}
-	}
 	if ns := s.lastOK.Load(); ns != 0 {
 		res.LastRefresh = time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 	}
@@ -272,5 +260,37 @@ func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
 			res.Unavailable[st.spec.name] = st.refused
 		}
 	}
-	s.writeJSON(w, status, res)
+	return res
+}
+
+// ready is the service's readiness (health.Query): it has read the lake
+// and its last catalog poll worked. A failing poll keeps the previous
+// generation in service, but what it serves no longer moves.
+func (s *Service) ready() error {
+	gen := s.gen.Load()
+	e := s.lastErr.Load()
+	switch {
+	case gen == nil && e != nil:
+		return fmt.Errorf("the query service has not read the lake yet: polling the catalog fails: %s", *e)
+	case gen == nil:
+		return errors.New("the query service has not read the lake yet")
+	case e != nil:
+		last := "never"
+		if ns := s.lastOK.Load(); ns != 0 {
+			last = time.Unix(0, ns).UTC().Format(time.RFC3339)
+		}
+		return fmt.Errorf("polling the catalog fails (serving view generation %d, last poll that worked %s): %s", gen.id, last, *e)
+	}
+	// Refused tables (LakeStatus.Unavailable) are answered with an error
+	// that says why; the rest is served, so they leave the service ready.
+	return nil
+}
+
+// CatalogReady reports whether the service's last catalog poll worked
+// (part of the process's health.Catalog).
+func (s *Service) CatalogReady() error {
+	if e := s.lastErr.Load(); e != nil {
+		return fmt.Errorf("query: polling the catalog fails: %s", *e)
+	}
+	return nil
 }

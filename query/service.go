@@ -18,6 +18,7 @@ import (
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
@@ -39,9 +40,10 @@ type Deps struct {
 	// ReadModels are served under their own names as committed; nil
 	// means DefaultReadModels.
 	ReadModels []string
-	// Health are the other components of the process, reported by
-	// /healthz under their names (an error makes it 503).
-	Health map[string]func() error
+	// Health holds the readiness checks of the process, served on
+	// /readyz; the service adds its own (health.Query). Nil: the
+	// service's own only.
+	Health *health.Checks
 	// Audit records every statement Query runs or refuses, durably before
 	// the answer goes out; nil records nothing.
 	Audit Auditor
@@ -127,12 +129,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Health == nil {
+		deps.Health = health.New(nil)
+	}
 	s := &Service{
 		cfg:  cfg,
 		deps: deps,
 		log:  deps.Logger.With(logkey.Component, "query"),
 		m:    newMetrics(deps.Registry),
 	}
+	deps.Health.Add(health.Query, s.ready)
 	s.known = map[string]bool{}
 	for _, t := range deps.Layout.Topics() {
 		s.addRaw(t.Table, t.Topic)

@@ -347,7 +347,7 @@ func (s *Service) acquire(ctx context.Context) (*qconn, *generation, *apiError) 
 	if gen == nil {
 		s.m.rejected.WithLabelValues(rejectNotReady).Inc()
 		return nil, nil, &apiError{status: http.StatusServiceUnavailable, code: codeNotReady, retryAfter: time.Second,
-			msg: "the query service has not read the lake yet; retry in a moment (see /healthz)"}
+			msg: "the query service has not read the lake yet; retry in a moment (see /readyz)"}
 	}
 	qc, err := s.pool.acquire(ctx, s.cfg.QueueTimeout)
 	switch {

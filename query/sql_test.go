@@ -545,9 +545,8 @@ func TestDeleteFilesRefused(t *testing.T) {
 	h.waitSnapshot("orders_raw", nt.CurrentSnapshot().SnapshotID)
 	h.waitSnapshot("inventory_raw", si)
 
-	_, body := h.get("/healthz")
-	if !strings.Contains(string(body), "delete files") {
-		t.Fatalf("healthz does not report the refused table: %s", body)
+	if un := h.svc.Lake().Unavailable["orders_raw"]; !strings.Contains(un, "delete files") {
+		t.Fatalf("the lake status does not report the refused table: %q", un)
 	}
 	for _, q := range []string{
 		"SELECT count(*) FROM orders_raw",
@@ -580,8 +579,11 @@ func TestNotReadyAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, l: l, svc: svc, srv: newServer(t, svc)}
-	if code, body := h.get("/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "starting") {
-		t.Fatalf("healthz before the first refresh: %d %s", code, body)
+	if code, body := h.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "has not read the lake yet") {
+		t.Fatalf("readyz before the first refresh: %d %s", code, body)
+	}
+	if code, body := h.get("/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz (liveness) before the first refresh: %d %s", code, body)
 	}
 	if r := h.sql("SELECT 1"); r.status != http.StatusServiceUnavailable || r.code() != codeNotReady || r.header.Get("Retry-After") == "" {
 		t.Fatalf("sql before the first refresh: %d %s", r.status, r.raw)
@@ -600,10 +602,14 @@ func TestNotReadyAndMetrics(t *testing.T) {
 
 	h2 := start(t, newLake(t), nil)
 	h2.mustSQL("SELECT 1")
+	if r := h2.sql("SELEC 1"); r.status/100 != 4 {
+		t.Fatalf("a syntax error: %d %s, want a 4xx", r.status, r.raw)
+	}
 	code, body := h2.get("/metrics")
 	for _, m := range []string{
 		`eventlake_query_requests_total{code="200",endpoint="sql"}`,
-		`eventlake_query_duration_seconds_bucket{endpoint="sql"`,
+		`eventlake_query_duration_seconds_count{endpoint="sql",outcome="ok"} 1`,
+		`eventlake_query_duration_seconds_count{endpoint="sql",outcome="client_error"} 1`,
 		`eventlake_query_rejected_total{reason="concurrency_limit"} 0`,
 		`eventlake_query_refresh_duration_seconds_count`,
 		`eventlake_query_last_refresh_timestamp_seconds`,
@@ -624,7 +630,7 @@ func TestOutOfMemory(t *testing.T) {
 }
 
 // TestCatalogOutage: while the catalog cannot be read, the last
-// generation stays in service and /healthz says why it is not refreshed.
+// generation stays in service and /readyz says why it is not refreshed.
 func TestCatalogOutage(t *testing.T) {
 	l := newLake(t)
 	l.orders()
@@ -634,13 +640,17 @@ func TestCatalogOutage(t *testing.T) {
 	if err := l.cat.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var hr HealthResponse
+	var body []byte
 	h.waitFor("a refresh error", func() bool {
-		_, body := h.get("/healthz")
-		return json.Unmarshal(body, &hr) == nil && hr.RefreshError != ""
+		var code int
+		code, body = h.get("/readyz")
+		return code == http.StatusServiceUnavailable
 	})
-	if hr.Status != "ok" || hr.Tables["orders_raw"] == nil || *hr.Tables["orders_raw"] != sid {
-		t.Fatalf("healthz during the outage: %+v", hr)
+	if !strings.Contains(string(body), `"component":"query"`) || !strings.Contains(string(body), "polling the catalog fails") {
+		t.Fatalf("readyz during the outage names no query component failing its catalog polls: %s", body)
+	}
+	if hr := h.svc.Lake(); hr.Status != "ok" || hr.RefreshError == "" || hr.Tables["orders_raw"] == nil || *hr.Tables["orders_raw"] != sid {
+		t.Fatalf("lake status during the outage: %+v", hr)
 	}
 	if r := h.mustSQL("SELECT count(*) FROM orders"); r.rows()[0][0] != json.Number("1") {
 		t.Fatalf("orders during the outage: %s", r.raw)

@@ -45,9 +45,9 @@ func (s *Streamer) maintain(ctx context.Context) error {
 		}
 		if s.cfg.Commit && time.Since(lastCommit) >= s.cfg.CommitInterval {
 			lastCommit = time.Now()
-			err := s.commitReadModels(ctx)
+			committed, err := s.commitReadModels(ctx)
 			if ctx.Err() == nil {
-				s.noteCommit(err)
+				s.noteCommit(committed, err)
 			}
 		}
 		if s.cfg.Commit && s.cfg.ReaggregateEvery > 0 && time.Since(lastReagg) >= s.cfg.ReaggregateEvery {
@@ -57,48 +57,63 @@ func (s *Streamer) maintain(ctx context.Context) error {
 	}
 }
 
-// failingCommits is how many read-model commits in a row must fail before
-// the hot tier reports itself unhealthy.
-const failingCommits = 3
-
 // noteCommit records the outcome of a read-model commit: a failure is
-// logged (at the first one and when it recovers, not at every interval),
-// counted, and reported by Health once it repeats.
-func (s *Streamer) noteCommit(err error) {
+// logged (at the first one and when it recovers, not at every interval)
+// and counted; the committer's progress (ReadModelsReady) says when work
+// waits too long.
+func (s *Streamer) noteCommit(committed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case err != nil:
+		s.progress.Failed(err)
+	case committed:
+		s.progress.Committed(s.deps.Now())
+	default:
+		s.progress.Idle()
+	}
 	if err == nil {
 		if s.commitFails > 0 {
 			s.log.Info("read models committed again", "failed_commits", s.commitFails)
 		}
-		s.commitFails, s.commitErr = 0, nil
+		s.commitFails = 0
 		s.m.commitFailing.Set(0)
 		return
 	}
 	if s.commitFails == 0 {
-		s.commitFailSince = s.deps.Now()
 		s.log.Warn("commit read models; retrying at the next interval", logkey.Err, err)
 	}
 	s.commitFails++
-	s.commitErr = err
 	s.m.commitFailing.Set(float64(s.commitFails))
 }
 
-// Health reports whether the hot tier serves and commits: nil, or what
-// is wrong (the read models are still loading, or their commits keep
-// failing and the figures in the lake fall behind).
-func (s *Streamer) Health() error {
+// HotTierReady reports whether the hot tier serves fresh figures: nil, or
+// why not (still loading the read models, or full: fetching paused at
+// max_hot_events until the read models are committed).
+func (s *Streamer) HotTierReady() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if !s.ready {
 		return errors.New("the hot tier is loading the read models")
 	}
-	if s.commitFails >= failingCommits {
-		return fmt.Errorf("the read-model committer has failed %d times in a row since %s: %v",
-			s.commitFails, s.commitFailSince.UTC().Format(time.RFC3339), s.commitErr)
+	if s.paused {
+		return fmt.Errorf("the hot tier is full (%d events held, streamer.max_hot_events %d): fetching orders and inventory is paused until the read models are committed",
+			s.hotCount, s.cfg.MaxHotEvents)
 	}
 	return nil
 }
+
+// ReadModelsReady reports whether the read-model committer keeps up (nil
+// when this process does not commit them).
+func (s *Streamer) ReadModelsReady() error {
+	if !s.cfg.Commit {
+		return nil
+	}
+	return s.progress.Check()
+}
+
+// BrokersReady reports whether the Kafka brokers answer the hot tier.
+func (s *Streamer) BrokersReady() error { return s.brokers.Check() }
 
 // closeWindows advances the watermark and pushes final figures.
 func (s *Streamer) closeWindows() {
@@ -326,7 +341,7 @@ func (s *Streamer) trim() {
 			s.invs[p] = append(evs[:0:0], evs[i:]...)
 		}
 	}
-	s.m.hotEvents.Set(float64(s.hotCount))
+	s.setStateSizes()
 	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
@@ -339,7 +354,7 @@ func (s *Streamer) trim() {
 // offsets: per-minute revenue and user sketches of the orders, the latest
 // stock of each product. Each table is committed with the offsets it now
 // covers, fenced on the ones it covered, like ingest.
-func (s *Streamer) commitReadModels(ctx context.Context) error {
+func (s *Streamer) commitReadModels(ctx context.Context) (bool, error) {
 	s.mu.RLock()
 	high := lake.Offsets{}
 	for t, m := range s.high {
@@ -399,6 +414,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 	s.mu.RUnlock()
 
 	var errs []error
+	committed := len(revDelta) > 0 && revTbl != nil || len(actDelta) > 0 && actTbl != nil || len(invDelta) > 0 && invTbl != nil
 	if len(revDelta) > 0 && revTbl != nil {
 		errs = append(errs, s.commitModel(ctx, &s.rev.coldTable, revTbl, revOffsets, revBase,
 			func() ([]iceberg.DataFile, error) { return revenueDeltaFiles(ctx, revTbl, revDelta) },
@@ -432,7 +448,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) error {
 				}
 			}))
 	}
-	return errors.Join(errs...)
+	return committed, errors.Join(errs...)
 }
 
 // commitModel writes a read model's delta files (write), commits them on
@@ -446,6 +462,7 @@ func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergT
 		var nt *icebergTable
 		if nt, err = s.appendCommit(ctx, ct.name, tbl, files, offsets, base); err == nil {
 			s.m.commitDuration.WithLabelValues(ct.name).Observe(time.Since(start).Seconds())
+			s.m.lastCommit.WithLabelValues(ct.name).Set(float64(s.deps.Now().UnixNano()) / 1e9)
 			s.mu.Lock()
 			ct.tbl, ct.offsets = nt, ct.offsets.Merge(offsets)
 			if snap := nt.CurrentSnapshot(); snap != nil {
@@ -505,4 +522,14 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 		}
 		s.log.Info("read model re-aggregated", logkey.Table, t, "from", from, "to", to, logkey.Rows, res.Rows, logkey.Duration, time.Since(start))
 	}
+}
+
+// setStateSizes exports the size of the hot tier's state. Called with mu
+// held (a write lock or the read lock; it reads only).
+func (s *Streamer) setStateSizes() {
+	s.m.hotEvents.Set(float64(s.hotCount))
+	s.m.stateEntries.WithLabelValues("revenue_minutes").Set(float64(len(s.rev.cold)))
+	s.m.stateEntries.WithLabelValues("hot_revenue_minutes").Set(float64(len(s.rev.hot)))
+	s.m.stateEntries.WithLabelValues("stock_products").Set(float64(len(s.inv.cold)))
+	s.m.stateEntries.WithLabelValues("products").Set(float64(len(s.products)))
 }

@@ -20,6 +20,8 @@ type metrics struct {
 	sseDropped      prometheus.Counter
 	lag             *prometheus.GaugeVec // topic, partition
 	commitFailing   prometheus.Gauge
+	lastCommit      *prometheus.GaugeVec // model
+	stateEntries    *prometheus.GaugeVec // kind
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -73,11 +75,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlake_streamer_sse_dropped_total", Help: "Live-push clients disconnected because they fell behind (they resume with Last-Event-ID).",
 		}),
+		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit per read model (committer process only).",
+		}, []string{"model"}),
+		stateEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlake_streamer_state_entries", Help: "Entries the hot tier holds in memory by kind: revenue_minutes (committed), hot_revenue_minutes, stock_products, products.",
+		}, []string{"kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_streamer_lag_records", Help: "High watermark minus the next offset the hot tier reads.",
 		}, []string{"topic", "partition"}),
 	}
 	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
-		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag)
+		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag,
+		m.lastCommit, m.stateEntries)
 	return m
 }

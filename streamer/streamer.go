@@ -23,7 +23,9 @@ import (
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/hot"
+	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
@@ -86,10 +88,11 @@ type Streamer struct {
 	products map[string]product
 	paused   bool
 	publish  bool // enriched orders are published (committer, topic exists)
-	// Read-model commit failures in a row, since when, and the last error.
-	commitFails     int
-	commitFailSince time.Time
-	commitErr       error
+	// Read-model commit failures in a row.
+	commitFails int
+
+	progress *health.Committer       // the read-model committer (with Commit)
+	brokers  *kafkaconf.Reachability // fed by every Kafka client's hooks
 }
 
 // orderCols are the input columns of one order schema version (-1:
@@ -163,6 +166,11 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		closed:    map[string][]WindowResult{},
 		products:  map[string]product{},
 	}
+	// A commit every CommitInterval, each retried at the next one: work
+	// waiting for two intervals and half a minute is stuck.
+	s.progress = health.NewCommitter("read-model committer", 2*cfg.CommitInterval+30*time.Second, deps.Now)
+	s.brokers = kafkaconf.NewReachability(0, deps.Now)
+	s.deps.KafkaOpts = append(slices.Clip(deps.KafkaOpts), s.brokers.Opt())
 	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
@@ -217,7 +225,7 @@ func (s *Streamer) Run(ctx context.Context) error {
 	err = g.Wait()
 	if s.cfg.Commit {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if cerr := s.commitReadModels(sctx); cerr != nil {
+		if _, cerr := s.commitReadModels(sctx); cerr != nil {
 			s.log.Warn("final read-model commit failed; the next start re-reads the events", logkey.Err, cerr)
 		}
 		cancel()
@@ -438,6 +446,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 		)
 
 		s.mu.Lock()
+		hotBefore := s.hotCount
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
@@ -544,7 +553,10 @@ func (s *Streamer) consume(ctx context.Context) error {
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
 		updates := s.minuteUpdates(touched)
-		s.m.hotEvents.Set(float64(s.hotCount))
+		if s.hotCount > hotBefore && s.cfg.Commit {
+			s.progress.Pending(s.deps.Now())
+		}
+		s.setStateSizes()
 		pause := s.hotCount >= s.cfg.MaxHotEvents && !s.paused
 		if pause {
 			s.paused = true

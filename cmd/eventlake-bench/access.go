@@ -53,7 +53,10 @@ func benchAccess(bin, baseBin, baseLabel, dir string, n, rounds int) ([]result, 
 			return nil, nil, err
 		}
 		base := "http://" + q.ready["http"]
-		waitHealthy(base)
+		if err := waitReady(base, 10*time.Minute); err != nil {
+			q.stop()
+			return nil, nil, err
+		}
 		deadline := time.Now().Add(10 * time.Minute)
 		for {
 			total, err := revenueTotal(base + revenuePath)

@@ -351,19 +351,8 @@ func queryLatencyWith(bin, lake string, runs int, one *sql.DB) (latency, error) 
 	}
 	defer q.stop()
 	base := "http://" + q.ready["http"]
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		resp, err := client.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return latency{}, errors.New("query service not healthy")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitReady(base, 10*time.Minute); err != nil {
+		return latency{}, err
 	}
 	body, _ := json.Marshal(map[string]any{"sql": fmt.Sprintf(revenueSQL, "orders", ""), "max_rows": 10000})
 	timeSQL := func() (time.Duration, error) {

@@ -29,7 +29,9 @@ func benchFreshness(bin, dir string, samples int) ([]result, error) {
 	}
 	defer dev.stop()
 	base := "http://" + dev.ready["http"]
-	waitHealthy(base)
+	if err := waitReady(base, 2*time.Minute); err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(dev.ready["kafka"]), kgo.ProducerLinger(0))
 	if err != nil {
 		return nil, err

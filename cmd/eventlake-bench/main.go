@@ -479,7 +479,10 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 		return nil, err
 	}
 	base := "http://" + q.ready["http"]
-	waitHealthy(base)
+	if err := waitReady(base, 10*time.Minute); err != nil {
+		q.stop()
+		return nil, err
+	}
 	cold, coldFirst, rows, err := timeRevenue(base+revenuePath, runs)
 	if err != nil {
 		q.stop()
@@ -507,7 +510,9 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 	}
 	defer q.stop()
 	base = "http://" + q.ready["http"]
-	waitHealthy(base)
+	if err := waitReady(base, 10*time.Minute); err != nil {
+		return nil, err
+	}
 	built := time.Now()
 	for {
 		total, err := revenueTotal(base + revenuePath)
@@ -538,14 +543,33 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 	}, nil
 }
 
-func waitHealthy(base string) {
+// waitReady polls base/readyz until the process answers 200 (every
+// component ready) and returns an error with the last answer, which names
+// the components that are not ready and why, if it does not within d. A
+// baseline binary built before /readyz (404) is polled on /healthz.
+func waitReady(base string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	path := "/readyz"
 	for {
-		resp, err := client.Get(base + "/healthz")
-		if err == nil {
+		last := ""
+		resp, err := client.Get(base + path)
+		if err == nil && resp.StatusCode == http.StatusNotFound && path == "/readyz" {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+			path = "/healthz"
+			continue
+		}
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %v: %s", base, d, last)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

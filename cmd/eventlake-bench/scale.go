@@ -362,19 +362,9 @@ func queryS3(bin string, e *scaleEnv, work string, n, runs int) ([]result, error
 			return nil, "", 0, err
 		}
 		base := "http://" + q.ready["http"]
-		for {
-			resp, err := client.Get(base + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Since(t0) > 5*time.Minute {
-				q.stop()
-				return nil, "", 0, fmt.Errorf("query service not healthy")
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := waitReady(base, 5*time.Minute); err != nil {
+			q.stop()
+			return nil, "", 0, err
 		}
 		return q, base, time.Since(t0), nil
 	}

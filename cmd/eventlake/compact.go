@@ -164,9 +164,9 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 		}
 		defer acc.close()
 		g.Go(func() error { return acc.run(gctx) })
-		g.Go(func() error {
-			return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, func() error { return nil }), log)
-		})
+		checks := newProcessHealth(reg)
+		checks.compactor(c)
+		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, checks.Checks), log) })
 	}
 	g.Go(func() error { return c.Run(gctx) })
 	log.Info("ready", logkey.Component, "compactor", "http", httpAddr, "interval", cfg.Compactor.Interval, "warehouse", cfg.Catalog.Warehouse)

@@ -153,9 +153,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
-	health := map[string]func() error{"ingest": ing.Ready}
+	checks := newProcessHealth(reg)
+	checks.ingest(ing)
+	checks.audit(acc)
 	qs, err := query.New(cfg.Query, query.Deps{
-		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
+		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: checks.Checks,
 		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(),
 	})
 	if err != nil {
@@ -175,12 +177,16 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		health["streamer"] = st.Health
+		checks.streamer(st)
 	}
+	checks.query(qs)
 	maint, err := devCompactor(cfg, cat, log, reg, fp)
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if maint.c != nil {
+		checks.compactor(maint.c)
 	}
 	defer maint.close()
 	g, gctx := errgroup.WithContext(ctx)

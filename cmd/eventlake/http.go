@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/tlsreload"
 )
@@ -103,20 +104,14 @@ func addPprof(hc HTTPConfig, mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
-// opsMux serves /metrics and /healthz for roles without the query API,
-// behind acc (pprof is for admins).
-func opsMux(hc HTTPConfig, acc *access, g prometheus.Gatherer, healthy func() error) http.Handler {
+// opsMux serves /metrics, /healthz (alive) and /readyz (every component
+// of the process ready, else which and why) for roles without the query
+// API, behind acc (pprof is for admins).
+func opsMux(hc HTTPConfig, acc *access, g prometheus.Gatherer, checks *health.Checks) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	addPprof(hc, mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if err := healthy(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
-			return
-		}
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
+	mux.HandleFunc("GET /healthz", health.ServeAlive)
+	mux.HandleFunc("GET /readyz", checks.ServeReady)
 	return acc.protect(mux)
 }

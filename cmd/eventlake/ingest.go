@@ -80,7 +80,9 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		}
 		defer acc.close()
 		g.Go(func() error { return acc.run(gctx) })
-		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, ing.Ready), log) })
+		checks := newProcessHealth(reg)
+		checks.ingest(ing)
+		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, checks.Checks), log) })
 	}
 	g.Go(func() error { return ing.Run(gctx) })
 	log.Info("ready", logkey.Component, "ingest", "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)

@@ -84,9 +84,10 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer acc.shutdown()
-	health := map[string]func() error{}
+	checks := newProcessHealth(reg)
+	checks.audit(acc)
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
+		Health: checks.Checks, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
 	if err != nil {
 		ln.Close()
 		return err
@@ -107,8 +108,9 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		health["streamer"] = st.Health
+		checks.streamer(st)
 	}
+	checks.query(qs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sch.resolver.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })

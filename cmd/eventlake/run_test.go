@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/config"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -110,7 +111,7 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		{true, analyst, http.StatusForbidden},
 		{true, admin, http.StatusOK},
 	} {
-		h := opsMux(HTTPConfig{Pprof: c.on}, acc, reg, func() error { return nil })
+		h := opsMux(HTTPConfig{Pprof: c.on}, acc, reg, health.New(nil))
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil)
 		if c.token != "" {
@@ -122,8 +123,8 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		}
 	}
 	// Health and metrics stay open.
-	h := opsMux(HTTPConfig{}, acc, reg, func() error { return nil })
-	for _, path := range []string{"/healthz", "/metrics"} {
+	h := opsMux(HTTPConfig{}, acc, reg, health.New(nil))
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 		if rec.Code != http.StatusOK {

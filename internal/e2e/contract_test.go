@@ -19,7 +19,7 @@ import (
 // harm before the envelope contract was hardened, between good orders,
 // into a running `eventlake dev`; then checks that each bad input is in
 // the dead-letter table with its own reason and that nothing after it is
-// harmed: the read models keep committing (and /healthz says so), the
+// harmed: the read models keep committing (and /readyz says so), the
 // revenue API and SQL over the orders count exactly the good orders,
 // /v1/windows answers with the watermark where the good events put it,
 // and JSON functions over every payload of the table work.
@@ -171,13 +171,15 @@ func TestEnvelopeContract(t *testing.T) {
 		}
 	}
 
-	// The hot tier is healthy: its committer has nothing to report.
-	var health struct {
-		Status     string            `json:"status"`
-		Components map[string]string `json:"components"`
+	// The hot tier is ready and its read-model committer keeps up.
+	code, ready, body := th.GetReadiness(t, api)
+	if code != 200 || ready.Status != "ready" || len(ready.Components) == 0 {
+		t.Fatalf("/readyz: HTTP %d %s", code, body)
 	}
-	if code := th.GetJSON(t, api+"/healthz", &health); code != 200 || health.Status != "ok" || health.Components["streamer"] != "ok" {
-		t.Fatalf("/healthz: HTTP %d %+v", code, health)
+	for _, c := range []string{"hot_tier", "read_models"} {
+		if !strings.Contains(body, `"component":"`+c+`","ready":true`) {
+			t.Fatalf("/readyz does not report %s ready: %s", c, body)
+		}
 	}
 	if err := dev.Stop(30 * time.Second); err != nil {
 		t.Fatalf("dev did not shut down cleanly: %v", err)

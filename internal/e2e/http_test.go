@@ -58,15 +58,15 @@ func TestHTTPLimits(t *testing.T) {
 	// A request id on every answer, the caller's when it sent one.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, b := do(http.MethodGet, "/healthz", "", "", nil)
+		resp, b := do(http.MethodGet, "/readyz", "", "", nil)
 		if resp.Header.Get("X-Request-Id") == "" {
-			t.Fatalf("/healthz (HTTP %d) has no X-Request-Id", resp.StatusCode)
+			t.Fatalf("/readyz (HTTP %d) has no X-Request-Id", resp.StatusCode)
 		}
 		if resp.StatusCode == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/healthz: HTTP %d: %s", resp.StatusCode, b)
+			t.Fatalf("/readyz: HTTP %d: %s", resp.StatusCode, b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

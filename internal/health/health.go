@@ -12,14 +12,53 @@ package health
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// Component names shared by every process (one name per dependency or
+// loop, whichever process runs it).
+const (
+	Brokers       = "brokers"
+	Catalog       = "catalog"
+	ObjectStorage = "object_storage"
+	Ingest        = "ingest"
+	ReadModels    = "read_models"
+	Compactor     = "compactor"
+	Audit         = "audit"
+	Query         = "query"
+	HotTier       = "hot_tier"
+	Schemas       = "schemas"
+)
+
+// All is a check that fails when any of checks fails (nil ones are
+// skipped), for a component that several parts of one process see: the
+// catalog is used by ingest and by the query service's refresh.
+func All(checks ...func() error) func() error {
+	return func() error {
+		var msgs []string
+		for _, c := range checks {
+			if c == nil {
+				continue
+			}
+			if err := c(); err != nil {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		// One line: the reason is shown in JSON and on a status page.
+		return errors.New(strings.Join(msgs, "; "))
+	}
+}
 
 // Status is one component's readiness.
 type Status struct {

@@ -387,3 +387,59 @@ func Token(addr string) string {
 	s, _ := tok.(string)
 	return s
 }
+
+// Readiness is the answer of GET /readyz (internal/health.Report).
+type Readiness struct {
+	Status     string `json:"status"`
+	Components []struct {
+		Component string `json:"component"`
+		Ready     bool   `json:"ready"`
+		Reason    string `json:"reason"`
+	} `json:"components"`
+}
+
+// Reason is the reason a component gives for not being ready ("" when it
+// is ready or absent).
+func (r Readiness) Reason(component string) string {
+	for _, c := range r.Components {
+		if c.Component == component {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+// GetReadiness GETs base/readyz once: its HTTP status, its answer and the
+// raw body.
+func GetReadiness(t testing.TB, base string) (int, Readiness, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return 0, Readiness{}, err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, Readiness{}, err.Error()
+	}
+	var r Readiness
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("GET %s/readyz: HTTP %d, not a readiness report (%v): %s", base, resp.StatusCode, err, b)
+	}
+	return resp.StatusCode, r, string(b)
+}
+
+// WaitReadyz polls base/readyz until it answers 200 and fails the test,
+// with the last answer (which names each component that is not ready and
+// why), if it does not within d.
+func WaitReadyz(t testing.TB, base string, d time.Duration) Readiness {
+	t.Helper()
+	var r Readiness
+	Eventually(t, d, base+"/readyz to answer 200", func() (bool, string) {
+		var code int
+		var body string
+		code, r, body = GetReadiness(t, base)
+		return code == http.StatusOK && r.Status == "ready", fmt.Sprintf("HTTP %d: %s", code, body)
+	})
+	return r
+}
