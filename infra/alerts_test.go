@@ -26,6 +26,10 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
+// metricName matches eventlake's metric names (recording rules are
+// eventlake:..., with a colon).
+var metricName = regexp.MustCompile(`eventlake_[a-z_]+`)
+
 // TestAlertMetricsExist fails when an alert or a dashboard refers to a
 // metric that no eventlake component exports (a renamed metric silently
 // disables an alert and empties a panel).
@@ -58,7 +62,7 @@ func TestAlertMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := regexp.MustCompile(`eventlake_[a-z_]+`).FindAllString(string(rules), -1)
+	names := metricName.FindAllString(string(rules), -1)
 	if len(names) == 0 {
 		t.Fatal("no eventlake metrics found in alerts.yml and the operations dashboard")
 	}
