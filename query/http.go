@@ -49,6 +49,7 @@ func asAPIError(err error) *apiError {
 //
 //	POST /v1/sql                           run one read-only statement
 //	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
+//	GET  /v1/status                        tables, ingest lag, freshness, dead letters, readiness
 //	GET  /healthz                          200 once the lake has been read
 //	GET  /metrics                          Prometheus metrics of deps.Gatherer
 func (s *Service) Handler() http.Handler {
@@ -56,6 +57,7 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST /v1/sql", s.instrument(endpointSQL, s.handleSQL))
 	mux.Handle("GET /v1/metrics/order_revenue_minute", s.instrument(endpointRevenue, s.handleRevenue))
 	mux.Handle("GET /healthz", s.instrument(endpointHealth, s.handleHealth))
+	mux.Handle("GET /v1/status", s.instrument(endpointStatus, s.handleStatus))
 	if s.deps.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	}

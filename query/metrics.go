@@ -7,6 +7,7 @@ const (
 	endpointSQL     = "sql"
 	endpointRevenue = "order_revenue_minute"
 	endpointHealth  = "healthz"
+	endpointStatus  = "status"
 )
 
 // Rejection reasons: work refused before it reached DuckDB.

@@ -251,14 +251,16 @@ func (s *Service) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	}
 	res.Status, res.Tables, res.Generation = "ok", gen.snapshotIDs(), gen.id
 	status := http.StatusOK
-	for name, check := range s.deps.Health {
-		if res.Components == nil {
-			res.Components = map[string]string{}
-		}
-		res.Components[name] = "ok"
-		if err := check(); err != nil {
-			res.Components[name] = err.Error()
-			res.Status, status = "degraded", http.StatusServiceUnavailable
+	if s.deps.Health != nil {
+		for _, c := range s.deps.Health.Report().Components {
+			if res.Components == nil {
+				res.Components = map[string]string{}
+			}
+			res.Components[c.Component] = "ok"
+			if !c.Ready {
+				res.Components[c.Component] = c.Reason
+				res.Status, status = "degraded", http.StatusServiceUnavailable
+			}
 		}
 	}
 	if ns := s.lastOK.Load(); ns != 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
@@ -39,9 +40,9 @@ type Deps struct {
 	// ReadModels are served under their own names as committed; nil
 	// means DefaultReadModels.
 	ReadModels []string
-	// Health are the other components of the process, reported by
-	// /healthz under their names (an error makes it 503).
-	Health map[string]func() error
+	// Health are the readiness checks of the process's components,
+	// reported by /healthz and GET /v1/status; nil reports none.
+	Health *health.Checks
 	// Audit records every statement Query runs or refuses, durably before
 	// the answer goes out; nil records nothing.
 	Audit Auditor
@@ -51,7 +52,9 @@ type Deps struct {
 	Policy   *auth.Policy
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// Gatherer is served on /metrics; nil leaves /metrics out (404).
+	// Gatherer is served on /metrics, and GET /v1/status reads the
+	// process's ingest figures from it; nil leaves /metrics out (404)
+	// and those figures null.
 	Gatherer prometheus.Gatherer
 	// Now is the clock for freshness figures.
 	Now func() time.Time
@@ -80,6 +83,7 @@ type Service struct {
 	adminViews map[string]string // the views it holds (refresher only)
 	pool       *connPool
 	hot        *hotStore // fresh rows from the hot tier
+	sampler    *sampler  // recent metric samples for GET /v1/status
 
 	gen atomic.Pointer[generation] // nil until the first refresh succeeded
 	// lastOK is when the catalog was last polled successfully (unix
@@ -128,10 +132,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Now = time.Now
 	}
 	s := &Service{
-		cfg:  cfg,
-		deps: deps,
-		log:  deps.Logger.With(logkey.Component, "query"),
-		m:    newMetrics(deps.Registry),
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger.With(logkey.Component, "query"),
+		m:       newMetrics(deps.Registry),
+		sampler: &sampler{g: deps.Gatherer},
 	}
 	s.known = map[string]bool{}
 	for _, t := range deps.Layout.Topics() {
@@ -314,14 +319,19 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 // closed.
 func (s *Service) Run(ctx context.Context) error {
 	s.refresh(ctx)
+	s.sampler.record(s.sampler.gather(s.deps.Now()))
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
+	sample := time.NewTicker(sampleEvery)
+	defer sample.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return s.close()
 		case <-t.C:
 			s.refresh(ctx)
+		case <-sample.C:
+			s.sampler.record(s.sampler.gather(s.deps.Now()))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/ingest"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/broker"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
@@ -153,9 +154,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		ln.Close()
 		return err
 	}
-	health := map[string]func() error{"ingest": ing.Ready}
+	checks := health.New(nil)
+	checks.Add("ingest", ing.Ready)
 	qs, err := query.New(cfg.Query, query.Deps{
-		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: health,
+		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: checks,
 		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(),
 	})
 	if err != nil {
@@ -175,7 +177,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		health["streamer"] = st.Health
+		checks.Add("streamer", st.Health)
 	}
 	maint, err := devCompactor(cfg, cat, log, reg, fp)
 	if err != nil {

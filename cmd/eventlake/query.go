@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
@@ -84,9 +85,9 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer acc.shutdown()
-	health := map[string]func() error{}
+	checks := health.New(nil)
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
+		Health: checks, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
 	if err != nil {
 		ln.Close()
 		return err
@@ -107,7 +108,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		health["streamer"] = st.Health
+		checks.Add("streamer", st.Health)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sch.resolver.Run(gctx) })
