@@ -11,8 +11,8 @@ import (
 
 	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/ingest"
-	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/broker"
+	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/lake"
