@@ -82,7 +82,8 @@ type TopicStatus struct {
 }
 
 // DLQStatus counts the dead letters ingest committed since the process
-// started, by reason; null without ingest in this process.
+// started, by reason (reasons without any are left out); Total and
+// ByReason are null without ingest in this process.
 type DLQStatus struct {
 	Table    string             `json:"table"`
 	Total    *float64           `json:"total"`
@@ -171,9 +172,12 @@ func (s *Service) Status() StatusResponse {
 	}
 
 	if dlq, ok := cur.sumBy(metricDLQ, "reason"); ok {
-		res.DLQ.ByReason, res.DLQ.Total = dlq, ptr(0)
-		for _, v := range dlq {
-			*res.DLQ.Total += v
+		res.DLQ.ByReason, res.DLQ.Total = map[string]float64{}, ptr(0)
+		for r, v := range dlq {
+			if v > 0 { // ingest sets every reason up front, at 0
+				res.DLQ.ByReason[r] = v
+				*res.DLQ.Total += v
+			}
 		}
 	}
 
