@@ -33,12 +33,21 @@ const AssetsPrefix = "/assets/"
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// Options say what the process serves besides the query service.
+type Options struct {
+	// Stream: the hot tier's SSE stream of revenue per minute is there
+	// (else the page reads the figures every few seconds).
+	Stream bool
+}
+
 // Handler serves GET / (the live page to a logged-in browser, a login hint
 // otherwise) and GET /assets/.
-func Handler() http.Handler {
+func Handler(opts Options) http.Handler {
 	sub, _ := fs.Sub(assets, "assets") // the directory is embedded above
 	files := http.StripPrefix(AssetsPrefix, http.FileServerFS(sub))
-	index, _ := fs.ReadFile(sub, "index.html")
+	var page bytes.Buffer
+	_ = template.Must(template.ParseFS(sub, "index.html")).Execute(&page, opts)
+	index := page.Bytes()
 	hint := template.Must(template.ParseFS(sub, "login.html"))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

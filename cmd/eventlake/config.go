@@ -236,7 +236,7 @@ func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Stre
 			mux.Handle(p, sr)
 		}
 	}
-	page := web.Handler()
+	page := web.Handler(web.Options{Stream: st != nil})
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+web.AssetsPrefix, page)
 	if st == nil {

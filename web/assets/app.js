@@ -11,7 +11,6 @@ const MIN_MS = 60000;
 
 const minutes = new Map();      // "2026-12-01T20:13:00Z" -> {revenue: "12.50", orders: 3}
 let touchedBySSE = null;        // minutes an SSE update set while a read was in flight
-let pollTimer = null;
 
 const $ = (id) => document.getElementById(id);
 const nf0 = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
@@ -43,7 +42,8 @@ async function loadRevenue() {
       if (!touchedBySSE.has(row.minute)) minutes.set(row.minute, { revenue: row.revenue, orders: row.order_count });
     }
   } catch (e) {
-    showStream("bad", "revenue unavailable");
+    // Not ready yet (503 while the hot tier loads): try again shortly.
+    setTimeout(loadRevenue, 2000);
   } finally {
     touchedBySSE = null;
   }
@@ -58,8 +58,7 @@ function showStream(kind, text) {
 
 function connectStream() {
   const es = new EventSource("/v1/stream/order_revenue_minute");
-  let opened = false;
-  es.addEventListener("open", () => { opened = true; showStream("ok", "● live"); });
+  es.addEventListener("open", () => { showStream("ok", "● live"); });
   es.addEventListener("minute", (ev) => {
     const u = JSON.parse(ev.data);
     minutes.set(u.minute, { revenue: u.revenue, orders: u.order_count });
@@ -68,18 +67,11 @@ function connectStream() {
   });
   es.addEventListener("reset", () => { loadRevenue(); });
   es.addEventListener("error", () => {
+    showStream("wait", "reconnecting…");
     if (es.readyState === EventSource.CLOSED) {
-      // No stream here (a query process without the hot tier): read the
-      // figures every few seconds instead.
-      if (!opened && pollTimer === null) {
-        showStream("wait", "polling (no live stream)");
-        pollTimer = setInterval(loadRevenue, POLL_REVENUE_MS);
-      } else if (opened) {
-        showStream("wait", "reconnecting…");
-        setTimeout(connectStream, 2000);
-      }
-    } else {
-      showStream("wait", "reconnecting…");
+      // The browser gave up (the process restarted, the session ended):
+      // read the figures again and open a new stream.
+      setTimeout(() => { loadRevenue(); connectStream(); }, 2000);
     }
   });
 }
@@ -266,7 +258,14 @@ async function pollStatus() {
   setTimeout(pollStatus, STATUS_EVERY_MS);
 }
 
-connectStream();
+if (document.body.dataset.stream) {
+  connectStream();
+} else {
+  // A query process without the hot tier: the lake's figures, read again
+  // every few seconds.
+  showStream("wait", "polling the lake");
+  setInterval(loadRevenue, POLL_REVENUE_MS);
+}
 loadRevenue();
 pollStatus();
 setInterval(draw, 1000); // the current minute moves on even without updates
