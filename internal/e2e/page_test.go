@@ -220,10 +220,20 @@ func TestLivePage(t *testing.T) {
 		return got[0] >= 28 && got[0] == want && got[1] == got[0] && got[2] == got[0],
 			fmt.Sprintf("bars, points, line points %v; API minutes %d", got, want)
 	})
-	// Status figures reached the page: tables with their snapshots.
-	th.Eventually(t, 10*time.Second, "the tables panel", func() (bool, string) {
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#tables tbody tr").length`))
-		return err == nil && n >= 7, fmt.Sprintf("%d rows, %v", n, err)
+	// GET /v1/status reached the page: the orders table with a snapshot
+	// and the rows the lake holds, and every table of the status.
+	th.Eventually(t, 30*time.Second, "the tables panel", func() (bool, string) {
+		_, st := statusJSON(t, api)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+			const rows = [...document.querySelectorAll("#tables tbody tr")];
+			const o = rows.find(r => r.cells[0].textContent === "orders_raw");
+			return [String(rows.length), o ? o.cells[2].textContent : "", o ? o.cells[4].textContent : ""]; })()`))
+		if err != nil {
+			return false, err.Error()
+		}
+		rows, _ := strconv.Atoi(strings.ReplaceAll(got[2], ",", ""))
+		return got[0] == strconv.Itoa(len(st["tables"].([]any))) && strings.HasPrefix(got[1], "…") && rows > 0,
+			fmt.Sprintf("page: %d tables (status has %d), orders_raw snapshot %q rows %q", len(got), len(st["tables"].([]any)), got[1], got[2])
 	})
 
 	// The screenshot (before the big order below dwarfs every other
