@@ -135,6 +135,26 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("status with a wrong token: err %v, stderr %q", err, stderr.String())
 	}
 
+	// A query process over the same lake has no ingest: its figures are
+	// null (n/a), its tables the same.
+	q := th.Start(t, "query", []string{"EVENTLAKE_AUDIT_DIR=" + filepath.Join(dir, "query-audit")}, "query", "--no-hot", "--data-dir", data, "--http", "127.0.0.1:0")
+	qapi := "http://" + q.Ready["http"]
+	th.SetToken(q.Ready["http"], th.Token(api))
+	var fromQuery query.StatusResponse
+	th.Eventually(t, 30*time.Second, "the query process's status", func() (bool, string) {
+		raw, _ := statusJSON(t, qapi)
+		fromQuery = query.StatusResponse{}
+		_ = json.Unmarshal([]byte(raw), &fromQuery)
+		return reflect.DeepEqual(tableSnapshots(fromQuery), tableSnapshots(before)), fmt.Sprint(tableSnapshots(fromQuery))
+	})
+	if in := fromQuery.Ingest; in.RecordsPerSecond != nil || in.LagRecords != nil || fromQuery.DLQ.Total != nil || fromQuery.DLQ.ByReason != nil {
+		t.Errorf("ingest figures of a process without ingest: %+v, dlq %+v", in, fromQuery.DLQ)
+	}
+	out, err = runBinary(t, "status", "--url", qapi, "--token", th.Token(api))
+	if err != nil || !strings.Contains(out, "ingest  n/a rec/s") || !strings.Contains(out, "dead letters by reason: n/a") {
+		t.Errorf("eventlake status of a query process: %v\n%s", err, out)
+	}
+
 	// --watch redraws until stopped.
 	cmd = th.Command(t, "status", "--url", api, "--data-dir", data, "--watch", "0.2")
 	stdout, err := cmd.StdoutPipe()
