@@ -33,7 +33,9 @@ type Gate struct {
 	// the GET requests SessionPaths accepts (the live page's endpoints).
 	// Only reads take the cookie: a write (POST /v1/sql) still needs the
 	// header, so another site cannot make a logged-in browser act; the
-	// cookie is also SameSite=Strict.
+	// cookie is also SameSite=Strict, and CORS answers (httpmw.CORS)
+	// never allow credentials, so another origin cannot read what a
+	// request with the cookie returns.
 	Sessions     *Sessions
 	SessionPaths func(r *http.Request) bool
 	// Page reports the paths of the live page: served without
