@@ -261,10 +261,12 @@ func TestLivePage(t *testing.T) {
 	if left := time.Minute - time.Duration(time.Now().UnixNano()%int64(time.Minute)); left < 15*time.Second {
 		time.Sleep(left + time.Second)
 	}
-	before, err := readFigure(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before pageFigure
+	th.Eventually(t, 10*time.Second, "the page on the current minute", func() (bool, string) {
+		var err error
+		before, err = readFigure(ctx)
+		return err == nil && before.Minute == time.Now().UTC().Truncate(time.Minute).Format(time.RFC3339), fmt.Sprintf("%+v %v", before, err)
+	})
 	ts := time.Now().UTC()
 	minute := ts.Truncate(time.Minute).Format(time.RFC3339)
 	if before.Minute != minute {
