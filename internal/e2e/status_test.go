@@ -53,7 +53,10 @@ func TestStatusCommand(t *testing.T) {
 	}
 	// Every event is in the lake, the dead letters as ingest counted
 	// them, and the snapshots no longer change.
-	var before query.StatusResponse
+	var (
+		before    query.StatusResponse
+		unchanged time.Time // since when the snapshots are those of before
+	)
 	th.Eventually(t, 60*time.Second, "a settled lake in /v1/status", func() (bool, string) {
 		_, st := get()
 		var raw, dlq int64
@@ -65,9 +68,14 @@ func TestStatusCommand(t *testing.T) {
 				dlq = tb.Rows
 			}
 		}
+		if !reflect.DeepEqual(tableSnapshots(st), tableSnapshots(before)) {
+			unchanged = time.Now()
+		}
+		// Quiet for longer than ingest's flush and the read models'
+		// commit interval (1 s each here): nothing is left to commit.
 		settled := st.DLQ.Total != nil && *st.DLQ.Total > 0 && int64(*st.DLQ.Total) == dlq && raw+dlq == 500 &&
-			st.Readiness != nil && st.Readiness.Ready() && len(st.ReadModels) == 3 &&
-			reflect.DeepEqual(tableSnapshots(st), tableSnapshots(before)) && st.Ingest.RecordsPerSecond != nil
+			st.Readiness != nil && st.Readiness.Ready() && len(st.ReadModels) == 3 && st.ReadModels[0].State == "serving" &&
+			time.Since(unchanged) > 3*time.Second && st.Ingest.RecordsPerSecond != nil
 		before = st
 		return settled, fmt.Sprintf("raw %d + dlq %d rows; dlq counted %v; snapshots %v; ready %+v", raw, dlq, st.DLQ.Total, tableSnapshots(st), st.Readiness)
 	})
