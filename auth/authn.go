@@ -78,7 +78,12 @@ func (a *Authenticator) Check(ctx context.Context, token string) (Principal, err
 	if token == "" {
 		return Principal{}, ErrUnauthenticated
 	}
-	h := Hash(token)
+	return a.checkHash(ctx, Hash(token))
+}
+
+// checkHash is Check of a token known by its hash (a browser session
+// keeps the hash, so a revoked token ends its sessions too).
+func (a *Authenticator) checkHash(ctx context.Context, h string) (Principal, error) {
 	a.mu.RLock()
 	p, ok := a.byHash[h]
 	a.mu.RUnlock()

@@ -50,6 +50,7 @@ func asAPIError(err error) *apiError {
 //
 //	POST /v1/sql                           run one read-only statement
 //	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
+//	GET  /v1/status                        tables, ingest lag, freshness, dead letters, readiness
 //	GET  /healthz                          200 while the process serves HTTP (liveness)
 //	GET  /readyz                           200 when every component of the process is ready, else 503 naming why
 //	GET  /metrics                          Prometheus metrics of deps.Gatherer
@@ -59,6 +60,7 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("GET /v1/metrics/order_revenue_minute", s.instrument(endpointRevenue, s.handleRevenue))
 	mux.HandleFunc("GET /healthz", health.ServeAlive)
 	mux.HandleFunc("GET /readyz", s.deps.Health.ServeReady)
+	mux.Handle("GET /v1/status", s.instrument(endpointStatus, s.handleStatus))
 	if s.deps.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	}

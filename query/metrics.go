@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 const (
 	endpointSQL     = "sql"
 	endpointRevenue = "order_revenue_minute"
+	endpointStatus  = "status"
 )
 
 // Outcome label values of eventlake_query_duration_seconds.

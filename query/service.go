@@ -41,7 +41,7 @@ type Deps struct {
 	// means DefaultReadModels.
 	ReadModels []string
 	// Health holds the readiness checks of the process, served on
-	// /readyz; the service adds its own (health.Query). Nil: the
+	// /readyz and in GET /v1/status; the service adds its own (health.Query). Nil: the
 	// service's own only.
 	Health *health.Checks
 	// Audit records every statement Query runs or refuses, durably before
@@ -53,7 +53,9 @@ type Deps struct {
 	Policy   *auth.Policy
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// Gatherer is served on /metrics; nil leaves /metrics out (404).
+	// Gatherer is served on /metrics, and GET /v1/status reads the
+	// process's ingest figures from it; nil leaves /metrics out (404)
+	// and those figures null.
 	Gatherer prometheus.Gatherer
 	// Now is the clock for freshness figures.
 	Now func() time.Time
@@ -82,6 +84,7 @@ type Service struct {
 	adminViews map[string]string // the views it holds (refresher only)
 	pool       *connPool
 	hot        *hotStore // fresh rows from the hot tier
+	sampler    *sampler  // recent metric samples for GET /v1/status
 
 	gen atomic.Pointer[generation] // nil until the first refresh succeeded
 	// lastOK is when the catalog was last polled successfully (unix
@@ -133,10 +136,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		deps.Health = health.New(nil)
 	}
 	s := &Service{
-		cfg:  cfg,
-		deps: deps,
-		log:  deps.Logger.With(logkey.Component, "query"),
-		m:    newMetrics(deps.Registry),
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger.With(logkey.Component, "query"),
+		m:       newMetrics(deps.Registry),
+		sampler: &sampler{g: deps.Gatherer},
 	}
 	deps.Health.Add(health.Query, s.ready)
 	s.known = map[string]bool{}
@@ -320,14 +324,19 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 // closed.
 func (s *Service) Run(ctx context.Context) error {
 	s.refresh(ctx)
+	s.sampler.record(s.sampler.gather(s.deps.Now()))
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
+	sample := time.NewTicker(sampleEvery)
+	defer sample.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return s.close()
 		case <-t.C:
 			s.refresh(ctx)
+		case <-sample.C:
+			s.sampler.record(s.sampler.gather(s.deps.Now()))
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/schema/registry"
+	"github.com/eventlake/eventlake/web"
 )
 
 // access is the front door of a process that serves HTTP (or Postgres
@@ -36,7 +37,9 @@ type access struct {
 	store   *auth.Store         // nil when authentication is disabled
 	authn   *auth.Authenticator // nil when authentication is disabled
 	limiter *auth.Limiter
-	close   func() error
+	// sessions are the live page's browser sessions (?token= logs in).
+	sessions *auth.Sessions
+	close    func() error
 	// trail, if set, records refused requests and model API calls (SQL
 	// is recorded by the query service).
 	trail *auditTrail
@@ -79,7 +82,8 @@ func openAccess(ctx context.Context, cfg *Config, cat *lake.Catalog, log *slog.L
 	if err := lim.Validate(); err != nil {
 		return nil, err
 	}
-	a := &access{cfg: cfg.Auth, policy: policy, limiter: auth.NewLimiter(lim), close: func() error { return nil }, log: log}
+	a := &access{cfg: cfg.Auth, policy: policy, limiter: auth.NewLimiter(lim), sessions: auth.NewSessions(0, 0, nil),
+		close: func() error { return nil }, log: log}
 	if cfg.Auth.Disabled {
 		for _, addr := range addrs {
 			if !isLoopback(addr) {
@@ -170,8 +174,19 @@ func (a *access) gate() *auth.Gate {
 			case "/metrics":
 				return !a.cfg.ProtectMetrics
 			}
+			return strings.HasPrefix(r.URL.Path, web.AssetsPrefix)
+		},
+		Sessions: a.sessions,
+		// The live page reads these; everything else (POST /v1/sql above
+		// all) takes the bearer header only.
+		SessionPaths: func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/", "/v1/status", "/v1/stream/order_revenue_minute", "/v1/metrics/order_revenue_minute":
+				return true
+			}
 			return false
 		},
+		Page:      func(r *http.Request) bool { return r.URL.Path == "/" },
 		Uncounted: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/stream/") },
 		Refused: func(r *http.Request, p auth.Principal, status int, msg string) {
 			if err := a.trail.record(r, p, audit.OutcomeDenied, msg, nil); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/eventlake/eventlake/schema"
 	"github.com/eventlake/eventlake/schema/registry"
 	"github.com/eventlake/eventlake/streamer"
+	"github.com/eventlake/eventlake/web"
 )
 
 // Config is the whole configuration file. Every section belongs to one
@@ -151,7 +152,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 			return nil, nil, err
 		}
 	}
-	if _, err := config.ApplyEnv(cfg, env.environ, failpoint.EnvVar); err != nil {
+	if _, err := config.ApplyEnv(cfg, env.environ, failpoint.EnvVar, tokenEnv); err != nil {
 		return nil, nil, fmt.Errorf("environment: %w", err)
 	}
 	if fl.dataDir != "" {
@@ -225,7 +226,7 @@ func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *que
 	return streamer.New(cfg.Streamer, deps)
 }
 
-// apiHandler serves the query service, with the hot tier's endpoints in
+// apiHandler serves the query service and its live page, with the hot tier's endpoints in
 // front when it runs and the schema registry's API at its root paths when
 // the registry is the built-in one.
 func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
@@ -235,6 +236,9 @@ func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Stre
 			mux.Handle(p, sr)
 		}
 	}
+	page := web.Handler(web.Options{Stream: st != nil})
+	mux.Handle("GET /{$}", page)
+	mux.Handle("GET "+web.AssetsPrefix, page)
 	if st == nil {
 		mux.Handle("/", qs.Handler())
 		addPprof(hc, mux)

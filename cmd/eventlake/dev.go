@@ -207,6 +207,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log) })
 	}
+	log.Info("live page", logkey.Component, "dev", "page", pageURL(cfg.HTTP, ln.Addr().String(), tokenFile))
 	log.Info("ready", logkey.Component, "dev", "kafka", b.Addr(), "http", ln.Addr().String(),
 		"data_dir", cfg.DataDir, "postgres", pgAddr, "demo", !*noDemo, "admin_token_file", tokenFile)
 	return g.Wait()

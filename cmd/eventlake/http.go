@@ -115,3 +115,18 @@ func opsMux(hc HTTPConfig, acc *access, g prometheus.Gatherer, checks *health.Ch
 	mux.HandleFunc("GET /readyz", checks.ServeReady)
 	return acc.protect(mux)
 }
+
+// pageURL is the address of the live page to log: with a token file, the
+// login address naming the file whose contents go after ?token= (never
+// the token itself: logs are read by more people than the data).
+func pageURL(hc HTTPConfig, addr, tokenFile string) string {
+	scheme := "http"
+	if hc.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	u := scheme + "://" + addr + "/"
+	if tokenFile != "" {
+		u += "?token=<contents of " + tokenFile + ">"
+	}
+	return u
+}

@@ -48,6 +48,7 @@ func commands() []command {
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
 		{"topic", "create a topic (topic create NAME --partitions N)", runTopic},
 		{"compact", "maintain the lake: compaction, retention, tiering, snapshot expiry, orphan cleanup", runCompact},
+		{"status", "show a query service's tables, ingest lag, freshness, dead letters and readiness (GET /v1/status; --watch)", runStatus},
 		{"token", "manage bearer tokens of the query service (token create --name N --role R | list | revoke --name N)", runToken},
 		{"erase", "erase every event of one user (GDPR) and record it in the erasure log", runErase},
 		{"version", "print the version", runVersion},
