@@ -20,7 +20,8 @@ import (
 func tableSnapshots(st query.StatusResponse) map[string]string {
 	out := map[string]string{}
 	for _, t := range st.Tables {
-		if t.SnapshotID != nil {
+		// The test's own refused requests are audited: audit_log moves.
+		if t.SnapshotID != nil && t.Name != "audit_log" {
 			out[t.Name] = *t.SnapshotID
 		}
 	}
@@ -113,7 +114,7 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("dead letters %s %.0f missing in:\n%s", reason, n, out)
 		}
 	}
-	for _, want := range []string{"READY", "ok  ingest", "ok  streamer", "order_revenue_minute serving"} {
+	for _, want := range []string{"READY", "ok  ingest", "ok  hot_tier", "ok  read_models", "order_revenue_minute serving"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%q missing in:\n%s", want, out)
 		}
