@@ -8,10 +8,12 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -339,7 +341,9 @@ func (s *Streamer) trim() {
 // offsets: per-minute revenue and user sketches of the orders, the latest
 // stock of each product. Each table is committed with the offsets it now
 // covers, fenced on the ones it covered, like ingest.
-func (s *Streamer) commitReadModels(ctx context.Context) error {
+func (s *Streamer) commitReadModels(ctx context.Context) (err error) {
+	ctx, span := s.tracer.Start(ctx, "hot tier read-model commit", trace.WithNewRoot())
+	defer func() { tracing.EndSpan(span, err) }()
 	s.mu.RLock()
 	high := lake.Offsets{}
 	for t, m := range s.high {

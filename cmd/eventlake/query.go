@@ -36,6 +36,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := openTracing(cfg, "query", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *commit {
 		cfg.Streamer.Commit = true
 	}
@@ -86,7 +91,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	defer acc.shutdown()
 	health := map[string]func() error{}
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
+		Health: health, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(), Tracer: tp})
 	if err != nil {
 		ln.Close()
 		return err
@@ -102,7 +107,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now})
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now, Tracer: tp})
 		if err != nil {
 			ln.Close()
 			return err
@@ -121,7 +126,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api)), log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "postgres", pgAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }
