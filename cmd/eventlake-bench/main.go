@@ -52,6 +52,8 @@ func run() error {
 	baseBin := flag.String("baseline-bin", "", "also run the ingest benchmark alternately with this eventlake binary (another build) and compare")
 	baseLabel := flag.String("baseline-label", "the baseline", "what -baseline-bin is, for the report")
 	baseRounds := flag.Int("baseline-rounds", 5, "runs of each binary for -baseline-bin")
+	tracingEvents := flag.Int("tracing-events", 1_000_000, "events of the tracing-cost benchmark (ingest with tracing off vs on; 0 skips it)")
+	tracingRounds := flag.Int("tracing-rounds", 3, "runs of each tracing setting")
 	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
@@ -91,6 +93,13 @@ func run() error {
 		r, err := benchBaseline(*bin, *baseBin, *baseLabel, filepath.Join(work, "baseline"), *events, *baseRounds)
 		if err != nil {
 			return fmt.Errorf("baseline benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *tracingEvents > 0 {
+		r, err := benchTracing(*bin, filepath.Join(work, "tracing"), *tracingEvents, *tracingRounds)
+		if err != nil {
+			return fmt.Errorf("tracing benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}
