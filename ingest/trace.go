@@ -28,7 +28,7 @@ type batchTrace struct {
 
 // startBatchTrace opens the span of a new batch. Called with mu held.
 func (ing *Ingester) startBatchTrace(ctx context.Context) {
-	_, span := ing.bt.tracer.Start(ctx, "ingest batch", trace.WithNewRoot())
+	_, span := ing.bt.tracer.Start(ctx, "ingest batch", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer))
 	ing.bt.span, ing.bt.recording = span, span.IsRecording()
 }
 
