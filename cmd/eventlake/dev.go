@@ -203,7 +203,8 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api)), log) })
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log, tp) })
 	}

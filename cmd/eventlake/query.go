@@ -126,7 +126,8 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api)), log) })
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "postgres", pgAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }
