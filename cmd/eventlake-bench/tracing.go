@@ -137,16 +137,18 @@ func benchTracing(bin, dir string, n, rounds int) ([]result, error) {
 	med := func(v []float64) float64 { v = slices.Clone(v); sort.Float64s(v); return v[len(v)/2] }
 	// The ratio to tracing off within each round, where the disturbance
 	// falls on both alike.
-	ratio := func(name string) (float64, string) {
+	ratio := func(of map[string][]float64, name string) (float64, string) {
 		var v []float64
-		for i := range rates[name] {
-			v = append(v, rates[name][i]/rates["off"][i])
+		for i := range of[name] {
+			v = append(v, of[name][i]/of["off"][i])
 		}
 		sort.Float64s(v)
 		return v[len(v)/2], fmt.Sprintf("%.3f-%.3f", v[0], v[len(v)-1])
 	}
-	defRatio, defSpread := ratio("default")
-	allRatio, allSpread := ratio("all")
+	defRatio, defSpread := ratio(rates, "default")
+	allRatio, allSpread := ratio(rates, "all")
+	cpuDefRatio, cpuDefSpread := ratio(cpus, "default")
+	cpuAllRatio, cpuAllSpread := ratio(cpus, "all")
 	off, def, all := med(rates["off"]), med(rates["default"]), med(rates["all"])
 	cpuOff, cpuDef, cpuAll := med(cpus["off"]), med(cpus["default"]), med(cpus["all"])
 	offer := bestNs(func(b *testing.B) {
@@ -174,8 +176,8 @@ func benchTracing(bin, dir string, n, rounds int) ([]result, error) {
 		{"ingest throughput, every batch traced (sample_rate 1) vs off, side by side",
 			fmt.Sprintf("%.3fx (rounds %s; median %.0f events/s)", allRatio, allSpread, all), "", "", "the same rounds"},
 		{"ingest CPU per event, tracing on (default / every batch) vs off",
-			fmt.Sprintf("%.2f / %.2f vs %.2f µs (%.3fx / %.3fx)", cpuDef, cpuAll, cpuOff, cpuDef/cpuOff, cpuAll/cpuOff), "", "",
-			"the same windows: user+system time of each ingest process per event consumed"},
+			fmt.Sprintf("%.3fx / %.3fx (rounds %s / %s; medians %.2f / %.2f vs %.2f µs)", cpuDefRatio, cpuAllRatio, cpuDefSpread, cpuAllSpread, cpuDef, cpuAll, cpuOff), "", "",
+			"the same windows: user+system time of each ingest process per event consumed, the ratio to tracing off within each round, median of the rounds"},
 		{"tracing work per event of a traced batch", fmt.Sprintf("%.1f ns", offer), "", "",
 			"offering an event's metadata trace_id/span_id to the batch's sample of links (a counter, and a hex decode when the sample keeps it), best of 5 runs of testing.Benchmark; an untraced batch costs one branch per event"},
 	}, nil
