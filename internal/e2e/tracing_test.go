@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -133,7 +134,7 @@ func TestTracing(t *testing.T) {
 	rcv := startOTLPReceiver(t)
 	tracingEnv := []string{"EVENTLAKE_TRACING_ENDPOINT=" + rcv.srv.URL, "EVENTLAKE_TRACING_SAMPLE_RATE=1"}
 	dir := t.TempDir()
-	dev := th.Start(t, "dev", append([]string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=300ms"}, tracingEnv...),
+	dev := th.Start(t, "dev", append([]string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=300ms", "EVENTLAKE_LOG_LEVEL=debug"}, tracingEnv...),
 		"dev", "--no-demo", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
 		"--pg-listen", "127.0.0.1:0")
 	api := "http://" + dev.Ready["http"]
@@ -234,6 +235,34 @@ func TestTracing(t *testing.T) {
 		})
 		return len(got) > 0, rcv.summary()
 	})
+	// A log line about one event carries its event id and trace id: the
+	// repeats of earlier orders are dropped as duplicates, each logged
+	// with the trace id of the original's producer span.
+	before := len(rcv.find(func(otlpSpan) bool { return true }))
+	prod = th.Command(t, "produce", "--brokers", dev.Ready["kafka"], "--count", "40", "--rate", "0", "--seed", "6",
+		"--late-fraction", "0", "--inventory-fraction", "0", "--duplicate-fraction", "0.3")
+	prod.Env = append(prod.Env, tracingEnv...)
+	if out, err := prod.CombinedOutput(); err != nil {
+		t.Fatalf("produce: %v: %s", err, out)
+	}
+	traces := map[string]bool{}
+	for _, s := range rcv.find(func(s otlpSpan) bool { return s.service == "eventlake-produce" })[len(produced):] {
+		traces[s.traceID()] = true
+	}
+	if len(traces) != 40 {
+		t.Fatalf("%d producer spans from the second produce, want 40 (%d spans before it)", len(traces), before)
+	}
+	dupLine := regexp.MustCompile(`msg="duplicate event dropped" .*event_id=ev-6-\d+ trace_id=([0-9a-f]{32})`)
+	th.Eventually(t, 30*time.Second, "a duplicate's log line with its event id and trace id", func() (bool, string) {
+		ms := dupLine.FindAllStringSubmatch(dev.Log(), -1)
+		for _, m := range ms {
+			if !traces[m[1]] {
+				return false, "trace id " + m[1] + " is not a producer span's"
+			}
+		}
+		return len(ms) > 0, fmt.Sprintf("%d duplicate lines", len(ms))
+	})
+
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	if len(rcv.bad) > 0 {
