@@ -113,6 +113,7 @@ type Generator struct {
 	buf    []byte
 	pay    []byte
 	recent []Message // last orders, for duplicates
+	md     schema.Metadata
 }
 
 // New returns a generator at the start of the stream.
@@ -132,7 +133,14 @@ func (g *Generator) Count() int64 { return g.n }
 
 // Next generates the next message. The returned slices are only valid
 // until the next call.
-func (g *Generator) Next() Message {
+func (g *Generator) Next() Message { return g.NextTraced(schema.Metadata{}) }
+
+// NextTraced is Next with md, the trace context of the producer's span
+// for the event, in the envelope's metadata; with an empty md the
+// generator writes its own reproducible ids. Malformed messages and
+// duplicates (repeats of an earlier order) carry no new metadata.
+func (g *Generator) NextTraced(md schema.Metadata) Message {
+	g.md = md
 	i := g.n
 	g.n++
 	var ts time.Time
@@ -210,6 +218,9 @@ func (g *Generator) Next() Message {
 }
 
 func (g *Generator) trace(i int64) schema.Metadata {
+	if g.md.TraceID != "" {
+		return g.md
+	}
 	return schema.Metadata{
 		TraceID: fmt.Sprintf("%016x%016x", g.cfg.Seed, uint64(i)),
 		SpanID:  fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15),

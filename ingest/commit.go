@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventlake/eventlake/internal/dedupe"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -52,6 +53,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	if b.records == 0 {
 		return nil
 	}
+	ctx = ing.batchContext(ctx)
 	start := ing.deps.Now()
 	ing.m.setState(stateCommitting)
 	defer ing.m.setState(stateConsuming)
@@ -146,6 +148,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	ing.lagt.committed()
 	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, end.Sub(start),
 		"drain", drained.Sub(start), "close_files", closed.Sub(drained), "commit", end.Sub(closed), "batch_age", end.Sub(b.started))
+	ing.endBatchTrace(nil)
 	b.reset()
 	return nil
 }
@@ -171,8 +174,10 @@ func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []ic
 		rows += f.Count()
 		size += f.FileSizeBytes()
 	}
+	ctx, span := ing.commitSpan(ctx, w.name, files, rows)
 	tbl, err := ing.committer.Commit(ctx, lake.Change{Table: w.name, Task: TaskIngest, Base: w.tbl,
 		Offsets: offsets, Fence: base, Stage: lake.Append(files)})
+	tracing.EndSpan(span, err)
 	if err != nil {
 		return err
 	}
@@ -235,6 +240,7 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 		drop(ts.w)
 		ts.dirty = lake.Offsets{}
 	}
+	ing.endBatchTrace(cause)
 	ing.b.reset()
 	if len(errs) > 0 {
 		ing.noteOrphans(errs)

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
@@ -24,6 +25,7 @@ import (
 	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
 )
@@ -44,6 +46,8 @@ type Deps struct {
 	Now func() time.Time
 	// Failpoints stop the process at protocol points in crash tests.
 	Failpoints *failpoint.Set
+	// Tracer records a span per batch and per table commit (nil: none).
+	Tracer trace.TracerProvider
 }
 
 // Ingester consumes the configured topics into their raw tables.
@@ -82,6 +86,7 @@ type Ingester struct {
 	lagt      *lagTracker
 
 	rec         *recoveryMetrics // recover.go
+	bt          batchTrace       // trace.go
 	consecutive int              // failures since consumption last resumed (loop goroutine only)
 }
 
@@ -171,6 +176,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		},
 	}, ing.log, deps.Failpoints)
 	ing.b.reset()
+	ing.bt.tracer = tracing.Or(deps.Tracer).Tracer("github.com/eventlake/eventlake/ingest")
 	return ing, nil
 }
 
@@ -487,6 +493,9 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 	b := &ing.b
 	b.records++
 	b.bytes += int64(len(r.Value))
+	if b.records == 1 {
+		ing.startBatchTrace(ctx)
+	}
 
 	derr := ing.dec.Decode(r.Value, recTs, &ing.ev)
 	if derr != nil && derr.Unavailable != nil {
@@ -499,6 +508,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 			if err := ts.w.addEvent(ctx, &ing.ev, &k); err != nil {
 				return &storageError{err}
 			}
+			ing.traceEvent(&ing.ev)
 			return nil
 		}
 		conflict := new(errConflict)
@@ -509,6 +519,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 			Detail: conflict.Error() + "; the event's type shares a topic with a type that types the column differently"}
 	} else if derr == nil {
 		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
+		ing.logEvent(ctx, "duplicate event dropped", r, &ing.ev)
 		return nil
 	}
 	if f.hasDLQ && r.Offset < f.dlq {
@@ -521,6 +532,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		key: r.Key, ingested: nowMicros,
 	}
 	b.reasons[derr.Reason]++
+	ing.logEvent(ctx, "event dead-lettered", r, &ing.ev, slog.String(logkey.Reason, string(derr.Reason)))
 	if ing.cfg.DLQTopic != "" {
 		b.dlqRows = append(b.dlqRows, row)
 	}

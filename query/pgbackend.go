@@ -7,9 +7,13 @@ import (
 	"net/http"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/pgwire"
 )
 
@@ -18,13 +22,14 @@ import (
 // is auth.Anonymous), each statement within lim's per-token limits, then
 // the same Query as /v1/sql.
 func (s *Service) PostgresBackend(authn *auth.Authenticator, lim *auth.Limiter) pgwire.Backend {
-	return &pgBackend{s: s, authn: authn, lim: lim}
+	return &pgBackend{s: s, authn: authn, lim: lim, tracer: tracing.Or(s.deps.Tracer).Tracer("github.com/eventlake/eventlake/query")}
 }
 
 type pgBackend struct {
-	s     *Service
-	authn *auth.Authenticator
-	lim   *auth.Limiter
+	s      *Service
+	authn  *auth.Authenticator
+	lim    *auth.Limiter
+	tracer trace.Tracer
 }
 
 func (b *pgBackend) Authenticate(ctx context.Context, user, password string) (auth.Principal, error) {
@@ -63,8 +68,15 @@ func (b *pgBackend) Describe(ctx context.Context, p auth.Principal, sql string) 
 	return out, nil
 }
 
-func (b *pgBackend) Run(ctx context.Context, p auth.Principal, st pgwire.Statement, row func([]driver.Value) error) (pgwire.Result, error) {
-	var res pgwire.Result
+func (b *pgBackend) Run(ctx context.Context, p auth.Principal, st pgwire.Statement, row func([]driver.Value) error) (res pgwire.Result, err error) {
+	// The wire protocol carries no trace context: a statement is a root
+	// span, recorded at tracing.sample_rate.
+	ctx, span := b.tracer.Start(ctx, "postgres statement", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("db.system.name", "postgresql"), attribute.String("user.name", p.Name)))
+	defer func() {
+		span.SetAttributes(attribute.Int64("db.response.returned_rows", res.Rows))
+		tracing.EndSpan(span, err)
+	}()
 	release, err := b.lim.Acquire(p.Name, true)
 	if err != nil {
 		var le *auth.LimitError

@@ -14,6 +14,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventlake/eventlake/audit"
 	"github.com/eventlake/eventlake/auth"
@@ -59,6 +60,9 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// Now is the clock for freshness figures.
 	Now func() time.Time
+	// Tracer records a span per Postgres statement (nil: none); HTTP
+	// requests get theirs from the listener (tracing.Provider.HTTP).
+	Tracer trace.TracerProvider
 }
 
 // Auditor is the audit log (audit.Log): Append returns once the record

@@ -8,10 +8,12 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -354,7 +356,9 @@ func (s *Streamer) trim() {
 // offsets: per-minute revenue and user sketches of the orders, the latest
 // stock of each product. Each table is committed with the offsets it now
 // covers, fenced on the ones it covered, like ingest.
-func (s *Streamer) commitReadModels(ctx context.Context) (bool, error) {
+func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err error) {
+	ctx, span := s.tracer.Start(ctx, "hot tier read-model commit", trace.WithNewRoot())
+	defer func() { tracing.EndSpan(span, err) }()
 	s.mu.RLock()
 	high := lake.Offsets{}
 	for t, m := range s.high {
@@ -414,7 +418,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) (bool, error) {
 	s.mu.RUnlock()
 
 	var errs []error
-	committed := len(revDelta) > 0 && revTbl != nil || len(actDelta) > 0 && actTbl != nil || len(invDelta) > 0 && invTbl != nil
+	committed = len(revDelta) > 0 && revTbl != nil || len(actDelta) > 0 && actTbl != nil || len(invDelta) > 0 && invTbl != nil
 	if len(revDelta) > 0 && revTbl != nil {
 		errs = append(errs, s.commitModel(ctx, &s.rev.coldTable, revTbl, revOffsets, revBase,
 			func() ([]iceberg.DataFile, error) { return revenueDeltaFiles(ctx, revTbl, revDelta) },

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/zeebo/xxh3"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
@@ -27,6 +28,7 @@ import (
 	"github.com/eventlake/eventlake/internal/hot"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/schema"
 )
@@ -52,6 +54,9 @@ type Deps struct {
 	Sink hot.Sink
 	// Failpoints stop the process at protocol points in crash tests.
 	Failpoints *failpoint.Set
+	// Tracer records a span per update of the hot tier and per read-model
+	// commit (nil: none).
+	Tracer trace.TracerProvider
 }
 
 // Streamer is the hot tier; see the package comment.
@@ -64,6 +69,7 @@ type Streamer struct {
 	hub  *hub
 
 	committer *lake.Committer
+	tracer    trace.Tracer // trace.go
 	dec       *schema.Decoder
 	ev        schema.Event
 	dd        *dedupe.Set
@@ -165,6 +171,7 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		raw:       map[string]*rawSink{},
 		closed:    map[string][]WindowResult{},
 		products:  map[string]product{},
+		tracer:    tracing.Or(deps.Tracer).Tracer(tracerName),
 	}
 	// A commit every CommitInterval, each retried at the next one: work
 	// waiting for two intervals and half a minute is stuck.
@@ -433,6 +440,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 				s.log.Warn("fetch error", logkey.Topic, fe.Topic, logkey.Partition, fe.Partition, logkey.Err, fe.Err)
 			}
 		}
+		span := s.updateSpan(ctx, fetches.NumRecords())
 		var out []enriched
 		touched := map[int64]bool{}
 		now := s.deps.Now().UnixMicro()
@@ -522,6 +530,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 						productID, _ := ev.String(oc.product)
 						if s.win.add(ev.TsMicros, amount, user, string(productID)) {
 							s.m.late.Inc()
+							s.logEvent(ctx, "late order: its windows had closed", r, ev)
 						}
 						if s.publish {
 							// The decoder's fields may point into its scratch
@@ -585,6 +594,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 				for _, rest := range recs[i+1:] {
 					rest.rec.Release()
 				}
+				tracing.EndSpan(span, err)
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -601,6 +611,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 					s.m.enriched.Inc()
 				})
 		}
+		span.End()
 		if undecided != nil {
 			if !waitUndecided(ctx, s.log, undecided, &undecidedFor) {
 				return nil

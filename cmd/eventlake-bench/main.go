@@ -52,6 +52,8 @@ func run() error {
 	baseBin := flag.String("baseline-bin", "", "also run the ingest benchmark alternately with this eventlake binary (another build) and compare")
 	baseLabel := flag.String("baseline-label", "the baseline", "what -baseline-bin is, for the report")
 	baseRounds := flag.Int("baseline-rounds", 5, "runs of each binary for -baseline-bin")
+	tracingEvents := flag.Int("tracing-events", 1_000_000, "events of the tracing-cost benchmark (ingest with tracing off vs on; 0 skips it)")
+	tracingRounds := flag.Int("tracing-rounds", 6, "rounds of the tracing-cost benchmark; the start order rotates, so a multiple of 3 starts each setting last equally often (the last started runs a little slower)")
 	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
@@ -91,6 +93,13 @@ func run() error {
 		r, err := benchBaseline(*bin, *baseBin, *baseLabel, filepath.Join(work, "baseline"), *events, *baseRounds)
 		if err != nil {
 			return fmt.Errorf("baseline benchmark: %w", err)
+		}
+		results = append(results, r...)
+	}
+	if *tracingEvents > 0 {
+		r, err := benchTracing(*bin, filepath.Join(work, "tracing"), *tracingEvents, *tracingRounds)
+		if err != nil {
+			return fmt.Errorf("tracing benchmark: %w", err)
 		}
 		results = append(results, r...)
 	}
@@ -340,6 +349,25 @@ func eachSample(metricsURL string, fn func(line string, v float64)) error {
 	return sc.Err()
 }
 
+// startAndProduce starts a broker (an `eventlake broker` process) and
+// fills it with n generated events; it returns the broker and the produce
+// rate.
+func startAndProduce(bin, dir string, n int, invFrac float64, startTs, step string) (*proc, float64, error) {
+	brk, err := start(bin, nil, "broker", "--data-dir", filepath.Join(dir, "broker"), "--listen", "127.0.0.1:0")
+	if err != nil {
+		return nil, 0, err
+	}
+	fmt.Fprintf(os.Stderr, "producing %d events...\n", n)
+	t0 := time.Now()
+	pc := exec.Command(bin, "produce", "--brokers", brk.ready["kafka"], "--rate", "0", "--count", strconv.Itoa(n),
+		"--seed", "1", "--start", startTs, "--step", step, "--inventory-fraction", strconv.FormatFloat(invFrac, 'f', -1, 64))
+	if out, err := pc.CombinedOutput(); err != nil {
+		brk.stop()
+		return nil, 0, fmt.Errorf("produce: %v: %s", err, out)
+	}
+	return brk, float64(n) / time.Since(t0).Seconds(), nil
+}
+
 // produceAndIngest fills a broker with n generated events and ingests
 // them; it returns the ingest measurements.
 type ingestRun struct {
@@ -354,20 +382,12 @@ type ingestRun struct {
 }
 
 func produceAndIngest(bin, dir string, n int, invFrac float64, startTs, step string, env ...string) (*ingestRun, *proc, error) {
-	brk, err := start(bin, nil, "broker", "--data-dir", filepath.Join(dir, "broker"), "--listen", "127.0.0.1:0")
+	brk, produceRate, err := startAndProduce(bin, dir, n, invFrac, startTs, step)
 	if err != nil {
 		return nil, nil, err
 	}
 	addr := brk.ready["kafka"]
-	fmt.Fprintf(os.Stderr, "producing %d events...\n", n)
-	t0 := time.Now()
-	pc := exec.Command(bin, "produce", "--brokers", addr, "--rate", "0", "--count", strconv.Itoa(n),
-		"--seed", "1", "--start", startTs, "--step", step, "--inventory-fraction", strconv.FormatFloat(invFrac, 'f', -1, 64))
-	if out, err := pc.CombinedOutput(); err != nil {
-		brk.stop()
-		return nil, nil, fmt.Errorf("produce: %v: %s", err, out)
-	}
-	res := &ingestRun{produceRate: float64(n) / time.Since(t0).Seconds()}
+	res := &ingestRun{produceRate: produceRate}
 
 	fmt.Fprintf(os.Stderr, "ingesting...\n")
 	began := time.Now()

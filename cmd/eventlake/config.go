@@ -17,6 +17,7 @@ import (
 	"github.com/eventlake/eventlake/internal/config"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
+	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
@@ -56,6 +57,9 @@ type Config struct {
 	Postgres pgwire.Config `yaml:"postgres"`
 	// Audit is the query audit log of processes that serve data.
 	Audit AuditConfig `yaml:"audit"`
+	// Tracing sends sampled OpenTelemetry spans to an OTLP/HTTP receiver
+	// (off unless tracing.endpoint is set).
+	Tracing tracing.Config `yaml:"tracing"`
 }
 
 // LogConfig selects log verbosity and format.
@@ -188,6 +192,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Streamer.Defaults()
 	cfg.SchemaRegistry.Defaults()
 	cfg.ReadModels.Defaults()
+	cfg.Tracing.Defaults()
 	if cfg.Query.S3Cache.Dir == "" {
 		cfg.Query.S3Cache.Dir = filepath.Join(cfg.DataDir, "s3cache")
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/demo"
@@ -56,6 +57,11 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := openTracing(cfg, "dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	cfg.Broker.Defaults()
 	// Every topic ingest and the hot tier read or write exists in the
 	// embedded broker (the defaults hold the canonical ones).
@@ -136,7 +142,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
 		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: kopts, Logger: log, Registry: reg,
-		Now: time.Now, Failpoints: fp,
+		Now: time.Now, Failpoints: fp, Tracer: tp,
 	})
 	if err != nil {
 		ln.Close()
@@ -158,7 +164,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	checks.audit(acc)
 	qs, err := query.New(cfg.Query, query.Deps{
 		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: checks.Checks,
-		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(),
+		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(), Tracer: tp,
 	})
 	if err != nil {
 		ln.Close()
@@ -172,7 +178,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	var st *streamer.Streamer
 	if !cfg.Streamer.Disabled {
 		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts,
-			Logger: log, Registry: reg, Now: time.Now, Failpoints: fp})
+			Logger: log, Registry: reg, Now: time.Now, Failpoints: fp, Tracer: tp})
 		if err != nil {
 			ln.Close()
 			return err
@@ -203,9 +209,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	if !*noDemo {
-		g.Go(func() error { return runDemo(gctx, cfg, log) })
+		g.Go(func() error { return runDemo(gctx, cfg, log, tp) })
 	}
 	log.Info("live page", logkey.Component, "dev", "page", pageURL(cfg.HTTP, ln.Addr().String(), tokenFile))
 	log.Info("ready", logkey.Component, "dev", "kafka", b.Addr(), "http", ln.Addr().String(),
@@ -214,12 +221,12 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 }
 
 // runDemo publishes the demo shop's events at cfg.Demo.Rate until ctx ends.
-func runDemo(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func runDemo(ctx context.Context, cfg *Config, log *slog.Logger, tp trace.TracerProvider) error {
 	kopts, err := cfg.Kafka.Opts(log)
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(producer.Config{}, kopts, log)
+	p, err := producer.New(producer.Config{}, kopts, log, tp)
 	if err != nil {
 		return err
 	}

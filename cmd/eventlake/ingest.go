@@ -35,6 +35,11 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := openTracing(cfg, "ingest", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate()); err != nil {
 		return err
 	}
@@ -59,7 +64,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	}
 	ing, err := ingest.New(cfg.Ingest, ingest.Deps{
 		Catalog: cat, Layout: layout, Codecs: sch.resolver, KafkaOpts: kopts, Logger: log, Registry: reg,
-		Now: time.Now, Failpoints: fp,
+		Now: time.Now, Failpoints: fp, Tracer: tp,
 	})
 	if err != nil {
 		return err

@@ -11,9 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/eventlake/eventlake/demo"
 	"github.com/eventlake/eventlake/internal/producer"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // runProduce publishes generated demo events or replays an NDJSON file.
@@ -42,6 +45,11 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := openTracing(cfg, "produce", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *rate < 0 || *count < 0 || *late < 0 || *late > 1 || *inv < 0 || *inv > 1 || *bad < 0 || *bad > 1 || *dup < 0 || *dup > 1 {
 		return usageError{"produce: rates, counts and fractions must be non-negative (fractions at most 1)"}
 	}
@@ -49,7 +57,7 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(producer.Config{}, kopts, log)
+	p, err := producer.New(producer.Config{}, kopts, log, tp)
 	if err != nil {
 		return err
 	}
@@ -148,10 +156,15 @@ func generate(ctx context.Context, p *producer.Producer, g *demo.Generator, rate
 		if pc.wait(ctx, i) != nil {
 			break
 		}
-		m := g.Next()
+		// Each event's producer span is in its envelope's metadata.
+		span, traceID, spanID := p.StartEvent(ctx)
+		m := g.NextTraced(schema.Metadata{TraceID: traceID, SpanID: spanID})
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("eventlake.event_id", m.EventID))
+		}
 		// Records already generated are delivered even when ctx ends;
 		// Close flushes them.
-		p.PublishRaw(context.WithoutCancel(ctx), m.Topic, bytes.Clone(m.Key), bytes.Clone(m.Value), done)
+		p.PublishEvent(context.WithoutCancel(ctx), span, m.Topic, bytes.Clone(m.Key), bytes.Clone(m.Value), done)
 		i++
 	}
 	return i, nil

@@ -36,6 +36,11 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := openTracing(cfg, "query", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	if *commit {
 		cfg.Streamer.Commit = true
 	}
@@ -87,7 +92,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	checks := newProcessHealth(reg)
 	checks.audit(acc)
 	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
-		Health: checks.Checks, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog()})
+		Health: checks.Checks, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(), Tracer: tp})
 	if err != nil {
 		ln.Close()
 		return err
@@ -103,7 +108,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now})
+		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now, Tracer: tp})
 		if err != nil {
 			ln.Close()
 			return err
@@ -123,7 +128,8 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, apiHandler(cfg.HTTP, acc, qs, st, sch.api), log) })
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "postgres", pgAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

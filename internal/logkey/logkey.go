@@ -22,4 +22,5 @@ const (
 	Group      = "group"
 	Path       = "path"
 	RequestID  = "request_id"
+	TraceID    = "trace_id" // an event's envelope metadata.trace_id: the key to its producer's trace
 )

@@ -14,6 +14,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventlake/eventlake/internal/tracing"
 )
 
 // Config tunes the producer.
@@ -58,12 +62,15 @@ func (c *Config) Validate() error {
 
 // Producer publishes records. It is safe for concurrent use.
 type Producer struct {
-	cl  *kgo.Client
-	log *slog.Logger
+	cl     *kgo.Client
+	log    *slog.Logger
+	tracer trace.Tracer
 }
 
-// New connects a producer. kafkaOpts carry the seed brokers and client id.
-func New(cfg Config, kafkaOpts []kgo.Opt, logger *slog.Logger) (*Producer, error) {
+// New connects a producer. kafkaOpts carry the seed brokers and client
+// id; tp records a producer span per event sent with PublishEvent (nil:
+// none).
+func New(cfg Config, kafkaOpts []kgo.Opt, logger *slog.Logger, tp trace.TracerProvider) (*Producer, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -88,7 +95,7 @@ func New(cfg Config, kafkaOpts []kgo.Opt, logger *slog.Logger) (*Producer, error
 	if err != nil {
 		return nil, fmt.Errorf("create kafka producer: %w", err)
 	}
-	return &Producer{cl: cl, log: logger}, nil
+	return &Producer{cl: cl, log: logger, tracer: tracing.Or(tp).Tracer("github.com/eventlake/eventlake/producer")}, nil
 }
 
 // NewEventID returns a new event id (a time-ordered UUIDv7). Assign it once
@@ -104,6 +111,35 @@ func NewEventID() string {
 // PublishRaw sends an already encoded value asynchronously.
 func (p *Producer) PublishRaw(ctx context.Context, topic string, key, value []byte, done func(error)) {
 	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) {
+		if done != nil {
+			done(err)
+		}
+	})
+}
+
+// StartEvent starts the producer span of one event, a root span recorded
+// at the tracer's sample rate, and returns the ids to write into the
+// event's envelope metadata (trace_id, span_id), so that ingest can link
+// its batch to it; "" when tracing is off. Send the event with
+// PublishEvent, which ends the span.
+func (p *Producer) StartEvent(ctx context.Context) (span trace.Span, traceID, spanID string) {
+	_, span = p.tracer.Start(ctx, "publish", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer))
+	traceID, spanID = tracing.IDs(span.SpanContext())
+	return span, traceID, spanID
+}
+
+// PublishEvent is PublishRaw for an event started with StartEvent: its
+// span is ended when the broker acknowledges the record, or it fails.
+func (p *Producer) PublishEvent(ctx context.Context, span trace.Span, topic string, key, value []byte, done func(error)) {
+	if span.IsRecording() {
+		span.SetName(topic + " publish")
+		span.SetAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", topic))
+	}
+	p.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(r *kgo.Record, err error) {
+		if span.IsRecording() && err == nil {
+			span.SetAttributes(attribute.Int("messaging.destination.partition.id", int(r.Partition)), attribute.Int64("messaging.kafka.offset", r.Offset))
+		}
+		tracing.EndSpan(span, err)
 		if done != nil {
 			done(err)
 		}
