@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,4 +179,118 @@ func TestReadmeExamples(t *testing.T) {
 		}
 	}
 	t.Logf("ran %d README commands", ran)
+}
+
+// TestScaleOutDoc runs docs/SCALE_OUT.md's marked blocks, in order, as one
+// bash script, against a real PostgreSQL cluster the test starts (the
+// doc's psql creates the role and database in it) and the versitygw,
+// broker, ingest, query and compact processes the doc starts itself. Only
+// the doc's own variables are set: free ports, a work directory, the
+// cluster's superuser. Then: every produced event is served by SQL, the
+// ingest processes committed exactly the 1000 events, and both own
+// partitions of the group.
+func TestScaleOutDoc(t *testing.T) {
+	pg := th.StartPostgres(t)
+	work := t.TempDir()
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", th.FreePort(t)) }
+	queryHTTP, ingest0, ingest1 := addr(), addr(), addr()
+	env := []string{
+		"WORK=" + work, "KAFKA=" + addr(), "S3_PORT=" + strconv.Itoa(th.FreePort(t)),
+		"PG_HOST=127.0.0.1", "PG_PORT=" + strconv.Itoa(pg.Port), "PG_ADMIN=" + pg.User, "PGPASSWORD=" + pg.Password,
+		// The cluster's superuser is named eventlake: the doc's role is another.
+		"LAKE_ROLE=lake_writer",
+		"QUERY_HTTP=" + queryHTTP, "QUERY_PG=" + addr(), "INGEST0_HTTP=" + ingest0, "INGEST1_HTTP=" + ingest1, "COMPACT_HTTP=" + addr(),
+		"PATH=" + filepath.Dir(th.Binary(t)) + ":" + filepath.Dir(th.Versitygw(t)) + ":" + os.Getenv("PATH"),
+	}
+	script := "set -euo pipefail\n" + strings.Join(docBlocks(t, "docs/SCALE_OUT.md", "scale-out"), "\n") + "\n"
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(th.Command(t).Env, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the doc's background processes are in its group
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM: each process flushes and exits; then whatever is left.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		time.Sleep(2 * time.Second)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			for _, name := range []string{"ingest-0", "ingest-1", "query", "compact", "broker", "versitygw"} {
+				b, _ := os.ReadFile(filepath.Join(work, name+".log"))
+				t.Logf("--- %s.log (last 4 KiB) ---\n%s", name, tailString(string(b), 4<<10))
+			}
+		}
+	})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the doc's commands failed: %v\n%s", err, out.String())
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("the doc's commands did not finish in 5 minutes\n%s", out.String())
+	}
+	t.Logf("the doc's commands printed:\n%s", out.String())
+	if strings.Contains(out.String(), pg.Password) {
+		t.Fatal("the doc's commands printed the PostgreSQL password")
+	}
+
+	tok, err := os.ReadFile(filepath.Join(work, "ops.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	th.SetToken(queryHTTP, strings.TrimSpace(string(tok)))
+	th.Eventually(t, 90*time.Second, "the query service to serve the 1000 produced events", func() (bool, string) {
+		res, status := th.TrySQL(t, "http://"+queryHTTP, "SELECT count(*), count(DISTINCT event_id) FROM events")
+		if status != 200 {
+			return false, fmt.Sprintf("HTTP %d: %s", status, res.Error)
+		}
+		return fmt.Sprint(res.Rows[0]) == "[1000 1000]", fmt.Sprint(res.Rows[0])
+	})
+	// Which process commits how many depends on when the group rebalanced
+	// (the events may all arrive before the second one joins); together
+	// they committed each event once, and both own partitions.
+	th.Eventually(t, 90*time.Second, "the ingest processes to commit 1000 rows in all", func() (bool, string) {
+		a, b := committedRows(t, ingest0), committedRows(t, ingest1)
+		return a >= 0 && b >= 0 && a+b == 1000, fmt.Sprintf("ingest-0 %v, ingest-1 %v", a, b)
+	})
+	th.Eventually(t, 60*time.Second, "both ingest processes to own partitions", func() (bool, string) {
+		state := ""
+		for _, name := range []string{"ingest-0", "ingest-1"} {
+			b, _ := os.ReadFile(filepath.Join(work, name+".log"))
+			if !strings.Contains(string(b), "msg=\"partition assigned\"") {
+				state += name + " owns none; "
+			}
+		}
+		return state == "", state
+	})
+}
+
+// committedRows sums eventlake_ingest_rows_committed_total on an ingest
+// process's /metrics; -1 when it cannot be read (never a passing value).
+func committedRows(t *testing.T, addr string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return -1
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "eventlake_ingest_rows_committed_total{") {
+			f := strings.Fields(l)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				return -1
+			}
+			sum += v
+		}
+	}
+	return sum
 }
