@@ -250,8 +250,27 @@ type Catalog struct {
 	schemaCommitter *Committer
 }
 
-// Open opens (and for SQLite, creates) the catalog and its namespace.
+// ErrNoLake is OpenExisting's answer for a catalog that holds no lake: a
+// SQLite database that does not exist, a SQL database without the
+// catalog's tables, or a catalog without eventlake's namespace.
+var ErrNoLake = errors.New("no lake here")
+
+// Open opens the catalog and its namespace, creating them (and for
+// SQLite, the database file and the local warehouse directory) when they
+// are missing. Only the processes that write events should create a lake;
+// the others use OpenExisting.
 func Open(ctx context.Context, cfg Config) (*Catalog, error) {
+	return open(ctx, cfg, true)
+}
+
+// OpenExisting opens a catalog that already holds a lake, and creates
+// nothing: a wrong data directory or database is ErrNoLake, not a new
+// empty lake that the caller then reads or maintains.
+func OpenExisting(ctx context.Context, cfg Config) (*Catalog, error) {
+	return open(ctx, cfg, false)
+}
+
+func open(ctx context.Context, cfg Config, create bool) (*Catalog, error) {
 	cfg.S3.Defaults() // idempotent; a caller that built Config by hand gets the same S3 defaults
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -262,6 +281,11 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	}
 	if cfg.Warehouse != "" {
 		props["warehouse"] = cfg.Warehouse
+	}
+	if !create {
+		// iceberg-go's SQL catalog creates its tables on open unless told
+		// not to; whether they exist is checked below.
+		props["init_catalog_tables"] = "false"
 	}
 	c := &Catalog{cfg: cfg}
 	if objstore.IsS3(cfg.Warehouse) {
@@ -281,6 +305,12 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 	}
 	switch cfg.Type {
 	case TypeSQLite:
+		if !create {
+			// Opening a SQLite database that does not exist creates it.
+			if _, err := os.Stat(cfg.URI); errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: the SQLite catalog %s does not exist", ErrNoLake, cfg.URI)
+			}
+		}
 		if err := os.MkdirAll(filepath.Dir(cfg.URI), 0o755); err != nil {
 			return nil, fmt.Errorf("create catalog directory: %w", err)
 		}
@@ -336,11 +366,42 @@ func Open(ctx context.Context, cfg Config) (*Catalog, error) {
 		c.cat = rc
 	}
 	c.schemaCommitter = NewCommitter(c, CommitConfig{Writer: WriterName("schema"), MaxFailures: 5}, CommitHooks{}, nil, nil)
-	if err := c.ensureNamespace(ctx); err != nil {
+	ensure := c.ensureNamespace
+	if !create {
+		ensure = c.checkLake
+	}
+	if err := ensure(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkLake returns ErrNoLake unless the catalog holds eventlake's
+// namespace (and, for a SQL catalog, the catalog's own tables).
+func (c *Catalog) checkLake(ctx context.Context) error {
+	where := RedactURI(c.cfg.URI)
+	if c.db != nil {
+		q := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'iceberg_namespace_properties'"
+		if c.cfg.Type == TypePostgres {
+			q = "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'iceberg_namespace_properties' AND schemaname = ANY (current_schemas(false))"
+		}
+		var n int
+		if err := c.db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("look for a lake in the %s catalog %s: %w", c.cfg.Type, where, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: the %s catalog %s holds no Iceberg catalog tables", ErrNoLake, c.cfg.Type, where)
+		}
+	}
+	exists, err := c.cat.CheckNamespaceExists(ctx, table.Identifier{c.cfg.Namespace})
+	if err != nil {
+		return fmt.Errorf("check namespace %s: %w", c.cfg.Namespace, err)
+	}
+	if !exists {
+		return fmt.Errorf("%w: the %s catalog %s has no namespace %q", ErrNoLake, c.cfg.Type, where, c.cfg.Namespace)
+	}
+	return nil
 }
 
 func (c *Catalog) ensureNamespace(ctx context.Context) error {

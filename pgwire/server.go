@@ -165,7 +165,7 @@ func New(cfg Config, backend Backend, log *slog.Logger, reg prometheus.Registere
 func (s *Server) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (choose another address with --pg-listen)", s.cfg.Listen, err)
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	return ln, nil
 }

@@ -21,7 +21,7 @@ import (
 
 // Fresh rows. The hot tier (streamer) hands the query service every event
 // of a raw table as soon as it is read from Kafka; they are appended to an
-// in-memory DuckDB table per raw table (__hot_<name>) with DuckDB's
+// in-memory DuckDB table per raw table (__hot.<name>) with DuckDB's
 // Appender. A raw table's view is its snapshot's files plus the hot rows
 // at or after the offsets that snapshot stores, per partition: the lake
 // covers everything below those offsets, the hot table everything after,
@@ -30,9 +30,14 @@ import (
 // report exactly which offsets they covered. Rows the lake has caught up
 // with are deleted after each new generation.
 
-const hotPrefix = "__hot_"
+// hotSchema holds the hot tables, off DuckDB's search path: SHOW TABLES
+// lists the views people query, not the tables behind them.
+const hotSchema = "__hot"
 
-func hotTableName(table string) string { return hotPrefix + table }
+// hotTableSQL is the qualified, quoted name of a raw table's hot table.
+func hotTableSQL(table string) string {
+	return duck.QuoteIdent(hotSchema) + "." + duck.QuoteIdent(table)
+}
 
 // hotStore owns the hot tables and the connection that writes them.
 type hotStore struct {
@@ -108,7 +113,7 @@ func (s *Service) AppendRows(ctx context.Context, table string, rec arrow.Record
 		if !ok {
 			return fmt.Errorf("duckdb connection is %T", dc)
 		}
-		app, err := duckdb.NewAppenderFromConn(dconn, "", hotTableName(table))
+		app, err := duckdb.NewAppenderFromConn(dconn, hotSchema, table)
 		if err != nil {
 			return err
 		}
@@ -154,11 +159,14 @@ func (h *hotStore) ensure(ctx context.Context, table string, sc *arrow.Schema) (
 	if len(add) == 0 {
 		return cols, nil
 	}
-	name := duck.QuoteIdent(hotTableName(table))
+	name := hotTableSQL(table)
 	if !exists {
 		var defs []string
 		for _, c := range add {
 			defs = append(defs, duck.QuoteIdent(c.name)+" "+c.typ)
+		}
+		if _, err := h.conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+duck.QuoteIdent(hotSchema)); err != nil {
+			return nil, fmt.Errorf("create hot table for %s: %w", table, err)
 		}
 		if _, err := h.conn.ExecContext(ctx, "CREATE TABLE "+name+" ("+strings.Join(defs, ", ")+")"); err != nil {
 			return nil, fmt.Errorf("create hot table for %s: %w", table, err)
@@ -244,7 +252,7 @@ func (s *Service) trimHot(ctx context.Context, gen *generation) error {
 	defer h.mu.Unlock()
 	var total int64
 	for table := range h.tables {
-		name := duck.QuoteIdent(hotTableName(table))
+		name := hotTableSQL(table)
 		for _, st := range gen.tables {
 			if st.spec.name != table || !st.spec.hasHot() {
 				continue
@@ -275,7 +283,7 @@ func hotWatermarkSQL(gen *generation) string {
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS t, %s AS p, max(%s) + 1 AS o FROM %s WHERE %s >= %s GROUP BY 2",
 			duck.QuoteString(st.spec.name), duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset),
-			duck.QuoteIdent(hotTableName(st.spec.name)), duck.QuoteIdent(lake.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
+			hotTableSQL(st.spec.name), duck.QuoteIdent(lake.ColKafkaOffset), offsetFloor(st.spec.topic, st.offsets)))
 	}
 	if len(parts) == 0 {
 		return ""

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -81,6 +82,12 @@ func TestHotRowsMergeExactly(t *testing.T) {
 		}
 	}
 	check("5", "15.00", 5)
+	// The hot tables are behind the views: SHOW TABLES lists the views.
+	for _, name := range h.mustSQL("SHOW TABLES").rows() {
+		if strings.Contains(fmt.Sprint(name), "hot") {
+			t.Fatalf("SHOW TABLES lists the internal table %v", name)
+		}
+	}
 
 	// The lake commits offsets 2 and 3: they are read from the lake now,
 	// and offset 4 still from the hot rows.

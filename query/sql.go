@@ -564,10 +564,63 @@ func prepare(conn *duckdb.Conn, text string) (*duckdb.Stmt, error) {
 	return st, nil
 }
 
+// expandsToSeveral reports whether err is DuckDB refusing to prepare
+// body, one statement by the guard's reading, because DuckDB itself made
+// several of it: a PIVOT whose values come from the data (no IN list)
+// becomes CREATE TEMPORARY TYPE ... AS ENUM (SELECT DISTINCT ...) per
+// pivot column, then the PIVOT over those types.
+func expandsToSeveral(err error, body string) bool {
+	if !strings.Contains(err.Error(), "multi-statement") {
+		return false
+	}
+	sc := scanSQL(body)
+	return !sc.multi && slices.Contains(sc.words, "PIVOT")
+}
+
+// prepareExpanded prepares the last statement DuckDB made of body after
+// running the ones before it (its own enum types, built by reads).
+func prepareExpanded(ctx context.Context, conn *duckdb.Conn, body string) (*duckdb.Stmt, error) {
+	ds, err := conn.PrepareContext(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := ds.(*duckdb.Stmt)
+	if !ok {
+		_ = ds.Close()
+		return nil, fmt.Errorf("duckdb statement is %T", ds)
+	}
+	return st, nil
+}
+
+// dropPivotTypes drops the enum types a PIVOT left on conn (each has a
+// name of its own), so that pooled connections do not collect them.
+func dropPivotTypes(conn *duckdb.Conn) {
+	rows, err := conn.QueryContext(context.Background(),
+		`SELECT type_name FROM duckdb_types() WHERE database_name = 'temp' AND starts_with(type_name, '__pivot_enum_')`, nil)
+	if err != nil {
+		return
+	}
+	var names []string
+	dest := make([]driver.Value, 1)
+	for rows.Next(dest) == nil {
+		if n, ok := dest[0].(string); ok {
+			names = append(names, n)
+		}
+	}
+	_ = rows.Close()
+	for _, n := range names {
+		_, _ = conn.ExecContext(context.Background(), "DROP TYPE IF EXISTS temp.main."+duck.QuoteIdent(n), nil)
+	}
+}
+
 // execute runs body (v's statement, or what authorize made of it) and
 // hands its rows to sink, stopping after maxRows rows or maxBytes bytes.
 func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string, args []any, maxRows int, maxBytes int64, sink Sink, out *Outcome) error {
 	st, err := prepare(conn, body)
+	if err != nil && expandsToSeveral(err, body) {
+		st, err = prepareExpanded(ctx, conn, body)
+		defer dropPivotTypes(conn)
+	}
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func tableSelect(st *tableState, hotCols []column) string {
 	if !st.spec.hasHot() || hotCols == nil {
 		return cold
 	}
-	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + duck.QuoteIdent(hotTableName(st.spec.name)) +
+	return cold + " UNION ALL SELECT " + projection(st.columns, hotCols) + " FROM " + hotTableSQL(st.spec.name) +
 		" WHERE " + duck.QuoteIdent(lake.ColKafkaOffset) + " >= " + offsetFloor(st.spec.topic, st.offsets)
 }
 

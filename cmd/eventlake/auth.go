@@ -301,23 +301,27 @@ func runToken(ctx context.Context, args []string, env *runEnv) error {
 		return usageError{"token: want create, list or revoke"}
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	if strings.HasPrefix(sub, "-") { // token --help
+		sub, args = "", append([]string{sub}, args...)
+	}
+	fs := flag.NewFlagSet(strings.TrimSpace("token "+sub), flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, false, false, "")
 	name := fs.String("name", "", "the token's name (the Postgres user name)")
 	role := fs.String("role", "", "the token's role: admin, analyst, dashboard, compliance, or one of auth.roles")
 	all := fs.Bool("all", false, "list revoked tokens too")
+	cf.registerCreate(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
+	}
+	if sub != "create" && sub != "list" && sub != "revoke" {
+		return usageError{fmt.Sprintf("token: unknown command %q (want create, list or revoke)", sub)}
 	}
 	cfg, _, err := loadConfig(&cf, env)
 	if err != nil {
 		return err
 	}
-	if err := cfg.Catalog.Validate(); err != nil {
-		return err
-	}
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, cf.createLake)
 	if err != nil {
 		return err
 	}
@@ -371,7 +375,7 @@ func runToken(ctx context.Context, args []string, env *runEnv) error {
 		fmt.Fprintf(env.stderr, "revoked token %q; every process refuses it within auth.refresh_interval (default %v)\n", *name, auth.DefaultRefreshInterval)
 		return nil
 	}
-	return usageError{fmt.Sprintf("token: unknown command %q (want create, list or revoke)", sub)}
+	return nil // sub is checked above
 }
 
 // postgres opens the Postgres front end of qs on cfg.Postgres.Listen
@@ -387,7 +391,7 @@ func (a *access) postgres(cfg *Config, qs *query.Service, log *slog.Logger, reg 
 	}
 	ln, err := srv.Listen()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, portTaken(err, "--pg-listen")
 	}
 	return srv, ln, nil
 }

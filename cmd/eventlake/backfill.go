@@ -48,10 +48,7 @@ func runBackfill(ctx context.Context, args []string, env *runEnv) error {
 	if !ok {
 		return fmt.Errorf("backfill: no raw table holds the orders' topic %s (read_models.orders.topic)", cfg.ReadModels.Orders.Topic)
 	}
-	if err := cfg.Catalog.Validate(); err != nil {
-		return err
-	}
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, false)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runBroker(ctx context.Context, args []string, env *runEnv) error {
 	}
 	b, err := broker.Start(cfg.Broker, log)
 	if err != nil {
-		return err
+		return portTaken(err, "--listen")
 	}
 	log.Info("ready", logkey.Component, "broker", "kafka", b.Addr())
 	<-ctx.Done()

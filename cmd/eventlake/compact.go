@@ -102,11 +102,6 @@ func runCompact(ctx context.Context, args []string, env *runEnv) error {
 	dryRun := fs.Bool("dry-run", false, "plan and report, change nothing")
 	tables := fs.String("tables", "", "tables to maintain, comma separated (default: every ingest table, the dead-letter table and compactor.tables)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: eventlake compact [once|rewrite|retention|tier|expire|orphans] [flags]")
-		fmt.Fprintln(env.stderr, "  without a task: run every task every compactor.interval until stopped")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -205,7 +200,7 @@ func openMaintenance(ctx context.Context, cfg *Config, fp *failpoint.Set, env *r
 	if err := validateAll(cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Compactor.Validate()); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, false)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

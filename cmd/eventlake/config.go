@@ -105,6 +105,9 @@ type commonFlags struct {
 	brokers  string
 	http     string
 	pgListen string
+	// createLake lets a command that only reads or maintains a lake
+	// create an empty one (--create-lake).
+	createLake bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, httpDefault string) {
@@ -122,6 +125,30 @@ func (c *commonFlags) register(fs *flag.FlagSet, withBrokers, withHTTP bool, htt
 // registerPostgres adds --pg-listen.
 func (c *commonFlags) registerPostgres(fs *flag.FlagSet, def string) {
 	fs.StringVar(&c.pgListen, "pg-listen", "", "Postgres wire protocol listen address, for psql and BI tools (default "+def+"; :0 picks a port)")
+}
+
+// registerCreate adds --create-lake, for the commands that may usefully
+// start on an empty lake (query, token).
+func (c *commonFlags) registerCreate(fs *flag.FlagSet) {
+	fs.BoolVar(&c.createLake, "create-lake", false, "create an empty lake when the catalog holds none (dev and ingest always do)")
+}
+
+// openLake opens the lake of cfg.Catalog. Only the commands that write
+// events (dev, ingest) create one by default: the others refuse a data
+// directory or catalog that holds no lake, so that a mistyped --data-dir
+// or database is an error instead of a new empty catalog.
+func openLake(ctx context.Context, cfg *Config, create bool) (*lake.Catalog, error) {
+	if err := cfg.Catalog.Validate(); err != nil {
+		return nil, err
+	}
+	if create {
+		return lake.Open(ctx, cfg.Catalog)
+	}
+	cat, err := lake.OpenExisting(ctx, cfg.Catalog)
+	if errors.Is(err, lake.ErrNoLake) {
+		return nil, fmt.Errorf("%w; point --data-dir or --config (catalog.uri) at an existing lake, or start `eventlake dev` or `eventlake ingest` there first to create one", err)
+	}
+	return cat, err
 }
 
 // loadClientConfig is loadConfig for the commands that are Kafka clients
@@ -152,7 +179,7 @@ func loadClientConfig(ctx context.Context, cf *commonFlags, env *runEnv) (*Confi
 func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg := &Config{}
 	if fl.config != "" {
-		if err := config.LoadFile(fl.config, cfg); err != nil {
+		if err := config.LoadFile(fl.config, cfg, env.environ); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/eventlake/eventlake/internal/broker"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/producer"
-	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
@@ -116,12 +115,12 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	b, err := broker.Start(cfg.Broker, log)
 	if err != nil {
 		ln.Close()
-		return err
+		return portTaken(err, "--kafka-listen")
 	}
 	defer b.Close() // last: ingest leaves its group and commits offsets through it
 	cfg.Kafka.Brokers = []string{b.Addr()}
 
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, true)
 	if err != nil {
 		ln.Close()
 		return err

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,16 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// portTaken adds to err, when it says the address is taken, the flag
+// that chooses another: each listener's own (--http, --pg-listen,
+// --kafka-listen, --listen).
+func portTaken(err error, flag string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (another process listens there: choose another address with %s; port 0 picks a free one)", err, flag)
+	}
+	return err
+}
+
 // listen opens the HTTP listener early so that ":0" resolves to a real
 // port before the process reports ready. With http.tls it serves TLS, and
 // SIGHUP reloads the certificate and key (a renewal takes no restart; a
@@ -43,7 +54,7 @@ func listen(hc HTTPConfig, log *slog.Logger) (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", hc.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (choose another address with --http)", hc.Listen, err)
+		return nil, portTaken(fmt.Errorf("listen on %s: %w", hc.Listen, err), "--http")
 	}
 	if kp == nil {
 		return ln, nil

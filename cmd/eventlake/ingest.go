@@ -9,7 +9,6 @@ import (
 
 	"github.com/eventlake/eventlake/ingest"
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/lake"
 )
 
 // runIngest runs the ingester alone against an external Kafka and catalog.
@@ -18,6 +17,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	var cf commonFlags
 	cf.register(fs, true, true, "127.0.0.1:8081 (metrics and health; 'off' disables)")
 	group := fs.String("group", "", "consumer group (default eventlake-ingest)")
+	instanceID := fs.String("instance-id", "", "static group member id of this process, unique in the group and stable across restarts (ingest.instance_id; e.g. the pod name)")
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -27,6 +27,9 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	}
 	if *group != "" {
 		cfg.Ingest.Group = *group
+	}
+	if *instanceID != "" {
+		cfg.Ingest.InstanceID = *instanceID
 	}
 	if cfg.HTTP.Listen == "" {
 		cfg.HTTP.Listen = "127.0.0.1:8081"
@@ -47,7 +50,7 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	reg := newRegistry()
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -90,6 +93,6 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 		g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, opsMux(cfg.HTTP, acc, reg, checks.Checks), log) })
 	}
 	g.Go(func() error { return ing.Run(gctx) })
-	log.Info("ready", logkey.Component, "ingest", "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)
+	log.Info("ready", logkey.Component, "ingest", "instance_id", cfg.Ingest.InstanceID, "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
 }

@@ -27,10 +27,14 @@ func main() {
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Environ())
 	cancel()
 	var ue usageError
+	var h hinted
 	switch {
 	case err == nil:
 	case errors.As(err, &ue):
 		fmt.Fprintln(os.Stderr, "eventlake:", err)
+		if errors.As(err, &h) {
+			fmt.Fprintln(os.Stderr, h.hint)
+		}
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "eventlake:", err)

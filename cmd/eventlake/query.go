@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/query"
 	"github.com/eventlake/eventlake/streamer"
 )
@@ -22,6 +21,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	cf.registerPostgres(fs, "off")
 	commit := fs.Bool("commit-read-models", false, "commit the read models from this process (exactly one process per deployment should)")
 	noHot := fs.Bool("no-hot", false, "serve the lake only: no hot tier (no Kafka connection)")
+	cf.registerCreate(fs)
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			return err
 		}
 	}
-	cat, err := lake.Open(ctx, cfg.Catalog)
+	cat, err := openLake(ctx, cfg, cf.createLake)
 	if err != nil {
 		return err
 	}

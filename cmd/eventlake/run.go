@@ -16,6 +16,15 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// hinted is an error with a line for the person who ran the command: what
+// to run to learn more. main prints it under the error.
+type hinted struct {
+	error
+	hint string
+}
+
+func (h hinted) Unwrap() error { return h.error }
+
 type command struct {
 	name  string
 	short string
@@ -55,39 +64,60 @@ func commands() []command {
 	}
 }
 
-// Run runs the subcommand named by args[0].
+// Run runs the subcommand named by args[0]. A usage error comes back once,
+// with a hint naming the help to read (the flag package's own printing is
+// off: it would repeat the error and the whole usage).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string) error {
 	env := &runEnv{stdout: stdout, stderr: stderr, environ: environ}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return usageError{"a subcommand is required"}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
 		printUsage(stdout)
-		if len(args) == 0 {
-			return usageError{"a subcommand is required"}
-		}
 		return nil
+	case "-version", "--version":
+		return runVersion(ctx, nil, env)
+	case "help":
+		if len(args) == 1 {
+			printUsage(stdout)
+			return nil
+		}
+		// eventlake help CMD is eventlake CMD --help.
+		args = []string{args[1], "--help"}
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:], env)
-			if errors.Is(err, flag.ErrHelp) {
+			var ue usageError
+			switch {
+			case errors.Is(err, flag.ErrHelp):
 				return nil
+			case errors.As(err, &ue):
+				return hinted{err, helpHint(c.name)}
 			}
 			return err
 		}
 	}
-	printUsage(stderr)
-	return usageError{fmt.Sprintf("unknown subcommand %q", args[0])}
+	return hinted{usageError{fmt.Sprintf("unknown subcommand %q", args[0])}, "run 'eventlake help' for the list of subcommands"}
 }
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "eventlake: an event-driven lakehouse (Kafka -> Iceberg -> DuckDB)")
-	fmt.Fprintln(w, "\nusage: eventlake <subcommand> [flags]    (eventlake <subcommand> -h for its flags)")
+	fmt.Fprintln(w, "\nusage: eventlake <subcommand> [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.short)
 	}
+	fmt.Fprintln(w, "\nRun 'eventlake help <subcommand>' (or 'eventlake <subcommand> --help') for its description, examples and flags.")
 }
 
-func runVersion(_ context.Context, _ []string, env *runEnv) error {
+func runVersion(_ context.Context, args []string, env *runEnv) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
 	v := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v = bi.Main.Version
@@ -101,14 +131,17 @@ func runVersion(_ context.Context, _ []string, env *runEnv) error {
 	return nil
 }
 
-// parseFlags parses fs and turns flag errors into usage errors.
+// parseFlags parses fs and turns flag errors into usage errors; -h and
+// --help print the command's help (helpTexts) to stdout.
 func parseFlags(fs *flag.FlagSet, args []string, env *runEnv) error {
-	fs.SetOutput(env.stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(env.stdout, fs.Name(), fs)
 			return err // Run turns this into success
 		}
-		return usageError{err.Error()}
+		return usageError{fs.Name() + ": " + err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}

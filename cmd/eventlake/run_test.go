@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +25,7 @@ import (
 // the code: it must parse strictly and validate.
 func TestExampleConfig(t *testing.T) {
 	var cfg Config
-	if err := config.LoadFile(filepath.Join("..", "..", "infra", "config", "eventlake.example.yaml"), &cfg); err != nil {
+	if err := config.LoadFile(filepath.Join("..", "..", "infra", "config", "eventlake.example.yaml"), &cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Kafka.Defaults()
@@ -145,5 +147,115 @@ func TestAuthDisabledOnlyOnLoopback(t *testing.T) {
 		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "loopback")) {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestHelp: every subcommand answers --help (and `help CMD`, the same
+// text) on stdout with its synopsis, a description and its flags; those
+// with a help text show examples; --version works like version.
+func TestHelp(t *testing.T) {
+	for _, c := range commands() {
+		var out, errb bytes.Buffer
+		if err := Run(context.Background(), []string{c.name, "--help"}, &out, &errb, nil); err != nil {
+			t.Fatalf("%s --help: %v", c.name, err)
+		}
+		if errb.Len() > 0 || !strings.Contains(out.String(), "usage: eventlake "+c.name) || !strings.Contains(out.String(), "flags:") {
+			t.Errorf("%s --help printed stdout %q, stderr %q", c.name, out.String(), errb.String())
+		}
+		if _, ok := helpTexts[c.name]; ok && !strings.Contains(out.String(), "examples:\n  eventlake "+c.name) {
+			t.Errorf("%s --help has no examples: %q", c.name, out.String())
+		}
+		var viaHelp bytes.Buffer
+		if err := Run(context.Background(), []string{"help", c.name}, &viaHelp, &errb, nil); err != nil || viaHelp.String() != out.String() {
+			t.Errorf("help %s: %v, printed %q, want what %s --help prints", c.name, err, viaHelp.String(), c.name)
+		}
+	}
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"dev", "--help"}, &out, &out, nil); err != nil ||
+		!strings.Contains(out.String(), "-kafka-listen") || !strings.Contains(out.String(), "embedded Kafka-protocol broker") {
+		t.Errorf("dev --help: %v %q", err, out.String())
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		out.Reset()
+		if err := Run(context.Background(), args, &out, &out, nil); err != nil || !strings.HasPrefix(out.String(), "eventlake ") {
+			t.Errorf("%v: %v %q", args, err, out.String())
+		}
+	}
+}
+
+// TestWrongFlagOneError: a wrong flag is one error (nothing printed by the
+// flag package) with a hint naming the subcommand's help.
+func TestWrongFlagOneError(t *testing.T) {
+	for _, args := range [][]string{{"dev", "--nope"}, {"compact", "once", "--bogus"}, {"token", "list", "-x"}, {"topic", "create", "t", "--nope"}} {
+		var out, errb bytes.Buffer
+		err := Run(context.Background(), args, &out, &errb, nil)
+		var h hinted
+		var ue usageError
+		if !errors.As(err, &h) || !errors.As(err, &ue) || h.hint != "run 'eventlake "+args[0]+" --help' for its flags and examples" {
+			t.Errorf("%v: %v (%#v), want a usage error with a hint", args, err, err)
+		}
+		if !strings.Contains(err.Error(), "flag provided but not defined") || out.Len()+errb.Len() > 0 {
+			t.Errorf("%v: error %q; printed %q %q besides", args, err, out.String(), errb.String())
+		}
+	}
+}
+
+// TestPortTakenNamesItsFlag: each listener's "address in use" error names
+// the flag that moves it.
+func TestPortTakenNamesItsFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	free := "127.0.0.1:0"
+	for _, c := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"broker", "--listen", taken}, "--listen"},
+		{[]string{"dev", "--no-demo", "--kafka-listen", taken, "--http", free, "--pg-listen", free}, "--kafka-listen"},
+		{[]string{"dev", "--no-demo", "--kafka-listen", free, "--http", taken, "--pg-listen", free}, "--http"},
+		{[]string{"dev", "--no-demo", "--kafka-listen", free, "--http", free, "--pg-listen", taken}, "--pg-listen"},
+	} {
+		args := append(c.args, "--data-dir", t.TempDir(), "--log-level", "error")
+		var out bytes.Buffer
+		err := Run(context.Background(), args, &out, &out, nil)
+		if err == nil || !strings.Contains(err.Error(), "choose another address with "+c.flag+";") {
+			t.Errorf("%v: %v, want the error to name %s", c.args, err, c.flag)
+		}
+	}
+}
+
+// TestNoLakeRefused: the commands that read or maintain a lake refuse a
+// data directory that holds none, say so, and create nothing there.
+func TestNoLakeRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"backfill", "--from", "2026-11-26T00:00:00Z", "--to", "2026-11-27T00:00:00Z"},
+		{"compact", "once", "--dry-run"},
+		{"compact", "--http", "off"},
+		{"erase", "--user-id", "u-1", "--requested-by", "dpo"},
+		{"query", "--no-hot", "--http", "127.0.0.1:0"},
+		{"token", "list"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var out bytes.Buffer
+		err := Run(context.Background(), append(args, "--data-dir", dir), &out, &out, nil)
+		if !errors.Is(err, lake.ErrNoLake) || !strings.Contains(err.Error(), "eventlake dev") {
+			t.Errorf("%v on an empty directory: %v, want lake.ErrNoLake and what to do", args, err)
+		}
+		if _, serr := os.Stat(filepath.Join(dir, "catalog.db")); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%v created a catalog in %s", args, dir)
+		}
+	}
+	// Told to, token creates the lake it keeps its tokens in.
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"token", "create", "--name", "a", "--role", "admin", "--create-lake", "--data-dir", dir}, &out, &out, nil); err != nil {
+		t.Fatalf("token create --create-lake: %v", err)
+	}
+	if err := Run(context.Background(), []string{"token", "list", "--data-dir", dir}, &out, &out, nil); err != nil {
+		t.Fatalf("token list after --create-lake: %v", err)
 	}
 }

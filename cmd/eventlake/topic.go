@@ -16,15 +16,18 @@ import (
 // the embedded broker nor most production clusters create topics on first
 // use, and a new event type usually starts with its topic.
 func runTopic(ctx context.Context, args []string, env *runEnv) error {
-	if len(args) < 2 || args[0] != "create" || len(args[1]) == 0 || args[1][0] == '-' {
-		return usageError{"usage: eventlake topic create NAME [--partitions N] [--replication-factor N] [--brokers host:port]"}
-	}
-	name := args[1]
 	fs := flag.NewFlagSet("topic create", flag.ContinueOnError)
 	var cf commonFlags
 	cf.register(fs, true, false, "")
 	partitions := fs.Int("partitions", 3, "partitions of the topic")
 	replication := fs.Int("replication-factor", -1, "replicas of each partition (-1: the broker's default)")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return parseFlags(fs, args[:1], env)
+	}
+	if len(args) < 2 || args[0] != "create" || len(args[1]) == 0 || args[1][0] == '-' {
+		return usageError{"topic: want topic create NAME [--partitions N] [--replication-factor N] [--brokers host:port]"}
+	}
+	name := args[1]
 	if err := parseFlags(fs, args[2:], env); err != nil {
 		return err
 	}

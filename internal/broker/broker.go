@@ -168,9 +168,8 @@ func Start(cfg Config, logger *slog.Logger) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		if strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("start embedded broker on %s: %w (another Kafka is listening there; pass --kafka-listen 127.0.0.1:0 for a free port, or --brokers to use that Kafka)", cfg.Listen, err)
-		}
+		// The command that started it adds the flag that moves it
+		// (errors.Is(err, syscall.EADDRINUSE)).
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Listen, err)
 	}
 	b := &Broker{c: c, addr: c.ListenAddrs()[0]}

@@ -24,13 +24,82 @@ import (
 const EnvPrefix = "EVENTLAKE_"
 
 // LoadFile decodes the YAML file at path into dst, refusing unknown keys so
-// that a typo is an error instead of a silently ignored setting.
-func LoadFile(path string, dst any) error {
+// that a typo is an error instead of a silently ignored setting. ${NAME}
+// in the file is replaced with the variable NAME of environ first
+// (Expand), so that one file can serve every process of a deployment and
+// keep its secrets out: uri: postgres://eventlake:${PGPASSWORD}@db/lake.
+func LoadFile(path string, dst any, environ []string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
-	return Decode(b, dst, path)
+	text, err := Expand(string(b), path, environ)
+	if err != nil {
+		return err
+	}
+	return Decode([]byte(text), dst, path)
+}
+
+// Expand replaces ${NAME} with the value of NAME in environ ("K=V"
+// entries) and $$ with a literal $, line by line; every other $ is kept
+// as written, and comment lines (# first) are left alone. A variable that
+// is not set is an error naming it, the file and the line: a missing
+// password should stop the process, not become an empty string.
+func Expand(text, name string, environ []string) (string, error) {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	lines := strings.SplitAfter(text, "\n")
+	var out strings.Builder
+	for n, line := range lines {
+		if t := strings.TrimSpace(line); strings.HasPrefix(t, "#") || !strings.Contains(line, "$") {
+			out.WriteString(line)
+			continue
+		}
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			switch {
+			case c != '$' || i+1 == len(line):
+				out.WriteByte(c)
+			case line[i+1] == '$':
+				out.WriteByte('$')
+				i++
+			case line[i+1] == '{':
+				end := strings.IndexByte(line[i+2:], '}')
+				if end < 0 {
+					return "", fmt.Errorf("config %s:%d: ${ without a closing } (write $$ for a literal $)", name, n+1)
+				}
+				v := line[i+2 : i+2+end]
+				if !validVarName(v) {
+					return "", fmt.Errorf("config %s:%d: ${%s} is not a variable name (letters, digits and _; write $$ for a literal $)", name, n+1, v)
+				}
+				val, ok := vars[v]
+				if !ok {
+					return "", fmt.Errorf("config %s:%d: ${%s} is used but the environment variable %s is not set", name, n+1, v, v)
+				}
+				out.WriteString(val)
+				i += 2 + end
+			default:
+				out.WriteByte(c)
+			}
+		}
+	}
+	return out.String(), nil
+}
+
+func validVarName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c != '_' && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Decode decodes YAML bytes strictly; name is used in error messages.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +52,39 @@ func TestApplyEnv(t *testing.T) {
 		if _, err := ApplyEnv(&o, []string{bad}); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// TestLoadFileExpands: ${NAME} comes from the environment given (one file
+// for every process, secrets outside it), $$ is a literal $, comments are
+// left alone, and a variable that is not set stops the load with its name,
+// the file and the line.
+func TestLoadFileExpands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "eventlake.yaml")
+	text := "# the password comes from ${PGPASSWORD}\ndata_dir: /srv/$$x\ninner:\n  uri: postgres://eventlake:${PW}@db:5432/lake\n  bytes: ${BYTES}\n  brokers: [a$b]\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var o outer
+	if err := LoadFile(path, &o, []string{"PW=s3cr3t", "BYTES=42"}); err != nil {
+		t.Fatal(err)
+	}
+	if o.Inner.URI != "postgres://eventlake:s3cr3t@db:5432/lake" || o.Inner.Bytes != 42 || o.DataDir != "/srv/$x" || o.Inner.Brokers[0] != "a$b" {
+		t.Fatalf("expanded to %+v", o)
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"BYTES=42"}, path + ":4: ${PW} is used but the environment variable PW is not set"},
+		{[]string{"PW=x"}, path + ":5: ${BYTES}"},
+	} {
+		err := LoadFile(path, &o, c.env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("env %v: %v, want an error containing %q", c.env, err, c.want)
+		}
+	}
+	if _, err := Expand("a: ${not closed\n", "f", nil); err == nil || !strings.Contains(err.Error(), "f:1:") {
+		t.Errorf("unclosed ${: %v", err)
 	}
 }

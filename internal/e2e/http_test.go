@@ -135,7 +135,7 @@ func TestHTTPS(t *testing.T) {
 	}
 	want := install(first)
 	q := th.Start(t, "query", []string{"EVENTLAKE_HTTP_TLS_CERT_FILE=" + certFile, "EVENTLAKE_HTTP_TLS_KEY_FILE=" + keyFile},
-		"query", "--no-hot", "--data-dir", filepath.Join(dir, "data"), "--http", "127.0.0.1:0")
+		"query", "--no-hot", "--create-lake", "--data-dir", filepath.Join(dir, "data"), "--http", "127.0.0.1:0")
 	addr := q.Ready["http"]
 
 	roots := x509.NewCertPool()

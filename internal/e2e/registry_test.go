@@ -56,7 +56,7 @@ func TestRegistrySharedAcrossProcesses(t *testing.T) {
 		env := append(slices.Clone(l.catEnv), "EVENTLAKE_QUERY_REFRESH_INTERVAL=100ms", "EVENTLAKE_SCHEMA_REGISTRY_POLL_INTERVAL=200ms")
 		return th.Start(t, "query", env, "query", "--data-dir", filepath.Join(l.dir, "data"), "--http", qAddr, "--brokers", l.addr)
 	}
-	tok := th.CreateToken(t, l.catEnv, "schema-admin", "admin", "--data-dir", filepath.Join(l.dir, "data"))
+	tok := th.CreateToken(t, l.catEnv, "schema-admin", "admin", "--data-dir", filepath.Join(l.dir, "data"), "--create-lake")
 	th.SetToken(qAddr, tok)
 	q := startQuery()
 	api := "http://" + qAddr

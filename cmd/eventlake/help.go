@@ -1,0 +1,160 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// helpText is what `eventlake help CMD` and `eventlake CMD --help` print
+// above the flags: a synopsis, a paragraph that says what the command is
+// for, and examples to copy. It is kept apart from commands() so that a
+// new subcommand is one line there; one without an entry here gets its
+// short description and its flags.
+type helpText struct {
+	usage    string
+	about    string
+	examples []string
+}
+
+var helpTexts = map[string]helpText{
+	"dev": {
+		usage: "eventlake dev [flags]",
+		about: `Runs the whole lakehouse in one process on a data directory: an embedded Kafka-protocol broker, a SQLite
+Iceberg catalog, a local warehouse, the ingester, the query service with its hot tier (HTTP and the Postgres
+wire protocol), the compactor and, unless --no-demo, a demo producer. It creates the data directory and its
+lake on first start, and an admin token in DATA_DIR/admin.token. Ctrl-C flushes and commits, then exits.`,
+		examples: []string{
+			"eventlake dev                                   # ./data, ports 9092, 8080, 5433",
+			"eventlake dev --no-demo --data-dir /tmp/lake",
+			"eventlake dev --kafka-listen 127.0.0.1:0 --http 127.0.0.1:0 --pg-listen 127.0.0.1:0   # free ports, named in the ready line",
+		},
+	},
+	"ingest": {
+		usage: "eventlake ingest [flags]",
+		about: `Consumes Kafka topics into Iceberg tables, exactly once: the Kafka offsets are stored with every commit.
+Several ingest processes on one consumer group share the partitions; each needs its own --instance-id
+(default: the host name). It creates the lake (namespace and tables) when the catalog holds none.`,
+		examples: []string{
+			"eventlake ingest --config /etc/eventlake/eventlake.yaml --instance-id ingest-0",
+			"eventlake ingest --brokers kafka-1:9092,kafka-2:9092 --data-dir /var/lib/eventlake --http 127.0.0.1:8081",
+		},
+	},
+	"query": {
+		usage: "eventlake query [flags]",
+		about: `Serves read-only SQL, the read-model endpoints and /metrics over an existing lake, with DuckDB; with a
+Kafka connection (the default) it also runs the hot tier, which answers with events not yet in the lake.
+It refuses a catalog that holds no lake unless --create-lake is given.`,
+		examples: []string{
+			"eventlake query --config /etc/eventlake/eventlake.yaml --http 0.0.0.0:8080 --pg-listen 0.0.0.0:5433",
+			"eventlake query --no-hot --data-dir ./data --http 127.0.0.1:8090   # the lake only, no Kafka",
+		},
+	},
+	"produce": {
+		usage: "eventlake produce [flags]",
+		about: `Publishes demo shop events from a seeded generator (the same --seed yields the same events), or replays
+an NDJSON file with --file, to a Kafka cluster.`,
+		examples: []string{
+			"eventlake produce --brokers 127.0.0.1:9092 --rate 5000 --count 100000 --malformed-fraction 0.01",
+			"eventlake produce --file events.ndjson --topic orders.created",
+		},
+	},
+	"backfill": {
+		usage: "eventlake backfill --from TIME --to TIME [flags]",
+		about: `Recomputes read-model rows of an event-time range from the raw events in the lake, one commit per
+--chunk; it is idempotent and resumes where a stopped run left off. It refuses a data directory or catalog
+that holds no lake.`,
+		examples: []string{
+			"eventlake backfill --data-dir ./data --from 2026-11-26T00:00:00Z --to 2026-11-27T00:00:00Z",
+			"eventlake backfill --config eventlake.yaml --table user_activity_minute --from 2026-11-26T10:00:00Z --to 2026-11-26T11:00:00Z",
+		},
+	},
+	"broker": {
+		usage: "eventlake broker [flags]",
+		about: `Runs the embedded Kafka-protocol broker alone (persisted under DATA_DIR/kafka), for setups where ingest,
+query and producers run as separate processes on one machine.`,
+		examples: []string{
+			"eventlake broker --listen 127.0.0.1:9092 --topics orders.created:6,inventory.updated:3",
+		},
+	},
+	"topic": {
+		usage: "eventlake topic create NAME [flags]",
+		about: `Creates a topic. Neither the embedded broker nor most production clusters create topics on first use, and
+a new event type usually starts with its topic.`,
+		examples: []string{
+			"eventlake topic create payments.captured --partitions 6 --brokers 127.0.0.1:9092",
+		},
+	},
+	"compact": {
+		usage: "eventlake compact [once|rewrite|retention|tier|expire|orphans] [flags]",
+		about: `Maintains the lake: compacts closed hours' small files, applies retention and tiering, expires snapshots
+and deletes orphan files. Without a task it runs every task every compactor.interval until stopped; with
+one (or once, for all) it runs it once and prints a report. It refuses a data directory or catalog that
+holds no lake.`,
+		examples: []string{
+			"eventlake compact --config eventlake.yaml                       # the daemon",
+			"eventlake compact once --dry-run --data-dir ./data               # what a run would do",
+			"eventlake compact rewrite --tables orders_raw --json --data-dir ./data",
+		},
+	},
+	"token": {
+		usage: "eventlake token create --name N --role R | list [--all] | revoke --name N",
+		about: `Manages the bearer tokens of the query service, kept as hashes in the catalog database so that every
+process of a deployment knows them. create prints the token once. It refuses a catalog that holds no lake
+unless --create-lake is given.`,
+		examples: []string{
+			"eventlake token create --name alice --role analyst --data-dir ./data",
+			"eventlake token list --all --config eventlake.yaml",
+			"eventlake token revoke --name alice --data-dir ./data",
+		},
+	},
+	"erase": {
+		usage: "eventlake erase --user-id U --requested-by WHO [flags]",
+		about: `Erases every event of one user (GDPR) from the raw tables and the dead-letter table, recomputes the read
+models of the minutes it touched, and records the erasure in the erasure_log table. It refuses a data
+directory or catalog that holds no lake.`,
+		examples: []string{
+			"eventlake erase --data-dir ./data --user-id u-42 --requested-by dpo@example.com --dry-run",
+		},
+	},
+	"version": {
+		usage:    "eventlake version",
+		about:    "Prints the version and the commit the binary was built from (also: eventlake --version).",
+		examples: []string{"eventlake version"},
+	},
+}
+
+// printHelp writes the help of command name: its text, then fs's flags.
+func printHelp(w io.Writer, name string, fs *flag.FlagSet) {
+	name = strings.Fields(name)[0] // "token create" is token's
+	h, ok := helpTexts[name]
+	if !ok {
+		h.usage = "eventlake " + name + " [flags]"
+		for _, c := range commands() {
+			if c.name == name {
+				h.about = c.short
+			}
+		}
+	}
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", h.usage, h.about)
+	if len(h.examples) > 0 {
+		fmt.Fprintln(w, "\nexamples:")
+		for _, e := range h.examples {
+			fmt.Fprintln(w, "  "+e)
+		}
+	}
+	if fs == nil {
+		return
+	}
+	fmt.Fprintln(w, "\nflags:")
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
+// helpHint is the line under a usage error that says where to look.
+func helpHint(name string) string {
+	return fmt.Sprintf("run 'eventlake %s --help' for its flags and examples", strings.Fields(name)[0])
+}
