@@ -34,8 +34,9 @@ lake on first start, and an admin token in DATA_DIR/admin.token. Ctrl-C flushes 
 	"ingest": {
 		usage: "eventlake ingest [flags]",
 		about: `Consumes Kafka topics into Iceberg tables, exactly once: the Kafka offsets are stored with every commit.
-Several ingest processes on one consumer group share the partitions; each needs its own --instance-id
-(default: the host name). It creates the lake (namespace and tables) when the catalog holds none.`,
+Several ingest processes on one consumer group share the partitions; give each its own --instance-id (the
+pod name, the systemd instance, or ${HOSTNAME} in a shared config file) so that a restart takes its
+partitions back at once; without one it joins as a dynamic member. It creates the lake (namespace and tables) when the catalog holds none.`,
 		examples: []string{
 			"eventlake ingest --config /etc/eventlake/eventlake.yaml --instance-id ingest-0",
 			"eventlake ingest --brokers kafka-1:9092,kafka-2:9092 --data-dir /var/lib/eventlake --http 127.0.0.1:8081",
@@ -116,6 +117,17 @@ models of the minutes it touched, and records the erasure in the erasure_log tab
 directory or catalog that holds no lake.`,
 		examples: []string{
 			"eventlake erase --data-dir ./data --user-id u-42 --requested-by dpo@example.com --dry-run",
+		},
+	},
+	"status": {
+		usage: "eventlake status [flags]",
+		about: `Shows one screen of a running query service (eventlake dev or eventlake query): per table its snapshot,
+files, rows, last commit, ingest rate, lag and freshness; dead letters by reason; read models; readiness of
+each component. It reads GET /v1/status with --token, $EVENTLAKE_TOKEN or DATA_DIR/admin.token.`,
+		examples: []string{
+			"eventlake status                                # eventlake dev on 127.0.0.1:8080, token from ./data/admin.token",
+			"eventlake status --watch 2",
+			"eventlake status --url https://query.internal:8080 --token \"$TOKEN\" --json | jq .tables",
 		},
 	},
 	"version": {
