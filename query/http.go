@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/health"
+	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/logkey"
 )
 
@@ -67,29 +68,13 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
 func (s *Service) instrument(endpoint string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpmw.NewStatusWriter(w)
 		h(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
-		s.m.duration.WithLabelValues(endpoint, outcome(sw.status)).Observe(time.Since(start).Seconds())
+		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(sw.Status())).Inc()
+		s.m.duration.WithLabelValues(endpoint, outcome(sw.Status())).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -552,7 +552,11 @@ func createChanged(gen *generation, have map[string]string, exec func(string) er
 // text holding several statements, where PrepareContext would execute all
 // but the last one.
 func prepare(conn *duckdb.Conn, text string) (*duckdb.Stmt, error) {
-	ds, err := conn.Prepare(text)
+	return duckStmt(conn.Prepare(text))
+}
+
+// duckStmt is the DuckDB statement behind a prepared driver statement.
+func duckStmt(ds driver.Stmt, err error) (*duckdb.Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -580,16 +584,7 @@ func expandsToSeveral(err error, body string) bool {
 // prepareExpanded prepares the last statement DuckDB made of body after
 // running the ones before it (its own enum types, built by reads).
 func prepareExpanded(ctx context.Context, conn *duckdb.Conn, body string) (*duckdb.Stmt, error) {
-	ds, err := conn.PrepareContext(ctx, body)
-	if err != nil {
-		return nil, err
-	}
-	st, ok := ds.(*duckdb.Stmt)
-	if !ok {
-		_ = ds.Close()
-		return nil, fmt.Errorf("duckdb statement is %T", ds)
-	}
-	return st, nil
+	return duckStmt(conn.PrepareContext(ctx, body))
 }
 
 // dropPivotTypes drops the enum types a PIVOT left on conn (each has a

@@ -93,3 +93,46 @@ func CORS(origins []string, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// StatusWriter remembers the status code a handler answered with (200
+// when it wrote without one); it flushes (server-sent events) and unwraps
+// like the writer it wraps. The one place metrics and spans learn an
+// answer's outcome.
+type StatusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// NewStatusWriter wraps w.
+func NewStatusWriter(w http.ResponseWriter) *StatusWriter { return &StatusWriter{ResponseWriter: w} }
+
+// Status is the status code answered: 200 when the handler wrote
+// nothing or wrote without one.
+func (w *StatusWriter) Status() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *StatusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *StatusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *StatusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

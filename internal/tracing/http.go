@@ -30,43 +30,11 @@ func (p *Provider) HTTP(h http.Handler) http.Handler {
 			span.SetAttributes(attribute.String("eventlake.request_id", id))
 		}
 		prop.Inject(ctx, propagation.HeaderCarrier(w.Header()))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpmw.NewStatusWriter(w)
 		h.ServeHTTP(sw, r.WithContext(ctx))
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
-		if sw.status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.Status()))
+		if sw.Status() >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.Status()))
 		}
 	})
 }
-
-// statusWriter remembers the status code; it flushes (server-sent
-// events) and unwraps like the writer it wraps.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
