@@ -119,6 +119,22 @@ directory or catalog that holds no lake.`,
 			"eventlake erase --data-dir ./data --user-id u-42 --requested-by dpo@example.com --dry-run",
 		},
 	},
+	"dlq": {
+		usage: "eventlake dlq list|show [--reason R] [--type T] [--topic T] [--since TIME] [--until TIME] [--ids IDS] [flags]",
+		about: `Reads the dead-letter table (ingest.dlq_table, default dlq): every message ingest rejected, with its raw
+bytes, the reason and detail, and its Kafka coordinates. list counts them by reason, event type, source and
+topic, with when the first and last arrived; show prints them, newest first, with the raw bytes escaped (Go
+quoting; with --json a JSON string, plus base64 when the bytes are not UTF-8). Type, source and event id are
+read from the raw bytes when they are JSON (the type falls back to the schema subject). Filters apply to
+both; --since and --until are on the time ingest stored the dead letter. It only reads, so it runs next to
+eventlake dev or ingest on the same lake, and refuses a data directory or catalog that holds no lake.`,
+		examples: []string{
+			"eventlake dlq list --data-dir ./data",
+			"eventlake dlq list --since now-1h --topic orders.created",
+			"eventlake dlq show --reason not_json,schema_violation --limit 5",
+			"eventlake dlq show --ids evt-42,orders.created/3/1017 --json | jq -r '.dead_letters[].raw'",
+		},
+	},
 	"status": {
 		usage: "eventlake status [flags]",
 		about: `Shows one screen of a running query service (eventlake dev or eventlake query): per table its snapshot,
