@@ -85,7 +85,7 @@ func runDLQ(ctx context.Context, args []string, env *runEnv) (err error) {
 		return err
 	}
 	defer cat.Close()
-	r, err := openDLQ(ctx, cat, cfg.Ingest.DLQTable, filepath.Join(cfg.DataDir, "tmp"))
+	r, err := openDLQ(ctx, cat, cfg.Ingest.DLQTable, filepath.Join(cfg.DataDir, "tmp", "dlq"))
 	if err != nil {
 		return err
 	}
