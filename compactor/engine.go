@@ -105,7 +105,7 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 	for i, f := range spec.inputs {
 		p, ok := lake.LocalPath(f.FilePath())
 		if !ok {
-			if p, err = e.download(fs, f.FilePath()); err != nil {
+			if p, err = lake.Download(fs, f.FilePath(), e.staging()); err != nil {
 				return nil, err
 			}
 			cleanup = append(cleanup, p)
@@ -277,30 +277,6 @@ func (e *engine) staging() string {
 		return e.tempDir
 	}
 	return os.TempDir()
-}
-
-// download copies an object to a local staging file.
-func (e *engine) download(fs iceio.IO, location string) (string, error) {
-	in, err := fs.Open(location)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", location, err)
-	}
-	defer in.Close()
-	p := filepath.Join(e.staging(), uuid.NewString()+".parquet")
-	out, err := os.Create(p)
-	if err != nil {
-		return "", fmt.Errorf("stage %s: %w", location, err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(p)
-		return "", fmt.Errorf("download %s: %w", location, err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(p)
-		return "", fmt.Errorf("stage %s: %w", location, err)
-	}
-	return p, nil
 }
 
 // upload writes a local file to location through the table's FileIO.

@@ -246,3 +246,32 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (c *countingWriter) Close() error { return c.w.Close() }
+
+// Download copies the object at location, read through fs (the table's
+// FileIO), to a new file in dir and returns its path; the caller removes
+// it. Readers that need a local Parquet file for DuckDB (the compactor's
+// rewrite, the dead-letter commands) stage remote data files this way.
+func Download(fs iceio.IO, location, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	in, err := fs.Open(location)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", location, err)
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(dir, "stage-*.parquet")
+	if err != nil {
+		return "", fmt.Errorf("stage %s: %w", location, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return "", fmt.Errorf("download %s: %w", location, err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("stage %s: %w", location, err)
+	}
+	return out.Name(), nil
+}

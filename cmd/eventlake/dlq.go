@@ -295,7 +295,7 @@ func openDLQ(ctx context.Context, cat *lake.Catalog, name, tmpDir string) (r *dl
 					return nil, fmt.Errorf("open the io of %s: %w", name, err)
 				}
 			}
-			if p, err = stage(fs, t.File.FilePath(), tmpDir); err != nil {
+			if p, err = lake.Download(fs, t.File.FilePath(), tmpDir); err != nil {
 				return nil, err
 			}
 			r.cleanup = append(r.cleanup, p)
@@ -315,32 +315,6 @@ func openDLQ(ctx context.Context, cat *lake.Catalog, name, tmpDir string) (r *dl
 		return nil, fmt.Errorf("configure duckdb: %w", err)
 	}
 	return r, nil
-}
-
-// stage copies a remote data file to a local temporary file.
-func stage(fs iceio.IO, location, dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", dir, err)
-	}
-	in, err := fs.Open(location)
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", location, err)
-	}
-	defer in.Close()
-	out, err := os.CreateTemp(dir, "dlq-*.parquet")
-	if err != nil {
-		return "", fmt.Errorf("stage %s: %w", location, err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(out.Name())
-		return "", fmt.Errorf("download %s: %w", location, err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(out.Name())
-		return "", fmt.Errorf("stage %s: %w", location, err)
-	}
-	return out.Name(), nil
 }
 
 func (r *dlqReader) close() error {
