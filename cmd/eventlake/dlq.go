@@ -492,20 +492,22 @@ func safePtr(s *string) string {
 	return safe(*s)
 }
 
+// writeDLQJSON writes the one JSON document of list and show: the table,
+// the snapshot read (a string: a 19-digit id loses digits as a JSON number
+// in JavaScript and jq), the total and the rows under key.
+func writeDLQJSON(w io.Writer, r *dlqReader, total int64, key string, rows any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"table": r.table, "snapshot_id": strconv.FormatInt(r.snapshot, 10), "total": total, key: rows})
+}
+
 func printDLQGroups(w io.Writer, r *dlqReader, groups []dlqGroup, asJSON bool) error {
 	var total int64
 	for _, g := range groups {
 		total += g.Count
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Table      string     `json:"table"`
-			SnapshotID int64      `json:"snapshot_id"`
-			Total      int64      `json:"total"`
-			Groups     []dlqGroup `json:"groups"`
-		}{r.table, r.snapshot, total, groups})
+		return writeDLQJSON(w, r, total, "groups", groups)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "reason\ttype\tsource\ttopic\tcount\tfirst seen\tlast seen")
@@ -522,14 +524,7 @@ func printDLQGroups(w io.Writer, r *dlqReader, groups []dlqGroup, asJSON bool) e
 
 func printDeadLetters(w io.Writer, r *dlqReader, total int64, rows []*deadLetter, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Table       string        `json:"table"`
-			SnapshotID  int64         `json:"snapshot_id"`
-			Total       int64         `json:"total"`
-			DeadLetters []*deadLetter `json:"dead_letters"`
-		}{r.table, r.snapshot, total, rows})
+		return writeDLQJSON(w, r, total, "dead_letters", rows)
 	}
 	for _, d := range rows {
 		fmt.Fprintf(w, "%s  %s  %s\n", safe(d.coords()), d.IngestedAt.Format(time.RFC3339Nano), safe(d.Reason))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -23,9 +24,11 @@ import (
 
 // dlqListOut is the JSON of `eventlake dlq list --json`.
 type dlqListOut struct {
-	Table  string `json:"table"`
-	Total  int64  `json:"total"`
-	Groups []struct {
+	Table string `json:"table"`
+	// SnapshotID is a string: a number here fails to decode.
+	SnapshotID string `json:"snapshot_id"`
+	Total      int64  `json:"total"`
+	Groups     []struct {
 		Reason    string    `json:"reason"`
 		Type      *string   `json:"type"`
 		Source    *string   `json:"source"`
@@ -186,8 +189,8 @@ func TestDLQCommand(t *testing.T) {
 	// Every dead letter, counted by reason as produced.
 	all := list()
 	sameCounts("dlq list", all.byReason(), want)
-	if all.Total != bad || all.Table != "dlq" {
-		t.Errorf("dlq list: table %q total %d, want dlq %d", all.Table, all.Total, bad)
+	if all.Total != bad || all.Table != "dlq" || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(all.SnapshotID) {
+		t.Errorf("dlq list: table %q snapshot %q total %d, want dlq, a snapshot id string, %d", all.Table, all.SnapshotID, all.Total, bad)
 	}
 	for _, g := range all.Groups {
 		if g.FirstSeen.IsZero() || g.LastSeen.Before(g.FirstSeen) || g.FirstSeen.Before(now.Add(-time.Minute)) || g.LastSeen.After(time.Now()) {
