@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,9 +100,24 @@ func checkRevenue(t *testing.T, base string, want truth) {
 		} `json:"rows"`
 	}
 	url := base + "/v1/metrics/order_revenue_minute?from=" + from.Format(time.RFC3339) + "&to=" + to.Format(time.RFC3339)
-	if status := th.GetJSON(t, url, &body); status != 200 {
-		t.Fatalf("revenue: HTTP %d", status)
-	}
+	// The API answers 503 with Retry-After until its hot tier has read the
+	// lake (warm-up, shown by /readyz): wait that out, and fail on any
+	// other answer, or on a 503 that lasts.
+	th.Eventually(t, 60*time.Second, "revenue API to answer", func() (bool, string) {
+		var raw json.RawMessage
+		switch status := th.GetJSON(t, url, &raw); status {
+		case 200:
+			if err := json.Unmarshal(raw, &body); err != nil {
+				t.Fatalf("revenue: %v", err)
+			}
+			return true, ""
+		case 503:
+			return false, "HTTP 503: " + string(raw)
+		default:
+			t.Fatalf("revenue: HTTP %d: %s", status, raw)
+			return false, ""
+		}
+	})
 	if len(body.Rows) != len(want.ordersByMinute) {
 		t.Fatalf("revenue: %d minutes, want %d", len(body.Rows), len(want.ordersByMinute))
 	}

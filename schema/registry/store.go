@@ -96,6 +96,16 @@ func (s *Store) createTables(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if s.dialect == DialectPostgres {
+		// CREATE TABLE IF NOT EXISTS is not safe against itself on
+		// PostgreSQL: two processes creating the tables at once can both
+		// miss the table and one fails on the row type the other just
+		// made ("type eventlake_sr_meta already exists"). A transaction
+		// lock serializes them; the second then finds the tables.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('eventlake_sr_create_tables'))"); err != nil {
+			return fmt.Errorf("lock schema registry table creation: %w", err)
+		}
+	}
 	for _, stmt := range []string{
 		`CREATE TABLE IF NOT EXISTS eventlake_sr_meta (
 			name TEXT PRIMARY KEY,
