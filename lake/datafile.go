@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
 	iceio "github.com/apache/iceberg-go/io"
@@ -274,4 +275,33 @@ func Download(fs iceio.IO, location, dir string) (string, error) {
 		return "", fmt.Errorf("stage %s: %w", location, err)
 	}
 	return out.Name(), nil
+}
+
+// ReadFile reads a whole data file of tbl (at its location, through the
+// table's FileIO) into memory: for files small enough to rewrite or fold
+// in one piece (read-model deltas, dead letters).
+func ReadFile(ctx context.Context, tbl *table.Table, location string) (arrow.Table, error) {
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(location)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", location, err)
+	}
+	defer f.Close()
+	pr, err := file.NewParquetReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", location, err)
+	}
+	defer pr.Close()
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", location, err)
+	}
+	t, err := fr.ReadTable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", location, err)
+	}
+	return t, nil
 }

@@ -35,6 +35,13 @@ const (
 	ColSubject = "subject"        // dead letters: the schema subject the payload was checked against
 	ColVersion = "schema_version" // ... and its version
 	ColField   = "field"          // ... and the JSON pointer of the value that failed
+
+	// ColReplayID, on a raw table, marks an event that a DLQ replay
+	// committed (null for events ingest read from Kafka); on the
+	// dead-letter table it marks a row that a replay resolved (null:
+	// pending). ColReplayedAt says when, on the dead-letter table.
+	ColReplayID   = "replay_id"
+	ColReplayedAt = "replayed_at"
 )
 
 // envelopeColumns are the columns every raw table has before its typed
@@ -42,7 +49,14 @@ const (
 var envelopeColumns = map[string]bool{
 	ColEventID: true, ColSource: true, ColType: true, ColTs: true, ColPayload: true, ColMetadata: true,
 	ColTraceID: true, ColSpanID: true, ColKafkaTopic: true, ColKafkaPartition: true, ColKafkaOffset: true,
-	ColKafkaTimestamp: true, ColIngestedAt: true,
+	ColKafkaTimestamp: true, ColIngestedAt: true, ColReplayID: true,
+}
+
+// ReplayIDField is the raw tables' replay_id column. Tables created before
+// it existed get it from the first replay into them (Catalog.Evolve).
+func ReplayIDField() iceberg.NestedField {
+	return iceberg.NestedField{ID: 14, Name: ColReplayID, Type: iceberg.PrimitiveTypes.String,
+		Doc: "the DLQ replay that committed the event (dlq_replays.replay_id); null when ingest read it from Kafka"}
 }
 
 // IsEnvelopeColumn reports whether a raw-table column is one of the
@@ -51,7 +65,7 @@ func IsEnvelopeColumn(name string) bool { return envelopeColumns[name] }
 
 // Table property keys eventlake sets on its tables.
 const (
-	PropKind  = "eventlake.table-kind" // raw | dlq | read-model | erasure_log | audit_log
+	PropKind  = "eventlake.table-kind" // raw | dlq | read-model | erasure_log | audit_log | replay_log
 	PropTopic = "eventlake.topic"      // the Kafka topic a raw table holds
 	// PropTypePrefix + type is set on a raw table for every event type it
 	// holds typed columns for; readers build a view per type from them.
@@ -101,6 +115,8 @@ const (
 	// KindAuditLog is the query audit log (AuditLogTableDef): readable by
 	// the compliance and admin roles only, and exempt from erasure.
 	KindAuditLog = "audit_log"
+	// KindReplayLog is the log of DLQ replays (DLQReplaysTableDef).
+	KindReplayLog = "replay_log"
 )
 
 // SumType is the exact decimal type of read-model sums of money: 38
@@ -180,9 +196,10 @@ func RawTableDef(name, topic string, typed []iceberg.NestedField, props iceberg.
 		{ID: 11, Name: ColKafkaOffset, Type: iceberg.PrimitiveTypes.Int64, Required: true},
 		{ID: 12, Name: ColKafkaTimestamp, Type: iceberg.PrimitiveTypes.TimestampTz},
 		{ID: 13, Name: ColIngestedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+		ReplayIDField(),
 	}
 	for i, f := range typed {
-		f.ID, f.Required = 14+i, false
+		f.ID, f.Required = 15+i, false
 		fields = append(fields, f)
 	}
 	p := baseProperties()
@@ -221,6 +238,7 @@ func DLQTableDef(name string) TableDef {
 		{ID: 12, Name: ColVersion, Type: iceberg.PrimitiveTypes.Int32, Doc: "schema version the payload was checked against"},
 		{ID: 13, Name: ColField, Type: iceberg.PrimitiveTypes.String, Doc: "JSON pointer of the payload value that failed"},
 	}
+	fields = append(fields, DLQReplayFields()...)
 	props := baseProperties()
 	props[PropKind] = KindDLQ
 	return TableDef{
@@ -228,6 +246,72 @@ func DLQTableDef(name string) TableDef {
 		Schema: iceberg.NewSchema(0, fields...),
 		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
 			SourceIDs: []int{10}, FieldID: 1000, Name: "ingested_day", Transform: iceberg.DayTransform{},
+		}),
+		Properties: props,
+	}
+}
+
+// DLQReplayFields are the dead-letter table's replay columns: null while a
+// row is pending, set by the replay that resolved it (its event is in its
+// table, committed by that replay or found there already). A row that is
+// still invalid stays pending, with the reason of its last check. Tables
+// created before they existed get them from the first replay.
+func DLQReplayFields() []iceberg.NestedField {
+	return []iceberg.NestedField{
+		{ID: 14, Name: ColReplayID, Type: iceberg.PrimitiveTypes.String, Doc: "the replay that resolved the row (dlq_replays.replay_id); null: pending"},
+		{ID: 15, Name: ColReplayedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Doc: "when that replay committed"},
+	}
+}
+
+// TableDLQReplays is the default name of the replay log.
+const TableDLQReplays = "dlq_replays"
+
+// Replay log column names.
+const (
+	ColReplayRequestedBy = "requested_by"
+	ColReplayRequestedAt = "requested_at"
+	ColReplayFinishedAt  = "finished_at"
+	ColReplayTrigger     = "trigger"
+	ColReplayFilter      = "filter"
+	ColReplaySelected    = "selected"
+	ColReplayReplayed    = "replayed"
+	ColReplayInvalid     = "still_invalid"
+	ColReplayPresent     = "already_present"
+	ColReplayTables      = "tables"
+	ColReplaySnapshots   = "snapshot_ids"
+	ColReplayDLQSnapshot = "dlq_snapshot_id"
+)
+
+// DLQReplaysTableDef is the layout of the replay log: one row per DLQ
+// replay that changed the lake, saying who asked (requested_by: a person's
+// name, or auto for the replays that a schema registration started), when,
+// the filter it selected dead letters by (JSON), what became of them
+// (selected = replayed + still_invalid + already_present), the rows it
+// committed per table and the snapshot of each table it made (JSON
+// objects). Partitioned by day(requested_at).
+func DLQReplaysTableDef(name string) TableDef {
+	fields := []iceberg.NestedField{
+		{ID: 1, Name: ColReplayID, Type: iceberg.PrimitiveTypes.String, Required: true},
+		{ID: 2, Name: ColReplayRequestedBy, Type: iceberg.PrimitiveTypes.String, Required: true},
+		{ID: 3, Name: ColReplayRequestedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+		{ID: 4, Name: ColReplayFinishedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+		{ID: 5, Name: ColReplayTrigger, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "manual | auto"},
+		{ID: 6, Name: ColReplayFilter, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "JSON: the filter that selected the dead letters"},
+		{ID: 7, Name: ColReplaySelected, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "pending dead letters the filter selected"},
+		{ID: 8, Name: ColReplayReplayed, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "events this replay committed to their tables"},
+		{ID: 9, Name: ColReplayInvalid, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "dead letters still invalid: pending, with their new reason"},
+		{ID: 10, Name: ColReplayPresent, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "events whose event_id their table already held: resolved, not doubled"},
+		{ID: 11, Name: ColReplayTables, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "JSON object: table -> events committed"},
+		{ID: 12, Name: ColReplaySnapshots, Type: iceberg.PrimitiveTypes.String, Required: true, Doc: "JSON object: table -> snapshot id this replay made"},
+		{ID: 13, Name: ColReplayDLQSnapshot, Type: iceberg.PrimitiveTypes.Int64, Doc: "the dead-letter table's snapshot that marked the rows"},
+	}
+	props := baseProperties()
+	props[PropKind] = KindReplayLog
+	return TableDef{
+		Name:   name,
+		Schema: iceberg.NewSchema(0, fields...),
+		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
+			SourceIDs: []int{3}, FieldID: 1000, Name: "requested_day", Transform: iceberg.DayTransform{},
 		}),
 		Properties: props,
 	}
@@ -439,7 +523,7 @@ func NewLayout(cfg LayoutConfig) (*Layout, error) {
 		if t.Topic == "" || t.Table == "" {
 			return nil, fmt.Errorf("ingest.topics[%d]: topic and table are required", i)
 		}
-		if !validTableName(t.Table) {
+		if !ValidTableName(t.Table) {
 			return nil, fmt.Errorf("ingest.topics[%d]: table %q: use letters, digits and _ (starting with a letter)", i, t.Table)
 		}
 		if _, dup := l.explicit[t.Topic]; dup {
@@ -497,7 +581,7 @@ func (l *Layout) TableFor(topic string) (string, bool) {
 		return "", false
 	}
 	name := TableName(topic)
-	if l.tables[name] || !validTableName(name) {
+	if l.tables[name] || !ValidTableName(name) {
 		return "", false
 	}
 	return name, true
@@ -526,7 +610,8 @@ func TableName(topic string) string {
 	return strings.NewReplacer(".", "_", "-", "_").Replace(topic)
 }
 
-func validTableName(s string) bool {
+// ValidTableName reports whether s can name a lake table.
+func ValidTableName(s string) bool {
 	if s == "" || len(s) > 200 {
 		return false
 	}

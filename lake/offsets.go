@@ -117,7 +117,7 @@ func StoredOffsets(t *table.Table) (Offsets, error) {
 		found Offsets
 		err   error
 	)
-	walk(t, func(s *table.Snapshot) bool {
+	Walk(t, func(s *table.Snapshot) bool {
 		if s.Summary == nil {
 			return true
 		}
@@ -149,7 +149,7 @@ func FindCommit(t *table.Table, id string) (int64, bool) {
 		sid   int64
 		found bool
 	)
-	walk(t, func(s *table.Snapshot) bool {
+	Walk(t, func(s *table.Snapshot) bool {
 		if s.Summary != nil && s.Summary.Properties[SummaryCommitID] == id {
 			sid, found = s.SnapshotID, true
 			return false
@@ -159,9 +159,9 @@ func FindCommit(t *table.Table, id string) (int64, bool) {
 	return sid, found
 }
 
-// walk visits the current snapshot and its ancestors, newest first, until
+// Walk visits the current snapshot and its ancestors, newest first, until
 // fn returns false or the chain ends (a parent expired or never existed).
-func walk(t *table.Table, fn func(*table.Snapshot) bool) {
+func Walk(t *table.Table, fn func(*table.Snapshot) bool) {
 	md := t.Metadata()
 	s := md.CurrentSnapshot()
 	for seen := 0; s != nil && seen <= len(md.Snapshots()); seen++ {

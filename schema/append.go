@@ -17,6 +17,9 @@ type Coords struct {
 	Offset    int64
 	KafkaTs   int64 // micros
 	Ingested  int64 // micros (ingested_at: when it was read)
+	// ReplayID names the DLQ replay that commits the event; empty for
+	// events read from Kafka.
+	ReplayID string
 }
 
 // Appender appends decoded events, with their coordinates, to Arrow
@@ -30,7 +33,7 @@ type Appender struct {
 	// Builder indexes of the envelope and Kafka columns (-1: absent, for
 	// the optional ones).
 	eventID, source, typ, ts, payload, metadata, traceID, spanID int
-	topic, partition, offset, kafkaTs, ingested                  int
+	topic, partition, offset, kafkaTs, ingested, replayID        int
 	typed                                                        []int // every other column
 	byName                                                       map[string]int
 	binds                                                        map[*TypeVersion]*binding
@@ -73,7 +76,7 @@ func NewAppender(sc *arrow.Schema) (*Appender, error) {
 		{lake.ColTraceID, &a.traceID, false}, {lake.ColSpanID, &a.spanID, false},
 		{lake.ColKafkaTopic, &a.topic, true}, {lake.ColKafkaPartition, &a.partition, true},
 		{lake.ColKafkaOffset, &a.offset, true}, {lake.ColKafkaTimestamp, &a.kafkaTs, true},
-		{lake.ColIngestedAt, &a.ingested, true},
+		{lake.ColIngestedAt, &a.ingested, true}, {lake.ColReplayID, &a.replayID, false},
 	} {
 		if *c.dst, err = idx(c.name, c.required); err != nil {
 			return nil, err
@@ -169,6 +172,13 @@ func (a *Appender) Append(b *array.RecordBuilder, ev *Event, k Coords) {
 	b.Field(a.offset).(*array.Int64Builder).Append(k.Offset)
 	appendTs(b, a.kafkaTs, k.KafkaTs)
 	appendTs(b, a.ingested, k.Ingested)
+	if a.replayID >= 0 {
+		if k.ReplayID == "" {
+			b.Field(a.replayID).AppendNull()
+		} else {
+			b.Field(a.replayID).(*array.StringBuilder).Append(k.ReplayID)
+		}
+	}
 
 	bd := a.bind(ev.Version)
 	if ev.Version != nil {

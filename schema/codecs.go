@@ -55,6 +55,10 @@ type Subject struct {
 	Columns []Column
 }
 
+// LatestVersion is the number of the subject's newest version (also when
+// it does not compile).
+func (sub *Subject) LatestVersion() int { return sub.latestVersion }
+
 // Subject returns a subject by name, or nil.
 func (s *Set) Subject(name string) *Subject { return s.subjects[name] }
 

@@ -11,8 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
@@ -95,25 +93,7 @@ func loadView(ctx context.Context, cat *lake.Catalog, name string) (*tableView, 
 
 // readFile reads a whole (small) read-model data file.
 func readFile(ctx context.Context, tbl *table.Table, path string) (arrow.Table, error) {
-	fs, err := tbl.FS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	pr, err := file.NewParquetReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer pr.Close()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return nil, err
-	}
-	return fr.ReadTable(ctx)
+	return lake.ReadFile(ctx, tbl, path)
 }
 
 func colByName(t arrow.Table, name string) (*arrow.Chunked, bool) {

@@ -198,6 +198,14 @@ func set(v reflect.Value, raw string) error {
 		return nil
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		// An optional setting whose zero value is not its default (a bool
+		// that defaults to true): nil means unset.
+		e := reflect.New(v.Type().Elem())
+		if err := set(e.Elem(), raw); err != nil {
+			return err
+		}
+		v.Set(e)
 	case reflect.String:
 		v.SetString(raw)
 	case reflect.Bool:

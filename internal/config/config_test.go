@@ -19,6 +19,7 @@ type outer struct {
 	DataDir string `yaml:"data_dir"`
 	Inner   inner  `yaml:"inner"`
 	On      bool   `yaml:"on"`
+	Auto    *bool  `yaml:"auto"`
 }
 
 func TestDecodeStrict(t *testing.T) {
@@ -48,7 +49,13 @@ func TestApplyEnv(t *testing.T) {
 		len(o.Inner.Brokers) != 2 || o.Inner.Brokers[1] != "b:2" || o.Inner.Bytes != 4<<20 || !o.On {
 		t.Fatalf("applied %v -> %+v", applied, o)
 	}
-	for _, bad := range []string{"EVENTLAKE_INNER_INTERVAL=soon", "EVENTLAKE_NOPE=1", "EVENTLAKE_ON=maybe"} {
+	if o.Auto != nil {
+		t.Fatalf("unset optional setting is %v, want nil", *o.Auto)
+	}
+	if _, err := ApplyEnv(&o, []string{"EVENTLAKE_AUTO=false"}); err != nil || o.Auto == nil || *o.Auto {
+		t.Fatalf("EVENTLAKE_AUTO=false -> %v, %v", o.Auto, err)
+	}
+	for _, bad := range []string{"EVENTLAKE_INNER_INTERVAL=soon", "EVENTLAKE_NOPE=1", "EVENTLAKE_ON=maybe", "EVENTLAKE_AUTO=maybe"} {
 		if _, err := ApplyEnv(&o, []string{bad}); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
