@@ -202,16 +202,7 @@ func (ing *Ingester) Run(ctx context.Context) error {
 }
 
 func (ing *Ingester) openTables(ctx context.Context) error {
-	ing.fileOpts = lake.FileOptions{
-		RowGroupRows: ing.cfg.RowGroupRows,
-		// Ids and verbatim JSON are nearly unique: a dictionary only costs
-		// CPU. Typed payload columns keep dictionaries (product ids, enums
-		// and small numbers compress well with them).
-		NoDictionary: []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID,
-			lake.ColSpanID, lake.ColRaw, lake.ColDetail},
-		NoStats:      []string{lake.ColPayload, lake.ColMetadata, lake.ColRaw, lake.ColDetail},
-		DeltaColumns: []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt},
-	}
+	ing.fileOpts = ing.cfg.fileOptions()
 	// Explicitly mapped topics get their writers now (their tables are
 	// created on their first event, like those taken by pattern).
 	for _, tt := range ing.deps.Layout.Topics() {
@@ -225,6 +216,21 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 	}
 	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
 	return err
+}
+
+// fileOptions is the Parquet layout of the files ingest (and a DLQ
+// replay) writes.
+func (c Config) fileOptions() lake.FileOptions {
+	return lake.FileOptions{
+		RowGroupRows: c.RowGroupRows,
+		// Ids and verbatim JSON are nearly unique: a dictionary only costs
+		// CPU. Typed payload columns keep dictionaries (product ids, enums
+		// and small numbers compress well with them).
+		NoDictionary: []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID,
+			lake.ColSpanID, lake.ColRaw, lake.ColDetail},
+		NoStats:      []string{lake.ColPayload, lake.ColMetadata, lake.ColRaw, lake.ColDetail},
+		DeltaColumns: []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt},
+	}
 }
 
 // topic returns the state of a topic eventlake takes, creating it (and
@@ -515,8 +521,7 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		if !errors.As(err, &conflict) {
 			return err
 		}
-		derr = &schema.Error{Reason: schema.ReasonSchemaConflict, Subject: ing.ev.Version.Subject, Version: ing.ev.Version.Version,
-			Detail: conflict.Error() + "; the event's type shares a topic with a type that types the column differently"}
+		derr = conflictError(ing.ev.Version, conflict)
 	} else if derr == nil {
 		ing.m.duplicates.WithLabelValues(r.Topic).Inc()
 		ing.logEvent(ctx, "duplicate event dropped", r, &ing.ev)
@@ -540,6 +545,13 @@ func (ing *Ingester) add(ctx context.Context, ts *topicState, r *kgo.Record, now
 		return &storageError{err}
 	}
 	return nil
+}
+
+// conflictError is the dead-letter reason of an event of version v whose
+// columns its table types differently.
+func conflictError(v *schema.TypeVersion, err error) *schema.Error {
+	return &schema.Error{Reason: schema.ReasonSchemaConflict, Subject: v.Subject, Version: v.Version,
+		Detail: err.Error() + "; the event's type shares a topic with a type that types the column differently"}
 }
 
 // openPartitions counts the table partitions with an open file. Called

@@ -36,9 +36,9 @@ func TestEmptyLake(t *testing.T) {
 	}
 	r := h.mustSQL("SELECT * FROM orders")
 	wantCols := []any{"event_id", "ts", "order_id", "user_id", "product_id", "quantity", "amount", "source",
-		"kafka_topic", "kafka_partition", "kafka_offset", "ingested_at"}
+		"kafka_topic", "kafka_partition", "kafka_offset", "ingested_at", "replay_id"}
 	wantTypes := []any{"VARCHAR", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "DECIMAL(18,2)", "VARCHAR",
-		"VARCHAR", "INTEGER", "BIGINT", "TIMESTAMPTZ"}
+		"VARCHAR", "INTEGER", "BIGINT", "TIMESTAMPTZ", "VARCHAR"}
 	if !reflect.DeepEqual(r.body["columns"], wantCols) || !reflect.DeepEqual(r.body["types"], wantTypes) {
 		t.Fatalf("orders columns %v types %v", r.body["columns"], r.body["types"])
 	}

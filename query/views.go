@@ -135,6 +135,7 @@ var (
 		{name: lake.ColKafkaPartition, typ: "INTEGER"},
 		{name: lake.ColKafkaOffset, typ: "BIGINT"},
 		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
+		{name: lake.ColReplayID, typ: "VARCHAR"},
 	}
 	typeHead = []column{
 		{name: lake.ColEventID, typ: "VARCHAR"},
@@ -146,6 +147,7 @@ var (
 		{name: lake.ColKafkaPartition, typ: "INTEGER"},
 		{name: lake.ColKafkaOffset, typ: "BIGINT"},
 		{name: lake.ColIngestedAt, typ: "TIMESTAMPTZ"},
+		{name: lake.ColReplayID, typ: "VARCHAR"},
 	}
 )
 

@@ -82,7 +82,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 func newCompactor(cfg *Config, cat *lake.Catalog, log *slog.Logger, reg prometheus.Registerer, fp *failpoint.Set) (*compactor.Compactor, error) {
 	return compactor.New(cfg.Compactor, compactor.Deps{
 		Catalog: cat, Tables: compactorTables(cfg), Logger: log, Registry: reg, Now: time.Now,
-		ReadModels: newErasureReaggregator(cfg, cat, log, fp), Failpoints: fp,
+		ReadModels: erasureRefresher(newReaggregator(cfg, cat, log, fp)), Failpoints: fp,
 	})
 }
 

@@ -38,6 +38,8 @@ type Config struct {
 	Broker   broker.Config    `yaml:"broker"`
 	Catalog  lake.Config      `yaml:"catalog"`
 	Ingest   ingest.Config    `yaml:"ingest"`
+	// DLQ configures dead-letter replays (automatic on registration).
+	DLQ ingest.ReplayConfig `yaml:"dlq"`
 	Query    query.Config     `yaml:"query"`
 	Streamer streamer.Config  `yaml:"streamer"`
 	Demo     DemoConfig       `yaml:"demo"`
@@ -215,6 +217,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Kafka.Defaults()
 	cfg.Catalog.Defaults(cfg.DataDir)
 	cfg.Ingest.Defaults()
+	cfg.DLQ.Defaults()
 	cfg.Query.Defaults()
 	cfg.Streamer.Defaults()
 	cfg.SchemaRegistry.Defaults()

@@ -196,6 +196,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	defer maint.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sch.resolver.Run(gctx) })
+	if err := autoReplay(g, gctx, cfg, cat, layout, sch, log, fp); err != nil {
+		ln.Close()
+		return err
+	}
 	g.Go(func() error { return ing.Run(gctx) })
 	g.Go(func() error { return qs.Run(gctx) })
 	g.Go(func() error { return acc.run(gctx) })

@@ -2,15 +2,15 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,32 +18,36 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	iceio "github.com/apache/iceberg-go/io"
-	"github.com/apache/iceberg-go/table"
-	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
-	"github.com/eventlake/eventlake/internal/duck"
+	"github.com/eventlake/eventlake/ingest"
+	"github.com/eventlake/eventlake/internal/failpoint"
+	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
-// runDLQ reads the dead-letter table: `dlq list` counts dead letters by
-// reason, type, source and topic; `dlq show` prints them with their raw
-// bytes. Both only read: the lake may be in use by a running dev or ingest.
+// runDLQ reads the dead-letter table and replays it: `dlq list` counts
+// dead letters by reason, type, source, topic and status; `dlq show`
+// prints them with their raw bytes; `dlq replay` checks the pending ones
+// again and commits those now valid to their tables. list and show only
+// read; all three may run beside a running dev or ingest.
 func runDLQ(ctx context.Context, args []string, env *runEnv) (err error) {
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	switch sub {
-	case "list", "show":
+	case "list", "show", "replay":
 	case "":
 		if len(args) > 0 && isHelpFlag(args[0]) {
 			sub = "show" // its flags are list's and --limit
 			break
 		}
-		return usageError{"dlq: a subcommand is required: list or show"}
+		return usageError{"dlq: a subcommand is required: list, show or replay"}
 	default:
-		return usageError{fmt.Sprintf("dlq: unknown subcommand %q (want list or show)", sub)}
+		return usageError{fmt.Sprintf("dlq: unknown subcommand %q (want list, show or replay)", sub)}
 	}
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	var cf commonFlags
@@ -59,11 +63,17 @@ func runDLQ(ctx context.Context, args []string, env *runEnv) (err error) {
 	if sub == "show" {
 		fs.IntVar(limit, "limit", 20, "most dead letters to print, newest first (0: all)")
 	}
+	pending := fs.Bool("pending", false, "only dead letters no replay has resolved")
+	dryRun, requestedBy := new(bool), new(string)
+	if sub == "replay" {
+		fs.BoolVar(dryRun, "dry-run", false, "check and count the selected dead letters; change nothing")
+		fs.StringVar(requestedBy, "requested-by", "", "who asks for the replay (required; recorded in the replay log)")
+	}
 	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
 	now := time.Now()
-	f := dlqFilter{Reasons: splitList(*reasons), Types: splitList(*types), Topics: splitList(*topics), IDs: splitList(*ids)}
+	f := ingest.DLQFilter{Reasons: splitList(*reasons), Types: splitList(*types), Topics: splitList(*topics), IDs: splitList(*ids), Pending: *pending}
 	if f.Since, err = parseWhen(*sinceS, now); err != nil {
 		return usageError{fmt.Sprintf("dlq %s: --since %v", sub, err)}
 	}
@@ -73,7 +83,10 @@ func runDLQ(ctx context.Context, args []string, env *runEnv) (err error) {
 	if *limit < 0 {
 		return usageError{"dlq show: --limit must be 0 (all) or more"}
 	}
-	cfg, _, err := loadConfig(&cf, env)
+	if sub == "replay" && strings.TrimSpace(*requestedBy) == "" && !*dryRun {
+		return usageError{"dlq replay: --requested-by is required (who asks for the replay: it is recorded in the replay log)"}
+	}
+	cfg, fp, err := loadConfig(&cf, env)
 	if err != nil {
 		return err
 	}
@@ -85,19 +98,22 @@ func runDLQ(ctx context.Context, args []string, env *runEnv) (err error) {
 		return err
 	}
 	defer cat.Close()
-	r, err := openDLQ(ctx, cat, cfg.Ingest.DLQTable, filepath.Join(cfg.DataDir, "tmp", "dlq"))
+	if sub == "replay" {
+		return replayDLQ(ctx, cfg, cat, env, fp, ingest.ReplayRequest{Filter: f, RequestedBy: *requestedBy, DryRun: *dryRun}, *asJSON)
+	}
+	r, err := ingest.OpenDLQ(ctx, cat, cfg.Ingest.DLQTable, filepath.Join(cfg.DataDir, "tmp", "dlq"))
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, r.close()) }()
+	defer func() { err = errors.Join(err, r.Close()) }()
 	if sub == "list" {
-		groups, err := r.list(ctx, f)
+		groups, err := r.List(ctx, f)
 		if err != nil {
 			return err
 		}
 		return printDLQGroups(env.stdout, r, groups, *asJSON)
 	}
-	total, rows, err := r.show(ctx, f, *limit)
+	total, rows, err := r.Show(ctx, f, *limit)
 	if err != nil {
 		return err
 	}
@@ -154,325 +170,6 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// dlqFilter selects dead letters. Empty fields select everything.
-type dlqFilter struct {
-	Reasons, Types, Topics []string
-	// IDs are event ids or topic/partition/offset coordinates.
-	IDs          []string
-	Since, Until time.Time // on ingested_at; zero: no bound
-}
-
-// Columns derived from the raw bytes: the envelope fields a dead letter
-// still carries when its value is UTF-8 JSON (the table has no event_id,
-// type or source of its own: the message was rejected before they were
-// known to be valid).
-const (
-	dlqEventID = lake.ColEventID
-	dlqType    = lake.ColType
-	dlqSource  = lake.ColSource
-)
-
-// dlqSelect is the one mapping of the dead-letter table's columns to what
-// list and show read, with the envelope fields taken from the raw bytes.
-// A column that older data files lack reads as null (union_by_name).
-func dlqSelect(files []string) string {
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = duck.QuoteString(f)
-	}
-	env := func(field string) string {
-		// decode fails on bytes that are not UTF-8, json_extract_string on
-		// text that is not JSON: try turns both into null. decode has a
-		// try of its own: DuckDB computes it once for the three fields,
-		// outside the outer try.
-		return fmt.Sprintf("try(json_extract_string(try(decode(%s)), %s))", duck.QuoteIdent(lake.ColRaw), duck.QuoteString("$."+field))
-	}
-	cols := []string{
-		lake.ColRaw, lake.ColReason, lake.ColDetail, lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset,
-		lake.ColKafkaTimestamp, lake.ColKey, lake.ColSize, lake.ColIngestedAt, lake.ColSubject, lake.ColVersion, lake.ColField,
-	}
-	for i, c := range cols {
-		cols[i] = duck.QuoteIdent(c)
-	}
-	cols = append(cols,
-		env("event_id")+" AS "+duck.QuoteIdent(dlqEventID),
-		fmt.Sprintf("coalesce(nullif(%s, ''), %s) AS %s", duck.QuoteIdent(lake.ColSubject), env("type"), duck.QuoteIdent(dlqType)),
-		env("source")+" AS "+duck.QuoteIdent(dlqSource),
-	)
-	return fmt.Sprintf("SELECT %s FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)",
-		strings.Join(cols, ", "), strings.Join(q, ", "))
-}
-
-// where is f as a WHERE clause over dlqSelect's columns, with its
-// arguments.
-func (f dlqFilter) where() (string, []any) {
-	var conds []string
-	var args []any
-	in := func(col string, vals []string) string {
-		ph := make([]string, len(vals))
-		for i, v := range vals {
-			ph[i] = "?"
-			args = append(args, v)
-		}
-		return fmt.Sprintf("%s IN (%s)", col, strings.Join(ph, ", "))
-	}
-	if len(f.Reasons) > 0 {
-		conds = append(conds, in(duck.QuoteIdent(lake.ColReason), f.Reasons))
-	}
-	if len(f.Types) > 0 {
-		conds = append(conds, in(duck.QuoteIdent(dlqType), f.Types))
-	}
-	if len(f.Topics) > 0 {
-		conds = append(conds, in(duck.QuoteIdent(lake.ColKafkaTopic), f.Topics))
-	}
-	if len(f.IDs) > 0 {
-		byID := in(duck.QuoteIdent(dlqEventID), f.IDs)
-		coords := fmt.Sprintf("concat_ws('/', %s, %s, %s)", duck.QuoteIdent(lake.ColKafkaTopic),
-			duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset))
-		conds = append(conds, "("+byID+" OR "+in(coords, f.IDs)+")")
-	}
-	if !f.Since.IsZero() {
-		conds = append(conds, duck.QuoteIdent(lake.ColIngestedAt)+" >= ?")
-		args = append(args, f.Since)
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, duck.QuoteIdent(lake.ColIngestedAt)+" < ?")
-		args = append(args, f.Until)
-	}
-	if len(conds) == 0 {
-		return "", nil
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// dlqReader reads one snapshot of the dead-letter table with DuckDB.
-type dlqReader struct {
-	table    string
-	snapshot int64 // 0: the table has no snapshot yet
-	files    []string
-	db       *sql.DB
-	cleanup  []string // staged copies of remote files
-}
-
-// openDLQ plans a scan of the dead-letter table's current snapshot. Files
-// that are not local are staged under tmpDir through the table's FileIO.
-// The whole table is planned: filters run in DuckDB, which skips row
-// groups by their statistics.
-func openDLQ(ctx context.Context, cat *lake.Catalog, name, tmpDir string) (r *dlqReader, err error) {
-	tbl, err := cat.LoadTable(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("load the dead-letter table %s: %w", name, err)
-	}
-	if kind := tbl.Properties()[lake.PropKind]; kind != lake.KindDLQ {
-		return nil, fmt.Errorf("table %s is not a dead-letter table (%s is %q)", name, lake.PropKind, kind)
-	}
-	r = &dlqReader{table: name}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, r.close())
-		}
-	}()
-	snap := tbl.CurrentSnapshot()
-	if snap == nil {
-		return r, nil
-	}
-	r.snapshot = snap.SnapshotID
-	tasks, err := tbl.Scan(table.WithSnapshotID(snap.SnapshotID)).PlanFiles(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("plan a scan of %s: %w", name, err)
-	}
-	var fs iceio.IO
-	for _, t := range tasks {
-		if len(t.DeleteFiles) > 0 {
-			// eventlake's tables are copy-on-write; a delete file would be
-			// another writer's, and ignoring it would show deleted rows.
-			return nil, fmt.Errorf("table %s has delete files (%s): reading them is not supported", name, t.DeleteFiles[0].FilePath())
-		}
-		p, ok := lake.LocalPath(t.File.FilePath())
-		if !ok {
-			if fs == nil {
-				if fs, err = tbl.FS(ctx); err != nil {
-					return nil, fmt.Errorf("open the io of %s: %w", name, err)
-				}
-			}
-			if p, err = lake.Download(fs, t.File.FilePath(), tmpDir); err != nil {
-				return nil, err
-			}
-			r.cleanup = append(r.cleanup, p)
-		}
-		r.files = append(r.files, p)
-	}
-	if len(r.files) == 0 {
-		return r, nil
-	}
-	conn, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return nil, fmt.Errorf("open duckdb: %w", err)
-	}
-	r.db = sql.OpenDB(conn)
-	r.db.SetMaxOpenConns(1)
-	if _, err := r.db.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
-		return nil, fmt.Errorf("configure duckdb: %w", err)
-	}
-	return r, nil
-}
-
-func (r *dlqReader) close() error {
-	var errs []error
-	if r.db != nil {
-		if err := r.db.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close duckdb: %w", err))
-		}
-	}
-	for _, p := range r.cleanup {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// dlqGroup is one line of `dlq list`.
-type dlqGroup struct {
-	Reason    string    `json:"reason"`
-	Type      *string   `json:"type"`
-	Source    *string   `json:"source"`
-	Topic     string    `json:"topic"`
-	Count     int64     `json:"count"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-}
-
-func (r *dlqReader) list(ctx context.Context, f dlqFilter) ([]dlqGroup, error) {
-	out := []dlqGroup{}
-	if r.db == nil {
-		return out, nil
-	}
-	where, args := f.where()
-	keys := []string{duck.QuoteIdent(lake.ColReason), duck.QuoteIdent(dlqType), duck.QuoteIdent(dlqSource), duck.QuoteIdent(lake.ColKafkaTopic)}
-	q := fmt.Sprintf("SELECT %s, count(*), min(%s), max(%s) FROM (%s)%s GROUP BY ALL ORDER BY count(*) DESC, %s",
-		strings.Join(keys, ", "), duck.QuoteIdent(lake.ColIngestedAt), duck.QuoteIdent(lake.ColIngestedAt),
-		dlqSelect(r.files), where, strings.Join(keys, ", "))
-	rows, err := r.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count dead letters of %s: %w", r.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var g dlqGroup
-		if err := rows.Scan(&g.Reason, &g.Type, &g.Source, &g.Topic, &g.Count, &g.FirstSeen, &g.LastSeen); err != nil {
-			return nil, fmt.Errorf("count dead letters of %s: %w", r.table, err)
-		}
-		g.FirstSeen, g.LastSeen = g.FirstSeen.UTC(), g.LastSeen.UTC()
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count dead letters of %s: %w", r.table, err)
-	}
-	return out, nil
-}
-
-// deadLetter is one row of `dlq show`.
-type deadLetter struct {
-	raw, key      []byte
-	EventID       *string    `json:"event_id"`
-	Type          *string    `json:"type"`
-	Source        *string    `json:"source"`
-	Reason        string     `json:"reason"`
-	Detail        string     `json:"detail"`
-	Subject       *string    `json:"subject,omitempty"`
-	SchemaVersion *int32     `json:"schema_version,omitempty"`
-	Field         *string    `json:"field,omitempty"`
-	Topic         string     `json:"kafka_topic"`
-	Partition     int32      `json:"kafka_partition"`
-	Offset        int64      `json:"kafka_offset"`
-	KafkaTs       *time.Time `json:"kafka_timestamp"`
-	Size          int64      `json:"size"`
-	IngestedAt    time.Time  `json:"ingested_at"`
-}
-
-// coords is the dead letter's topic/partition/offset (what --ids takes).
-func (d *deadLetter) coords() string { return fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset) }
-
-// MarshalJSON adds the raw bytes and the key: as a string, and also as
-// base64 when they are not UTF-8 (the string then has U+FFFD in place of
-// the bytes that are not).
-func (d *deadLetter) MarshalJSON() ([]byte, error) {
-	type plain deadLetter
-	v := struct {
-		ID string `json:"id"`
-		*plain
-		Raw       *string `json:"raw"`
-		RawBase64 *string `json:"raw_base64,omitempty"`
-		Key       *string `json:"kafka_key"`
-		KeyBase64 *string `json:"kafka_key_base64,omitempty"`
-	}{ID: d.coords(), plain: (*plain)(d)}
-	v.Raw, v.RawBase64 = bytesJSON(d.raw)
-	v.Key, v.KeyBase64 = bytesJSON(d.key)
-	return json.Marshal(v)
-}
-
-func bytesJSON(b []byte) (s, b64 *string) {
-	if b == nil {
-		return nil, nil
-	}
-	str := string(b)
-	if utf8.Valid(b) {
-		return &str, nil
-	}
-	str = strings.ToValidUTF8(str, "\uFFFD")
-	enc := base64.StdEncoding.EncodeToString(b)
-	return &str, &enc
-}
-
-// show returns how many dead letters f selects and the newest limit of
-// them (0: all).
-func (r *dlqReader) show(ctx context.Context, f dlqFilter, limit int) (int64, []*deadLetter, error) {
-	out := []*deadLetter{}
-	if r.db == nil {
-		return 0, out, nil
-	}
-	where, args := f.where()
-	src := dlqSelect(r.files)
-	var total int64
-	if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM ("+src+")"+where, args...).Scan(&total); err != nil {
-		return 0, nil, fmt.Errorf("count dead letters of %s: %w", r.table, err)
-	}
-	cols := []string{
-		lake.ColRaw, lake.ColKey, dlqEventID, dlqType, dlqSource, lake.ColReason, lake.ColDetail, lake.ColSubject, lake.ColVersion,
-		lake.ColField, lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColSize, lake.ColIngestedAt,
-	}
-	for i, c := range cols {
-		cols[i] = duck.QuoteIdent(c)
-	}
-	q := fmt.Sprintf("SELECT %s FROM (%s)%s ORDER BY %s DESC, %s, %s, %s DESC", strings.Join(cols, ", "), src, where,
-		duck.QuoteIdent(lake.ColIngestedAt), duck.QuoteIdent(lake.ColKafkaTopic), duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset))
-	if limit > 0 {
-		q += " LIMIT " + strconv.Itoa(limit)
-	}
-	rows, err := r.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return 0, nil, fmt.Errorf("read dead letters of %s: %w", r.table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		d := &deadLetter{}
-		if err := rows.Scan(&d.raw, &d.key, &d.EventID, &d.Type, &d.Source, &d.Reason, &d.Detail, &d.Subject, &d.SchemaVersion,
-			&d.Field, &d.Topic, &d.Partition, &d.Offset, &d.KafkaTs, &d.Size, &d.IngestedAt); err != nil {
-			return 0, nil, fmt.Errorf("read dead letters of %s: %w", r.table, err)
-		}
-		d.IngestedAt = d.IngestedAt.UTC()
-		if d.KafkaTs != nil {
-			*d.KafkaTs = d.KafkaTs.UTC()
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("read dead letters of %s: %w", r.table, err)
-	}
-	return total, out, nil
-}
-
 // safe returns s as it is when every character prints, else quoted in Go
 // syntax: a dead letter's bytes never reach a terminal as control
 // characters.
@@ -495,13 +192,13 @@ func safePtr(s *string) string {
 // writeDLQJSON writes the one JSON document of list and show: the table,
 // the snapshot read (a string: a 19-digit id loses digits as a JSON number
 // in JavaScript and jq), the total and the rows under key.
-func writeDLQJSON(w io.Writer, r *dlqReader, total int64, key string, rows any) error {
+func writeDLQJSON(w io.Writer, r *ingest.DLQReader, total int64, key string, rows any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"table": r.table, "snapshot_id": strconv.FormatInt(r.snapshot, 10), "total": total, key: rows})
+	return enc.Encode(map[string]any{"table": r.Table(), "snapshot_id": strconv.FormatInt(r.Snapshot(), 10), "total": total, key: rows})
 }
 
-func printDLQGroups(w io.Writer, r *dlqReader, groups []dlqGroup, asJSON bool) error {
+func printDLQGroups(w io.Writer, r *ingest.DLQReader, groups []ingest.DLQGroup, asJSON bool) error {
 	var total int64
 	for _, g := range groups {
 		total += g.Count
@@ -510,24 +207,24 @@ func printDLQGroups(w io.Writer, r *dlqReader, groups []dlqGroup, asJSON bool) e
 		return writeDLQJSON(w, r, total, "groups", groups)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "reason\ttype\tsource\ttopic\tcount\tfirst seen\tlast seen")
+	fmt.Fprintln(tw, "reason\ttype\tsource\ttopic\tstatus\tcount\tfirst seen\tlast seen")
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", safe(g.Reason), safePtr(g.Type), safePtr(g.Source), safe(g.Topic), g.Count,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", safe(g.Reason), safePtr(g.Type), safePtr(g.Source), safe(g.Topic), g.Status, g.Count,
 			g.FirstSeen.Format(time.RFC3339), g.LastSeen.Format(time.RFC3339))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d dead letters in %s (snapshot %d)\n", total, r.table, r.snapshot)
+	_, err := fmt.Fprintf(w, "%d dead letters in %s (snapshot %d)\n", total, r.Table(), r.Snapshot())
 	return err
 }
 
-func printDeadLetters(w io.Writer, r *dlqReader, total int64, rows []*deadLetter, asJSON bool) error {
+func printDeadLetters(w io.Writer, r *ingest.DLQReader, total int64, rows []*ingest.DeadLetter, asJSON bool) error {
 	if asJSON {
 		return writeDLQJSON(w, r, total, "dead_letters", rows)
 	}
 	for _, d := range rows {
-		fmt.Fprintf(w, "%s  %s  %s\n", safe(d.coords()), d.IngestedAt.Format(time.RFC3339Nano), safe(d.Reason))
+		fmt.Fprintf(w, "%s  %s  %s\n", safe(d.Coords()), d.IngestedAt.Format(time.RFC3339Nano), safe(d.Reason))
 		fmt.Fprintf(w, "  event_id: %s  type: %s  source: %s\n", safePtr(d.EventID), safePtr(d.Type), safePtr(d.Source))
 		if d.Subject != nil && *d.Subject != "" {
 			v := "-"
@@ -537,15 +234,96 @@ func printDeadLetters(w io.Writer, r *dlqReader, total int64, rows []*deadLetter
 			fmt.Fprintf(w, "  schema: %s version %s at %s\n", safe(*d.Subject), v, safePtr(d.Field))
 		}
 		fmt.Fprintf(w, "  detail: %s\n", safe(d.Detail))
-		if d.key != nil {
-			fmt.Fprintf(w, "  key: %s\n", strconv.Quote(string(d.key)))
+		if d.Key != nil {
+			fmt.Fprintf(w, "  key: %s\n", strconv.Quote(string(d.Key)))
 		}
-		if d.raw == nil {
+		if d.Raw == nil {
 			fmt.Fprintf(w, "  raw: null (tombstone)\n\n")
 			continue
 		}
-		fmt.Fprintf(w, "  raw (%d bytes): %s\n\n", d.Size, strconv.Quote(string(d.raw)))
+		fmt.Fprintf(w, "  raw (%d bytes): %s\n\n", d.Size, strconv.Quote(string(d.Raw)))
 	}
-	_, err := fmt.Fprintf(w, "%d of %d dead letters in %s (snapshot %d)\n", len(rows), total, r.table, r.snapshot)
+	_, err := fmt.Fprintf(w, "%d of %d dead letters in %s (snapshot %d)\n", len(rows), total, r.Table(), r.Snapshot())
 	return err
+}
+
+// replayDLQ runs one replay and prints its report.
+func replayDLQ(ctx context.Context, cfg *Config, cat *lake.Catalog, env *runEnv, fp *failpoint.Set, req ingest.ReplayRequest, asJSON bool) error {
+	if err := cfg.DLQ.Validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(env.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	cat.SetFailpoints(fp)
+	layout, sch, err := openStage(ctx, cfg, cat, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer sch.Close()
+	rp := newReplayer(cfg, cat, layout, sch.resolver, log, fp)
+	if req.DryRun && req.RequestedBy == "" {
+		req.RequestedBy = "dry-run"
+	}
+	rep, err := rp.Replay(ctx, req)
+	if err != nil {
+		return err
+	}
+	return printReplay(env.stdout, rep, asJSON)
+}
+
+// newReplayer builds the replayer of a process on its layout and schemas,
+// with the read models re-aggregated after each replay.
+func newReplayer(cfg *Config, cat *lake.Catalog, layout *lake.Layout, codecs schema.Codecs, log *slog.Logger, fp *failpoint.Set) *ingest.Replayer {
+	reagg := newReaggregator(cfg, cat, log, fp)
+	return ingest.NewReplayer(cfg.Ingest, cfg.DLQ, ingest.ReplayDeps{
+		Catalog: cat, Layout: layout, Codecs: codecs, Logger: log, Now: time.Now, Failpoints: fp,
+		TmpDir: filepath.Join(cfg.DataDir, "tmp", "dlq"), Reaggregate: reagg.Minutes,
+	})
+}
+
+// autoReplay starts the automatic replay of a process that ingests, when
+// dlq.auto_replay is on.
+func autoReplay(g *errgroup.Group, ctx context.Context, cfg *Config, cat *lake.Catalog, layout *lake.Layout, sch *schemas, log *slog.Logger, fp *failpoint.Set) error {
+	if err := cfg.DLQ.Validate(); err != nil {
+		return err
+	}
+	if !*cfg.DLQ.AutoReplay {
+		return nil
+	}
+	rp := newReplayer(cfg, cat, layout, sch.resolver, log.With(logkey.Component, "dlq-replay"), fp)
+	a := ingest.NewAutoReplayer(rp, sch.resolver, cfg.DLQ.AutoReplayDelay, log.With(logkey.Component, "dlq-replay"))
+	g.Go(func() error { return a.Run(ctx) })
+	return nil
+}
+
+func printReplay(w io.Writer, rep *ingest.ReplayReport, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	verb := "replayed"
+	if rep.DryRun {
+		verb = "would replay"
+	}
+	fmt.Fprintf(w, "replay %s (requested by %s)\n", rep.ReplayID, safe(rep.RequestedBy))
+	fmt.Fprintf(w, "  selected %d pending dead letters: %s %d, already present %d, still invalid %d\n",
+		rep.Selected, verb, rep.Replayed, rep.AlreadyPresent, rep.StillInvalid)
+	for _, t := range slices.Sorted(maps.Keys(rep.Tables)) {
+		fmt.Fprintf(w, "  %s: %d events", t, rep.Tables[t])
+		if s := rep.Snapshots[t]; s != "" {
+			fmt.Fprintf(w, " (snapshot %s)", s)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, r := range slices.Sorted(maps.Keys(rep.Invalid)) {
+		fmt.Fprintf(w, "  still invalid, %s: %d\n", r, rep.Invalid[r])
+	}
+	if rep.DryRun {
+		_, err := fmt.Fprintln(w, "dry run: nothing changed")
+		return err
+	}
+	return nil
 }

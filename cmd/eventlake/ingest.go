@@ -74,6 +74,9 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sch.resolver.Run(gctx) })
+	if err := autoReplay(g, gctx, cfg, cat, layout, sch, log, fp); err != nil {
+		return err
+	}
 	httpAddr := "off"
 	if cfg.HTTP.Listen != "off" {
 		ln, err := listen(cfg.HTTP, log)

@@ -16,11 +16,11 @@ import (
 	"github.com/eventlake/eventlake/streamer"
 )
 
-// erasureReaggregator recomputes the read models of the minutes whose raw
-// rows an erasure removed (compactor.ReadModelRefresher, implemented with
-// the streamer's backfill). It lives here because stages do not import
-// each other.
-type erasureReaggregator struct {
+// reaggregator recomputes the read models of minutes whose raw rows
+// changed under them: an erasure removed some (compactor.ReadModelRefresher),
+// a DLQ replay added some. It is implemented with the streamer's backfill,
+// and lives here because stages do not import each other.
+type reaggregator struct {
 	cat      *lake.Catalog
 	com      *lake.Committer
 	rawTable string
@@ -29,33 +29,48 @@ type erasureReaggregator struct {
 	log      *slog.Logger
 }
 
-func newErasureReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger, fp *failpoint.Set) compactor.ReadModelRefresher {
+func newReaggregator(cfg *Config, cat *lake.Catalog, log *slog.Logger, fp *failpoint.Set) *reaggregator {
 	if layout, err := cfg.Ingest.Layout(); err == nil {
 		if table, ok := layout.TableFor(cfg.ReadModels.Orders.Topic); ok {
 			com := lake.NewCommitter(cat, lake.CommitConfig{Writer: lake.WriterName("erase")}, lake.CommitHooks{}, log, fp)
-			return &erasureReaggregator{cat: cat, com: com, rawTable: table, dlqTable: cfg.Ingest.DLQTable, orders: cfg.ReadModels.Orders, log: log}
+			return &reaggregator{cat: cat, com: com, rawTable: table, dlqTable: cfg.Ingest.DLQTable, orders: cfg.ReadModels.Orders, log: log}
 		}
 	}
 	return nil
 }
 
-// Reaggregate recomputes order_revenue_minute and user_activity_minute for
-// every contiguous run of affected minutes of the orders raw table.
-func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compactor.Erased) error {
+// erasureRefresher is the compactor's ReadModelRefresher: nil when no
+// read model reads the lake's raw tables.
+func erasureRefresher(r *reaggregator) compactor.ReadModelRefresher {
+	if r == nil {
+		return nil
+	}
+	return r
+}
+
+// Reaggregate recomputes the read models of the orders raw table's
+// minutes that an erasure touched.
+func (r *reaggregator) Reaggregate(ctx context.Context, erased []compactor.Erased) error {
 	var minutes []time.Time
 	for _, e := range erased {
 		if e.Table == r.rawTable {
 			minutes = append(minutes, e.Minutes...)
 		}
 	}
-	if len(minutes) == 0 {
+	return r.Minutes(ctx, r.rawTable, minutes)
+}
+
+// Minutes recomputes order_revenue_minute and user_activity_minute for
+// every contiguous run of the minutes of raw table name; other tables feed
+// no read model.
+func (r *reaggregator) Minutes(ctx context.Context, name string, minutes []time.Time) error {
+	if r == nil || name != r.rawTable || len(minutes) == 0 {
 		return nil
 	}
-	// The hot tier derives read models from Kafka, which still holds the
-	// erased events until its own retention: events the read models have
-	// not committed yet would come back. Wait until they cover everything
-	// the raw table held when it was erased; the recomputation below then
-	// removes the subject from every minute.
+	// The hot tier derives read models from Kafka: events the read models
+	// have not committed yet would be counted again (an erased event would
+	// come back). Wait until they cover everything the raw table holds;
+	// the recomputation below then reads the minutes from the lake.
 	if err := r.waitReadModels(ctx, 2*time.Minute); err != nil {
 		return err
 	}
@@ -72,7 +87,7 @@ func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compacto
 		}
 		spans = append(spans, span{m, m.Add(time.Minute)})
 	}
-	run := "erase-" + uuid.NewString()
+	run := "reaggregate-" + uuid.NewString()
 	var errs []error
 	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
 		for i, s := range spans {
@@ -90,7 +105,7 @@ func (r *erasureReaggregator) Reaggregate(ctx context.Context, erased []compacto
 
 // waitReadModels waits until the read models store, for every partition,
 // at least the offsets of the raw table.
-func (r *erasureReaggregator) waitReadModels(ctx context.Context, limit time.Duration) error {
+func (r *reaggregator) waitReadModels(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		raw, err := r.cat.LoadTable(ctx, r.rawTable)
@@ -121,7 +136,7 @@ func (r *erasureReaggregator) waitReadModels(ctx context.Context, limit time.Dur
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("read models lag behind the erased raw table (%s): is the hot tier's committer running? "+
+			return fmt.Errorf("read models lag behind the raw table (%s): is the hot tier's committer running? "+
 				"run `eventlake backfill` over the affected minutes once it has caught up", behind)
 		}
 		select {

@@ -320,7 +320,7 @@ func TestDLQCommand(t *testing.T) {
 		t.Errorf("dlq list created %s", empty)
 	}
 	out, err = th.Command(t, "dlq", "--data-dir", data).CombinedOutput()
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "list or show") {
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "list, show or replay") {
 		t.Errorf("dlq without list or show: %v\n%s", err, out)
 	}
 }
