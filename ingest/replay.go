@@ -268,7 +268,7 @@ type item struct {
 	ts      int64 // event time, micros
 	// outcome
 	accepted, present bool
-	by                string // present: the replay that committed it ("" for ingest)
+	by                string        // present: the replay that committed it ("" for ingest)
 	derr              *schema.Error // still invalid: the new reason
 	// changed: still invalid, with another reason, detail, version or
 	// field than the row holds (the row is rewritten)

@@ -31,18 +31,18 @@ import (
 // component; a subcommand uses the sections it runs.
 type Config struct {
 	// DataDir holds the embedded defaults: catalog.db, warehouse/, kafka/.
-	DataDir  string           `yaml:"data_dir"`
-	Log      LogConfig        `yaml:"log"`
-	HTTP     HTTPConfig       `yaml:"http"`
-	Kafka    kafkaconf.Config `yaml:"kafka"`
-	Broker   broker.Config    `yaml:"broker"`
-	Catalog  lake.Config      `yaml:"catalog"`
-	Ingest   ingest.Config    `yaml:"ingest"`
+	DataDir string           `yaml:"data_dir"`
+	Log     LogConfig        `yaml:"log"`
+	HTTP    HTTPConfig       `yaml:"http"`
+	Kafka   kafkaconf.Config `yaml:"kafka"`
+	Broker  broker.Config    `yaml:"broker"`
+	Catalog lake.Config      `yaml:"catalog"`
+	Ingest  ingest.Config    `yaml:"ingest"`
 	// DLQ configures dead-letter replays (automatic on registration).
-	DLQ ingest.ReplayConfig `yaml:"dlq"`
-	Query    query.Config     `yaml:"query"`
-	Streamer streamer.Config  `yaml:"streamer"`
-	Demo     DemoConfig       `yaml:"demo"`
+	DLQ      ingest.ReplayConfig `yaml:"dlq"`
+	Query    query.Config        `yaml:"query"`
+	Streamer streamer.Config     `yaml:"streamer"`
+	Demo     DemoConfig          `yaml:"demo"`
 	// SchemaRegistry is the registry event types are checked against: the
 	// built-in one in the catalog database (default), or an external
 	// Confluent-compatible one (url).

@@ -23,5 +23,5 @@ const (
 	Path       = "path"
 	RequestID  = "request_id"
 	ReplayID   = "replay_id" // a DLQ replay
-	TraceID    = "trace_id" // an event's envelope metadata.trace_id: the key to its producer's trace
+	TraceID    = "trace_id"  // an event's envelope metadata.trace_id: the key to its producer's trace
 )
