@@ -49,9 +49,9 @@ type Lineage struct {
 type LineageTopic struct {
 	Topic string `json:"topic"`
 	Table string `json:"table"`
-	// Mapping says how the layout takes the topic: explicit
-	// (ingest.topics), pattern (ingest.topic_pattern), or none (no longer
-	// taken; the table is still served).
+	// Mapping says how the topic came to its table: explicit
+	// (ingest.topics), pattern (a table named after its topic, as for
+	// topics ingest.topic_pattern takes) or other (no longer mapped).
 	Mapping string `json:"mapping"`
 	// Sources are the envelope sources of the events the table holds, by
 	// source.
@@ -165,22 +165,26 @@ func LineageNode(kind, name string) string { return kind + ":" + name }
 
 // Topic mappings (LineageTopic.Mapping).
 const (
-	mappingExplicit = "explicit" // ingest.topics
-	mappingPattern  = "pattern"  // ingest.topic_pattern
-	// mappingNone: the layout does not take the topic (any more) or
-	// sends it to another table; its table is still served.
-	mappingNone = "none"
+	mappingExplicit = "explicit" // ingest.topics maps the topic to the table
+	// mappingPattern: the table is named after its topic (lake.TableName),
+	// as ingest names the table of a topic its pattern takes. Not whether
+	// this configuration's pattern takes it: the lake says what was
+	// ingested, and `eventlake dev` takes every topic by default.
+	mappingPattern = "pattern"
+	// mappingOther: neither (the configuration no longer maps the topic
+	// to the table); the table is still served.
+	mappingOther = "other"
 )
 
-// mappingOf says how layout takes topic to table.
+// mappingOf says how topic came to table.
 func mappingOf(layout *lake.Layout, topic, table string) string {
-	switch t, ok := layout.TableFor(topic); {
-	case !ok || t != table:
-		return mappingNone
-	case layout.Explicit(topic):
+	if t, ok := layout.TableFor(topic); ok && t == table && layout.Explicit(topic) {
 		return mappingExplicit
 	}
-	return mappingPattern
+	if lake.TableName(topic) == table {
+		return mappingPattern
+	}
+	return mappingOther
 }
 
 // events labels a count of events.

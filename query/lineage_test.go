@@ -139,3 +139,19 @@ func TestLineage(t *testing.T) {
 		}
 	}
 }
+
+func TestMappingOf(t *testing.T) {
+	layout, err := lake.NewLayout(lake.LayoutConfig{Topics: []lake.TopicTable{{Topic: "orders.created", Table: "orders_raw"}}, DLQ: "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ topic, table, want string }{
+		{"orders.created", "orders_raw", mappingExplicit},
+		{"payments.captured", "payments_captured", mappingPattern}, // even with no pattern configured here (dev's default)
+		{"refunds", "old_refunds", mappingOther},
+	} {
+		if got := mappingOf(layout, tc.topic, tc.table); got != tc.want {
+			t.Errorf("mappingOf(%s, %s) = %s, want %s", tc.topic, tc.table, got, tc.want)
+		}
+	}
+}
