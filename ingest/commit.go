@@ -166,7 +166,8 @@ func (ing *Ingester) advance(ts *topicState) {
 }
 
 // commitTable appends files to w's table with offsets merged into the
-// stored ones, fenced on base (see internal/lakecommit).
+// stored ones, fenced on base (the commit protocol of lake/commit.go),
+// and adds the batch's events per source to the table's counts.
 func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []iceberg.DataFile, offsets, base lake.Offsets) error {
 	start := time.Now()
 	var rows, size int64
@@ -175,8 +176,11 @@ func (ing *Ingester) commitTable(ctx context.Context, w *tableWriter, files []ic
 		size += f.FileSizeBytes()
 	}
 	ctx, span := ing.commitSpan(ctx, w.name, files, rows)
+	// The sources of the batch's events are counted in the same commit
+	// (nothing to count for the dead-letter table).
+	stage := lake.AppendCountingSources(files, w.sources.counts(), ing.deps.Now())
 	tbl, err := ing.committer.Commit(ctx, lake.Change{Table: w.name, Task: TaskIngest, Base: w.tbl,
-		Offsets: offsets, Fence: base, Stage: lake.Append(files)})
+		Offsets: offsets, Fence: base, Stage: stage})
 	tracing.EndSpan(span, err)
 	if err != nil {
 		return err

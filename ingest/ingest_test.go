@@ -34,7 +34,7 @@ func startBroker(t *testing.T, topics ...string) []string {
 	return []string{b.Addr()}
 }
 
-func openCatalog(t *testing.T, dir string) *lake.Catalog {
+func openCatalog(t testing.TB, dir string) *lake.Catalog {
 	t.Helper()
 	cfg := lake.Config{}
 	cfg.Defaults(dir)
@@ -181,6 +181,12 @@ func TestIngestExactlyOnceAcrossRestart(t *testing.T) {
 	}
 	if got := off.Total(); got != int64(len(recs)+3) {
 		t.Fatalf("stored offsets total %d, want %d (every record consumed)", got, len(recs)+3)
+	}
+	// The source counts are committed with the rows: exact across the
+	// restart, duplicates and dead letters not counted.
+	if sources, other := lake.SourcesOf(tbl.Properties()); len(sources) != 1 || sources[0].Source != "test" ||
+		sources[0].Events != 301 || other.Events != 0 {
+		t.Fatalf("sources %+v (other %+v), want test with 301 events", sources, other)
 	}
 
 }

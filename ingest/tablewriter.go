@@ -146,6 +146,73 @@ type tableWriter struct {
 	// observed as freshness when the batch commits (raw tables; the
 	// slice is reused from batch to batch).
 	eventTimes []int64
+	// sources count the batch's rows per envelope source (raw tables),
+	// committed with them (lake.AppendCountingSources).
+	sources sourceCounter
+}
+
+// sourceCounter counts a batch's events per envelope source without
+// allocating per event: an entry is a pointer, so that counting an
+// event is one map lookup, and the map is kept from batch to batch (a
+// source of the last batch keeps its entry). It counts at most
+// lake.MaxSources sources per batch, the events of further ones
+// together, so it holds at most twice that many entries.
+type sourceCounter struct {
+	n     map[string]*int64
+	live  int   // entries counted in this batch
+	other int64 // events of sources beyond lake.MaxSources in this batch
+}
+
+// add counts one event of source src.
+func (c *sourceCounter) add(src []byte) {
+	if p := c.n[string(src)]; p != nil { // no allocation: a lookup
+		if *p == 0 {
+			if c.live >= lake.MaxSources {
+				c.other++
+				return
+			}
+			c.live++
+		}
+		*p++
+		return
+	}
+	if c.live >= lake.MaxSources {
+		c.other++
+		return
+	}
+	if c.n == nil {
+		c.n = map[string]*int64{}
+	}
+	n := int64(1)
+	c.n[string(src)] = &n
+	c.live++
+}
+
+// counts are the batch's counts.
+func (c *sourceCounter) counts() lake.SourceCounts {
+	out := lake.SourceCounts{Other: c.other}
+	if c.live > 0 {
+		out.Events = make(map[string]int64, c.live)
+		for src, p := range c.n {
+			if *p > 0 {
+				out.Events[src] = *p
+			}
+		}
+	}
+	return out
+}
+
+// reset starts a new batch: sources the last batch did not count are
+// forgotten, the others are kept at zero.
+func (c *sourceCounter) reset() {
+	for src, p := range c.n {
+		if *p == 0 {
+			delete(c.n, src)
+		} else {
+			*p = 0
+		}
+	}
+	c.live, c.other = 0, 0
 }
 
 // dlqIdx caches field indexes of the dead-letter table's columns (-1:
@@ -442,6 +509,7 @@ func (w *tableWriter) reset() {
 	w.parts = map[int32]*partWriter{}
 	w.sealed = nil
 	w.eventTimes = w.eventTimes[:0]
+	w.sources.reset()
 }
 
 // abort removes the batch's files; none of them was committed.
@@ -468,6 +536,7 @@ func (w *tableWriter) addEvent(ctx context.Context, ev *schema.Event, k *schema.
 	}
 	w.app.Append(p.rb, ev, *k)
 	w.eventTimes = append(w.eventTimes, ev.TsMicros)
+	w.sources.add(ev.Source)
 	w.rowAdded(p)
 	return nil
 }

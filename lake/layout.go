@@ -76,6 +76,14 @@ const (
 	// person an event is about (schema annotation x-eventlake-subject);
 	// the value is the payload property it holds.
 	PropSubjectPrefix = "eventlake.subject-column."
+	// PropSourcePrefix + the escaped envelope source (SourceKey) is set
+	// on a raw table for every source ingest committed events of, to
+	// "events,last_seen_unix_ms" (SourcesOf reads it, MergeSources writes
+	// it): the lineage's sources per topic. One key per source, for the
+	// same reason as PropTypePrefix; at most MaxSources of them, the
+	// events of further sources are counted under PropSourceOther.
+	PropSourcePrefix = "eventlake.source."
+	PropSourceOther  = "eventlake.sources-other"
 )
 
 // TypesOf lists the event types a raw table's properties name, sorted.

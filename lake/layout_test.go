@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,26 @@ func TestModelInputsDefaults(t *testing.T) {
 	m.Defaults()
 	if m.Orders.Amount != "total" || m.Orders.User == "" {
 		t.Fatalf("configured inputs must win over the defaults: %+v", m.Orders)
+	}
+}
+
+// TestModelFeeds: every read-model table has one feed, naming a
+// configured type, topic and columns.
+func TestModelFeeds(t *testing.T) {
+	var m ModelInputs
+	m.Defaults()
+	defs := ReadModelDefs()
+	for _, f := range m.Feeds() {
+		if _, ok := defs[f.Model]; !ok {
+			t.Errorf("feed of %q, which is not a read-model table", f.Model)
+		}
+		delete(defs, f.Model)
+		if f.Type == "" || f.Topic == "" || len(f.Columns) == 0 || slices.Contains(f.Columns, "") {
+			t.Errorf("feed of %s names nothing: %+v", f.Model, f)
+		}
+	}
+	for name := range defs {
+		t.Errorf("read model %s has no feed", name)
 	}
 }
 

@@ -78,3 +78,24 @@ func (m *ModelInputs) Validate() error {
 	}
 	return nil
 }
+
+// ModelFeed is what one built-in read model is computed from: the events
+// of one type on one topic, and the columns of them it reads.
+type ModelFeed struct {
+	Model   string // the read-model table
+	Type    string
+	Topic   string
+	Columns []string
+}
+
+// Feeds say what each built-in read model reads, by model: the hot tier
+// computes them from the topics, backfill and re-aggregation from the
+// topics' raw tables. The lineage draws its edges from here.
+func (m ModelInputs) Feeds() []ModelFeed {
+	o, inv := m.Orders, m.Inventory
+	return []ModelFeed{
+		{Model: TableInventoryHealth, Type: inv.Type, Topic: inv.Topic, Columns: []string{inv.Product, inv.Stock, inv.Warehouse}},
+		{Model: TableOrderRevenueMinute, Type: o.Type, Topic: o.Topic, Columns: []string{o.Amount}},
+		{Model: TableUserActivityMinute, Type: o.Type, Topic: o.Topic, Columns: []string{o.User}},
+	}
+}

@@ -12,6 +12,11 @@
 // to the current generation before the statement is prepared, so a query
 // reads one set of snapshots and the response names them.
 //
+// The lineage (lineage.go: GET /v1/lineage, and ReadLineage for the
+// command) is computed from the same generation, the layout, the schema
+// registry and the routes the process serves: where each topic's events
+// come from and which tables, read models, views and endpoints they reach.
+//
 // DuckDB runs sandboxed: external access is off except for the lake's
 // directories, the configuration is locked, and the service itself refuses
 // every statement that is not a SELECT or an EXPLAIN of one.

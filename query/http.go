@@ -13,6 +13,8 @@ import (
 	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/httpmw"
 	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/internal/route"
+	"github.com/eventlake/eventlake/lake"
 )
 
 // maxBodyBytes bounds a /v1/sql request body.
@@ -47,25 +49,56 @@ func asAPIError(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: err.Error()}
 }
 
-// Handler serves the HTTP API:
+// Handler serves the HTTP API: the routes that answer from data
+// (Routes), with the routes of more in place of those of the same
+// pattern and after them (the hot tier's, when it runs in the process;
+// a route without a handler, such as the Postgres listener's, is only
+// listed in the lineage), and those that answer about the process:
 //
 //	POST /v1/sql                           run one read-only statement
 //	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
 //	GET  /v1/status                        tables, ingest lag, freshness, dead letters, readiness
+//	GET  /v1/lineage                       sources -> topics -> tables -> read models -> views -> endpoints
 //	GET  /healthz                          200 while the process serves HTTP (liveness)
 //	GET  /readyz                           200 when every component of the process is ready, else 503 naming why
 //	GET  /metrics                          Prometheus metrics of deps.Gatherer
-func (s *Service) Handler() http.Handler {
+func (s *Service) Handler(more ...route.Route) http.Handler {
+	served := route.Merge(s.Routes(), more...)
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/sql", s.instrument(endpointSQL, s.handleSQL))
-	mux.Handle("GET /v1/metrics/order_revenue_minute", s.instrument(endpointRevenue, s.handleRevenue))
+	route.Mux(mux, served)
 	mux.HandleFunc("GET /healthz", health.ServeAlive)
 	mux.HandleFunc("GET /readyz", s.deps.Health.ServeReady)
 	mux.Handle("GET /v1/status", s.instrument(endpointStatus, s.handleStatus))
+	mux.Handle("GET /v1/lineage", s.instrument(endpointLineage, s.handleLineage(served)))
 	if s.deps.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{}))
 	}
 	return mux
+}
+
+// Routes are the service's endpoints that answer from data, with what
+// each reads.
+func (s *Service) Routes() []route.Route { return queryRoutes(s.deps.Layout, s.deps.Inputs, s) }
+
+// queryRoutes is the one list of the service's data endpoints (handlers
+// only with s).
+func queryRoutes(layout *lake.Layout, in lake.ModelInputs, s *Service) []route.Route {
+	h := func(endpoint string, f func(*Service, http.ResponseWriter, *http.Request)) http.Handler {
+		if s == nil {
+			return nil
+		}
+		return s.instrument(endpoint, func(w http.ResponseWriter, r *http.Request) { f(s, w, r) })
+	}
+	var orders []route.Read
+	if t, ok := layout.TableFor(in.Orders.Topic); ok {
+		orders = append(orders, route.Read{Kind: route.Table, Name: t, Filter: "type = " + in.Orders.Type})
+	}
+	return []route.Route{
+		{Pattern: "POST /v1/sql", About: "one read-only SQL statement", Reads: []route.Read{{Kind: route.Views}},
+			Handler: h(endpointSQL, (*Service).handleSQL)},
+		{Pattern: "GET /v1/metrics/order_revenue_minute", About: "revenue per event-time minute, summed from the raw orders",
+			Reads: orders, Handler: h(endpointRevenue, (*Service).handleRevenue)},
+	}
 }
 
 func (s *Service) instrument(endpoint string, h http.HandlerFunc) http.Handler {

@@ -7,6 +7,7 @@ const (
 	endpointSQL     = "sql"
 	endpointRevenue = "order_revenue_minute"
 	endpointStatus  = "status"
+	endpointLineage = "lineage"
 )
 
 // Outcome label values of eventlake_query_duration_seconds.

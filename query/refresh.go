@@ -79,6 +79,9 @@ type tableState struct {
 	// types are the event types a raw table holds typed columns for
 	// (lake.TypesOf its properties).
 	types []string
+	// props are the table's properties (nil while it does not exist):
+	// the lineage reads its sources from them.
+	props iceberg.Properties
 	// refused says why the table cannot be served correctly; its view
 	// then fails when read.
 	refused string
@@ -160,7 +163,7 @@ func (s *Service) refreshOnce(ctx context.Context) error {
 				}
 			}
 		}
-		gen.views = s.buildViews(gen)
+		gen.views = buildViews(gen.tables, gen.hotCols, s.cfg.TypeViews, s.deps.Codecs)
 		gen.byName = make(map[string]*view, len(gen.views))
 		for i := range gen.views {
 			gen.byName[strings.ToLower(gen.views[i].name)] = &gen.views[i]
@@ -217,18 +220,15 @@ func (s *Service) discoverTables(ctx context.Context) error {
 			return err
 		}
 		s.known[name] = true
-		switch kind := tbl.Properties()[lake.PropKind]; kind {
-		case lake.KindRaw:
-			s.addRaw(name, tbl.Properties()[lake.PropTopic])
-			s.log.Info("raw table found in the catalog", logkey.Table, name, logkey.Topic, tbl.Properties()[lake.PropTopic])
-		case "":
-			// Not eventlake's: not served.
-		default:
-			// Another table of eventlake's (the erasure log): served as
-			// committed, under its own name.
-			s.specs = append(s.specs, &tableSpec{name: name, readModel: true,
-				def: lake.TableDef{Name: name, Schema: tbl.Schema(), Spec: tbl.Spec(), Properties: tbl.Properties()}})
-			s.log.Info("table found in the catalog", logkey.Table, name, "kind", kind)
+		spec := foundSpec(name, tbl)
+		if spec == nil {
+			continue // not eventlake's: not served
+		}
+		s.specs = append(s.specs, spec)
+		if !spec.readModel {
+			s.log.Info("raw table found in the catalog", logkey.Table, name, logkey.Topic, spec.topic)
+		} else {
+			s.log.Info("table found in the catalog", logkey.Table, name, "kind", tbl.Properties()[lake.PropKind])
 		}
 	}
 	return nil
@@ -278,7 +278,7 @@ func (s *Service) loadTable(ctx context.Context, spec *tableSpec, old *tableStat
 // plan lists the data files of the table's current snapshot.
 func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (*tableState, error) {
 	st := &tableState{spec: spec, exists: true, schemaID: tbl.Schema().ID, offsets: lake.Offsets{},
-		types: lake.TypesOf(tbl.Properties())}
+		types: lake.TypesOf(tbl.Properties()), props: tbl.Properties()}
 	cols, err := schemaColumns(tbl.Schema())
 	if err != nil {
 		// Serve the registered layout, refusing reads, rather than

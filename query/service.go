@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -124,9 +125,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.ReadModels == nil {
 		deps.ReadModels = DefaultReadModels()
 	}
-	if cfg.TypeViews == nil {
-		cfg.TypeViews = map[string]string{"orders": deps.Inputs.Orders.Type, "inventory": deps.Inputs.Inventory.Type}
-	}
+	cfg.TypeViews = typeViewsOf(cfg, deps.Inputs)
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,25 +146,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		sampler: &sampler{g: deps.Gatherer},
 	}
 	deps.Health.Add(health.Query, s.ready)
+	specs, err := configuredSpecs(deps.Layout, deps.ReadModels)
+	if err != nil {
+		return nil, err
+	}
 	s.known = map[string]bool{}
-	for _, t := range deps.Layout.Topics() {
-		s.addRaw(t.Table, t.Topic)
+	for _, spec := range specs {
+		s.specs = append(s.specs, spec)
+		s.known[spec.name] = true
 	}
-	s.specs = append(s.specs, &tableSpec{name: deps.Layout.DLQ(), dlq: true, def: lake.DLQTableDef(deps.Layout.DLQ())})
-	s.known[deps.Layout.DLQ()] = true
-	defs := lake.ReadModelDefs()
-	for _, name := range deps.ReadModels {
-		def, ok := defs[name]
-		if !ok {
-			return nil, fmt.Errorf("query: %q is not a read-model table", name)
-		}
-		s.specs = append(s.specs, &tableSpec{name: name, readModel: true, def: def})
-		s.known[name] = true
-	}
-	// The audit log is served (empty until its first commit) to the roles
-	// granted it by name.
-	s.specs = append(s.specs, &tableSpec{name: lake.TableAuditLog, readModel: true, def: lake.AuditLogTableDef(lake.TableAuditLog)})
-	s.known[lake.TableAuditLog] = true
 	for view := range cfg.TypeViews {
 		if s.known[view] || strings.EqualFold(view, ViewEvents) || strings.EqualFold(view, ViewDLQ) {
 			return nil, fmt.Errorf("query.type_views: view %q would hide a table or view of the same name; rename it", view)
@@ -186,12 +175,58 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
-// addRaw adds the spec of a raw table (before or after it exists).
-func (s *Service) addRaw(name, topic string) *tableSpec {
-	spec := &tableSpec{name: name, topic: topic, def: lake.RawTableDef(name, topic, nil, nil)}
-	s.specs = append(s.specs, spec)
-	s.known[name] = true
-	return spec
+// typeViewsOf are the aliases of type views: query.type_views, by
+// default orders and inventory, the read models' inputs.
+func typeViewsOf(cfg Config, in lake.ModelInputs) map[string]string {
+	if cfg.TypeViews != nil {
+		return cfg.TypeViews
+	}
+	return map[string]string{"orders": in.Orders.Type, "inventory": in.Inventory.Type}
+}
+
+// configuredSpecs are the tables served whatever the catalog holds: the
+// raw tables of the explicitly mapped topics (empty until they exist),
+// the dead-letter table, the read models and the audit log.
+func configuredSpecs(layout *lake.Layout, readModels []string) ([]*tableSpec, error) {
+	var specs []*tableSpec
+	for _, t := range layout.Topics() {
+		specs = append(specs, rawSpec(t.Table, t.Topic))
+	}
+	specs = append(specs, &tableSpec{name: layout.DLQ(), dlq: true, def: lake.DLQTableDef(layout.DLQ())})
+	defs := lake.ReadModelDefs()
+	for _, name := range readModels {
+		def, ok := defs[name]
+		if !ok {
+			return nil, fmt.Errorf("query: %q is not a read-model table", name)
+		}
+		specs = append(specs, &tableSpec{name: name, readModel: true, def: def})
+	}
+	// The audit log is served (empty until its first commit) to the roles
+	// granted it by name.
+	specs = append(specs, &tableSpec{name: lake.TableAuditLog, readModel: true, def: lake.AuditLogTableDef(lake.TableAuditLog)})
+	return specs, nil
+}
+
+// rawSpec is the spec of a raw table (before or after it exists).
+func rawSpec(name, topic string) *tableSpec {
+	return &tableSpec{name: name, topic: topic, def: lake.RawTableDef(name, topic, nil, nil)}
+}
+
+// foundSpec is the spec of a table found in the catalog that the
+// configuration does not name: the raw table of a topic taken by
+// pattern, or another table of eventlake's (the erasure log), served as
+// committed under its own name; nil for a table that is not
+// eventlake's.
+func foundSpec(name string, tbl *table.Table) *tableSpec {
+	switch kind := tbl.Properties()[lake.PropKind]; kind {
+	case lake.KindRaw:
+		return rawSpec(name, tbl.Properties()[lake.PropTopic])
+	case "":
+		return nil
+	default:
+		return &tableSpec{name: name, readModel: true,
+			def: lake.TableDef{Name: name, Schema: tbl.Schema(), Spec: tbl.Spec(), Properties: tbl.Properties()}}
+	}
 }
 
 // ordersSpec is the raw table the revenue endpoint reads: the one of the

@@ -109,6 +109,19 @@ const (
 	kindAudit     = "audit"
 )
 
+// tableKind is a table's kind, as the status and the lineage name it.
+func tableKind(spec *tableSpec) string {
+	switch {
+	case spec.dlq:
+		return kindDLQ
+	case spec.name == lake.TableAuditLog:
+		return kindAudit
+	case spec.readModel:
+		return kindReadModel
+	}
+	return kindRaw
+}
+
 func ptr(v float64) *float64 { return &v }
 
 // Status gathers the status of the service and its process.
@@ -194,15 +207,7 @@ func (s *Service) Status() StatusResponse {
 	}
 	res.Generation = gen.id
 	for _, st := range gen.tables {
-		ts := TableStatus{Name: st.spec.name, Kind: kindRaw, Topic: st.spec.topic, DataFiles: len(st.files), Refused: st.refused}
-		switch {
-		case st.spec.dlq:
-			ts.Kind = kindDLQ
-		case st.spec.name == lake.TableAuditLog:
-			ts.Kind = kindAudit
-		case st.spec.readModel:
-			ts.Kind = kindReadModel
-		}
+		ts := TableStatus{Name: st.spec.name, Kind: tableKind(st.spec), Topic: st.spec.topic, DataFiles: len(st.files), Refused: st.refused}
 		if st.hasSnap {
 			id := strconv.FormatInt(st.snapshot, 10)
 			ts.SnapshotID = &id

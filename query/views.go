@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/schema"
 )
 
 // column is one output column of a table or view.
@@ -154,10 +155,20 @@ var (
 // view is one view of a generation.
 type view struct {
 	name   string
+	kind   string   // viewTable, viewEvents, viewType or viewDLQ
+	typ    string   // viewType: the event type
 	sql    string   // the SELECT the view stands for
 	cols   []column // its columns (masks are applied by name and type)
 	tables []string // the tables it reads (the audit log names their snapshots)
 }
+
+// View kinds.
+const (
+	viewTable  = "table"  // a table under its own name
+	viewEvents = "events" // every raw event
+	viewType   = "type"   // one event type's rows, under its name or an alias (query.type_views)
+	viewDLQ    = "dlq"    // the dead-letter table
+)
 
 func (v view) create() string {
 	return "CREATE OR REPLACE TEMP VIEW " + duck.QuoteIdent(v.name) + " AS " + v.sql
@@ -204,11 +215,13 @@ func unionOf(want []column, tables []*tableState, where string) string {
 	return strings.Join(parts, " UNION ALL ")
 }
 
-// buildViews is every view of a generation, in creation order: tables
+// buildViews is every view over tables, in creation order: tables
 // first, then the views over them: events (every raw event), one view per
-// event type a raw table holds (named lake.TableName(type)), the
-// configured aliases of type views, and dlq.
-func (s *Service) buildViews(gen *generation) []view {
+// event type a raw table holds (named lake.TableName(type)), the aliases
+// of type views (typeViews: view -> type), and dlq. hotCols are the
+// columns of the raw tables' hot rows; codecs, if set, give each type
+// view's columns.
+func buildViews(tables []*tableState, hotCols map[string][]column, typeViews map[string]string, codecs schema.Codecs) []view {
 	var (
 		views []view
 		raw   []*tableState
@@ -216,8 +229,8 @@ func (s *Service) buildViews(gen *generation) []view {
 	)
 	holders := map[string][]*tableState{} // event type -> raw tables that hold it
 	taken := map[string]bool{}
-	for _, st := range gen.tables {
-		views = append(views, view{name: st.spec.name, sql: tableSelect(st, gen.hotCols[st.spec.name]), cols: st.columns, tables: []string{st.spec.name}})
+	for _, st := range tables {
+		views = append(views, view{name: st.spec.name, kind: viewTable, sql: tableSelect(st, hotCols[st.spec.name]), cols: st.columns, tables: []string{st.spec.name}})
 		taken[strings.ToLower(st.spec.name)] = true
 		switch {
 		case st.spec.readModel:
@@ -230,37 +243,37 @@ func (s *Service) buildViews(gen *generation) []view {
 			}
 		}
 	}
-	views = append(views, view{name: ViewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns, tables: names(raw)})
+	views = append(views, view{name: ViewEvents, kind: viewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns, tables: names(raw)})
 	taken[ViewEvents] = true
 	typeView := func(name, typ string) {
 		if taken[strings.ToLower(name)] {
 			return
 		}
 		taken[strings.ToLower(name)] = true
-		cols := append(append(slices.Clone(typeHead), s.typeColumns(typ, holders[typ])...), typeTail...)
-		views = append(views, view{name: name, cols: cols, tables: names(holders[typ]), sql: unionOf(cols, holders[typ],
+		cols := append(append(slices.Clone(typeHead), typeColumns(codecs, typ, holders[typ])...), typeTail...)
+		views = append(views, view{name: name, kind: viewType, typ: typ, cols: cols, tables: names(holders[typ]), sql: unionOf(cols, holders[typ],
 			" WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(typ))})
 	}
-	aliases := slices.Sorted(maps.Keys(s.cfg.TypeViews))
+	aliases := slices.Sorted(maps.Keys(typeViews))
 	for _, name := range aliases {
-		typeView(name, s.cfg.TypeViews[name])
+		typeView(name, typeViews[name])
 	}
 	for _, typ := range slices.Sorted(maps.Keys(holders)) {
 		typeView(lake.TableName(typ), typ)
 	}
 	if dlq != nil && !strings.EqualFold(dlq.spec.name, ViewDLQ) {
-		views = append(views, view{name: ViewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name), cols: dlq.columns, tables: []string{dlq.spec.name}})
+		views = append(views, view{name: ViewDLQ, kind: viewDLQ, sql: "SELECT * FROM " + duck.QuoteIdent(dlq.spec.name), cols: dlq.columns, tables: []string{dlq.spec.name}})
 	}
 	return views
 }
 
 // typeColumns are the payload columns of an event type's view: the
-// subject's columns (every version's) from the registry, else the typed
-// columns of the tables that hold it.
-func (s *Service) typeColumns(typ string, tables []*tableState) []column {
+// subject's columns (every version's) from the registry (codecs, if
+// set), else the typed columns of the tables that hold it.
+func typeColumns(codecs schema.Codecs, typ string, tables []*tableState) []column {
 	var out []column
-	if s.deps.Codecs != nil {
-		if sub := s.deps.Codecs.Set().Subject(typ); sub != nil {
+	if codecs != nil {
+		if sub := codecs.Set().Subject(typ); sub != nil {
 			for _, c := range sub.Columns {
 				t, err := duck.Type(c.Type)
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,50 @@ func (s *Set) Subjects() []*Subject {
 		out = append(out, sub)
 	}
 	slices.SortFunc(out, func(a, b *Subject) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// VersionChange is what one version of a subject changed in its
+// columns.
+type VersionChange struct {
+	Version int
+	ID      int // the registry's schema id
+	// Added are the columns no earlier version had (for the first version,
+	// all of its columns), in schema order: the columns this version
+	// added to the tables that hold the type.
+	Added []string
+	// Dropped are the columns of the previous version this one does not
+	// have: tables keep them, and events of this version leave them null.
+	Dropped []string
+}
+
+// History lists the subject's versions that compile, oldest first, with
+// the columns each added and dropped: which version brought which
+// column.
+func (sub *Subject) History() []VersionChange {
+	versions := slices.Sorted(maps.Keys(sub.Versions))
+	out := make([]VersionChange, 0, len(versions))
+	seen := map[string]bool{}
+	var prev *TypeVersion
+	for _, n := range versions {
+		tv := sub.Versions[n]
+		ch := VersionChange{Version: n, ID: tv.ID}
+		for _, c := range tv.Columns {
+			if !seen[c.Name] {
+				seen[c.Name] = true
+				ch.Added = append(ch.Added, c.Name)
+			}
+		}
+		if prev != nil {
+			for _, c := range prev.Columns {
+				if tv.Column(c.Name) < 0 {
+					ch.Dropped = append(ch.Dropped, c.Name)
+				}
+			}
+		}
+		out = append(out, ch)
+		prev = tv
+	}
 	return out
 }
 

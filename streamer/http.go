@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/eventtime"
+	"github.com/eventlake/eventlake/internal/route"
 	"github.com/eventlake/eventlake/lake"
 )
 
@@ -39,7 +40,7 @@ type RevenueResponse struct {
 	ElapsedMs  float64                     `json:"elapsed_ms"`
 }
 
-// Handler serves the hot tier's endpoints:
+// Handler serves the hot tier's endpoints (Routes):
 //
 //	GET /v1/metrics/order_revenue_minute?from=&to=   exact per-minute revenue
 //	GET /v1/stream/order_revenue_minute              live updates (SSE)
@@ -47,11 +48,39 @@ type RevenueResponse struct {
 //	GET /v1/products                                 the enrichment table
 func (s *Streamer) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/metrics/order_revenue_minute", s.handleRevenue)
-	mux.HandleFunc("GET /v1/stream/order_revenue_minute", s.handleStream)
-	mux.HandleFunc("GET /v1/windows", s.handleWindows)
-	mux.HandleFunc("GET /v1/products", s.handleProducts)
+	route.Mux(mux, s.Routes())
 	return mux
+}
+
+// Routes are the hot tier's endpoints, with what each reads.
+func (s *Streamer) Routes() []route.Route { return routes(s.cfg, s.in, s) }
+
+// Routes describes the endpoints a hot tier with cfg and in serves,
+// without handlers: the lineage of a configuration, from a process that
+// does not run the hot tier.
+func Routes(cfg Config, in lake.ModelInputs) []route.Route { return routes(cfg, in, nil) }
+
+// routes is the one list of the hot tier's endpoints (handlers only with
+// s).
+func routes(cfg Config, in lake.ModelInputs, s *Streamer) []route.Route {
+	h := func(f func(*Streamer, http.ResponseWriter, *http.Request)) http.Handler {
+		if s == nil {
+			return nil
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f(s, w, r) })
+	}
+	orders := route.Read{Kind: route.Topic, Name: in.Orders.Topic, Filter: "type = " + in.Orders.Type}
+	revenue := route.Read{Kind: route.Table, Name: lake.TableOrderRevenueMinute}
+	return []route.Route{
+		{Pattern: "GET /v1/metrics/order_revenue_minute", About: "exact revenue per event-time minute: the read model and the orders read after its snapshot",
+			Reads: []route.Read{revenue, orders}, Handler: h((*Streamer).handleRevenue)},
+		{Pattern: "GET /v1/stream/order_revenue_minute", About: "every change of a minute's revenue as it happens (Server-Sent Events)",
+			Reads: []route.Read{revenue, orders}, Handler: h((*Streamer).handleStream)},
+		{Pattern: "GET /v1/windows", About: "open and recently closed event-time windows of orders",
+			Reads: []route.Read{orders}, Handler: h((*Streamer).handleWindows)},
+		{Pattern: "GET /v1/products", About: "the product catalog orders are enriched with",
+			Reads: []route.Read{{Kind: route.Topic, Name: cfg.ProductsTopic}}, Handler: h((*Streamer).handleProducts)},
+	}
 }
 
 // writeJSON encodes v before writing the status, so that a value that

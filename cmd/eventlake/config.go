@@ -17,6 +17,7 @@ import (
 	"github.com/eventlake/eventlake/internal/config"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/kafkaconf"
+	"github.com/eventlake/eventlake/internal/route"
 	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/pgwire"
@@ -261,10 +262,12 @@ func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *que
 	return streamer.New(cfg.Streamer, deps)
 }
 
-// apiHandler serves the query service and its live page, with the hot tier's endpoints in
-// front when it runs and the schema registry's API at its root paths when
-// the registry is the built-in one.
-func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Streamer, sr http.Handler) http.Handler {
+// apiHandler serves the query service and its live page, with the hot
+// tier's routes in place of the service's own of the same pattern when it
+// runs, and the schema registry's API at its root paths when the
+// registry is the built-in one. pg says the process also serves the
+// Postgres wire protocol (named in the lineage).
+func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Streamer, sr http.Handler, pg bool) http.Handler {
 	mux := http.NewServeMux()
 	if sr != nil {
 		for _, p := range registry.Paths() {
@@ -274,16 +277,14 @@ func apiHandler(hc HTTPConfig, acc *access, qs *query.Service, st *streamer.Stre
 	page := web.Handler(web.Options{Stream: st != nil})
 	mux.Handle("GET /{$}", page)
 	mux.Handle("GET "+web.AssetsPrefix, page)
-	if st == nil {
-		mux.Handle("/", qs.Handler())
-		addPprof(hc, mux)
-		return acc.protect(mux)
+	var more []route.Route
+	if st != nil {
+		more = append(more, st.Routes()...)
 	}
-	sh := st.Handler()
-	for _, p := range []string{"GET /v1/metrics/order_revenue_minute", "GET /v1/stream/order_revenue_minute", "GET /v1/windows", "GET /v1/products"} {
-		mux.Handle(p, sh)
+	if pg {
+		more = append(more, pgwire.Route())
 	}
-	mux.Handle("/", qs.Handler())
+	mux.Handle("/", qs.Handler(more...))
 	addPprof(hc, mux)
 	return acc.protect(mux)
 }

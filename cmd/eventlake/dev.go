@@ -212,7 +212,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api, pg != nil))
 	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	if !*noDemo {
 		g.Go(func() error { return runDemo(gctx, cfg, log, tp) })

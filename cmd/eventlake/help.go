@@ -135,6 +135,22 @@ eventlake dev or ingest on the same lake, and refuses a data directory or catalo
 			"eventlake dlq show --ids evt-42,orders.created/3/1017 --json | jq -r '.dead_letters[].raw'",
 		},
 	},
+	"lineage": {
+		usage: "eventlake lineage [--json | --dot] [flags]",
+		about: `Shows where the lake's data comes from and where it goes, computed from the configuration and the lake:
+the envelope sources of each topic's events with their counts and when ingest last committed one (kept
+in the raw tables' properties, exactly as the rows), topics -> raw tables, the event types each table
+holds with the columns each schema version added, the read models and the table and columns that feed
+them, the views, and the endpoints that read them (those a query process with this configuration serves).
+--json prints the document GET /v1/lineage answers; --dot a Graphviz digraph. It only reads, so it runs
+next to eventlake dev or ingest on the same lake, and refuses a data directory or catalog that holds no
+lake.`,
+		examples: []string{
+			"eventlake lineage --data-dir ./data",
+			"eventlake lineage --json | jq '.topics[] | {topic, sources: [.sources[].source]}'",
+			"eventlake lineage --dot | dot -Tsvg -o lineage.svg",
+		},
+	},
 	"status": {
 		usage: "eventlake status [flags]",
 		about: `Shows one screen of a running query service (eventlake dev or eventlake query): per table its snapshot,

@@ -128,7 +128,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	if st != nil {
 		g.Go(func() error { return st.Run(gctx) })
 	}
-	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api))
+	api := tp.HTTP(apiHandler(cfg.HTTP, acc, qs, st, sch.api, pg != nil))
 	g.Go(func() error { return serveHTTP(gctx, cfg.HTTP, ln, api, log) })
 	log.Info("ready", logkey.Component, "query", "http", ln.Addr().String(), "postgres", pgAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()

@@ -59,6 +59,7 @@ func commands() []command {
 		{"compact", "maintain the lake: compaction, retention, tiering, snapshot expiry, orphan cleanup", runCompact},
 		{"status", "show a query service's tables, ingest lag, freshness, dead letters and readiness (GET /v1/status; --watch)", runStatus},
 		{"token", "manage bearer tokens of the query service (token create --name N --role R | list | revoke --name N)", runToken},
+		{"lineage", "show where the lake's data comes from and goes: sources, topics, tables, schema versions, read models, views, endpoints (--json, --dot)", runLineage},
 		{"dlq", "read the dead-letter table: counts by reason, type and source (dlq list) or the rows with their raw bytes (dlq show)", runDLQ},
 		{"erase", "erase every event of one user (GDPR) and record it in the erasure log", runErase},
 		{"version", "print the version", runVersion},
