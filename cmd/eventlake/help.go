@@ -120,19 +120,28 @@ directory or catalog that holds no lake.`,
 		},
 	},
 	"dlq": {
-		usage: "eventlake dlq list|show [--reason R] [--type T] [--topic T] [--since TIME] [--until TIME] [--ids IDS] [flags]",
-		about: `Reads the dead-letter table (ingest.dlq_table, default dlq): every message ingest rejected, with its raw
-bytes, the reason and detail, and its Kafka coordinates. list counts them by reason, event type, source and
-topic, with when the first and last arrived; show prints them, newest first, with the raw bytes escaped (Go
-quoting; with --json a JSON string, plus base64 when the bytes are not UTF-8). Type, source and event id are
-read from the raw bytes when they are JSON (the type falls back to the schema subject). Filters apply to
-both; --since and --until are on the time ingest stored the dead letter. It only reads, so it runs next to
-eventlake dev or ingest on the same lake, and refuses a data directory or catalog that holds no lake.`,
+		usage: "eventlake dlq list|show|replay [--reason R] [--type T] [--topic T] [--since TIME] [--until TIME] [--ids IDS] [--pending] [flags]",
+		about: `Reads and replays the dead-letter table (ingest.dlq_table, default dlq): every message ingest rejected,
+with its raw bytes, the reason and detail, and its Kafka coordinates. list counts them by reason, event type,
+source, topic and status (pending or replayed), with when the first and last arrived; show prints them, newest
+first, with the raw bytes escaped (Go quoting; with --json a JSON string, plus base64 when the bytes are not
+UTF-8). Type, source and event id are read from the raw bytes when they are JSON (the type falls back to the
+schema subject). Filters apply to all three; --since and --until are on the time ingest stored the dead letter.
+
+replay checks the selected pending dead letters again with the current schemas: the valid ones are committed
+to their tables with their Kafka coordinates and replay_id, exactly once (an event_id already in its table is
+not written again; kill -9 at any point and replay again); their rows get replay_id and replayed_at; rows still
+invalid stay pending with their new reason. The read models of the minutes touched are recomputed, and the
+replay is recorded in the dlq_replays table. --requested-by is required; --dry-run counts and changes nothing.
+A running ingest or dev also replays a subject by itself when a new version is registered (dlq.auto_replay).
+All three run next to eventlake dev or ingest on the same lake, and refuse a directory that holds no lake.`,
 		examples: []string{
 			"eventlake dlq list --data-dir ./data",
-			"eventlake dlq list --since now-1h --topic orders.created",
+			"eventlake dlq list --pending --since now-1h --topic orders.created",
 			"eventlake dlq show --reason not_json,schema_violation --limit 5",
 			"eventlake dlq show --ids evt-42,orders.created/3/1017 --json | jq -r '.dead_letters[].raw'",
+			"eventlake dlq replay --type order.created --dry-run",
+			"eventlake dlq replay --type order.created --requested-by alice@example.com --json",
 		},
 	},
 	"lineage": {
