@@ -489,44 +489,10 @@ func (s *Shipper) batch(sc *arrow.Schema, entries []entry) (arrow.RecordBatch, e
 			case lake.ColAuditLogSeq:
 				v = int64(e.seq)
 			}
-			if err := appendValue(fb, f, v); err != nil {
+			if err := lake.AppendValue(fb, f, v); err != nil {
 				return nil, fmt.Errorf("audit record %d, column %s: %w", e.seq, f.Name, err)
 			}
 		}
 	}
 	return b.NewRecordBatch(), nil
-}
-
-// appendValue appends v to a column builder; an empty string is null in a
-// nullable column.
-func appendValue(b array.Builder, f arrow.Field, v any) error {
-	switch x := v.(type) {
-	case nil:
-	case string:
-		if sb, ok := b.(*array.StringBuilder); ok && (x != "" || !f.Nullable) {
-			sb.Append(x)
-			return nil
-		}
-		if _, ok := b.(*array.StringBuilder); ok {
-			break
-		}
-		return fmt.Errorf("column type %s cannot hold a string", f.Type)
-	case int64:
-		if ib, ok := b.(*array.Int64Builder); ok {
-			ib.Append(x)
-			return nil
-		}
-		return fmt.Errorf("column type %s cannot hold a long", f.Type)
-	case time.Time:
-		if tb, ok := b.(*array.TimestampBuilder); ok {
-			tb.Append(arrow.Timestamp(x.UnixMicro()))
-			return nil
-		}
-		return fmt.Errorf("column type %s cannot hold a timestamp", f.Type)
-	}
-	if !f.Nullable {
-		return errors.New("a value is required")
-	}
-	b.AppendNull()
-	return nil
 }

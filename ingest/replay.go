@@ -841,7 +841,13 @@ func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile,
 		for row := range n {
 			if patch != nil {
 				if v, ok := patch(int64(row)); ok {
-					appendValue(b, v)
+					if err := lake.AppendValue(b, f, v); err != nil {
+						b.Release()
+						if src != nil {
+							src.Release()
+						}
+						return nil, fmt.Errorf("mark column %s of %s: %w", f.Name, old.FilePath(), err)
+					}
 					continue
 				}
 			}
@@ -967,19 +973,6 @@ func copyValue(b array.Builder, src arrow.Array, row int) error {
 		}
 	}
 	return b.AppendValueFromString(src.ValueStr(row))
-}
-
-func appendValue(b array.Builder, v any) {
-	switch v := v.(type) {
-	case nil:
-		b.AppendNull()
-	case string:
-		b.(*array.StringBuilder).Append(v)
-	case int32:
-		b.(*array.Int32Builder).Append(v)
-	case time.Time:
-		b.(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))
-	}
 }
 
 // finish re-aggregates the read models of the replayed minutes and
@@ -1143,15 +1136,8 @@ func writeReplayRecord(ctx context.Context, tbl *table.Table, dlqTable string, r
 				v = id
 			}
 		}
-		switch v := v.(type) {
-		case nil:
-			b.Field(i).AppendNull()
-		case string:
-			b.Field(i).(*array.StringBuilder).Append(v)
-		case int64:
-			b.Field(i).(*array.Int64Builder).Append(v)
-		case time.Time:
-			b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))
+		if err := lake.AppendValue(b.Field(i), f, v); err != nil {
+			return nil, fmt.Errorf("replay record, column %s: %w", f.Name, err)
 		}
 	}
 	rec := b.NewRecordBatch()

@@ -12,8 +12,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -304,4 +306,46 @@ func ReadFile(ctx context.Context, tbl *table.Table, location string) (arrow.Tab
 		return nil, fmt.Errorf("read %s: %w", location, err)
 	}
 	return t, nil
+}
+
+// AppendValue appends v (nil, string, int32, int64 or time.Time) to a
+// column builder of field f, for writers that build rows by column name
+// (the audit log, the replay log); an empty string is null in a nullable
+// column.
+func AppendValue(b array.Builder, f arrow.Field, v any) error {
+	switch x := v.(type) {
+	case nil:
+	case string:
+		if sb, ok := b.(*array.StringBuilder); ok && (x != "" || !f.Nullable) {
+			sb.Append(x)
+			return nil
+		}
+		if _, ok := b.(*array.StringBuilder); ok {
+			break
+		}
+		return fmt.Errorf("column type %s cannot hold a string", f.Type)
+	case int64:
+		if ib, ok := b.(*array.Int64Builder); ok {
+			ib.Append(x)
+			return nil
+		}
+		return fmt.Errorf("column type %s cannot hold a long", f.Type)
+	case int32:
+		if ib, ok := b.(*array.Int32Builder); ok {
+			ib.Append(x)
+			return nil
+		}
+		return fmt.Errorf("column type %s cannot hold an int", f.Type)
+	case time.Time:
+		if tb, ok := b.(*array.TimestampBuilder); ok {
+			tb.Append(arrow.Timestamp(x.UnixMicro()))
+			return nil
+		}
+		return fmt.Errorf("column type %s cannot hold a timestamp", f.Type)
+	}
+	if !f.Nullable {
+		return errors.New("a value is required")
+	}
+	b.AppendNull()
+	return nil
 }
