@@ -57,9 +57,13 @@ func run() error {
 	baseRounds := flag.Int("baseline-rounds", 5, "runs of each binary for -baseline-bin")
 	tracingEvents := flag.Int("tracing-events", 1_000_000, "events of the tracing-cost benchmark (ingest with tracing off vs on; 0 skips it)")
 	tracingRounds := flag.Int("tracing-rounds", 6, "rounds of the tracing-cost benchmark; the start order rotates, so a multiple of 3 starts each setting last equally often (the last started runs a little slower)")
+	replayEvents := flag.Int("replay-events", 1_000_000, "dead letters the DLQ replay benchmark replays (replay.go; 0 skips it)")
 	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 
-	var sections []section // written by the benchmarks that have one
+	var (
+		sections   []section
+		invocation string // the command line, set after flag.Parse
+	)
 	// The benchmarks in report order. def says whether a run without
 	// -only runs it (after flag.Parse); needs says what it lacks to run.
 	positive := func(name string, v *int) func() string {
@@ -107,6 +111,13 @@ func run() error {
 		{"compaction", func() bool { return *compaction }, always, func(work string) ([]result, error) {
 			return benchCompaction(*bin, filepath.Join(work, "compaction"), *compactionEvents, *runs)
 		}},
+		{"replay", nil, positive("-replay-events", replayEvents), func(work string) ([]result, error) {
+			rs, sec, err := benchReplay(*bin, filepath.Join(work, "replay"), *replayEvents, invocation)
+			if sec != nil {
+				sections = append(sections, *sec)
+			}
+			return rs, err
+		}},
 	}
 	var names []string
 	for _, b := range benches {
@@ -125,6 +136,10 @@ func run() error {
 			return err
 		}
 	}
+	// The command line, for the report: `make bench` runs the program with
+	// go run from the repository's root.
+	invocation = strings.Join(append([]string{"go run ./cmd/eventlake-bench"}, os.Args[1:]...), " ")
+
 	selected := map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
 		if name = strings.TrimSpace(name); name == "" {
