@@ -304,7 +304,7 @@ func (r *Replayer) attempt(ctx context.Context, req ReplayRequest, rep *ReplayRe
 	var ev schema.Event
 	var items []item
 	apps := map[string]*schema.Appender{}
-	err = rd.each(ctx, req.Filter, order, 0, func(d *DeadLetter) error {
+	err = rd.each(ctx, req.Filter, replayCols, order, 0, func(d *DeadLetter) error {
 		it := item{file: d.file, row: d.row}
 		derr := dec.Decode(d.Raw, recordMicros(d), &ev)
 		switch {
@@ -631,7 +631,7 @@ func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order 
 	var ev schema.Event
 	now := r.deps.Now().UnixMicro()
 	i := 0
-	err = rd.each(ctx, f, order, 0, func(d *DeadLetter) error {
+	err = rd.each(ctx, f, replayCols, order, 0, func(d *DeadLetter) error {
 		if i >= len(items) || items[i].file != d.file || items[i].row != d.row {
 			return fmt.Errorf("%w: the dead letters changed between two reads of snapshot %d", errRaced, rd.Snapshot())
 		}
