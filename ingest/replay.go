@@ -754,7 +754,8 @@ func replayedSince(t *table.Table, since int64, self string) string {
 	return other
 }
 
-// rowMark is what a replay writes on one dead-letter row.
+// rowMark is what a replay writes on one dead-letter row (neither
+// resolved nor derr: the row stays as it is).
 type rowMark struct {
 	resolved bool          // replay_id and replayed_at
 	derr     *schema.Error // still invalid: the new reason
@@ -764,7 +765,8 @@ type rowMark struct {
 // get replay_id and replayed_at, rows still invalid their new reason. The
 // replay's record rides in the snapshot summary.
 func (r *Replayer) mark(ctx context.Context, dlqTbl *table.Table, rd *DLQReader, items *items, rep *ReplayReport) (err error) {
-	marks := map[string]map[int64]rowMark{} // local path -> row -> mark
+	// local path -> marks by row number (up to the last row marked)
+	marks := map[string][]rowMark{}
 	for i := range items.len() {
 		it := items.at(i)
 		if it.derr != nil && !it.changed {
@@ -772,14 +774,22 @@ func (r *Replayer) mark(ctx context.Context, dlqTbl *table.Table, rd *DLQReader,
 		}
 		m := marks[it.file]
 		if m == nil {
-			m = map[int64]rowMark{}
-			marks[it.file] = m
+			if df := rd.dataFiles[it.file]; df != nil && df.Count() > 0 {
+				m = make([]rowMark, 0, df.Count()) // a hint: rows past it grow the slice
+			}
+		}
+		if it.row < 0 {
+			return fmt.Errorf("dead letters of %s: row %d of %s", r.cfg.DLQTable, it.row, it.file)
+		}
+		if grow := int(it.row) + 1 - len(m); grow > 0 {
+			m = append(m, make([]rowMark, grow)...)
 		}
 		if it.derr != nil {
 			m[it.row] = rowMark{derr: it.derr}
 		} else {
 			m[it.row] = rowMark{resolved: true}
 		}
+		marks[it.file] = m
 	}
 	now := r.deps.Now()
 	var remove, add []iceberg.DataFile
@@ -833,8 +843,10 @@ func (r *Replayer) mark(ctx context.Context, dlqTbl *table.Table, rd *DLQReader,
 	return nil
 }
 
-// rewriteDLQFile writes a copy of the dead-letter data file old with marks applied, in the table's current schema.
-func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile, marks map[int64]rowMark, replayID string, now time.Time) (iceberg.DataFile, error) {
+// rewriteDLQFile writes a copy of the dead-letter data file old with marks
+// (by row number; rows past the end are not marked) applied, in the
+// table's current schema.
+func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile, marks []rowMark, replayID string, now time.Time) (iceberg.DataFile, error) {
 	in, err := lake.ReadFile(ctx, tbl, old.FilePath())
 	if err != nil {
 		return nil, fmt.Errorf("read dead letters %s: %w", old.FilePath(), err)
@@ -846,6 +858,14 @@ func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile,
 	}
 	mem := memory.DefaultAllocator
 	n := int(in.NumRows())
+	if len(marks) > n {
+		return nil, fmt.Errorf("dead letters %s: row %d marked, the file has %d", old.FilePath(), len(marks)-1, n)
+	}
+	// Columns no mark changes are copied as they are.
+	var resolved, invalid bool
+	for _, m := range marks {
+		resolved, invalid = resolved || m.resolved, invalid || m.derr != nil
+	}
 	cols := make([]arrow.Array, sc.NumFields())
 	defer func() {
 		for _, c := range cols {
@@ -867,7 +887,7 @@ func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile,
 	}
 	for i, f := range sc.Fields() {
 		src := column(f.Name)
-		patch := dlqPatch(f.Name, marks, replayID, now)
+		patch := dlqPatch(f.Name, marks, resolved, invalid, replayID, now)
 		if src != nil && patch == nil && arrow.TypeEqual(src.DataType(), f.Type) {
 			cols[i] = src
 			continue
@@ -912,19 +932,29 @@ func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile,
 	return w.Close(tbl)
 }
 
-// dlqPatch returns, for a column a mark changes, the new value of each
-// marked row (ok false: keep the row's value); nil for other columns.
-func dlqPatch(col string, marks map[int64]rowMark, replayID string, now time.Time) func(row int64) (any, bool) {
+// dlqPatch returns, for a column the marks change, the new value of each
+// row (ok false: keep the row's value); nil for other columns, and for
+// those of resolved rows when no mark resolves one (resolved false) or of
+// rows still invalid when no mark has one (invalid false).
+func dlqPatch(col string, marks []rowMark, resolved, invalid bool, replayID string, now time.Time) func(row int64) (any, bool) {
 	get := func(fn func(m rowMark) (any, bool)) func(int64) (any, bool) {
 		return func(row int64) (any, bool) {
-			m, ok := marks[row]
-			if !ok {
+			if row >= int64(len(marks)) {
 				return nil, false
 			}
-			return fn(m)
+			return fn(marks[row])
 		}
 	}
-	invalid := func(fn func(e *schema.Error) any) func(int64) (any, bool) {
+	ifResolved := func(v any) func(int64) (any, bool) {
+		if !resolved {
+			return nil
+		}
+		return get(func(m rowMark) (any, bool) { return v, m.resolved })
+	}
+	ifInvalid := func(fn func(e *schema.Error) any) func(int64) (any, bool) {
+		if !invalid {
+			return nil
+		}
 		return get(func(m rowMark) (any, bool) {
 			if m.derr == nil {
 				return nil, false
@@ -940,24 +970,24 @@ func dlqPatch(col string, marks map[int64]rowMark, replayID string, now time.Tim
 	}
 	switch col {
 	case lake.ColReplayID:
-		return get(func(m rowMark) (any, bool) { return replayID, m.resolved })
+		return ifResolved(replayID)
 	case lake.ColReplayedAt:
-		return get(func(m rowMark) (any, bool) { return now, m.resolved })
+		return ifResolved(now)
 	case lake.ColReason:
-		return invalid(func(e *schema.Error) any { return string(e.Reason) })
+		return ifInvalid(func(e *schema.Error) any { return string(e.Reason) })
 	case lake.ColDetail:
-		return invalid(func(e *schema.Error) any { return e.Detail })
+		return ifInvalid(func(e *schema.Error) any { return e.Detail })
 	case lake.ColSubject:
-		return invalid(func(e *schema.Error) any { return optStr(e.Subject) })
+		return ifInvalid(func(e *schema.Error) any { return optStr(e.Subject) })
 	case lake.ColVersion:
-		return invalid(func(e *schema.Error) any {
+		return ifInvalid(func(e *schema.Error) any {
 			if e.Version <= 0 {
 				return nil
 			}
 			return int32(e.Version)
 		})
 	case lake.ColField:
-		return invalid(func(e *schema.Error) any { return optStr(e.Pointer) })
+		return ifInvalid(func(e *schema.Error) any { return optStr(e.Pointer) })
 	}
 	return nil
 }
