@@ -113,6 +113,9 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 	fmt.Fprintf(&b, "`eventlake %s --data-dir DIR`, a process of its own while dev runs:\n\n", strings.Join(replayArgs, " "))
 	b.WriteString("| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| report | %s; %d minutes re-aggregated |\n", counts, len(rep.Minutes["orders_raw"]))
+	// A replay that races with another change to its rows (the compactor
+	// rewriting dead-letter files) starts over, and says so in its log.
+	fmt.Fprintf(&b, "| started over after a race | %d times |\n", strings.Count(run.stderr, "replay raced, starting over"))
 	fmt.Fprintf(&b, "| wall time, start to exit | %.1f s: %.0f events/s |\n", run.wall.Seconds(), rate)
 	fmt.Fprintf(&b, "| CPU (user + system) | %.1f s |\n", run.cpu.Seconds())
 	fmt.Fprintf(&b, "| peak RSS (ru_maxrss) | %.0f MiB |\n", float64(run.maxRSS)/(1<<20))
