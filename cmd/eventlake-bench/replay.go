@@ -101,7 +101,7 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 	rs := []result{
 		{"DLQ replay throughput", fmt.Sprintf("%.0f events/s (%s in %.1f s)", rate, counts, run.wall.Seconds()), "", "", how},
 		{"DLQ replay peak RSS", fmt.Sprintf("%.0f MiB", float64(run.maxRSS)/(1<<20)), "", "", "ru_maxrss of the `eventlake dlq replay` process (wait4)"},
-		{"DLQ replay: replayed events visible in SQL", fmt.Sprintf("%.1f s after the replay exited", visible.Seconds()), "", "",
+		{"DLQ replay: replayed events visible in SQL", fmt.Sprintf("%.2f s after the replay exited", visible.Seconds()), "", "",
 			"polling POST /v1/sql `SELECT count(*) FROM orders WHERE replay_id IS NOT NULL` on dev every 200 ms from the replay's exit until it answers the number replayed"},
 	}
 
@@ -124,7 +124,7 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 	}
 	fmt.Fprintf(&b, "| `--dry-run` of the same selection just before, start to exit (start-up, pass 1: read and check every dead letter, look the event ids up) | %.1f s, %.0f MiB peak RSS |\n",
 		dry.wall.Seconds(), float64(dry.maxRSS)/(1<<20))
-	fmt.Fprintf(&b, "| replayed events in SQL over `orders` (dev's query service) | %.1f s after the replay exited |\n", visible.Seconds())
+	fmt.Fprintf(&b, "| replayed events in SQL over `orders` (dev's query service) | %.2f s after the replay exited |\n", visible.Seconds())
 	b.WriteString("\nThe steps are read from the commits' snapshot timestamps in the catalog (the replayed events' commit to orders_raw, the dead-letter rows' mark, the replay log's record) and the report's requested_at.\n")
 	return rs, &section{"DLQ replay", b.String()}, nil
 }
