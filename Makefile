@@ -55,11 +55,14 @@ fuzz:
 # Benchmarks: prints a table and writes docs/BENCHMARKS.md (the scale-out
 # figures need versitygw and PostgreSQL, as the fault suite does).
 # `make bench BASELINE=<git ref>` also runs the ingest benchmark against
-# that build, alternately with this one.
+# that build, alternately with this one. `make bench ONLY=replay` runs only
+# the benchmarks named (comma separated; `go run ./cmd/eventlake-bench -h`
+# lists them) and updates their rows of the report, keeping the others.
 bench: build
 	@if [ -n "$(BASELINE)" ]; then scripts/build-ref.sh "$(BASELINE)" bin/eventlake-baseline; fi
 	$(GO) run ./cmd/eventlake-bench -bin $(BIN) -out docs/BENCHMARKS.md -scale -compaction \
-		$(if $(BASELINE),-baseline-bin bin/eventlake-baseline -baseline-label "$(BASELINE)")
+		$(if $(BASELINE),-baseline-bin bin/eventlake-baseline -baseline-label "$(BASELINE)") \
+		$(if $(ONLY),-only $(ONLY))
 
 clean:
 	rm -rf bin
