@@ -97,10 +97,10 @@ func (a *AutoReplayer) Run(ctx context.Context) error {
 		}
 		slices.Sort(subjects)
 		for _, sub := range subjects {
-			_, err := a.rp.Replay(ctx, ReplayRequest{
+			_, err := a.rp.ReplayAll(ctx, ReplayRequest{
 				Filter:      DLQFilter{Reasons: AutoReplayReasons, Types: []string{sub}},
 				RequestedBy: RequestedByAuto, Trigger: TriggerAuto,
-			})
+			}, a.rp.rcfg.BatchRows)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

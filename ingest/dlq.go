@@ -36,6 +36,17 @@ type DLQFilter struct {
 	Until time.Time `json:"until,omitzero"`
 	// Pending selects only the rows no replay has resolved.
 	Pending bool `json:"pending,omitempty"`
+
+	// after, when set, selects only rows past these Kafka coordinates
+	// (topic, partition, offset order): the cursor of a replay in batches.
+	after *coordsCursor
+}
+
+// coordsCursor is a position in (topic, partition, offset) order.
+type coordsCursor struct {
+	topic     string
+	partition int32
+	offset    int64
 }
 
 // Columns derived from the raw bytes: the envelope fields a dead letter
@@ -133,6 +144,11 @@ func (f DLQFilter) Where() (string, []any) {
 	}
 	if f.Pending {
 		conds = append(conds, duck.QuoteIdent(lake.ColReplayID)+" IS NULL")
+	}
+	if c := f.after; c != nil {
+		t, p, o := duck.QuoteIdent(lake.ColKafkaTopic), duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset)
+		conds = append(conds, fmt.Sprintf("(%s > ? OR (%s = ? AND (%s > ? OR (%s = ? AND %s > ?))))", t, t, p, p, o))
+		args = append(args, c.topic, c.topic, c.partition, c.partition, c.offset)
 	}
 	if len(conds) == 0 {
 		return "", nil

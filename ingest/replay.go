@@ -94,6 +94,10 @@ type ReplayConfig struct {
 	AutoReplayDelay time.Duration `yaml:"auto_replay_delay"`
 	// ReplaysTable is the replay log. Default dlq_replays.
 	ReplaysTable string `yaml:"replays_table"`
+	// BatchRows bounds the dead letters one replay holds (about 2 KiB of
+	// memory each): a larger selection is replayed in batches, each with
+	// its own record. Default 100,000.
+	BatchRows int `yaml:"batch_rows"`
 }
 
 // Defaults fills unset fields.
@@ -108,10 +112,16 @@ func (c *ReplayConfig) Defaults() {
 	if c.ReplaysTable == "" {
 		c.ReplaysTable = lake.TableDLQReplays
 	}
+	if c.BatchRows == 0 {
+		c.BatchRows = 100_000
+	}
 }
 
 // Validate checks the configuration; call Defaults first.
 func (c *ReplayConfig) Validate() error {
+	if c.BatchRows < 1 {
+		return fmt.Errorf("dlq.batch_rows %d must be positive", c.BatchRows)
+	}
 	if c.AutoReplayDelay < 0 {
 		return fmt.Errorf("dlq.auto_replay_delay %v is negative", c.AutoReplayDelay)
 	}
@@ -175,6 +185,9 @@ type ReplayRequest struct {
 	Trigger     string // TriggerManual (default) or TriggerAuto
 	// DryRun checks and counts, and changes nothing.
 	DryRun bool
+	// Limit bounds the rows selected (0: all), in Kafka coordinate
+	// order: ReplayAll replays a large backlog in batches of this many.
+	Limit int
 }
 
 // ReplayReport says what a replay did (or, dry, would do).
@@ -202,6 +215,8 @@ type ReplayReport struct {
 	// events per raw table: what the read models re-aggregate.
 	Minutes map[string][]int64 `json:"minutes,omitempty"`
 
+	// last is the coordinates of the last row selected.
+	last *coordsCursor
 	// interrupted counts, per replay and table, the events found present
 	// because an earlier replay committed them and stopped before its end.
 	interrupted map[string]map[string]int64
@@ -259,6 +274,33 @@ func (r *Replayer) Replay(ctx context.Context, req ReplayRequest) (*ReplayReport
 	r.log.Info("dead letters replayed", logkey.ReplayID, rep.ReplayID, "requested_by", rep.RequestedBy, "trigger", rep.Trigger,
 		"selected", rep.Selected, "replayed", rep.Replayed, "still_invalid", rep.StillInvalid, "already_present", rep.AlreadyPresent)
 	return rep, nil
+}
+
+// ReplayAll replays what req selects in batches of at most batch rows
+// (each a replay of its own, with its own record), so that a backlog of
+// millions is replayed in bounded memory; a dry run is one pass over all.
+// It returns the report of every batch.
+func (r *Replayer) ReplayAll(ctx context.Context, req ReplayRequest, batch int) ([]*ReplayReport, error) {
+	if req.DryRun || batch <= 0 {
+		rep, err := r.Replay(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return []*ReplayReport{rep}, nil
+	}
+	var out []*ReplayReport
+	req.Limit = batch
+	for {
+		rep, err := r.Replay(ctx, req)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, rep)
+		if rep.Selected < int64(batch) || rep.last == nil {
+			return out, nil
+		}
+		req.Filter.after = rep.last
+	}
 }
 
 // item is one selected dead letter, as pass 1 classified it.
@@ -328,14 +370,17 @@ func (r *Replayer) attempt(ctx context.Context, req ReplayRequest, rep *ReplayRe
 		return err
 	}
 	defer func() { err = errors.Join(err, rd.Close()) }()
-	const order = dlqFile + ", " + dlqRowNum
+	// Kafka coordinates order: one order for both passes, and the
+	// cursor of ReplayAll's batches.
+	order := duck.QuoteIdent(lake.ColKafkaTopic) + ", " + duck.QuoteIdent(lake.ColKafkaPartition) + ", " + duck.QuoteIdent(lake.ColKafkaOffset)
 
 	// Pass 1: check every selected row again.
 	dec := schema.NewDecoder(r.cfg.Contract, r.deps.Codecs)
 	var ev schema.Event
 	var items items
 	apps := map[string]*schema.Appender{}
-	err = rd.each(ctx, req.Filter, replayCols, order, 0, func(d *DeadLetter) error {
+	err = rd.each(ctx, req.Filter, replayCols, order, req.Limit, func(d *DeadLetter) error {
+		rep.last = &coordsCursor{topic: d.Topic, partition: d.Partition, offset: d.Offset}
 		it := item{file: d.file, row: d.row}
 		if n := items.len(); n > 0 && items.at(n-1).file == d.file {
 			it.file = items.at(n - 1).file // rows come by file: one copy of each path
@@ -413,7 +458,7 @@ func (r *Replayer) attempt(ctx context.Context, req ReplayRequest, rep *ReplayRe
 
 	// Pass 2: write the events to replay, then commit them per table.
 	if rep.Replayed > 0 {
-		if err := r.write(ctx, rd, req.Filter, order, &items, base, rep); err != nil {
+		if err := r.write(ctx, rd, req.Filter, order, req.Limit, &items, base, rep); err != nil {
 			return err
 		}
 	}
@@ -621,7 +666,7 @@ func columnsOf(ctx context.Context, conn *sql.Conn, quoted []string) (map[string
 // tables with the ingest writer, and commits each table: one snapshot
 // per table, on top of the snapshot lookUp read unless the snapshots
 // after it hold no other replay's commit (errRaced otherwise).
-func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order string, items *items, base map[string]int64, rep *ReplayReport) (err error) {
+func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order string, limit int, items *items, base map[string]int64, rep *ReplayReport) (err error) {
 	cat := r.deps.Catalog
 	opts := r.cfg.fileOptions()
 	enc := newEncoder(1, 4)
@@ -665,7 +710,7 @@ func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order 
 	var ev schema.Event
 	now := r.deps.Now().UnixMicro()
 	i := 0
-	err = rd.each(ctx, f, replayCols, order, 0, func(d *DeadLetter) error {
+	err = rd.each(ctx, f, replayCols, order, limit, func(d *DeadLetter) error {
 		if i >= items.len() || items.at(i).file != d.file || items.at(i).row != d.row {
 			return fmt.Errorf("%w: the dead letters changed between two reads of snapshot %d", errRaced, rd.Snapshot())
 		}
@@ -689,6 +734,10 @@ func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order 
 	})
 	if err != nil {
 		return err
+	}
+	if i != items.len() {
+		// Marking rows whose events were not written would lose them.
+		return fmt.Errorf("%w: the second read of snapshot %d returned %d of %d dead letters", errRaced, rd.Snapshot(), i, items.len())
 	}
 	for _, w := range writers {
 		w.emitAll()
@@ -874,19 +923,18 @@ func rewriteDLQFile(ctx context.Context, tbl *table.Table, old iceberg.DataFile,
 			}
 		}
 	}()
-	column := func(name string) arrow.Array {
+	column := func(name string) (arrow.Array, error) {
 		idx := in.Schema().FieldIndices(name)
 		if len(idx) == 0 {
-			return nil
+			return nil, nil // a column the file predates: null
 		}
-		a, err := array.Concatenate(in.Column(idx[0]).Data().Chunks(), mem)
-		if err != nil {
-			return nil
-		}
-		return a
+		return array.Concatenate(in.Column(idx[0]).Data().Chunks(), mem)
 	}
 	for i, f := range sc.Fields() {
-		src := column(f.Name)
+		src, err := column(f.Name)
+		if err != nil {
+			return nil, fmt.Errorf("read column %s of %s: %w", f.Name, old.FilePath(), err)
+		}
 		patch := dlqPatch(f.Name, marks, resolved, invalid, replayID, now)
 		if src != nil && patch == nil && arrow.TypeEqual(src.DataType(), f.Type) {
 			cols[i] = src

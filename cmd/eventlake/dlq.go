@@ -266,11 +266,15 @@ func replayDLQ(ctx context.Context, cfg *Config, cat *lake.Catalog, env *runEnv,
 	if req.DryRun && req.RequestedBy == "" {
 		req.RequestedBy = "dry-run"
 	}
-	rep, err := rp.Replay(ctx, req)
-	if err != nil {
-		return err
+	// A large selection is replayed in batches of dlq.batch_rows, each
+	// printed (with --json, one document each) as it ends.
+	reps, err := rp.ReplayAll(ctx, req, cfg.DLQ.BatchRows)
+	for _, rep := range reps {
+		if perr := printReplay(env.stdout, rep, asJSON); perr != nil {
+			return errors.Join(err, perr)
+		}
 	}
-	return printReplay(env.stdout, rep, asJSON)
+	return err
 }
 
 // newReplayer builds the replayer of a process on its layout and schemas,
