@@ -37,16 +37,39 @@ type DLQFilter struct {
 	// Pending selects only the rows no replay has resolved.
 	Pending bool `json:"pending,omitempty"`
 
-	// after, when set, selects only rows past these Kafka coordinates
-	// (topic, partition, offset order): the cursor of a replay in batches.
+	// after, when set, selects only rows past this position in replay
+	// order (cursorOrder): the cursor of a replay in batches.
 	after *coordsCursor
 }
 
-// coordsCursor is a position in (topic, partition, offset) order.
+// coordsCursor is a position in cursorOrder.
 type coordsCursor struct {
+	ingested  time.Time
 	topic     string
 	partition int32
 	offset    int64
+}
+
+// cursorOrder is the order a replay selects rows in: by when ingest stored
+// them (so that a batch covers few dead-letter files, which it rewrites),
+// then by Kafka coordinates (unique).
+var cursorOrder = []string{lake.ColIngestedAt, lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset}
+
+// where is the condition "past c in cursorOrder", with its arguments.
+func (c *coordsCursor) where() (string, []any) {
+	vals := []any{c.ingested, c.topic, c.partition, c.offset}
+	// (a > ?) OR (a = ? AND ((b > ?) OR (b = ? AND ...)))
+	cond, args := "", []any{}
+	for i := len(cursorOrder) - 1; i >= 0; i-- {
+		col := duck.QuoteIdent(cursorOrder[i])
+		if cond == "" {
+			cond, args = col+" > ?", []any{vals[i]}
+			continue
+		}
+		cond = fmt.Sprintf("(%s > ? OR (%s = ? AND (%s)))", col, col, cond)
+		args = append([]any{vals[i], vals[i]}, args...)
+	}
+	return cond, args
 }
 
 // Columns derived from the raw bytes: the envelope fields a dead letter
@@ -145,10 +168,10 @@ func (f DLQFilter) Where() (string, []any) {
 	if f.Pending {
 		conds = append(conds, duck.QuoteIdent(lake.ColReplayID)+" IS NULL")
 	}
-	if c := f.after; c != nil {
-		t, p, o := duck.QuoteIdent(lake.ColKafkaTopic), duck.QuoteIdent(lake.ColKafkaPartition), duck.QuoteIdent(lake.ColKafkaOffset)
-		conds = append(conds, fmt.Sprintf("(%s > ? OR (%s = ? AND (%s > ? OR (%s = ? AND %s > ?))))", t, t, p, p, o))
-		args = append(args, c.topic, c.topic, c.partition, c.partition, c.offset)
+	if f.after != nil {
+		cond, a := f.after.where()
+		conds = append(conds, cond)
+		args = append(args, a...)
 	}
 	if len(conds) == 0 {
 		return "", nil

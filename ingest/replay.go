@@ -185,8 +185,8 @@ type ReplayRequest struct {
 	Trigger     string // TriggerManual (default) or TriggerAuto
 	// DryRun checks and counts, and changes nothing.
 	DryRun bool
-	// Limit bounds the rows selected (0: all), in Kafka coordinate
-	// order: ReplayAll replays a large backlog in batches of this many.
+	// Limit bounds the rows selected (0: all), in the order of
+	// cursorOrder: ReplayAll replays a large backlog in batches of this many.
 	Limit int
 }
 
@@ -370,9 +370,12 @@ func (r *Replayer) attempt(ctx context.Context, req ReplayRequest, rep *ReplayRe
 		return err
 	}
 	defer func() { err = errors.Join(err, rd.Close()) }()
-	// Kafka coordinates order: one order for both passes, and the
-	// cursor of ReplayAll's batches.
-	order := duck.QuoteIdent(lake.ColKafkaTopic) + ", " + duck.QuoteIdent(lake.ColKafkaPartition) + ", " + duck.QuoteIdent(lake.ColKafkaOffset)
+	// One order for both passes, and the cursor of ReplayAll's batches.
+	var cols []string
+	for _, c := range cursorOrder {
+		cols = append(cols, duck.QuoteIdent(c))
+	}
+	order := strings.Join(cols, ", ")
 
 	// Pass 1: check every selected row again.
 	dec := schema.NewDecoder(r.cfg.Contract, r.deps.Codecs)
@@ -380,7 +383,7 @@ func (r *Replayer) attempt(ctx context.Context, req ReplayRequest, rep *ReplayRe
 	var items items
 	apps := map[string]*schema.Appender{}
 	err = rd.each(ctx, req.Filter, replayCols, order, req.Limit, func(d *DeadLetter) error {
-		rep.last = &coordsCursor{topic: d.Topic, partition: d.Partition, offset: d.Offset}
+		rep.last = &coordsCursor{ingested: d.IngestedAt, topic: d.Topic, partition: d.Partition, offset: d.Offset}
 		it := item{file: d.file, row: d.row}
 		if n := items.len(); n > 0 && items.at(n-1).file == d.file {
 			it.file = items.at(n - 1).file // rows come by file: one copy of each path

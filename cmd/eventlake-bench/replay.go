@@ -89,9 +89,13 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 		return nil, nil, fmt.Errorf("replayed orders: %w", err)
 	}
 	visible := time.Since(run.exited)
-	steps, err := replaySteps(data, rep.ReplayID, run)
-	if err != nil {
-		return nil, nil, err
+	// The steps of a replay in one batch; a selection larger than
+	// dlq.batch_rows is replayed batch by batch.
+	var steps []step
+	if run.batches == 1 {
+		if steps, err = replaySteps(data, rep.ReplayID, run); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	rate := float64(rep.Replayed) / run.wall.Seconds()
@@ -112,7 +116,7 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 		n, produced.Seconds(), n, deadLettered.Seconds(), version)
 	fmt.Fprintf(&b, "`eventlake %s --data-dir DIR`, a process of its own while dev runs:\n\n", strings.Join(replayArgs, " "))
 	b.WriteString("| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| report | %s; %d minutes re-aggregated |\n", counts, len(rep.Minutes["orders_raw"]))
+	fmt.Fprintf(&b, "| report | %s; %d minutes re-aggregated; %d batches (dlq.batch_rows) |\n", counts, len(rep.Minutes["orders_raw"]), run.batches)
 	// A replay that races with another change to its rows (the compactor
 	// rewriting dead-letter files) starts over, and says so in its log.
 	fmt.Fprintf(&b, "| started over after a race | %d times |\n", strings.Count(run.stderr, "replay raced, starting over"))
@@ -244,7 +248,8 @@ func registerOrderV2(base string) (int, error) {
 
 // replayRun is one `eventlake dlq replay` process.
 type replayRun struct {
-	rep            ingest.ReplayReport
+	rep            ingest.ReplayReport // the batches' reports summed
+	batches        int
 	started        time.Time
 	exited         time.Time
 	wall, cpu      time.Duration
@@ -268,8 +273,35 @@ func runReplay(bin, data string, extra ...string) (*replayRun, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = ru.Maxrss << 10 // KiB on Linux
 	}
-	if err := json.Unmarshal(out.Bytes(), &r.rep); err != nil {
-		return nil, fmt.Errorf("the replay's report %q: %w", r.stdout, err)
+	// One JSON report per batch (dlq.batch_rows).
+	dec := json.NewDecoder(bytes.NewReader(out.Bytes()))
+	minutes := map[int64]bool{}
+	for {
+		var rep ingest.ReplayReport
+		if err := dec.Decode(&rep); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("the replay's report %q: %w", r.stdout, err)
+		}
+		if r.batches == 0 {
+			r.rep = rep
+		} else {
+			r.rep.Selected += rep.Selected
+			r.rep.Replayed += rep.Replayed
+			r.rep.AlreadyPresent += rep.AlreadyPresent
+			r.rep.StillInvalid += rep.StillInvalid
+		}
+		for _, m := range rep.Minutes["orders_raw"] {
+			minutes[m] = true
+		}
+		r.batches++
+	}
+	if r.batches == 0 {
+		return nil, fmt.Errorf("the replay printed no report: %q", r.stdout)
+	}
+	r.rep.Minutes = map[string][]int64{"orders_raw": make([]int64, 0, len(minutes))}
+	for m := range minutes {
+		r.rep.Minutes["orders_raw"] = append(r.rep.Minutes["orders_raw"], m)
 	}
 	return r, nil
 }
