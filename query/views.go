@@ -230,6 +230,16 @@ func buildViews(tables []*tableState, hotCols map[string][]column, typeViews map
 	holders := map[string][]*tableState{} // event type -> raw tables that hold it
 	taken := map[string]bool{}
 	for _, st := range tables {
+		if !st.exists && !st.spec.readModel && !st.spec.dlq && hotCols[st.spec.name] != nil {
+			// The hot tier has rows of a raw table ingest has not created
+			// yet (both read the topic; the table is created at ingest's
+			// first event): serve them with their columns, also under the
+			// configured type views (which filter by type), so that these
+			// agree with the table's view from the first event on.
+			c := *st
+			c.columns, c.types = hotCols[st.spec.name], aliasedTypes(typeViews)
+			st = &c
+		}
 		views = append(views, view{name: st.spec.name, kind: viewTable, sql: tableSelect(st, hotCols[st.spec.name]), cols: st.columns, tables: []string{st.spec.name}})
 		taken[strings.ToLower(st.spec.name)] = true
 		switch {
@@ -306,5 +316,17 @@ func names(tables []*tableState) []string {
 	for i, st := range tables {
 		out[i] = st.spec.name
 	}
+	return out
+}
+
+// aliasedTypes are the types of the configured type views (aliases).
+func aliasedTypes(typeViews map[string]string) []string {
+	var out []string
+	for _, t := range typeViews {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
