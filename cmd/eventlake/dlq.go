@@ -234,6 +234,13 @@ func printDeadLetters(w io.Writer, r *ingest.DLQReader, total int64, rows []*ing
 			fmt.Fprintf(w, "  schema: %s version %s at %s\n", safe(*d.Subject), v, safePtr(d.Field))
 		}
 		fmt.Fprintf(w, "  detail: %s\n", safe(d.Detail))
+		if d.ReplayID != nil {
+			at := "-"
+			if d.ReplayedAt != nil {
+				at = d.ReplayedAt.Format(time.RFC3339Nano)
+			}
+			fmt.Fprintf(w, "  replayed: by %s at %s\n", safe(*d.ReplayID), at)
+		}
 		if d.Key != nil {
 			fmt.Fprintf(w, "  key: %s\n", strconv.Quote(string(d.Key)))
 		}
