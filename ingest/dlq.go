@@ -100,10 +100,6 @@ var dlqColumns = []struct{ name, typ string }{
 // readers see, with the envelope fields taken from the raw bytes and each
 // row's file and position.
 func (r *DLQReader) selectSQL() string {
-	q := make([]string, len(r.files))
-	for i, f := range r.files {
-		q[i] = duck.QuoteString(f)
-	}
 	env := func(field string) string {
 		// decode fails on bytes that are not UTF-8, json_extract_string on
 		// text that is not JSON: try turns both into null. decode has a
@@ -125,8 +121,8 @@ func (r *DLQReader) selectSQL() string {
 		env("source")+" AS "+duck.QuoteIdent(dlqSource),
 		duck.QuoteIdent(dlqFile), duck.QuoteIdent(dlqRowNum),
 	)
-	return fmt.Sprintf("SELECT %s FROM read_parquet([%s], union_by_name = true, hive_partitioning = false, filename = true, file_row_number = true)",
-		strings.Join(cols, ", "), strings.Join(q, ", "))
+	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true, hive_partitioning = false, filename = true, file_row_number = true)",
+		strings.Join(cols, ", "), duck.QuoteList(r.files))
 }
 
 // Where is f as a WHERE clause over the reader's columns, with its
@@ -228,23 +224,7 @@ func openDLQTable(ctx context.Context, tbl *table.Table, name, tmpDir string) (r
 	if r.db, err = openDuck(ctx); err != nil {
 		return nil, err
 	}
-	q := make([]string, len(r.files))
-	for i, f := range r.files {
-		q[i] = duck.QuoteString(f)
-	}
-	rows, err := r.db.QueryContext(ctx, "SELECT name FROM parquet_schema(["+strings.Join(q, ", ")+"])")
-	if err != nil {
-		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("read the columns of %s: %w", name, err)
-		}
-		r.has[c] = true
-	}
-	if err := rows.Err(); err != nil {
+	if r.has, err = columnsOf(ctx, r.db, r.files); err != nil {
 		return nil, fmt.Errorf("read the columns of %s: %w", name, err)
 	}
 	return r, nil

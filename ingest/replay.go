@@ -617,12 +617,8 @@ func (r *Replayer) presentIDs(ctx context.Context, name string, items *items, id
 	if err != nil {
 		return nil, 0, fmt.Errorf("look up events in %s: %w", name, err)
 	}
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = duck.QuoteString(f)
-	}
-	src := "read_parquet([" + strings.Join(q, ", ") + "], union_by_name = true, hive_partitioning = false)"
-	has, err := columnsOf(ctx, conn, q)
+	src := "read_parquet(" + duck.QuoteList(files) + ", union_by_name = true, hive_partitioning = false)"
+	has, err := columnsOf(ctx, conn, files)
 	if err != nil {
 		return nil, 0, fmt.Errorf("look up events in %s: %w", name, err)
 	}
@@ -651,9 +647,14 @@ func (r *Replayer) presentIDs(ctx context.Context, name string, items *items, id
 	return found, cur.SnapshotID, nil
 }
 
-// columnsOf returns the columns the Parquet files (quoted paths) have.
-func columnsOf(ctx context.Context, conn *sql.Conn, quoted []string) (map[string]bool, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT name FROM parquet_schema(["+strings.Join(quoted, ", ")+"])")
+// querier is a DuckDB database or connection.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// columnsOf returns the columns the Parquet files at paths have.
+func columnsOf(ctx context.Context, db querier, paths []string) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT DISTINCT name FROM parquet_schema("+duck.QuoteList(paths)+")")
 	if err != nil {
 		return nil, err
 	}
@@ -1184,11 +1185,7 @@ func (r *Replayer) loggedIDs(ctx context.Context, tbl *table.Table) (ids map[str
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	q := make([]string, len(files))
-	for i, f := range files {
-		q[i] = duck.QuoteString(f)
-	}
-	rows, err := db.QueryContext(ctx, "SELECT "+duck.QuoteIdent(lake.ColReplayID)+" FROM read_parquet(["+strings.Join(q, ", ")+"])")
+	rows, err := db.QueryContext(ctx, "SELECT "+duck.QuoteIdent(lake.ColReplayID)+" FROM read_parquet("+duck.QuoteList(files)+")")
 	if err != nil {
 		return nil, fmt.Errorf("read the replay log: %w", err)
 	}

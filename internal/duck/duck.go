@@ -17,6 +17,16 @@ func QuoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // QuoteString quotes a DuckDB string literal.
 func QuoteString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
+// QuoteList quotes strings as a DuckDB list literal: ['a', 'b'] (the file
+// list of read_parquet and parquet_schema).
+func QuoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = QuoteString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
 // Type is the DuckDB type of an Iceberg primitive type.
 func Type(t iceberg.Type) (string, error) {
 	switch t := t.(type) {

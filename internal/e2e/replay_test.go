@@ -150,14 +150,30 @@ func (l *replayLake) revenueOrders() (int64, error) {
 			OrderCount int64 `json:"order_count"`
 		} `json:"rows"`
 	}
-	if code := th.GetJSON(l.t, l.api+"/v1/metrics/order_revenue_minute?from="+from+"&to="+to, &body); code != 200 {
+	switch code := th.GetJSON(l.t, l.api+"/v1/metrics/order_revenue_minute?from="+from+"&to="+to, &body); code {
+	case 200:
+	case 503: // warming up (Retry-After): ask again
 		return 0, fmt.Errorf("revenue API: HTTP %d", code)
+	default:
+		l.t.Fatalf("revenue API: HTTP %d", code)
 	}
 	var n int64
 	for _, r := range body.Rows {
 		n += r.OrderCount
 	}
 	return n, nil
+}
+
+// awaitRevenue waits until the revenue API counts want orders.
+func (l *replayLake) awaitRevenue(what string, want int64) {
+	l.t.Helper()
+	th.Eventually(l.t, 60*time.Second, what, func() (bool, string) {
+		n, err := l.revenueOrders()
+		if err != nil {
+			return false, err.Error()
+		}
+		return n == want, fmt.Sprintf("%d orders", n)
+	})
 }
 
 // orderV2 is the shipped order.created schema with quantity ≥ 0: the fix
@@ -331,13 +347,7 @@ func TestDLQReplay(t *testing.T) {
 
 	// The revenue read model counts the replayed orders: 10 good, pre-1
 	// and the 4 replayed bug orders.
-	th.Eventually(t, 60*time.Second, "revenue to count the replayed orders", func() (bool, string) {
-		n, err := l.revenueOrders()
-		if err != nil {
-			return false, err.Error()
-		}
-		return n == 15, fmt.Sprintf("%d orders", n)
-	})
+	l.awaitRevenue("revenue to count the replayed orders", 15)
 	if len(l.produced) != 29 {
 		t.Errorf("produced %d distinct ids, want 29", len(l.produced))
 	}
@@ -359,13 +369,7 @@ func TestDLQAutoReplay(t *testing.T) {
 		l.order(fmt.Sprintf("bug-%d", i), 0, "2.00")
 	}
 	l.await("orders and dead letters in the lake", "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM dlq)", "[[10 3]]")
-	th.Eventually(t, 60*time.Second, "revenue to count the good orders", func() (bool, string) {
-		n, err := l.revenueOrders()
-		if err != nil {
-			return false, err.Error()
-		}
-		return n == 10, fmt.Sprintf("%d orders", n)
-	})
+	l.awaitRevenue("revenue to count the good orders", 10)
 	l.register(demo.TypeOrderCreated, orderV2(t))
 	l.await("the bug orders replayed", "SELECT count(*), count(DISTINCT event_id), count(replay_id) FROM orders", "[[13 13 3]]")
 	l.await("the automatic replay logged, in two batches",
@@ -374,11 +378,5 @@ func TestDLQAutoReplay(t *testing.T) {
 	if got := l.pending(); len(got) != 0 {
 		t.Errorf("pending after the automatic replay: %v", got)
 	}
-	th.Eventually(t, 60*time.Second, "revenue to count the replayed orders", func() (bool, string) {
-		n, err := l.revenueOrders()
-		if err != nil {
-			return false, err.Error()
-		}
-		return n == 13, fmt.Sprintf("%d orders", n)
-	})
+	l.awaitRevenue("revenue to count the replayed orders", 13)
 }
