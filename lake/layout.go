@@ -415,6 +415,9 @@ const (
 	TableInventoryHealth    = "inventory_health"
 )
 
+// ReadModelProperties are the properties of a read-model table.
+func ReadModelProperties(kind string) iceberg.Properties { return readModelProps(kind) }
+
 // readModelProps are the properties of read-model tables.
 func readModelProps(kind string) iceberg.Properties {
 	p := baseProperties()
