@@ -396,22 +396,19 @@ func AuditLogTableDef(name string) TableDef {
 
 // Read-model column names.
 const (
-	ColMinute      = "minute"
-	ColProductID   = "product_id"
-	ColStock       = "stock"
-	ColWarehouse   = "warehouse"
-	ColRevenue     = "revenue"
-	ColOrderCount  = "order_count"
-	ColUsersSketch = "users_sketch"
-	ColActiveUsers = "active_users"
-	ColEvents      = "events"
-	ColUpdatedAt   = "updated_at"
+	ColMinute     = "minute"
+	ColProductID  = "product_id"
+	ColStock      = "stock"
+	ColWarehouse  = "warehouse"
+	ColRevenue    = "revenue"
+	ColOrderCount = "order_count"
+	ColEvents     = "events"
+	ColUpdatedAt  = "updated_at"
 )
 
 // Read-model table names.
 const (
 	TableOrderRevenueMinute = "order_revenue_minute"
-	TableUserActivityMinute = "user_activity_minute"
 	TableInventoryHealth    = "inventory_health"
 )
 
@@ -424,45 +421,6 @@ func readModelProps(kind string) iceberg.Properties {
 	p[PropKind] = KindReadModel
 	p["eventlake.read-model"] = kind
 	return p
-}
-
-// OrderRevenueMinuteDef is the per-minute revenue read model. It is a log
-// of per-minute deltas: every commit covers a range of Kafka offsets and
-// adds one row per event-time minute it touched, so a minute's figure is
-// the sum of its rows (re-aggregation folds them into one). Partitioned by
-// day(minute).
-func OrderRevenueMinuteDef() TableDef {
-	return TableDef{
-		Name: TableOrderRevenueMinute,
-		Schema: iceberg.NewSchema(0,
-			iceberg.NestedField{ID: 1, Name: ColMinute, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "event-time minute"},
-			iceberg.NestedField{ID: 2, Name: ColRevenue, Type: SumType, Required: true},
-			iceberg.NestedField{ID: 3, Name: ColOrderCount, Type: iceberg.PrimitiveTypes.Int64, Required: true},
-		),
-		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
-			SourceIDs: []int{1}, FieldID: 1000, Name: "minute_day", Transform: iceberg.DayTransform{},
-		}),
-		Properties: readModelProps("order_revenue_minute"),
-	}
-}
-
-// UserActivityMinuteDef holds, per event-time minute and commit, a
-// HyperLogLog sketch of the active users (internal/hll; merge the sketches
-// of a minute's rows to count it) and the estimate of the row's own sketch.
-func UserActivityMinuteDef() TableDef {
-	return TableDef{
-		Name: TableUserActivityMinute,
-		Schema: iceberg.NewSchema(0,
-			iceberg.NestedField{ID: 1, Name: ColMinute, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
-			iceberg.NestedField{ID: 2, Name: ColUsersSketch, Type: iceberg.PrimitiveTypes.Binary, Required: true, Doc: "HyperLogLog sketch, precision 12 (internal/hll)"},
-			iceberg.NestedField{ID: 3, Name: ColActiveUsers, Type: iceberg.PrimitiveTypes.Int64, Required: true, Doc: "estimate of this row's sketch"},
-			iceberg.NestedField{ID: 4, Name: ColEvents, Type: iceberg.PrimitiveTypes.Int64, Required: true},
-		),
-		Spec: iceberg.NewPartitionSpec(iceberg.PartitionField{
-			SourceIDs: []int{1}, FieldID: 1000, Name: "minute_day", Transform: iceberg.DayTransform{},
-		}),
-		Properties: readModelProps("user_activity_minute"),
-	}
 }
 
 // InventoryHealthDef holds stock levels: every commit adds the latest
@@ -482,12 +440,11 @@ func InventoryHealthDef() TableDef {
 	}
 }
 
-// ReadModelDefs are the read-model tables, by name.
+// ReadModelDefs are the read-model tables not declared in SQL yet, by
+// name (declared models derive theirs: readmodel.Model.TableDef).
 func ReadModelDefs() map[string]TableDef {
 	return map[string]TableDef{
-		TableOrderRevenueMinute: OrderRevenueMinuteDef(),
-		TableUserActivityMinute: UserActivityMinuteDef(),
-		TableInventoryHealth:    InventoryHealthDef(),
+		TableInventoryHealth: InventoryHealthDef(),
 	}
 }
 

@@ -88,14 +88,12 @@ type ModelFeed struct {
 	Columns []string
 }
 
-// Feeds say what each built-in read model reads, by model: the hot tier
-// computes them from the topics, backfill and re-aggregation from the
-// topics' raw tables. The lineage draws its edges from here.
+// Feeds say what each read model not declared in SQL yet reads, by
+// model: the hot tier computes them from the topics. The lineage draws
+// its edges from here and from the declared models.
 func (m ModelInputs) Feeds() []ModelFeed {
-	o, inv := m.Orders, m.Inventory
+	inv := m.Inventory
 	return []ModelFeed{
 		{Model: TableInventoryHealth, Type: inv.Type, Topic: inv.Topic, Columns: []string{inv.Product, inv.Stock, inv.Warehouse}},
-		{Model: TableOrderRevenueMinute, Type: o.Type, Topic: o.Topic, Columns: []string{o.Amount}},
-		{Model: TableUserActivityMinute, Type: o.Type, Topic: o.Topic, Columns: []string{o.User}},
 	}
 }

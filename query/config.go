@@ -3,11 +3,13 @@ package query
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/lake/objstore"
+	"github.com/eventlake/eventlake/readmodel"
 )
 
 // Config configures the query service.
@@ -119,7 +121,19 @@ func (c *Config) Validate() error {
 
 // DefaultReadModels are the read-model tables the hot tier commits.
 func DefaultReadModels() []string {
-	return []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute, lake.TableInventoryHealth}
+	return []string{lake.TableInventoryHealth}
+}
+
+// servedModels are the read-model tables served by default: the
+// declared models' and DefaultReadModels.
+func servedModels(models []*readmodel.Model) []string {
+	out := DefaultReadModels()
+	for _, m := range models {
+		if !slices.Contains(out, m.Name) {
+			out = append(out, m.Name)
+		}
+	}
+	return out
 }
 
 // View names the service defines beside the tables' own names. Besides

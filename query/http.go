@@ -57,6 +57,8 @@ func asAPIError(err error) *apiError {
 //
 //	POST /v1/sql                           run one read-only statement
 //	GET  /v1/metrics/order_revenue_minute  revenue per event-time minute
+//	GET  /v1/models                        the declared read models
+//	GET  /v1/models/{name}                 a declared read model's rows
 //	GET  /v1/status                        tables, ingest lag, freshness, dead letters, readiness
 //	GET  /v1/lineage                       sources -> topics -> tables -> read models -> views -> endpoints
 //	GET  /healthz                          200 while the process serves HTTP (liveness)
@@ -96,8 +98,12 @@ func queryRoutes(layout *lake.Layout, in lake.ModelInputs, s *Service) []route.R
 	return []route.Route{
 		{Pattern: "POST /v1/sql", About: "one read-only SQL statement", Reads: []route.Read{{Kind: route.Views}},
 			Handler: h(endpointSQL, (*Service).handleSQL)},
-		{Pattern: "GET /v1/metrics/order_revenue_minute", About: "revenue per event-time minute, summed from the raw orders",
-			Reads: orders, Handler: h(endpointRevenue, (*Service).handleRevenue)},
+		{Pattern: "GET /v1/metrics/order_revenue_minute", About: "revenue per event-time minute: the read model order_revenue_minute with the orders read after its snapshot (the hot tier), or summed from the raw orders (no hot tier)",
+			Reads: append([]route.Read{{Kind: route.Table, Name: lake.TableOrderRevenueMinute}}, orders...), Handler: h(endpointRevenue, (*Service).handleRevenue)},
+		{Pattern: "GET /v1/models", About: "the declared read models: SQL, columns, snapshot and freshness",
+			Handler: h(endpointModels, (*Service).handleModels)},
+		{Pattern: "GET /v1/models/{name}", About: "a declared read model's rows: ?from=&to= (RFC 3339, epoch ms or now-1h), <key>=, group=, every=",
+			Reads: []route.Read{{Kind: route.Table, Name: "{name}"}}, Handler: h(endpointModels, (*Service).handleModel)},
 	}
 }
 

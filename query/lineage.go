@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventlake/eventlake/internal/route"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
 	"github.com/eventlake/eventlake/schema"
 )
 
@@ -112,6 +113,8 @@ type LineageModel struct {
 	// take it): what backfill and re-aggregation recompute from.
 	Table   string   `json:"table,omitempty"`
 	Columns []string `json:"columns"`
+	// SQL is a declared model's declaration.
+	SQL string `json:"sql,omitempty"`
 }
 
 // LineageView is one SQL view.
@@ -199,6 +202,7 @@ func events(n int64) string {
 type lineageIn struct {
 	layout *lake.Layout
 	inputs lake.ModelInputs
+	models []*readmodel.Model
 	set    *schema.Set // nil: types without versions
 	tables []*tableState
 	views  []view
@@ -312,6 +316,26 @@ func buildLineage(in lineageIn) *Lineage {
 		}
 	}
 
+	// Declared models, from the raw tables that hold their event type.
+	for _, m := range in.models {
+		if !served[m.Name] {
+			continue
+		}
+		lm := LineageModel{Name: m.Name, Type: m.Type, Columns: m.ColumnsRead(), SQL: m.SQL}
+		for _, lt := range l.Types {
+			if lt.Type != m.Type {
+				continue
+			}
+			for _, t := range lt.Tables {
+				if lm.Table == "" {
+					lm.Table = t
+				}
+				edge(NodeTable, t, NodeTable, m.Name, m.Type+" ("+strings.Join(lm.Columns, ", ")+")")
+			}
+		}
+		l.ReadModels = append(l.ReadModels, lm)
+	}
+
 	// Views.
 	views := slices.Clone(in.views)
 	slices.SortFunc(views, func(a, b view) int { return strings.Compare(a.name, b.name) })
@@ -366,7 +390,7 @@ func (s *Service) Lineage(routes []route.Route) *Lineage {
 	if s.deps.Codecs != nil {
 		set = s.deps.Codecs.Set()
 	}
-	l := buildLineage(lineageIn{layout: s.deps.Layout, inputs: s.deps.Inputs, set: set, tables: gen.tables, views: gen.views,
+	l := buildLineage(lineageIn{layout: s.deps.Layout, inputs: s.deps.Inputs, models: s.deps.Models, set: set, tables: gen.tables, views: gen.views,
 		routes: routes, now: s.deps.Now()})
 	if ns := s.lastOK.Load(); ns != 0 {
 		l.LastRefresh = time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
@@ -393,6 +417,8 @@ type LineageDeps struct {
 	Catalog *lake.Catalog
 	Layout  *lake.Layout
 	Inputs  lake.ModelInputs
+	// Models are the declared read models.
+	Models []*readmodel.Model
 	// Codecs give the event types' versions (nil: none).
 	Codecs schema.Codecs
 	// ReadModels are the read models served; nil means
@@ -414,12 +440,12 @@ func ReadLineage(ctx context.Context, cfg Config, deps LineageDeps) (*Lineage, e
 	}
 	deps.Inputs.Defaults()
 	if deps.ReadModels == nil {
-		deps.ReadModels = DefaultReadModels()
+		deps.ReadModels = servedModels(deps.Models)
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	specs, err := configuredSpecs(deps.Layout, deps.ReadModels)
+	specs, err := configuredSpecs(deps.Layout, deps.ReadModels, deps.Models)
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +487,7 @@ func ReadLineage(ctx context.Context, cfg Config, deps LineageDeps) (*Lineage, e
 	if deps.Codecs != nil {
 		set = deps.Codecs.Set()
 	}
-	return buildLineage(lineageIn{layout: deps.Layout, inputs: deps.Inputs, set: set, tables: states,
+	return buildLineage(lineageIn{layout: deps.Layout, inputs: deps.Inputs, models: deps.Models, set: set, tables: states,
 		views:  buildViews(states, nil, typeViewsOf(cfg, deps.Inputs), deps.Codecs),
 		routes: route.Merge(queryRoutes(deps.Layout, deps.Inputs, nil), deps.Routes...), now: deps.Now()}), nil
 }

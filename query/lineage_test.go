@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/iceberg-go"
+
 	"github.com/eventlake/eventlake/internal/route"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
 )
 
 // TestLineage: the lineage the service serves (GET /v1/lineage) and the
@@ -48,8 +51,17 @@ func TestLineage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	models, err := readmodel.Parse(ctx, readmodel.Shipped(), func(name string) (readmodel.Source, bool) {
+		return readmodel.Source{Type: "order.created", Columns: map[string]iceberg.Type{
+			"amount": iceberg.DecimalTypeOf(18, 2), "user_id": iceberg.PrimitiveTypes.String,
+			"product_id": iceberg.PrimitiveTypes.String, "quantity": iceberg.PrimitiveTypes.Int64,
+		}}, name == "orders"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := startWith(t, l, nil, func(d *Deps) func(http.Handler) http.Handler {
-		d.Layout = layout
+		d.Layout, d.Models = layout, models
 		return func(h http.Handler) http.Handler { return h }
 	})
 	extra := []route.Route{{Pattern: "postgres", About: "SQL", Reads: []route.Read{{Kind: route.Views}}}}
@@ -70,7 +82,7 @@ func TestLineage(t *testing.T) {
 		t.Errorf("GET /v1/lineage names no last refresh")
 	}
 	withExtra := h.svc.Lineage(route.Merge(h.svc.Routes(), extra...))
-	read, err := ReadLineage(ctx, Config{}, LineageDeps{Catalog: l.cat, Layout: layout, Codecs: testCodecs, Routes: extra})
+	read, err := ReadLineage(ctx, Config{}, LineageDeps{Catalog: l.cat, Layout: layout, Models: models, Codecs: testCodecs, Routes: extra})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +112,8 @@ func TestLineage(t *testing.T) {
 		{"type:order.created", "view:order_created", ""},
 		{"table:orders_raw", "view:events", ""},
 		{"table:payments_captured", "view:events", ""},
-		{"table:orders_raw", "table:order_revenue_minute", "order.created (amount)"},
-		{"table:orders_raw", "table:user_activity_minute", "order.created (user_id)"},
+		{"table:orders_raw", "table:order_revenue_minute", "order.created (ts, amount)"},
+		{"table:orders_raw", "table:order_metrics", "order.created (ts, amount, user_id)"},
 		{"table:inventory_raw", "table:inventory_health", "inventory.updated (product_id, stock, warehouse)"},
 		{"table:order_revenue_minute", "view:order_revenue_minute", ""},
 		{"view:orders", "endpoint:POST /v1/sql", ""},

@@ -8,6 +8,7 @@ const (
 	endpointRevenue = "order_revenue_minute"
 	endpointStatus  = "status"
 	endpointLineage = "lineage"
+	endpointModels  = "models"
 )
 
 // Outcome label values of eventlake_query_duration_seconds.

@@ -23,6 +23,7 @@ import (
 	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
 	"github.com/eventlake/eventlake/schema"
 )
 
@@ -36,6 +37,9 @@ type Deps struct {
 	// Inputs say which events the revenue endpoint counts, and name the
 	// default type views.
 	Inputs lake.ModelInputs
+	// Models are the declared read models (their tables are served, and
+	// GET /v1/models describes them).
+	Models []*readmodel.Model
 	// Codecs, if set, give the columns of each event type's view (else
 	// they come from the tables that hold the type).
 	Codecs schema.Codecs
@@ -96,6 +100,8 @@ type Service struct {
 	// nanos); lastErr the error of the last poll, nil when it succeeded.
 	lastOK  atomic.Int64
 	lastErr atomic.Pointer[string]
+	// models answers the model endpoints (ServeHot; nil: no hot tier).
+	models HotModels
 }
 
 // tableSpec is a configured table.
@@ -123,7 +129,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	deps.Inputs.Defaults()
 	if deps.ReadModels == nil {
-		deps.ReadModels = DefaultReadModels()
+		deps.ReadModels = servedModels(deps.Models)
 	}
 	cfg.TypeViews = typeViewsOf(cfg, deps.Inputs)
 	if deps.Logger == nil {
@@ -146,7 +152,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		sampler: &sampler{g: deps.Gatherer},
 	}
 	deps.Health.Add(health.Query, s.ready)
-	specs, err := configuredSpecs(deps.Layout, deps.ReadModels)
+	specs, err := configuredSpecs(deps.Layout, deps.ReadModels, deps.Models)
 	if err != nil {
 		return nil, err
 	}
@@ -187,13 +193,16 @@ func typeViewsOf(cfg Config, in lake.ModelInputs) map[string]string {
 // configuredSpecs are the tables served whatever the catalog holds: the
 // raw tables of the explicitly mapped topics (empty until they exist),
 // the dead-letter table, the read models and the audit log.
-func configuredSpecs(layout *lake.Layout, readModels []string) ([]*tableSpec, error) {
+func configuredSpecs(layout *lake.Layout, readModels []string, models []*readmodel.Model) ([]*tableSpec, error) {
 	var specs []*tableSpec
 	for _, t := range layout.Topics() {
 		specs = append(specs, rawSpec(t.Table, t.Topic))
 	}
 	specs = append(specs, &tableSpec{name: layout.DLQ(), dlq: true, def: lake.DLQTableDef(layout.DLQ())})
 	defs := lake.ReadModelDefs()
+	for _, m := range models {
+		defs[m.Name] = m.TableDef()
+	}
 	for _, name := range readModels {
 		def, ok := defs[name]
 		if !ok {

@@ -22,13 +22,13 @@ func TestEmptyLake(t *testing.T) {
 	}
 	hr := h.svc.Lake()
 	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil,
-		"order_revenue_minute": nil, "user_activity_minute": nil, "inventory_health": nil, "audit_log": nil}
+		"inventory_health": nil, "audit_log": nil}
 	if !reflect.DeepEqual(hr.Tables, want) {
 		t.Fatalf("lake tables %v, want all null", hr.Tables)
 	}
 
 	for _, q := range []string{"events", "orders", "inventory", "dlq", "orders_raw", "inventory_raw",
-		"order_revenue_minute", "user_activity_minute", "inventory_health"} {
+		"inventory_health"} {
 		r := h.mustSQL("SELECT count(*) AS n FROM " + q)
 		if got := r.rows()[0][0]; got != json.Number("0") {
 			t.Errorf("%s: count %v, want 0", q, got)

@@ -255,3 +255,19 @@ func (m *Model) String() string {
 	}
 	return b.String()
 }
+
+// AggIndex is the index of the aggregate named name, or -1.
+func (m *Model) AggIndex(name string) int {
+	for i, a := range m.Aggs {
+		if a.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// EmptyRow is the row of key with no event counted.
+func (m *Model) EmptyRow(key string) *Row {
+	b, keys := m.decodeKey(key)
+	return &Row{Key: key, Bucket: b, Keys: keys, Accs: make([]Acc, len(m.Aggs))}
+}

@@ -186,12 +186,15 @@ func (m *Model) decodeKey(key string) (int64, []Value) {
 // State holds a model's rows: the committed table's, the events after
 // its offsets', or a delta to commit.
 type State struct {
-	m    *Model
-	rows map[string]*Row
+	m       *Model
+	rows    map[string]*Row
+	buckets map[int64]map[string]*Row // the rows of each bucket
 }
 
 // NewState returns an empty state of m.
-func (m *Model) NewState() *State { return &State{m: m, rows: map[string]*Row{}} }
+func (m *Model) NewState() *State {
+	return &State{m: m, rows: map[string]*Row{}, buckets: map[int64]map[string]*Row{}}
+}
 
 // Model is the state's model.
 func (s *State) Model() *Model { return s.m }
@@ -210,7 +213,35 @@ func (s *State) Each(fn func(*Row)) {
 }
 
 // Delete removes the row of key.
-func (s *State) Delete(key string) { delete(s.rows, key) }
+func (s *State) Delete(key string) {
+	r := s.rows[key]
+	if r == nil {
+		return
+	}
+	delete(s.rows, key)
+	if b := s.buckets[r.Bucket]; b != nil {
+		delete(b, key)
+		if len(b) == 0 {
+			delete(s.buckets, r.Bucket)
+		}
+	}
+}
+
+// InBucket calls fn for every row of bucket b, in no order.
+func (s *State) InBucket(b int64, fn func(*Row)) {
+	for _, r := range s.buckets[b] {
+		fn(r)
+	}
+}
+
+// Buckets lists the buckets that have rows, in no order.
+func (s *State) Buckets() []int64 {
+	out := make([]int64, 0, len(s.buckets))
+	for b := range s.buckets {
+		out = append(out, b)
+	}
+	return out
+}
 
 // row returns the row of key, created empty if needed.
 func (s *State) row(key string) *Row {
@@ -219,6 +250,12 @@ func (s *State) row(key string) *Row {
 		b, keys := s.m.decodeKey(key)
 		r = &Row{Key: key, Bucket: b, Keys: keys, Accs: make([]Acc, len(s.m.Aggs))}
 		s.rows[key] = r
+		bm := s.buckets[b]
+		if bm == nil {
+			bm = map[string]*Row{}
+			s.buckets[b] = bm
+		}
+		bm[key] = r
 	}
 	return r
 }
@@ -298,7 +335,7 @@ func (s *State) Merge(o *Row) *Row {
 
 // Set puts a copy of row o in s, replacing the row of its key.
 func (s *State) Set(o *Row) *Row {
-	delete(s.rows, o.Key)
+	s.Delete(o.Key)
 	r := s.row(o.Key)
 	s.m.mergeAccs(r.Accs, o.Accs)
 	r.File = o.File
@@ -334,20 +371,19 @@ func (m *Model) mergeAccs(dst, src []Acc) {
 	}
 }
 
-// Total returns the row of key in a merged with the row in b (either may
-// lack it; nil when both do). Neither state changes.
-func Total(a, b *State, key string) *Row {
-	ra, rb := a.Get(key), b.Get(key)
-	switch {
-	case ra == nil && rb == nil:
-		return nil
-	case rb == nil:
-		return ra
-	case ra == nil:
-		return rb
+// Total returns a new row: the rows of key in every state merged (nil
+// when none has it). No state changes.
+func Total(key string, states ...*State) *Row {
+	var out *Row
+	for _, s := range states {
+		r := s.Get(key)
+		if r == nil {
+			continue
+		}
+		if out == nil {
+			out = &Row{Key: key, Bucket: r.Bucket, Keys: r.Keys, Accs: make([]Acc, len(r.Accs))}
+		}
+		s.m.mergeAccs(out.Accs, r.Accs)
 	}
-	out := &Row{Key: key, Bucket: ra.Bucket, Keys: ra.Keys, Accs: make([]Acc, len(ra.Accs))}
-	a.m.mergeAccs(out.Accs, ra.Accs)
-	a.m.mergeAccs(out.Accs, rb.Accs)
 	return out
 }

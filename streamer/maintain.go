@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/iceberg-go"
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/eventlake/eventlake/internal/eventtime"
-	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
 )
 
 // TaskReadModel is the commit task of read-model deltas.
@@ -122,146 +121,41 @@ func (s *Streamer) closeWindows() {
 	s.mu.Lock()
 	s.win.tick()
 	closed := s.win.closeDue()
-	finals := map[int64]bool{}
+	var finals []string
 	for _, r := range closed {
 		list := append(s.closed[r.Spec], r)
 		if len(list) > 60 {
 			list = list[len(list)-60:]
 		}
 		s.closed[r.Spec] = list
-		if r.Spec == "1m" {
-			finals[r.Start.UnixMicro()/eventtime.MicrosPerMinute] = true
+		if r.Spec == "1m" && s.live != nil {
+			// The live model's rows of the minute are final now.
+			seen := map[string]bool{}
+			for _, st := range []*readmodel.State{s.live.cold, s.live.hot} {
+				st.InBucket(s.live.m.Bucket.Of(r.Start.UnixMicro()), func(row *readmodel.Row) {
+					if !seen[row.Key] {
+						seen[row.Key] = true
+						finals = append(finals, row.Key)
+					}
+				})
+			}
 		}
 	}
 	if wm, ok := s.win.watermark(); ok {
 		s.m.watermark.Set(float64(wm) / 1e6)
 	}
-	updates := s.minuteUpdates(finals)
+	updates := s.liveUpdates(finals)
 	s.mu.Unlock()
 	s.hub.publish(updates)
 }
 
 // refresh follows commits to the read models made by others.
 func (s *Streamer) refresh(ctx context.Context) error {
-	return errors.Join(s.reloadRevenue(ctx, false), s.reloadActivity(ctx), s.reloadInventory(ctx, false))
-}
-
-// reloadRevenue brings the committed revenue up to the table's current
-// snapshot: new files of an append-only history are added; anything else
-// (a backfill replaced rows) reloads the table. Events that the new
-// snapshot covers leave the hot tier, so cold + hot stays exact.
-func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
-	s.mu.RLock()
-	known, files := s.rev.snapshot, s.rev.files
-	hasSnap := s.rev.hasSnap
-	s.mu.RUnlock()
-	v, err := loadView(ctx, s.deps.Catalog, lake.TableOrderRevenueMinute)
-	if err != nil {
-		return err
+	errs := []error{s.reloadInventory(ctx, false)}
+	for _, md := range s.models {
+		errs = append(errs, s.followModel(ctx, md, false))
 	}
-	if !first && v.hasSnap == hasSnap && v.snapshot == known {
-		return nil
-	}
-	incremental := !first && files != nil
-	present := map[string]bool{}
-	for _, f := range v.files {
-		present[f.FilePath()] = true
-	}
-	for p := range files {
-		if !present[p] {
-			incremental = false // a file was removed: rows were replaced
-		}
-	}
-	added := map[int64]agg{}
-	read := func(path string) error {
-		return revenueRows(ctx, v.tbl, path, func(m int64, cents decimal128.Num, count int64) {
-			a := added[m]
-			a.add(cents, count)
-			added[m] = a
-		})
-	}
-	for _, f := range v.files {
-		if incremental && files[f.FilePath()] {
-			continue
-		}
-		if err := read(f.FilePath()); err != nil {
-			return err
-		}
-	}
-	kind := "full"
-	if incremental {
-		kind = "incremental"
-	}
-	s.m.reloads.WithLabelValues(lake.TableOrderRevenueMinute, kind).Inc()
-
-	s.mu.Lock()
-	before := map[int64]agg{}
-	for m := range added {
-		before[m] = s.total(m)
-	}
-	if !incremental {
-		for m := range s.rev.cold {
-			before[m] = s.total(m)
-		}
-		s.rev.cold = map[int64]agg{}
-	}
-	for m, a := range added {
-		c := s.rev.cold[m]
-		c.add(a.sum, a.count)
-		s.rev.cold[m] = c
-	}
-	s.rev.tbl, s.rev.snapshot, s.rev.hasSnap = v.tbl, v.snapshot, v.hasSnap
-	s.rev.offsets = v.offsets
-	s.rev.files = present
-	s.rebuildRevenueHot()
-	s.trim()
-	var updates []Update
-	if !first {
-		changed := map[int64]bool{}
-		for m, b := range before {
-			if s.total(m) != b {
-				changed[m] = true
-			}
-		}
-		updates = s.minuteUpdates(changed)
-	}
-	s.mu.Unlock()
-	s.hub.publish(updates)
-	return nil
-}
-
-// rebuildRevenueHot recomputes the hot figures from the hot orders after
-// the committed offsets. Called with mu held.
-func (s *Streamer) rebuildRevenueHot() {
-	s.rev.hot = map[int64]agg{}
-	for p, evs := range s.orders {
-		off, _ := s.rev.offsets.Get(s.in.Orders.Topic, p)
-		for _, e := range evs {
-			if e.off >= off {
-				a := s.rev.hot[e.minute]
-				a.add(e.amount, 1)
-				s.rev.hot[e.minute] = a
-			}
-		}
-	}
-}
-
-// reloadActivity follows the user-activity table's offsets (its sketches
-// are served from the table; the hot tier only needs to know what is
-// committed).
-func (s *Streamer) reloadActivity(ctx context.Context) error {
-	v, err := loadView(ctx, s.deps.Catalog, lake.TableUserActivityMinute)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v.hasSnap == s.act.hasSnap && v.snapshot == s.act.snapshot && s.act.offsets != nil {
-		return nil
-	}
-	s.act.tbl, s.act.snapshot, s.act.hasSnap, s.act.offsets = v.tbl, v.snapshot, v.hasSnap, v.offsets
-	s.trim()
-	return nil
+	return errors.Join(errs...)
 }
 
 // reloadInventory loads the latest stock per product.
@@ -315,22 +209,9 @@ func (s *Streamer) reloadInventory(ctx context.Context, first bool) error {
 	return nil
 }
 
-// trim drops hot events that every read model has committed. Called with
-// mu held.
+// trim drops hot inventory updates inventory_health has committed.
+// Called with mu held.
 func (s *Streamer) trim() {
-	for p, evs := range s.orders {
-		o1, ok1 := s.rev.offsets.Get(s.in.Orders.Topic, p)
-		o2, ok2 := s.act.offsets.Get(s.in.Orders.Topic, p)
-		floor := min(offOr0(o1, ok1), offOr0(o2, ok2))
-		i := 0
-		for i < len(evs) && evs[i].off < floor {
-			i++
-		}
-		if i > 0 {
-			s.hotCount -= i
-			s.orders[p] = append(evs[:0:0], evs[i:]...)
-		}
-	}
 	for p, evs := range s.invs {
 		o, ok := s.inv.offsets.Get(s.in.Inventory.Topic, p)
 		floor := offOr0(o, ok)
@@ -344,6 +225,12 @@ func (s *Streamer) trim() {
 		}
 	}
 	s.setStateSizes()
+	s.resumeIfDrained()
+}
+
+// resumeIfDrained resumes fetching paused at max_hot_events once commits
+// have drained half of it. Called with mu held.
+func (s *Streamer) resumeIfDrained() {
 	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
@@ -353,9 +240,9 @@ func (s *Streamer) trim() {
 }
 
 // commitReadModels commits the events read since the read models' stored
-// offsets: per-minute revenue and user sketches of the orders, the latest
-// stock of each product. Each table is committed with the offsets it now
-// covers, fenced on the ones it covered, like ingest.
+// offsets: each declared model's touched buckets, the latest stock of
+// each product. Each table is committed with the offsets it now covers,
+// fenced on the ones it covered, like ingest.
 func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err error) {
 	ctx, span := s.tracer.Start(ctx, "hot tier read-model commit", trace.WithNewRoot())
 	defer func() { tracing.EndSpan(span, err) }()
@@ -364,37 +251,6 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 	for t, m := range s.high {
 		for p, o := range m {
 			high.Set(t, p, o)
-		}
-	}
-	revDelta, revOffsets, revBase := map[int64]agg{}, lake.Offsets{}, s.rev.offsets.Clone()
-	actDelta, actOffsets, actBase := map[int64]*activityAgg{}, lake.Offsets{}, s.act.offsets.Clone()
-	for p, h := range high[s.in.Orders.Topic] {
-		ro, rok := s.rev.offsets.Get(s.in.Orders.Topic, p)
-		ao, aok := s.act.offsets.Get(s.in.Orders.Topic, p)
-		if h > offOr0(ro, rok) {
-			revOffsets.Set(s.in.Orders.Topic, p, h)
-		}
-		if h > offOr0(ao, aok) {
-			actOffsets.Set(s.in.Orders.Topic, p, h)
-		}
-		for _, e := range s.orders[p] {
-			if e.off >= h {
-				break
-			}
-			if e.off >= offOr0(ro, rok) {
-				a := revDelta[e.minute]
-				a.add(e.amount, 1)
-				revDelta[e.minute] = a
-			}
-			if e.off >= offOr0(ao, aok) {
-				a := actDelta[e.minute]
-				if a == nil {
-					a = &activityAgg{users: hll.New()}
-					actDelta[e.minute] = a
-				}
-				a.users.Add(e.user)
-				a.events++
-			}
 		}
 	}
 	invDelta, invOffsets, invBase := map[string]invState{}, lake.Offsets{}, s.inv.offsets.Clone()
@@ -414,32 +270,18 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 			}
 		}
 	}
-	revTbl, actTbl, invTbl := s.rev.tbl, s.act.tbl, s.inv.tbl
+	invTbl := s.inv.tbl
 	s.mu.RUnlock()
 
 	var errs []error
-	committed = len(revDelta) > 0 && revTbl != nil || len(actDelta) > 0 && actTbl != nil || len(invDelta) > 0 && invTbl != nil
-	if len(revDelta) > 0 && revTbl != nil {
-		errs = append(errs, s.commitModel(ctx, &s.rev.coldTable, revTbl, revOffsets, revBase,
-			func() ([]iceberg.DataFile, error) { return revenueDeltaFiles(ctx, revTbl, revDelta) },
-			func(files []iceberg.DataFile) {
-				for m, a := range revDelta {
-					c := s.rev.cold[m]
-					c.add(a.sum, a.count)
-					s.rev.cold[m] = c
-				}
-				for _, f := range files {
-					s.rev.files[f.FilePath()] = true
-				}
-				s.rebuildRevenueHot()
-			}))
-	}
-	if len(actDelta) > 0 && actTbl != nil {
-		errs = append(errs, s.commitModel(ctx, &s.act, actTbl, actOffsets, actBase,
-			func() ([]iceberg.DataFile, error) { return activityDeltaFiles(ctx, actTbl, actDelta) }, nil))
+	for _, md := range s.models {
+		done, err := s.commitModel(ctx, md, high)
+		committed = committed || done
+		errs = append(errs, err)
 	}
 	if len(invDelta) > 0 && invTbl != nil {
-		errs = append(errs, s.commitModel(ctx, &s.inv.coldTable, invTbl, invOffsets, invBase,
+		committed = true
+		errs = append(errs, s.commitDelta(ctx, &s.inv.coldTable, invTbl, invOffsets, invBase,
 			func() ([]iceberg.DataFile, error) { return inventoryDeltaFile(ctx, invTbl, invDelta) },
 			func(files []iceberg.DataFile) {
 				for p, st := range invDelta {
@@ -455,10 +297,10 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 	return committed, errors.Join(errs...)
 }
 
-// commitModel writes a read model's delta files (write), commits them on
+// commitDelta writes a read model's delta files (write), commits them on
 // top of tbl and, under the lock, moves ct to the new snapshot and offsets
 // and lets apply fold the delta into the in-memory model.
-func (s *Streamer) commitModel(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base lake.Offsets,
+func (s *Streamer) commitDelta(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base lake.Offsets,
 	write func() ([]iceberg.DataFile, error), apply func([]iceberg.DataFile)) error {
 	start := time.Now()
 	files, err := write()
@@ -499,32 +341,32 @@ func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTa
 	return nt, err
 }
 
-// reaggregate recomputes the recent closed minutes of the re-aggregatable
-// read models from the lake (see Backfill), folding their deltas and any
-// late events into one row per minute.
+// reaggregate recomputes the recent closed buckets of the declared
+// models from the lake (see Backfill), folding late events the hot tier
+// did not count (and dead letters replayed since) into their rows.
 func (s *Streamer) reaggregate(ctx context.Context) {
-	rawTable, _ := s.deps.Layout.TableFor(s.in.Orders.Topic)
 	s.mu.RLock()
 	wm, ok := s.win.watermark()
 	s.mu.RUnlock()
-	if rawTable == "" || !ok {
+	if !ok {
 		return
 	}
-	to := time.UnixMicro(wm).UTC().Truncate(time.Minute)
-	from := to.Add(-s.cfg.ReaggregateLookback)
-	for _, t := range []string{lake.TableOrderRevenueMinute, lake.TableUserActivityMinute} {
+	for _, md := range s.models {
+		w := md.m.Bucket.Width
+		to := time.UnixMicro(md.m.Bucket.Of(wm)).UTC()
+		from := to.Add(-max(s.cfg.ReaggregateLookback, w)).Truncate(w)
 		start := time.Now()
 		res, err := Backfill(ctx, s.deps.Catalog, s.committer, BackfillConfig{
-			Table: t, From: from, To: to, Chunk: time.Hour, RawTable: rawTable, Orders: s.in.Orders,
-			Wait: 10 * time.Second, DLQTable: s.deps.Layout.DLQ(),
+			Model: md.m, From: from, To: to, Chunk: max(time.Hour, w), Wait: 10 * time.Second, DLQTable: s.deps.Layout.DLQ(),
+			RunID: "reaggregate-" + uuid.NewString(),
 		}, s.log)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("re-aggregate read model", logkey.Table, t, logkey.Err, err)
+				s.log.Warn("re-aggregate read model", logkey.Table, md.name, logkey.Err, err)
 			}
 			continue
 		}
-		s.log.Info("read model re-aggregated", logkey.Table, t, "from", from, "to", to, logkey.Rows, res.Rows, logkey.Duration, time.Since(start))
+		s.log.Info("read model re-aggregated", logkey.Table, md.name, "from", from, "to", to, logkey.Rows, res.Rows, logkey.Duration, time.Since(start))
 	}
 }
 
@@ -532,8 +374,10 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 // held (a write lock or the read lock; it reads only).
 func (s *Streamer) setStateSizes() {
 	s.m.hotEvents.Set(float64(s.hotCount))
-	s.m.stateEntries.WithLabelValues("revenue_minutes").Set(float64(len(s.rev.cold)))
-	s.m.stateEntries.WithLabelValues("hot_revenue_minutes").Set(float64(len(s.rev.hot)))
+	for _, md := range s.models {
+		s.m.stateEntries.WithLabelValues(md.name + "_rows").Set(float64(md.cold.Len()))
+		s.m.stateEntries.WithLabelValues(md.name + "_hot_rows").Set(float64(md.hot.Len()))
+	}
 	s.m.stateEntries.WithLabelValues("stock_products").Set(float64(len(s.inv.cold)))
 	s.m.stateEntries.WithLabelValues("products").Set(float64(len(s.products)))
 }

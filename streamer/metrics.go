@@ -20,8 +20,10 @@ type metrics struct {
 	sseDropped      prometheus.Counter
 	lag             *prometheus.GaugeVec // topic, partition
 	commitFailing   prometheus.Gauge
-	lastCommit      *prometheus.GaugeVec // model
-	stateEntries    *prometheus.GaugeVec // kind
+	lastCommit      *prometheus.GaugeVec   // model
+	stateEntries    *prometheus.GaugeVec   // kind
+	notCounted      *prometheus.CounterVec // model
+	rewrites        *prometheus.CounterVec // table, task
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -79,14 +81,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_streamer_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit per read model (committer process only).",
 		}, []string{"model"}),
 		stateEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventlake_streamer_state_entries", Help: "Entries the hot tier holds in memory by kind: revenue_minutes (committed), hot_revenue_minutes, stock_products, products.",
+			Name: "eventlake_streamer_state_entries", Help: "Entries the hot tier holds in memory by kind: <model>_rows (a declared read model's committed rows), <model>_hot_rows (its rows of events after the committed offsets), stock_products, products.",
 		}, []string{"kind"}),
+		notCounted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_events_not_counted_total", Help: "Accepted events a read model does not count because a column's type or decimal places do not fit its declaration.",
+		}, []string{"model"}),
+		rewrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_streamer_read_model_rewrites_total", Help: "Snapshots of a declared model's table made by others that the hot tier followed (re-aggregation, backfill, compaction), by their commit task.",
+		}, []string{"table", "task"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_streamer_lag_records", Help: "High watermark minus the next offset the hot tier reads.",
 		}, []string{"topic", "partition"}),
 	}
 	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
 		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag,
-		m.lastCommit, m.stateEntries)
+		m.lastCommit, m.stateEntries, m.notCounted, m.rewrites)
 	return m
 }

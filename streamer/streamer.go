@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,7 +23,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/dedupe"
-	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/health"
 	"github.com/eventlake/eventlake/internal/hot"
@@ -30,6 +30,7 @@ import (
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/tracing"
 	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
 	"github.com/eventlake/eventlake/schema"
 )
 
@@ -43,8 +44,12 @@ type Deps struct {
 	// Layout names the raw tables ingest writes; their fresh rows (after
 	// the offsets the tables store) are handed to Sink.
 	Layout *lake.Layout
-	// Inputs say which events and columns the read models count.
+	// Inputs say which events and columns the windows, the enrichment and
+	// inventory_health read.
 	Inputs lake.ModelInputs
+	// Models are the declared read models the hot tier maintains (and,
+	// with Config.Commit, commits).
+	Models []*readmodel.Model
 	// Contract, Codecs and DedupeWindow must be ingest's, so that the hot
 	// tier accepts and drops exactly the events ingest does.
 	Contract     schema.Contract
@@ -79,21 +84,26 @@ type Streamer struct {
 
 	cl *kgo.Client
 
-	mu       sync.RWMutex // guards everything below
-	ready    bool
-	rev      revModel
-	act      coldTable
-	inv      invModel
-	orders   map[int32][]hotOrder // per orders partition, offset order, from the floor
-	invs     map[int32][]hotInv
-	high     map[string]map[int32]int64 // next offset read
-	raw      map[string]*rawSink        // topic -> its raw table's fresh rows
-	hotCount int
-	win      *windows
-	closed   map[string][]WindowResult // recently closed windows per spec
-	products map[string]product
-	paused   bool
-	publish  bool // enriched orders are published (committer, topic exists)
+	mu     sync.RWMutex // guards everything below
+	ready  bool
+	models []*model
+	byType map[string][]*model // event type -> the models that count it
+	// live is order_revenue_minute when declared: its changes are pushed
+	// (SSE) and its offsets say which orders the windows and the
+	// enrichment have seen.
+	live *model
+	inv  invModel
+	invs map[int32][]hotInv
+	high map[string]map[int32]int64 // next offset read
+	raw  map[string]*rawSink        // topic -> its raw table's fresh rows
+	// modelTopics are the topics whose events the declared models count.
+	modelTopics map[string]bool
+	hotCount    int
+	win         *windows
+	closed      map[string][]WindowResult // recently closed windows per spec
+	products    map[string]product
+	paused      bool
+	publish     bool // enriched orders are published (committer, topic exists)
 	// Read-model commit failures in a row.
 	commitFails int
 
@@ -107,21 +117,9 @@ type orderCols struct{ key, amount, user, product, quantity, scale int }
 
 type invCols struct{ product, stock, warehouse int }
 
-type revModel struct {
-	coldTable
-	cold map[int64]agg // minute -> committed figure
-	hot  map[int64]agg // minute -> events after the committed offsets
-}
-
 type invModel struct {
 	coldTable
 	cold map[string]invState
-}
-
-type hotOrder struct {
-	off, minute int64
-	amount      decimal128.Num // cents
-	user        uint64
 }
 
 type hotInv struct {
@@ -159,25 +157,34 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 	}
 	s := &Streamer{
 		cfg: cfg, deps: deps, in: deps.Inputs,
-		log:       deps.Logger.With(logkey.Component, "streamer"),
-		m:         newMetrics(deps.Registry),
-		dec:       schema.NewDecoder(deps.Contract, deps.Codecs),
-		dd:        dedupe.New(deps.DedupeWindow),
-		orderCols: map[*schema.TypeVersion]orderCols{},
-		invCols:   map[*schema.TypeVersion]invCols{},
-		orders:    map[int32][]hotOrder{},
-		invs:      map[int32][]hotInv{},
-		high:      map[string]map[int32]int64{},
-		raw:       map[string]*rawSink{},
-		closed:    map[string][]WindowResult{},
-		products:  map[string]product{},
-		tracer:    tracing.Or(deps.Tracer).Tracer(tracerName),
+		log:         deps.Logger.With(logkey.Component, "streamer"),
+		m:           newMetrics(deps.Registry),
+		dec:         schema.NewDecoder(deps.Contract, deps.Codecs),
+		dd:          dedupe.New(deps.DedupeWindow),
+		orderCols:   map[*schema.TypeVersion]orderCols{},
+		invCols:     map[*schema.TypeVersion]invCols{},
+		byType:      map[string][]*model{},
+		invs:        map[int32][]hotInv{},
+		high:        map[string]map[int32]int64{},
+		raw:         map[string]*rawSink{},
+		modelTopics: map[string]bool{},
+		closed:      map[string][]WindowResult{},
+		products:    map[string]product{},
+		tracer:      tracing.Or(deps.Tracer).Tracer(tracerName),
 	}
 	// A commit every CommitInterval, each retried at the next one: work
 	// waiting for two intervals and half a minute is stuck.
 	s.progress = health.NewCommitter("read-model committer", 2*cfg.CommitInterval+30*time.Second, deps.Now)
 	s.brokers = kafkaconf.NewReachability(0, deps.Now)
 	s.deps.KafkaOpts = append(slices.Clip(deps.KafkaOpts), s.brokers.Opt())
+	for _, m := range deps.Models {
+		md := newModel(m)
+		s.models = append(s.models, md)
+		s.byType[m.Type] = append(s.byType[m.Type], md)
+		if m.Name == lake.TableOrderRevenueMinute {
+			s.live = md
+		}
+	}
 	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
@@ -248,20 +255,15 @@ func (s *Streamer) Run(ctx context.Context) error {
 // rows and works out where to start reading every partition.
 func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offset, error) {
 	cat := s.deps.Catalog
-	for _, def := range []lake.TableDef{lake.OrderRevenueMinuteDef(), lake.UserActivityMinuteDef(), lake.InventoryHealthDef()} {
-		if _, err := cat.EnsureTable(ctx, def); err != nil {
+	if _, err := cat.EnsureTable(ctx, lake.InventoryHealthDef()); err != nil {
+		return nil, err
+	}
+	for _, md := range s.models {
+		if err := s.bootstrapModel(ctx, md); err != nil {
 			return nil, err
 		}
 	}
-	s.rev = revModel{coldTable: coldTable{name: lake.TableOrderRevenueMinute}, hot: map[int64]agg{}}
-	s.act = coldTable{name: lake.TableUserActivityMinute}
 	s.inv = invModel{coldTable: coldTable{name: lake.TableInventoryHealth}}
-	if err := s.reloadRevenue(ctx, true); err != nil {
-		return nil, err
-	}
-	if err := s.reloadActivity(ctx); err != nil {
-		return nil, err
-	}
 	if err := s.reloadInventory(ctx, true); err != nil {
 		return nil, err
 	}
@@ -344,9 +346,12 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 // dedupe window (read again only to decide duplicates alike). nil: the
 // hot tier does not read the topic.
 func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32) (map[int32]kgo.Offset, error) {
-	table, raw := s.deps.Layout.TableFor(topic)
-	raw = raw && s.deps.Sink != nil
-	model := topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic
+	table, taken := s.deps.Layout.TableFor(topic)
+	raw := taken && s.deps.Sink != nil
+	// Declared models count the events ingest stores: those of the
+	// topics the layout takes.
+	models := taken && len(s.models) > 0
+	model := topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic || models
 	if !raw && !model {
 		return nil, nil
 	}
@@ -362,6 +367,9 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 	if sink != nil {
 		s.raw[topic] = sink
 	}
+	if models {
+		s.modelTopics[topic] = true
+	}
 	out := map[int32]kgo.Offset{}
 	window := s.dd.Window()
 	for _, p := range parts {
@@ -370,11 +378,17 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 			o, _ := sink.offsets.Get(topic, p)
 			need = append(need, o)
 		}
+		for _, md := range s.models {
+			if models {
+				o, _ := md.offsets.Get(topic, p)
+				need = append(need, o)
+			}
+		}
 		switch topic {
 		case s.in.Orders.Topic:
-			o1, _ := s.rev.offsets.Get(topic, p)
-			o2, _ := s.act.offsets.Get(topic, p)
-			need = append(need, o1, o2)
+			if s.live == nil && sink == nil {
+				need = append(need, 0)
+			}
 		case s.in.Inventory.Topic:
 			o, _ := s.inv.offsets.Get(topic, p)
 			need = append(need, o)
@@ -442,7 +456,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		span := s.updateSpan(ctx, fetches.NumRecords())
 		var out []enriched
-		touched := map[int64]bool{}
+		touched := map[string]bool{} // keys of the live model's rows
 		now := s.deps.Now().UnixMicro()
 		// Records whose schema the registry could not be asked about are
 		// read again (with the rest of their partition) after a pause:
@@ -472,10 +486,14 @@ func (s *Streamer) consume(ctx context.Context) error {
 				rawStart, _ = sink.offsets.Get(p.Topic, p.Partition)
 			}
 			isOrders, isInv := p.Topic == s.in.Orders.Topic, p.Topic == s.in.Inventory.Topic
-			revOff, hasRev := s.rev.offsets.Get(p.Topic, p.Partition)
-			actOff, hasAct := s.act.offsets.Get(p.Topic, p.Partition)
-			floor := min(offOr0(revOff, hasRev), offOr0(actOff, hasAct))
+			// The windows and the enrichment see each order once: those
+			// after the live model's offsets (or the raw table's).
+			liveOff := rawStart
+			if s.live != nil {
+				liveOff, _ = s.live.offsets.Get(p.Topic, p.Partition)
+			}
 			invOff, hasInv := s.inv.offsets.Get(p.Topic, p.Partition)
+			modelTopic := s.modelTopics[p.Topic]
 			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
 			accepted := 0
 			next := p.Records[len(p.Records)-1].Offset + 1
@@ -509,36 +527,34 @@ func (s *Streamer) consume(ctx context.Context) error {
 				if ev.Version == nil {
 					continue
 				}
+				for _, md := range s.byType[ev.Version.Subject] {
+					if !modelTopic {
+						break
+					}
+					if row := s.addToModel(md, p.Topic, p.Partition, r.Offset, ev); row != nil && md == s.live {
+						touched[row.Key] = true
+					}
+				}
 				switch {
-				case isOrders && r.Offset >= floor && ev.Version.Subject == s.in.Orders.Type:
+				case isOrders && r.Offset >= liveOff && ev.Version.Subject == s.in.Orders.Type:
 					oc := s.orderColsOf(ev.Version)
 					amount, ok := decimalAt(ev, oc.amount, oc.scale)
 					if !ok {
 						continue
 					}
-					minute := eventtime.FloorDiv(ev.TsMicros, eventtime.MicrosPerMinute)
 					userID, _ := ev.String(oc.user)
 					user := xxh3.Hash(userID)
-					ho := hotOrder{off: r.Offset, minute: minute, amount: amount, user: user}
-					s.orders[p.Partition] = append(s.orders[p.Partition], ho)
-					s.hotCount++
-					if r.Offset >= offOr0(revOff, hasRev) {
-						a := s.rev.hot[minute]
-						a.add(amount, 1)
-						s.rev.hot[minute] = a
-						touched[minute] = true
-						productID, _ := ev.String(oc.product)
-						if s.win.add(ev.TsMicros, amount, user, string(productID)) {
-							s.m.late.Inc()
-							s.logEvent(ctx, "late order: its windows had closed", r, ev)
-						}
-						if s.publish {
-							// The decoder's fields may point into its scratch
-							// buffer, valid until the next Decode: copy.
-							k, _ := ev.String(oc.key)
-							qty, _ := ev.Int(oc.quantity)
-							out = append(out, enriched{key: bytes.Clone(k), value: s.enrich(ev, amount, productID, qty)})
-						}
+					productID, _ := ev.String(oc.product)
+					if s.win.add(ev.TsMicros, amount, user, string(productID)) {
+						s.m.late.Inc()
+						s.logEvent(ctx, "late order: its windows had closed", r, ev)
+					}
+					if s.publish {
+						// The decoder's fields may point into its scratch
+						// buffer, valid until the next Decode: copy.
+						k, _ := ev.String(oc.key)
+						qty, _ := ev.Int(oc.quantity)
+						out = append(out, enriched{key: bytes.Clone(k), value: s.enrich(ev, amount, productID, qty)})
 					}
 				case isInv && r.Offset >= offOr0(invOff, hasInv) && ev.Version.Subject == s.in.Inventory.Type:
 					ic := s.invColsOf(ev.Version)
@@ -561,7 +577,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
-		updates := s.minuteUpdates(touched)
+		updates := s.liveUpdates(slices.Collect(maps.Keys(touched)))
 		if s.hotCount > hotBefore && s.cfg.Commit {
 			s.progress.Pending(s.deps.Now())
 		}
@@ -696,36 +712,6 @@ func offOr0(o int64, ok bool) int64 {
 		return 0
 	}
 	return o
-}
-
-// minuteUpdates are the live updates for the given minutes. Called with mu
-// held.
-func (s *Streamer) minuteUpdates(minutes map[int64]bool) []Update {
-	if len(minutes) == 0 {
-		return nil
-	}
-	wm, hasWm := s.win.watermark()
-	ms := make([]int64, 0, len(minutes))
-	for m := range minutes {
-		ms = append(ms, m)
-	}
-	slices.Sort(ms)
-	out := make([]Update, 0, len(ms))
-	for _, m := range ms {
-		a := s.total(m)
-		out = append(out, Update{
-			Minute: time.UnixMicro(m * eventtime.MicrosPerMinute).UTC().Format(time.RFC3339), Revenue: a.sum.ToString(2),
-			OrderCount: a.count, Final: hasWm && (m+1)*eventtime.MicrosPerMinute <= wm,
-		})
-	}
-	return out
-}
-
-// total is a minute's exact figure: committed plus hot. Called with mu held.
-func (s *Streamer) total(m int64) agg {
-	c, h := s.rev.cold[m], s.rev.hot[m]
-	c.add(h.sum, h.count)
-	return c
 }
 
 // loadCatalog reads the product changelog from its start to its current

@@ -289,8 +289,17 @@ func modelObject(path string) string {
 		return lake.TableOrderRevenueMinute
 	case "/v1/windows":
 		return "orders"
+	case "/v1/models":
+		return ""
 	case "/v1/products":
 		return "products"
+	}
+	// /v1/models/{name} and /v1/models/{name}/stream read the model.
+	if rest, ok := strings.CutPrefix(path, "/v1/models/"); ok {
+		name, _ := strings.CutSuffix(rest, "/stream")
+		if name != "" && !strings.Contains(name, "/") {
+			return name
+		}
 	}
 	return ""
 }

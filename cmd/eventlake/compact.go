@@ -61,7 +61,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 	var extra []string
 	// The audit log is compacted and expired like a read model (never
 	// erased: the compactor skips its kind).
-	for _, name := range append(query.DefaultReadModels(), lake.TableAuditLog) {
+	for _, name := range append(append(modelNames(cfg), query.DefaultReadModels()...), lake.TableAuditLog) {
 		if !seen[name] {
 			extra = append(extra, name)
 			seen[name] = true

@@ -46,7 +46,7 @@ func TestCompactorTables(t *testing.T) {
 	for _, tb := range got {
 		names = append(names, tb.Name+":"+tb.Role)
 	}
-	if want := "orders_raw:raw inventory_raw:raw dlq:dlq audit_log:other inventory_health:other order_revenue_minute:other user_activity_minute:other x_model:other"; strings.Join(names, " ") != want {
+	if want := "orders_raw:raw inventory_raw:raw dlq:dlq audit_log:other inventory_health:other order_metrics:other order_revenue_minute:other product_revenue_hour:other x_model:other"; strings.Join(names, " ") != want {
 		t.Fatalf("compactorTables = %v, want %s", names, want)
 	}
 }

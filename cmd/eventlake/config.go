@@ -22,6 +22,7 @@ import (
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/pgwire"
 	"github.com/eventlake/eventlake/query"
+	"github.com/eventlake/eventlake/readmodel"
 	"github.com/eventlake/eventlake/schema"
 	"github.com/eventlake/eventlake/schema/registry"
 	"github.com/eventlake/eventlake/streamer"
@@ -48,9 +49,10 @@ type Config struct {
 	// built-in one in the catalog database (default), or an external
 	// Confluent-compatible one (url).
 	SchemaRegistry registry.Config `yaml:"schema_registry"`
-	// ReadModels say which events and columns the built-in read models
-	// count (defaults: lake/models.yaml).
-	ReadModels lake.ModelInputs `yaml:"read_models"`
+	// ReadModels are the declared read models (models; default: the
+	// shipped ones, readmodel/shipped.yaml) and the inputs of the windows,
+	// the enrichment and inventory_health (defaults: lake/models.yaml).
+	ReadModels ReadModelsConfig `yaml:"read_models"`
 
 	Compactor compactor.Config `yaml:"compactor"`
 	// Auth is who may call the query service and what each role reads.
@@ -254,8 +256,8 @@ func validateAll(errs ...error) error { return errors.Join(errs...) }
 // ingest reads, hands fresh raw rows to the query service and serves the
 // exact read-model endpoints. It checks events with ingest's contract and
 // the same schemas, so that it accepts exactly what ingest accepts.
-func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
-	deps.Layout, deps.Codecs, deps.Inputs = layout, codecs, cfg.ReadModels
+func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, models []*readmodel.Model, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
+	deps.Layout, deps.Codecs, deps.Inputs, deps.Models = layout, codecs, cfg.ReadModels.ModelInputs, models
 	deps.Contract = cfg.Ingest.Contract
 	deps.DedupeWindow = int64(cfg.Ingest.DedupeWindow)
 	deps.Sink = qs

@@ -134,6 +134,10 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer sch.Close()
+	models, err := declaredModels(ctx, cfg, sch.resolver.Set())
+	if err != nil {
+		return err
+	}
 	kopts, err := cfg.Kafka.Opts(log)
 	if err != nil {
 		ln.Close()
@@ -162,7 +166,7 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	checks.ingest(ing)
 	checks.audit(acc)
 	qs, err := query.New(cfg.Query, query.Deps{
-		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver, Health: checks.Checks,
+		Catalog: cat, Layout: layout, Inputs: cfg.ReadModels.ModelInputs, Models: models, Codecs: sch.resolver, Health: checks.Checks,
 		Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(), Tracer: tp,
 	})
 	if err != nil {
@@ -176,13 +180,14 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 	}
 	var st *streamer.Streamer
 	if !cfg.Streamer.Disabled {
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts,
+		st, err = newStreamer(cfg, layout, sch.resolver, models, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts,
 			Logger: log, Registry: reg, Now: time.Now, Failpoints: fp, Tracer: tp})
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		checks.streamer(st)
+		qs.ServeHot(st)
 	}
 	checks.query(qs)
 	maint, err := devCompactor(cfg, cat, log, reg, fp)

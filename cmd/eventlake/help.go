@@ -62,13 +62,23 @@ an NDJSON file with --file, to a Kafka cluster.`,
 		},
 	},
 	"backfill": {
-		usage: "eventlake backfill --from TIME --to TIME [flags]",
-		about: `Recomputes read-model rows of an event-time range from the raw events in the lake, one commit per
---chunk; it is idempotent and resumes where a stopped run left off. It refuses a data directory or catalog
-that holds no lake.`,
+		usage: "eventlake backfill --model NAME --from TIME --to TIME [flags]",
+		about: `Recomputes a declared read model's rows of an event-time range from the raw events in the lake, one
+commit per --chunk; it is idempotent and resumes where a stopped run left off. It refuses a data directory
+or catalog that holds no lake.`,
 		examples: []string{
 			"eventlake backfill --data-dir ./data --from 2026-11-26T00:00:00Z --to 2026-11-27T00:00:00Z",
-			"eventlake backfill --config eventlake.yaml --table user_activity_minute --from 2026-11-26T10:00:00Z --to 2026-11-26T11:00:00Z",
+			"eventlake backfill --config eventlake.yaml --model order_metrics --from 2026-11-26T10:00:00Z --to 2026-11-26T11:00:00Z",
+		},
+	},
+	"models": {
+		usage: "eventlake models [list | drop NAME] [flags]",
+		about: `Lists the declared read models (read_models.models, or the shipped ones) with their tables, and every
+read-model table in the catalog that no declaration maintains any more; drop removes such a table from the
+catalog. A declared model cannot be dropped: remove it from the configuration first.`,
+		examples: []string{
+			"eventlake models --config eventlake.yaml",
+			"eventlake models drop user_activity_minute --config eventlake.yaml",
 		},
 	},
 	"broker": {

@@ -55,7 +55,11 @@ func runLineage(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer sch.Close()
-	l, err := query.ReadLineage(ctx, cfg.Query, query.LineageDeps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels,
+	models, err := declaredModels(ctx, cfg, sch.resolver.Set())
+	if err != nil {
+		return err
+	}
+	l, err := query.ReadLineage(ctx, cfg.Query, query.LineageDeps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels.ModelInputs, Models: models,
 		Codecs: sch.resolver, Routes: configuredRoutes(cfg), Now: time.Now})
 	if err != nil {
 		return fmt.Errorf("compute the lineage: %w", err)
@@ -78,7 +82,7 @@ func runLineage(ctx context.Context, args []string, env *runEnv) error {
 func configuredRoutes(cfg *Config) []route.Route {
 	var out []route.Route
 	if !cfg.Streamer.Disabled {
-		out = append(out, streamer.Routes(cfg.Streamer, cfg.ReadModels)...)
+		out = append(out, streamer.Routes(cfg.Streamer, cfg.ReadModels.ModelInputs)...)
 	}
 	if cfg.Postgres.Listen != "" && cfg.Postgres.Listen != "off" {
 		out = append(out, pgwire.Route())

@@ -96,7 +96,7 @@ func runProduce(ctx context.Context, args []string, env *runEnv) error {
 		sent.Store(0)
 	}
 	if *file != "" {
-		n, err = replayFile(ctx, p, cfg.ReadModels, *file, *topic, *rate, *count, done)
+		n, err = replayFile(ctx, p, cfg.ReadModels.ModelInputs, *file, *topic, *rate, *count, done)
 	} else {
 		gc := demo.Config{Seed: *seed, LateFraction: *late, InventoryFraction: *inv, MalformedFraction: *bad, DuplicateFraction: *dup}
 		if *start == "now" {

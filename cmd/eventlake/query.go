@@ -74,6 +74,10 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		return err
 	}
 	defer sch.Close()
+	models, err := declaredModels(ctx, cfg, sch.resolver.Set())
+	if err != nil {
+		return err
+	}
 	var st *streamer.Streamer
 	ln, err := listen(cfg.HTTP, log)
 	if err != nil {
@@ -91,7 +95,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 	defer acc.shutdown()
 	checks := newProcessHealth(reg)
 	checks.audit(acc)
-	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels, Codecs: sch.resolver,
+	qs, err := query.New(cfg.Query, query.Deps{Catalog: cat, Layout: layout, Inputs: cfg.ReadModels.ModelInputs, Models: models, Codecs: sch.resolver,
 		Health: checks.Checks, Logger: log, Registry: reg, Gatherer: reg, Policy: acc.policy, Audit: acc.auditLog(), Tracer: tp})
 	if err != nil {
 		ln.Close()
@@ -108,12 +112,13 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 			ln.Close()
 			return err
 		}
-		st, err = newStreamer(cfg, layout, sch.resolver, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now, Tracer: tp})
+		st, err = newStreamer(cfg, layout, sch.resolver, models, qs, streamer.Deps{Catalog: cat, KafkaOpts: kopts, Logger: log, Registry: reg, Now: time.Now, Tracer: tp})
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		checks.streamer(st)
+		qs.ServeHot(st)
 	}
 	checks.query(qs)
 	g, gctx := errgroup.WithContext(ctx)

@@ -54,6 +54,7 @@ func commands() []command {
 		{"query", "serve SQL and metrics over the lake with DuckDB", runQuery},
 		{"produce", "publish demo events (seeded generator) or replay an NDJSON file", runProduce},
 		{"backfill", "recompute read-model rows from the raw events in the lake (idempotent, resumable)", runBackfill},
+		{"models", "list the declared read models and their tables (models list), or drop a removed model's table (models drop NAME)", runModels},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
 		{"topic", "create a topic (topic create NAME --partitions N)", runTopic},
 		{"compact", "maintain the lake: compaction, retention, tiering, snapshot expiry, orphan cleanup", runCompact},

@@ -192,7 +192,8 @@ func TestLineage(t *testing.T) {
 		{"table:" + probeTable, "view:events", ""},
 		{"view:probe_seen", "endpoint:POST /v1/sql", ""},
 		{"view:probe_seen", "endpoint:postgres", ""},
-		{"table:orders_raw", "table:order_revenue_minute", "order.created (amount)"},
+		{"table:orders_raw", "table:order_revenue_minute", "order.created (ts, amount)"},
+		{"table:orders_raw", "table:order_metrics", "order.created (ts, amount, user_id)"},
 		{"table:order_revenue_minute", "endpoint:GET /v1/metrics/order_revenue_minute", ""},
 		{"topic:" + demo.TopicOrders, "endpoint:GET /v1/stream/order_revenue_minute", "type = order.created"},
 	} {

@@ -144,3 +144,6 @@ func (s *Sketch) UnmarshalBinary(b []byte) error {
 	}
 	return nil
 }
+
+// Equal reports whether two sketches hold the same registers.
+func (s *Sketch) Equal(o *Sketch) bool { return string(s.reg) == string(o.reg) }

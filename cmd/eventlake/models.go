@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
+	"github.com/eventlake/eventlake/schema"
+)
+
+// ReadModelsConfig is the read_models section: the declared models and
+// the inputs of what is not declared yet (windows, enrichment,
+// inventory_health).
+type ReadModelsConfig struct {
+	lake.ModelInputs `yaml:",inline"`
+	// Models are the declared read models; none means the shipped ones.
+	// An entry with a name alone takes the shipped declaration of that
+	// name.
+	Models []readmodel.Declaration `yaml:"models"`
+}
+
+// typeViews are the FROM names of declarations besides type names: the
+// query service's type views (query.type_views, defaulted).
+func typeViews(cfg *Config) map[string]string {
+	views := map[string]string{}
+	for v, t := range cfg.Query.TypeViews {
+		views[v] = t
+	}
+	if len(views) == 0 {
+		views["orders"] = cfg.ReadModels.Orders.Type
+		views["inventory"] = cfg.ReadModels.Inventory.Type
+	}
+	return views
+}
+
+// declaredModels parses the configured declarations against the
+// registry's schemas: a declaration outside the form stops the start
+// with a message that names the part and why.
+//
+// The shipped models (none configured) are maintained when the registry
+// has their event type: a deployment without orders runs without them.
+func declaredModels(ctx context.Context, cfg *Config, set *schema.Set) ([]*readmodel.Model, error) {
+	decls, err := readmodel.Resolve(cfg.ReadModels.Models)
+	if err != nil {
+		return nil, err
+	}
+	src := readmodel.SchemaSources(set, typeViews(cfg))
+	if len(cfg.ReadModels.Models) == 0 {
+		var out []*readmodel.Model
+		for _, d := range decls {
+			ms, err := readmodel.Parse(ctx, []readmodel.Declaration{d}, src)
+			var fe *readmodel.FormError
+			if errors.As(err, &fe) && fe.Part == "FROM" {
+				continue // the registry lacks its event type
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read_models.models: %w", err)
+			}
+			out = append(out, ms...)
+		}
+		return out, nil
+	}
+	ms, err := readmodel.Parse(ctx, decls, src)
+	if err != nil {
+		return nil, fmt.Errorf("read_models.models: %w", err)
+	}
+	return ms, nil
+}
+
+// lakeModels parses the configured declarations against the lake's raw
+// tables, for processes without the registry (backfill, the compactor's
+// re-aggregation); declarations whose source the lake does not hold yet
+// are left out.
+func lakeModels(ctx context.Context, cfg *Config, cat *lake.Catalog) ([]*readmodel.Model, error) {
+	decls, err := readmodel.Resolve(cfg.ReadModels.Models)
+	if err != nil {
+		return nil, err
+	}
+	src, err := readmodel.LakeSources(ctx, cat, typeViews(cfg))
+	if err != nil {
+		return nil, err
+	}
+	var out []*readmodel.Model
+	for _, d := range decls {
+		ms, err := readmodel.Parse(ctx, []readmodel.Declaration{d}, src)
+		if err != nil {
+			continue // its source is not in the lake (yet): nothing to recompute
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// modelNames are the names of the configured models (no parsing).
+func modelNames(cfg *Config) []string {
+	decls, err := readmodel.Resolve(cfg.ReadModels.Models)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(decls))
+	for _, d := range decls {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// runModels lists the declared read models and their tables, or drops
+// the table of a model no longer declared.
+//
+//	eventlake models [list]       declared models and every read-model table in the catalog
+//	eventlake models drop NAME    drop the table of a model removed from read_models.models
+func runModels(ctx context.Context, args []string, env *runEnv) error {
+	sub := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("models "+sub, flag.ContinueOnError)
+	var cf commonFlags
+	cf.register(fs, false, false, "")
+	if err := parseFlags(fs, args, env); err != nil {
+		return err
+	}
+	cfg, _, err := loadConfig(&cf, env)
+	if err != nil {
+		return err
+	}
+	cat, err := openLake(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	declared := modelNames(cfg)
+	switch sub {
+	case "list":
+		ns := table.Identifier{cat.Config().Namespace}
+		tables := map[string]*table.Table{}
+		for ident, err := range cat.Iceberg().ListTables(ctx, ns) {
+			if err != nil {
+				return fmt.Errorf("list tables: %w", err)
+			}
+			tbl, err := cat.LoadTable(ctx, ident[len(ident)-1])
+			if err == nil && tbl.Properties()[lake.PropKind] == lake.KindReadModel {
+				tables[ident[len(ident)-1]] = tbl
+			}
+		}
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "MODEL\tDECLARED\tTABLE\tSNAPSHOT\tSQL")
+		names := slices.Sorted(maps.Keys(tables))
+		for _, d := range declared {
+			if !slices.Contains(names, d) {
+				names = append(names, d)
+			}
+		}
+		for _, n := range names {
+			tbl := tables[n]
+			state, snap, sql := "not built yet", "-", "-"
+			if tbl != nil {
+				state = "exists"
+				if s := tbl.CurrentSnapshot(); s != nil {
+					snap = strconv.FormatInt(s.SnapshotID, 10)
+				}
+				if q := tbl.Properties()[readmodel.PropModelSQL]; q != "" {
+					sql = strings.Join(strings.Fields(q), " ")
+				}
+			}
+			dec := "no (not maintained; drop with eventlake models drop " + n + ")"
+			if slices.Contains(declared, n) {
+				dec = "yes"
+			} else if tbl != nil && tbl.Properties()[readmodel.PropModelSQL] == "" && n == lake.TableInventoryHealth {
+				dec = "built in"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, dec, state, snap, sql)
+		}
+		return tw.Flush()
+	case "drop":
+		if fs.NArg() != 1 {
+			return usageError{"models drop: name one model: eventlake models drop NAME"}
+		}
+		name := fs.Arg(0)
+		if slices.Contains(declared, name) {
+			return fmt.Errorf("models drop: %s is declared in read_models.models: remove it there first (a committer would build it again)", name)
+		}
+		if name == lake.TableInventoryHealth {
+			return fmt.Errorf("models drop: %s is built in, not declared", name)
+		}
+		tbl, err := cat.LoadTable(ctx, name)
+		if err != nil {
+			return fmt.Errorf("models drop: %w", err)
+		}
+		if tbl.Properties()[lake.PropKind] != lake.KindReadModel {
+			return fmt.Errorf("models drop: %s is not a read-model table (it is %q); only read models are dropped here", name, tbl.Properties()[lake.PropKind])
+		}
+		if err := cat.Iceberg().DropTable(ctx, cat.Ident(name)); err != nil {
+			return fmt.Errorf("models drop %s: %w", name, err)
+		}
+		fmt.Fprintf(env.stdout, "dropped read model table %s (its data files stay under %s until removed)\n", name, tbl.Location())
+		return nil
+	}
+	return usageError{fmt.Sprintf("models: %q is neither list nor drop", sub)}
+}

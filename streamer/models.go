@@ -1,0 +1,480 @@
+package streamer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/eventlake/eventlake/internal/logkey"
+	"github.com/eventlake/eventlake/lake"
+	"github.com/eventlake/eventlake/readmodel"
+	"github.com/eventlake/eventlake/schema"
+)
+
+// TaskModelBuild is the commit task of a declared model's first build
+// from the lake's history.
+const TaskModelBuild = "read-model-build"
+
+// model is one declared read model in the hot tier: the committed table's
+// rows (cold), the events read after its offsets (entries, and hot, their
+// merged rows). Answers are cold merged with hot: exactly the committed
+// snapshot plus every event after its offsets.
+type model struct {
+	m *readmodel.Model
+	coldTable
+	cold, hot *readmodel.State
+	// entries are the contributions of events at or after the table's
+	// offsets, per topic and partition, in offset order.
+	entries map[string]map[int32][]modelEntry
+	n       int // len of every entries list
+	// fileKeys are the row keys of each data file of cold, to follow
+	// commits file by file; dups is set when the table holds a key in
+	// several rows (a table of deltas written before declared models),
+	// which the next commit rewrites as one row per key.
+	fileKeys map[string][]string
+	dups     bool
+	binds    map[*schema.TypeVersion]*readmodel.EventBinding
+	vals     []readmodel.Value // scratch of consume
+	ready    bool              // loaded (and built, on the committer)
+	// maxTs is the latest event time counted (microseconds): buckets
+	// ending before it minus the allowed lateness are closed.
+	maxTs int64
+}
+
+type modelEntry struct {
+	off int64
+	c   readmodel.Contribution
+}
+
+func newModel(m *readmodel.Model) *model {
+	return &model{m: m, coldTable: coldTable{name: m.Name}, cold: m.NewState(), hot: m.NewState(),
+		entries: map[string]map[int32][]modelEntry{}, fileKeys: map[string][]string{},
+		binds: map[*schema.TypeVersion]*readmodel.EventBinding{}, vals: make([]readmodel.Value, len(m.Inputs))}
+}
+
+// bind returns the model's binding to version v, made once. Called with
+// mu held.
+func (s *Streamer) bind(md *model, v *schema.TypeVersion) *readmodel.EventBinding {
+	b, ok := md.binds[v]
+	if !ok {
+		b = md.m.BindEvent(v)
+		if b.Err != nil {
+			s.log.Warn("events of this schema version are not counted by the read model", logkey.Err, b.Err)
+		}
+		md.binds[v] = b
+	}
+	return b
+}
+
+// add counts one accepted event; it returns the row it changed (nil: the
+// event does not count). Called with mu held.
+func (s *Streamer) addToModel(md *model, topic string, p int32, off int64, ev *schema.Event) *readmodel.Row {
+	if o, _ := md.offsets.Get(topic, p); off < o {
+		return nil
+	}
+	if !s.bind(md, ev.Version).Fill(ev, md.vals) {
+		s.m.notCounted.WithLabelValues(md.name).Inc()
+		return nil
+	}
+	c, ok := md.m.Contribute(md.vals)
+	if !ok {
+		return nil
+	}
+	md.maxTs = max(md.maxTs, ev.TsMicros)
+	parts := md.entries[topic]
+	if parts == nil {
+		parts = map[int32][]modelEntry{}
+		md.entries[topic] = parts
+	}
+	parts[p] = append(parts[p], modelEntry{off: off, c: c})
+	md.n++
+	s.hotCount++
+	return md.hot.Apply(c)
+}
+
+// bootstrapModel creates the model's table if needed, checks that an
+// existing one holds this declaration, builds a new one from the lake's
+// history (on the committer) and loads it.
+func (s *Streamer) bootstrapModel(ctx context.Context, md *model) error {
+	def := md.m.TableDef()
+	tbl, err := s.deps.Catalog.LoadTable(ctx, md.name)
+	switch {
+	case errors.Is(err, icecat.ErrNoSuchTable):
+		if tbl, err = s.deps.Catalog.EnsureTable(ctx, def); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		if err := md.m.Compatible(tbl.Properties(), tbl.Schema()); err != nil {
+			return err
+		}
+	}
+	if tbl.CurrentSnapshot() == nil && s.cfg.Commit {
+		if err := s.buildModel(ctx, md, tbl); err != nil {
+			return err
+		}
+	}
+	return s.followModel(ctx, md, true)
+}
+
+// buildModel computes a new model from every event the raw tables hold
+// and commits it with the offsets they cover: from there on the hot tier
+// counts what follows.
+func (s *Streamer) buildModel(ctx context.Context, md *model, tbl *table.Table) error {
+	start := time.Now()
+	raws, err := readmodel.RawTables(ctx, s.deps.Catalog)
+	if err != nil {
+		return err
+	}
+	st := md.m.NewState()
+	events := 0
+	covered, err := md.m.Scan(ctx, raws, readmodel.Range{}, nil, func(c readmodel.Contribution) {
+		st.Apply(c)
+		events++
+	})
+	if err != nil {
+		return err
+	}
+	if len(covered) == 0 {
+		return nil // an empty lake: the hot tier reads the topics from their start
+	}
+	var rows []*readmodel.Row
+	st.Each(func(r *readmodel.Row) { rows = append(rows, r) })
+	_, err = s.committer.Commit(ctx, lake.Change{Table: md.name, Task: TaskModelBuild, Base: tbl,
+		Offsets: covered, Fence: lake.Offsets{}, Stage: md.m.ReplaceStage(rows, nil)})
+	if errors.Is(err, lake.ErrFenced) {
+		return nil // another committer built it: load theirs
+	}
+	if err != nil {
+		return fmt.Errorf("build read model %s: %w", md.name, err)
+	}
+	s.log.Info("read model built from the lake", logkey.Table, md.name, "events", events, logkey.Rows, len(rows),
+		logkey.Duration, time.Since(start))
+	return nil
+}
+
+// followModel brings the model up to its table's current snapshot: the
+// rows of files removed since go, those of added files come in (every
+// file on the first load, or when the table held several rows of a key);
+// then the events the snapshot covers leave the hot tier.
+func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error {
+	s.mu.RLock()
+	known, hasSnap, files, dups := md.snapshot, md.hasSnap, md.files, md.dups
+	s.mu.RUnlock()
+	v, err := loadView(ctx, s.deps.Catalog, md.name)
+	if err != nil {
+		return err
+	}
+	if !first && v.hasSnap == hasSnap && v.snapshot == known {
+		return nil
+	}
+	full := first || dups || files == nil
+	present := map[string]bool{}
+	var read []string
+	for _, f := range v.files {
+		present[f.FilePath()] = true
+		if full || !files[f.FilePath()] {
+			read = append(read, f.FilePath())
+		}
+	}
+	var removed []string
+	for p := range files {
+		if !present[p] {
+			removed = append(removed, p)
+		}
+	}
+	var rows []*readmodel.Row
+	if v.tbl != nil {
+		if err := md.m.ReadTable(ctx, v.tbl, read, func(r *readmodel.Row) { rows = append(rows, r) }); err != nil {
+			return err
+		}
+	}
+	kind := "incremental"
+	if full {
+		kind = "full"
+	}
+	s.m.reloads.WithLabelValues(md.name, kind).Inc()
+	if snap := v.tbl.CurrentSnapshot(); !first && snap != nil && snap.Summary != nil {
+		if task := snap.Summary.Properties[lake.SummaryTask]; task != TaskReadModel && task != TaskModelBuild {
+			s.m.rewrites.WithLabelValues(md.name, task).Inc()
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := md == s.live
+	var before map[string]*readmodel.Row
+	if live && !first {
+		before = map[string]*readmodel.Row{}
+	}
+	note := func(key string) {
+		if before != nil {
+			if _, ok := before[key]; !ok {
+				before[key] = readmodel.Total(key, md.cold, md.hot)
+			}
+		}
+	}
+	if full {
+		if before != nil {
+			md.cold.Each(func(r *readmodel.Row) { note(r.Key) })
+		}
+		md.cold, md.fileKeys, md.dups = md.m.NewState(), map[string][]string{}, false
+		for _, r := range rows {
+			note(r.Key)
+			if md.cold.Get(r.Key) != nil {
+				md.dups = true
+				md.cold.Merge(r)
+			} else {
+				md.cold.Set(r)
+			}
+			md.fileKeys[r.File] = append(md.fileKeys[r.File], r.Key)
+		}
+	} else {
+		for _, f := range removed {
+			for _, k := range md.fileKeys[f] {
+				if r := md.cold.Get(k); r != nil && r.File == f {
+					note(k)
+					md.cold.Delete(k)
+				}
+			}
+			delete(md.fileKeys, f)
+		}
+		for _, r := range rows {
+			note(r.Key)
+			md.cold.Set(r)
+			md.fileKeys[r.File] = append(md.fileKeys[r.File], r.Key)
+		}
+	}
+	if md.dups {
+		s.log.Warn("read model table holds several rows of a bucket and key (written before declared models); the next commit rewrites it",
+			logkey.Table, md.name)
+	}
+	md.tbl, md.snapshot, md.hasSnap, md.offsets, md.files = v.tbl, v.snapshot, v.hasSnap, v.offsets, present
+	s.rebuildHot(md)
+	md.ready = true
+	if before != nil {
+		var changed []string
+		for k, b := range before {
+			if !readmodel.EqualRows(b, readmodel.Total(k, md.cold, md.hot)) {
+				changed = append(changed, k)
+			}
+		}
+		s.hub.publish(s.liveUpdates(changed))
+	}
+	s.setStateSizes()
+	return nil
+}
+
+// rebuildHot drops the entries the table's offsets cover and merges the
+// rest into hot. Called with mu held.
+func (s *Streamer) rebuildHot(md *model) {
+	md.hot = md.m.NewState()
+	for topic, parts := range md.entries {
+		for p, es := range parts {
+			o, _ := md.offsets.Get(topic, p)
+			i, _ := slices.BinarySearchFunc(es, o, func(e modelEntry, o int64) int {
+				switch {
+				case e.off < o:
+					return -1
+				case e.off > o:
+					return 1
+				}
+				return 0
+			})
+			if i > 0 {
+				md.n -= i
+				s.hotCount -= i
+				es = slices.Clone(es[i:])
+				parts[p] = es
+			}
+			for _, e := range es {
+				md.hot.Apply(e.c)
+			}
+		}
+	}
+	s.resumeIfDrained()
+}
+
+// errModelMoved means a model's table changed since the hot tier loaded
+// it (a backfill, the compactor): its rows are followed before the next
+// commit, which the hot tier would otherwise compute from stale rows.
+var errModelMoved = errors.New("the table changed since it was loaded; following it first")
+
+// commitModel commits the events of md read below high: the rows of
+// every bucket they touched, merged with the committed rows, replace
+// those buckets' rows, with the offsets advanced to high.
+func (s *Streamer) commitModel(ctx context.Context, md *model, high lake.Offsets) (bool, error) {
+	s.mu.RLock()
+	if !md.ready || md.tbl == nil {
+		s.mu.RUnlock()
+		return false, nil
+	}
+	base, tbl, snap, hasSnap := md.offsets.Clone(), md.tbl, md.snapshot, md.hasSnap
+	offsets := lake.Offsets{}
+	delta := md.m.NewState()
+	for topic, parts := range high {
+		for p, h := range parts {
+			if o, _ := md.offsets.Get(topic, p); h > o {
+				offsets.Set(topic, p, h)
+			}
+			for _, e := range md.entries[topic][p] {
+				if e.off >= h {
+					break
+				}
+				delta.Apply(e.c)
+			}
+		}
+	}
+	dups := md.dups
+	if delta.Len() == 0 && !dups {
+		s.mu.RUnlock()
+		return false, nil
+	}
+	// Every row of every touched bucket: the rows replaced and what
+	// replaces them.
+	var (
+		rows    []*readmodel.Row
+		touched []int64
+		del     iceberg.BooleanExpression
+	)
+	if dups {
+		del = iceberg.AlwaysTrue{}
+		keys := map[string]bool{}
+		md.cold.Each(func(r *readmodel.Row) { keys[r.Key] = true })
+		delta.Each(func(r *readmodel.Row) { keys[r.Key] = true })
+		for k := range keys {
+			rows = append(rows, readmodel.Total(k, md.cold, delta))
+		}
+	} else {
+		touched = delta.Buckets()
+		for _, b := range touched {
+			keys := map[string]bool{}
+			md.cold.InBucket(b, func(r *readmodel.Row) { keys[r.Key] = true })
+			delta.InBucket(b, func(r *readmodel.Row) { keys[r.Key] = true })
+			for k := range keys {
+				rows = append(rows, readmodel.Total(k, md.cold, delta))
+			}
+		}
+		del = md.m.BucketFilter(touched)
+	}
+	s.mu.RUnlock()
+
+	stage := md.m.ReplaceStage(rows, del)
+	start := time.Now()
+	_, err := s.committer.Commit(ctx, lake.Change{Table: md.name, Task: TaskReadModel, Base: tbl, Offsets: offsets, Fence: base,
+		Stage: func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
+			staged, err := tx.StagedTable()
+			if err != nil {
+				return err
+			}
+			cur := staged.CurrentSnapshot()
+			if cur == nil && hasSnap || cur != nil && (!hasSnap || cur.SnapshotID != snap) {
+				return errModelMoved
+			}
+			return stage(ctx, tx, props)
+		}})
+	if err != nil {
+		if errors.Is(err, errModelMoved) || errors.Is(err, lake.ErrFenced) {
+			return false, s.followModel(ctx, md, false)
+		}
+		return false, fmt.Errorf("commit %s: %w", md.name, err)
+	}
+	s.m.commitDuration.WithLabelValues(md.name).Observe(time.Since(start).Seconds())
+	s.m.lastCommit.WithLabelValues(md.name).Set(float64(s.deps.Now().UnixNano()) / 1e9)
+	return true, s.followModel(ctx, md, false)
+}
+
+// liveUpdates are the SSE updates of the live model's rows of keys.
+// Called with mu held.
+func (s *Streamer) liveUpdates(keys []string) []Update {
+	md := s.live
+	if md == nil || len(keys) == 0 {
+		return nil
+	}
+	wm, hasWm := s.win.watermark()
+	rev, cnt := md.m.AggIndex(lake.ColRevenue), md.m.AggIndex(lake.ColOrderCount)
+	slices.Sort(keys)
+	out := make([]Update, 0, len(keys))
+	for _, k := range keys {
+		r := readmodel.Total(k, md.cold, md.hot)
+		if r == nil {
+			r = md.m.EmptyRow(k)
+		}
+		vals := md.m.Output(r)
+		u := Update{Minute: time.UnixMicro(r.Bucket).UTC().Format(time.RFC3339),
+			Final: hasWm && r.Bucket+md.m.Bucket.Width.Microseconds() <= wm}
+		if rev >= 0 {
+			u.Revenue, _ = vals[1+len(md.m.Keys)+rev].(string)
+			if u.Revenue == "" {
+				u.Revenue = zeroDecimal(md.m.Aggs[rev].Type)
+			}
+		}
+		if cnt >= 0 {
+			u.OrderCount, _ = vals[1+len(md.m.Keys)+cnt].(int64)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// zeroDecimal is 0 with the scale of a sum of t ("0.00").
+func zeroDecimal(t iceberg.Type) string {
+	if d, ok := readmodel.SumType(t).(iceberg.DecimalType); ok && d.Scale() > 0 {
+		b := []byte("0.")
+		for range d.Scale() {
+			b = append(b, '0')
+		}
+		return string(b)
+	}
+	return "0"
+}
+
+// ModelAnswer answers q over the declared model name: its committed rows
+// merged with the events read after them (the query service serves it as
+// GET /v1/models/{name}).
+func (s *Streamer) ModelAnswer(name string, q readmodel.Query) (readmodel.Answer, error) {
+	var md *model
+	for _, m := range s.models {
+		if m.name == name {
+			md = m
+		}
+	}
+	if md == nil {
+		return readmodel.Answer{}, readmodel.ErrNotMaintained
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.ready || !md.ready {
+		return readmodel.Answer{}, readmodel.ErrLoading
+	}
+	a := readmodel.Answer{Rows: md.m.Answer(q, md.cold, md.hot), SnapshotID: md.snapshot, HasSnapshot: md.hasSnap,
+		Offsets: md.offsets.Clone(), Read: lake.Offsets{}}
+	if md.tbl != nil {
+		if snap := md.tbl.CurrentSnapshot(); snap != nil {
+			a.SnapshotTime = time.UnixMilli(snap.TimestampMs).UTC()
+		}
+	}
+	for topic := range s.modelTopics {
+		for p, o := range s.high[topic] {
+			a.Read.Set(topic, p, o)
+		}
+	}
+	for topic, parts := range md.offsets { // not read yet: the snapshot's offsets
+		for p, o := range parts {
+			if cur, ok := a.Read.Get(topic, p); !ok || cur < o {
+				a.Read.Set(topic, p, o)
+			}
+		}
+	}
+	if md.maxTs > 0 {
+		a.Closed = md.m.Bucket.Of(md.maxTs - s.cfg.AllowedLateness.Microseconds())
+	}
+	return a, nil
+}
