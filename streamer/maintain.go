@@ -138,7 +138,7 @@ func (s *Streamer) closeWindows() {
 	}
 	updates := s.minuteUpdates(finals)
 	s.mu.Unlock()
-	s.hub.publish(updates)
+	s.live.add(updates)
 }
 
 // refresh follows commits to the read models made by others.
@@ -226,7 +226,7 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 		updates = s.minuteUpdates(changed)
 	}
 	s.mu.Unlock()
-	s.hub.publish(updates)
+	s.live.add(updates)
 	return nil
 }
 

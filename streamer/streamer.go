@@ -67,6 +67,7 @@ type Streamer struct {
 	log  *slog.Logger
 	m    *metrics
 	hub  *hub
+	live *coalescer // in front of hub: every update goes through it
 
 	committer *lake.Committer
 	tracer    trace.Tracer // trace.go
@@ -179,6 +180,7 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 	s.brokers = kafkaconf.NewReachability(0, deps.Now)
 	s.deps.KafkaOpts = append(slices.Clip(deps.KafkaOpts), s.brokers.Opt())
 	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
+	s.live = newCoalescer(s.hub, cfg.Stream.coalesce(), func(n int) { s.m.sseCoalesced.Add(float64(n)) })
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
 		Writer: lake.WriterName("streamer"),
@@ -198,7 +200,8 @@ func (s *Streamer) Ready() bool {
 }
 
 // Run reads until ctx ends. With Commit set it commits read models every
-// CommitInterval and once more on shutdown.
+// CommitInterval and once more on shutdown. Live updates are sent every
+// stream.coalesce, and what is pending once more on shutdown.
 func (s *Streamer) Run(ctx context.Context) error {
 	starts, err := s.bootstrap(ctx)
 	if err != nil {
@@ -229,7 +232,11 @@ func (s *Streamer) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.consume(gctx) })
 	g.Go(func() error { return s.maintain(gctx) })
+	g.Go(func() error { return s.live.run(gctx) })
 	err = g.Wait()
+	// The flusher flushed when it stopped, but consume or maintain may
+	// have added updates after that, before they returned.
+	s.live.flush()
 	if s.cfg.Commit {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if _, cerr := s.commitReadModels(sctx); cerr != nil {
@@ -581,7 +588,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 
-		s.hub.publish(updates)
+		s.live.add(updates)
 		if pause {
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents)
 			s.m.paused.Set(1)
