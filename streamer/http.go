@@ -74,7 +74,7 @@ func routes(cfg Config, in lake.ModelInputs, s *Streamer) []route.Route {
 	return []route.Route{
 		{Pattern: "GET /v1/metrics/order_revenue_minute", About: "exact revenue per event-time minute: the read model and the orders read after its snapshot",
 			Reads: []route.Read{revenue, orders}, Handler: h((*Streamer).handleRevenue)},
-		{Pattern: "GET /v1/stream/order_revenue_minute", About: "every change of a minute's revenue as it happens (Server-Sent Events)",
+		{Pattern: "GET /v1/stream/order_revenue_minute", About: "a minute's latest revenue when it changes, at most once per stream.coalesce (Server-Sent Events)",
 			Reads: []route.Read{revenue, orders}, Handler: h((*Streamer).handleStream)},
 		{Pattern: "GET /v1/windows", About: "open and recently closed event-time windows of orders",
 			Reads: []route.Read{orders}, Handler: h((*Streamer).handleWindows)},
