@@ -136,9 +136,10 @@ func (s *Streamer) closeWindows() {
 	if wm, ok := s.win.watermark(); ok {
 		s.m.watermark.Set(float64(wm) / 1e6)
 	}
-	updates := s.minuteUpdates(finals)
+	// Added under mu, like every live update, so that they reach the
+	// coalescer in the order their figures were read (latest wins).
+	s.live.add(s.minuteUpdates(finals))
 	s.mu.Unlock()
-	s.live.add(updates)
 }
 
 // refresh follows commits to the read models made by others.
@@ -215,7 +216,6 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 	s.rev.files = present
 	s.rebuildRevenueHot()
 	s.trim()
-	var updates []Update
 	if !first {
 		changed := map[int64]bool{}
 		for m, b := range before {
@@ -223,10 +223,9 @@ func (s *Streamer) reloadRevenue(ctx context.Context, first bool) error {
 				changed[m] = true
 			}
 		}
-		updates = s.minuteUpdates(changed)
+		s.live.add(s.minuteUpdates(changed)) // under mu: see closeWindows
 	}
 	s.mu.Unlock()
-	s.live.add(updates)
 	return nil
 }
 

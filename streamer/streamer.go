@@ -67,7 +67,7 @@ type Streamer struct {
 	log  *slog.Logger
 	m    *metrics
 	hub  *hub
-	live *coalescer // in front of hub: every update goes through it
+	live *coalescer // in front of hub; updates are added with mu held
 
 	committer *lake.Committer
 	tracer    trace.Tracer // trace.go
@@ -568,7 +568,8 @@ func (s *Streamer) consume(ctx context.Context) error {
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
-		updates := s.minuteUpdates(touched)
+		// Under mu: see closeWindows.
+		s.live.add(s.minuteUpdates(touched))
 		if s.hotCount > hotBefore && s.cfg.Commit {
 			s.progress.Pending(s.deps.Now())
 		}
@@ -588,7 +589,6 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 
-		s.live.add(updates)
 		if pause {
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents)
 			s.m.paused.Set(1)
