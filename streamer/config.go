@@ -46,6 +46,50 @@ type Config struct {
 	// A negative value disables it.
 	ReaggregateEvery    time.Duration `yaml:"reaggregate_every"`
 	ReaggregateLookback time.Duration `yaml:"reaggregate_lookback"`
+	// Stream configures the live push. It is not written under streamer:
+	// but as the configuration file's own stream: section (the API's
+	// /v1/stream), which cmd/eventlake hands in here.
+	Stream StreamConfig `yaml:"-"`
+}
+
+// DefaultCoalesce is stream.coalesce when unset.
+const DefaultCoalesce = 250 * time.Millisecond
+
+// StreamConfig configures the live push (GET /v1/stream/...): the
+// configuration file's stream: section.
+type StreamConfig struct {
+	// Coalesce holds the updates of this long and sends, per key (a
+	// minute), only the latest of them when it ends: a burst of orders
+	// into one minute becomes one message per interval instead of one per
+	// poll of the topics, at the price of up to this much delay. 0 sends
+	// every update at once. nil: DefaultCoalesce.
+	Coalesce *time.Duration `yaml:"coalesce"`
+}
+
+// Defaults fills unset fields.
+func (c *StreamConfig) Defaults() {
+	if c.Coalesce == nil {
+		d := DefaultCoalesce
+		c.Coalesce = &d
+	}
+}
+
+// Validate checks the configuration; call Defaults first.
+func (c *StreamConfig) Validate() error {
+	switch d := c.coalesce(); {
+	case d < 0:
+		return fmt.Errorf("stream.coalesce %v is negative; 0 turns coalescing off", d)
+	case d > 0 && d < 10*time.Millisecond:
+		return fmt.Errorf("stream.coalesce %v is below 10ms; 0 turns coalescing off", d)
+	}
+	return nil
+}
+
+func (c *StreamConfig) coalesce() time.Duration {
+	if c.Coalesce == nil {
+		return DefaultCoalesce
+	}
+	return *c.Coalesce
 }
 
 // Defaults fills unset fields.
@@ -83,6 +127,7 @@ func (c *Config) Defaults() {
 	if c.ReaggregateLookback == 0 {
 		c.ReaggregateLookback = 3 * time.Hour
 	}
+	c.Stream.Defaults()
 }
 
 // Validate checks the configuration.
@@ -107,5 +152,5 @@ func (c *Config) Validate() error {
 	case c.SSEBuffer < 1:
 		return errors.New("streamer.sse_buffer must be positive")
 	}
-	return nil
+	return c.Stream.Validate()
 }

@@ -43,7 +43,7 @@ func routes(cfg Config, in lake.ModelInputs, s *Streamer) []route.Route {
 	orders := route.Read{Kind: route.Topic, Name: in.Orders.Topic, Filter: "type = " + in.Orders.Type}
 	revenue := route.Read{Kind: route.Table, Name: lake.TableOrderRevenueMinute}
 	return []route.Route{
-		{Pattern: "GET /v1/stream/order_revenue_minute", About: "every change of a minute's revenue as it happens (Server-Sent Events)",
+		{Pattern: "GET /v1/stream/order_revenue_minute", About: "a minute's latest revenue when it changes, at most once per stream.coalesce (Server-Sent Events)",
 			Reads: []route.Read{revenue, orders}, Handler: h((*Streamer).handleStream)},
 		{Pattern: "GET /v1/windows", About: "open and recently closed event-time windows of orders",
 			Reads: []route.Read{orders}, Handler: h((*Streamer).handleWindows)},

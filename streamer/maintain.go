@@ -144,9 +144,10 @@ func (s *Streamer) closeWindows() {
 	if wm, ok := s.win.watermark(); ok {
 		s.m.watermark.Set(float64(wm) / 1e6)
 	}
-	updates := s.liveUpdates(finals)
+	// Added under mu, like every live update, so that they reach the
+	// coalescer in the order their figures were read (latest wins).
+	s.push.add(s.liveUpdates(finals))
 	s.mu.Unlock()
-	s.hub.publish(updates)
 }
 
 // refresh follows commits to the read models made by others.

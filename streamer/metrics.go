@@ -18,6 +18,7 @@ type metrics struct {
 	reloads         *prometheus.CounterVec   // table, kind
 	sseClients      prometheus.Gauge
 	sseDropped      prometheus.Counter
+	sseCoalesced    prometheus.Counter
 	lag             *prometheus.GaugeVec // topic, partition
 	commitFailing   prometheus.Gauge
 	lastCommit      *prometheus.GaugeVec   // model
@@ -77,6 +78,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlake_streamer_sse_dropped_total", Help: "Live-push clients disconnected because they fell behind (they resume with Last-Event-ID).",
 		}),
+		sseCoalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_sse_coalesced_total", Help: "Live-push updates not sent because a later update of the same minute replaced them within one stream.coalesce interval.",
+		}),
 		lastCommit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_streamer_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit per read model (committer process only).",
 		}, []string{"model"}),
@@ -94,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic", "partition"}),
 	}
 	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
-		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.lag,
+		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.sseCoalesced, m.lag,
 		m.lastCommit, m.stateEntries, m.notCounted, m.rewrites)
 	return m
 }

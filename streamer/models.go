@@ -266,7 +266,7 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 				changed = append(changed, k)
 			}
 		}
-		s.hub.publish(s.liveUpdates(changed))
+		s.push.add(s.liveUpdates(changed)) // under mu: see closeWindows
 	}
 	s.setStateSizes()
 	return nil

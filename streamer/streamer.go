@@ -72,6 +72,7 @@ type Streamer struct {
 	log  *slog.Logger
 	m    *metrics
 	hub  *hub
+	push *coalescer // in front of hub; updates are added with mu held
 
 	committer *lake.Committer
 	tracer    trace.Tracer // trace.go
@@ -186,6 +187,7 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		}
 	}
 	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
+	s.push = newCoalescer(s.hub, cfg.Stream.coalesce(), func(n int) { s.m.sseCoalesced.Add(float64(n)) })
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
 		Writer: lake.WriterName("streamer"),
@@ -205,7 +207,8 @@ func (s *Streamer) Ready() bool {
 }
 
 // Run reads until ctx ends. With Commit set it commits read models every
-// CommitInterval and once more on shutdown.
+// CommitInterval and once more on shutdown. Live updates are sent every
+// stream.coalesce, and what is pending once more on shutdown.
 func (s *Streamer) Run(ctx context.Context) error {
 	starts, err := s.bootstrap(ctx)
 	if err != nil {
@@ -236,7 +239,11 @@ func (s *Streamer) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.consume(gctx) })
 	g.Go(func() error { return s.maintain(gctx) })
+	g.Go(func() error { return s.push.run(gctx) })
 	err = g.Wait()
+	// The flusher flushed when it stopped, but consume or maintain may
+	// have added updates after that, before they returned.
+	s.push.flush()
 	if s.cfg.Commit {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if _, cerr := s.commitReadModels(sctx); cerr != nil {
@@ -577,7 +584,8 @@ func (s *Streamer) consume(ctx context.Context) error {
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
-		updates := s.liveUpdates(slices.Collect(maps.Keys(touched)))
+		// Under mu: see closeWindows.
+		s.push.add(s.liveUpdates(slices.Collect(maps.Keys(touched))))
 		if s.hotCount > hotBefore && s.cfg.Commit {
 			s.progress.Pending(s.deps.Now())
 		}
@@ -597,7 +605,6 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 
-		s.hub.publish(updates)
 		if pause {
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents)
 			s.m.paused.Set(1)

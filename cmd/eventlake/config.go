@@ -44,7 +44,9 @@ type Config struct {
 	DLQ      ingest.ReplayConfig `yaml:"dlq"`
 	Query    query.Config        `yaml:"query"`
 	Streamer streamer.Config     `yaml:"streamer"`
-	Demo     DemoConfig          `yaml:"demo"`
+	// Stream is the hot tier's live push (GET /v1/stream/...).
+	Stream streamer.StreamConfig `yaml:"stream"`
+	Demo   DemoConfig            `yaml:"demo"`
 	// SchemaRegistry is the registry event types are checked against: the
 	// built-in one in the catalog database (default), or an external
 	// Confluent-compatible one (url).
@@ -223,6 +225,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.DLQ.Defaults()
 	cfg.Query.Defaults()
 	cfg.Streamer.Defaults()
+	cfg.Stream.Defaults()
 	cfg.SchemaRegistry.Defaults()
 	cfg.ReadModels.Defaults()
 	cfg.Tracing.Defaults()
@@ -261,7 +264,9 @@ func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, models 
 	deps.Contract = cfg.Ingest.Contract
 	deps.DedupeWindow = int64(cfg.Ingest.DedupeWindow)
 	deps.Sink = qs
-	return streamer.New(cfg.Streamer, deps)
+	sc := cfg.Streamer
+	sc.Stream = cfg.Stream
+	return streamer.New(sc, deps)
 }
 
 // apiHandler serves the query service and its live page, with the hot

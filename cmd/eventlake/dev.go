@@ -105,7 +105,8 @@ func runDev(ctx context.Context, args []string, env *runEnv) error {
 		// the partitions back at once.
 		cfg.Ingest.InstanceID = "eventlake-dev"
 	}
-	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate()); err != nil {
+	if err := validateAll(cfg.Broker.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate(),
+		cfg.Stream.Validate()); err != nil {
 		return err
 	}
 	ln, err := listen(cfg.HTTP, log)

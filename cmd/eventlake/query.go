@@ -53,7 +53,7 @@ func runQuery(ctx context.Context, args []string, env *runEnv) error {
 		if kerr != nil {
 			kerr = fmt.Errorf("%w (the hot tier reads the topics; pass --brokers, or --no-hot to serve the lake only)", kerr)
 		}
-		errs = append(errs, kerr, cfg.Streamer.Validate())
+		errs = append(errs, kerr, cfg.Streamer.Validate(), cfg.Stream.Validate())
 	}
 	if err := validateAll(errs...); err != nil {
 		return err

@@ -34,10 +34,11 @@ func TestExampleConfig(t *testing.T) {
 	cfg.Query.Defaults()
 	cfg.Broker.Defaults()
 	cfg.Streamer.Defaults()
+	cfg.Stream.Defaults()
 	cfg.Compactor.Defaults()
 	cfg.Tracing.Defaults()
 	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.Ingest.Validate(), cfg.Query.Validate(),
-		cfg.Broker.Validate(), cfg.Streamer.Validate(), cfg.Compactor.Validate(), cfg.Tracing.Validate()); err != nil {
+		cfg.Broker.Validate(), cfg.Streamer.Validate(), cfg.Stream.Validate(), cfg.Compactor.Validate(), cfg.Tracing.Validate()); err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Ingest.Topics) != 2 || cfg.Ingest.FlushBytes != 134217728 {
@@ -60,6 +61,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"ingest"}, []string{"EVENTLAKE_TRACING_ENDPOINT=collector:4318"}, "is not an http(s) URL"},
 		{[]string{"ingest"}, []string{"EVENTLAKE_TRACING_ENDPOINT=http://127.0.0.1:4318", "EVENTLAKE_TRACING_SAMPLE_RATE=2"}, "between 0 and 1"},
 		{[]string{"produce", "--late-fraction", "2"}, nil, "fractions at most 1"},
+		{[]string{"query", "--data-dir", t.TempDir()}, []string{"EVENTLAKE_STREAM_COALESCE=-1s"}, "stream.coalesce -1s is negative"},
 		{[]string{"dev", "--kafka-listen", "0.0.0.0:9092", "--data-dir", t.TempDir()}, nil, "name a concrete host"},
 	} {
 		var out, errb bytes.Buffer

@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventlake/eventlake/demo"
 	th "github.com/eventlake/eventlake/internal/testharness"
+	"github.com/eventlake/eventlake/schema"
 )
 
 type sseUpdate struct {
@@ -66,6 +70,21 @@ func sseClient(t *testing.T, ctx context.Context, url, lastID string) <-chan sse
 	return ch
 }
 
+// waitHotTier waits until the hot tier of the process at api answers.
+func waitHotTier(t *testing.T, api string) {
+	t.Helper()
+	th.Eventually(t, 30*time.Second, "hot tier ready", func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodGet, api+"/v1/metrics/order_revenue_minute?from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z", nil)
+		th.Authorize(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+}
+
 // TestLivePush: a client connected before a burst receives every update in
 // order and ends with the API's figures; a client that disconnects and
 // reconnects with Last-Event-ID misses nothing.
@@ -77,16 +96,7 @@ func TestLivePush(t *testing.T) {
 	stream := api + "/v1/stream/order_revenue_minute"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	th.Eventually(t, 30*time.Second, "hot tier ready", func() (bool, string) {
-		req, _ := http.NewRequest(http.MethodGet, api+"/v1/metrics/order_revenue_minute?from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z", nil)
-		th.Authorize(req)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
+	waitHotTier(t, api)
 
 	steady := sseClient(t, ctx, stream, "")
 	rctx, rcancel := context.WithCancel(ctx)
@@ -173,7 +183,133 @@ func TestLivePush(t *testing.T) {
 	// Resume: everything after the last update the early client saw.
 	resumed := sseClient(t, ctx, stream, strconv.FormatUint(lastSeen, 10))
 	drain("resumed client", resumed, lastSeen+1)
-	_ = fmt.Sprint
+}
+
+// TestLivePushCoalesced: 10,000 orders into one minute, produced over a
+// few seconds in many small batches (so the hot tier reads them in many
+// polls), reach a live client as at most one message of that minute per
+// stream.coalesce interval, and the last one carries the exact revenue
+// and order count of the 10,000; an order that later closes the minute
+// makes its final message, with the same figures.
+func TestLivePushCoalesced(t *testing.T) {
+	const (
+		interval = 400 * time.Millisecond // EVENTLAKE_STREAM_COALESCE, not the default: the override works
+		orders   = 10_000
+		batch    = 50
+	)
+	dir := t.TempDir()
+	dev := th.Start(t, "dev", []string{"EVENTLAKE_STREAM_COALESCE=" + interval.String()},
+		"dev", "--no-demo", "--data-dir", filepath.Join(dir, "data"), "--kafka-listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
+	broker, api := dev.Ready["kafka"], "http://"+dev.Ready["http"]
+	waitHotTier(t, api)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream := sseClient(t, ctx, api+"/v1/stream/order_revenue_minute", "")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	minute := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	order := func(id string, ts time.Time, cents int64) *kgo.Record {
+		e := schema.Envelope{EventID: id, Source: "e2e-coalesce", Type: demo.TypeOrderCreated, Timestamp: ts,
+			Payload: fmt.Appendf(nil, `{"order_id":%q,"user_id":"u%d","product_id":"p%d","quantity":1,"amount":"%d.%02d"}`,
+				id, len(id)%17, len(id)%5, cents/100, cents%100)}
+		return &kgo.Record{Topic: demo.TopicOrders, Key: []byte(id), Value: e.AppendJSON(nil)}
+	}
+	// Ground truth: amounts of 0.01 to 99.73, event times 5 ms apart from
+	// 10:00:00, all within the minute.
+	var total int64 // cents
+	start := time.Now()
+	for b := 0; b < orders/batch; b++ {
+		recs := make([]*kgo.Record, 0, batch)
+		for i := b * batch; i < (b+1)*batch; i++ {
+			cents := int64(i%9973 + 1)
+			total += cents
+			recs = append(recs, order(fmt.Sprintf("coalesce-%d", i), minute.Add(time.Duration(i)*5*time.Millisecond), cents))
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	produced := time.Since(start)
+	wantMinute, wantRevenue := minute.Format(time.RFC3339), fmt.Sprintf("%d.%02d", total/100, total%100)
+
+	// read takes the stream's messages until until says stop, checking
+	// that they are minute updates numbered without a gap; it returns the
+	// messages of wantMinute and when the last of them arrived.
+	var next uint64
+	read := func(what string, wait time.Duration, until func(u sseUpdate) bool) (mine []sseUpdate, lastAt time.Time) {
+		deadline := time.After(wait)
+		for {
+			select {
+			case u, ok := <-stream:
+				if !ok {
+					t.Fatalf("%s: the stream ended", what)
+				}
+				if u.typ != "minute" {
+					t.Fatalf("%s: unexpected %s event", what, u.typ)
+				}
+				if next != 0 && u.Seq != next {
+					t.Fatalf("%s: update %d arrived where %d was due (a gap or a reorder)", what, u.Seq, next)
+				}
+				next = u.Seq + 1
+				if u.Minute == wantMinute {
+					if len(mine) > 0 && u.OrderCount < mine[len(mine)-1].OrderCount {
+						t.Fatalf("%s: minute %s went from %d to %d orders", what, u.Minute, mine[len(mine)-1].OrderCount, u.OrderCount)
+					}
+					mine, lastAt = append(mine, u), time.Now()
+				}
+				if until(u) {
+					return mine, lastAt
+				}
+			case <-deadline:
+				return mine, lastAt
+			}
+		}
+	}
+	// The burst: until the minute has all its orders, then three quiet
+	// intervals for any message still on its way.
+	burst, lastAt := read("burst", 60*time.Second, func(u sseUpdate) bool { return u.Minute == wantMinute && u.OrderCount >= orders })
+	more, moreAt := read("after the burst", 3*interval, func(sseUpdate) bool { return false })
+	if len(more) > 0 {
+		burst, lastAt = append(burst, more...), moreAt
+	}
+	if len(burst) == 0 {
+		t.Fatalf("no message for minute %s in 60 s", wantMinute)
+	}
+	last := burst[len(burst)-1]
+	if last.Revenue != wantRevenue || last.OrderCount != orders {
+		t.Fatalf("the last message for minute %s carries %s revenue and %d orders, want %s and %d (%d messages)",
+			wantMinute, last.Revenue, last.OrderCount, wantRevenue, orders, len(burst))
+	}
+	// Every message of the minute was sent by a flush at the end of an
+	// interval, between the first send and the last message's arrival.
+	elapsed := lastAt.Sub(start)
+	bound := int(elapsed/interval) + 2
+	t.Logf("%d orders produced in %s; %d messages for minute %s until the last arrived %s after the first send (bound %d)",
+		orders, produced.Round(time.Millisecond), len(burst), wantMinute, elapsed.Round(time.Millisecond), bound)
+	if len(burst) > bound || len(burst) > orders/100 {
+		t.Fatalf("%d messages for minute %s in %s: more than one per %s interval (bound %d)", len(burst), wantMinute, elapsed, interval, bound)
+	}
+
+	// An order three minutes later moves the watermark (allowed lateness
+	// 2m) past the minute's end: the minute is sent once more, final, with
+	// the same figures.
+	if err := cl.ProduceSync(ctx, order("coalesce-closer", minute.Add(3*time.Minute), 100)).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	final, _ := read("closing", 30*time.Second, func(u sseUpdate) bool { return u.Minute == wantMinute && u.Final })
+	if len(final) == 0 || !final[len(final)-1].Final {
+		t.Fatalf("minute %s was not sent final after the watermark passed it (sent %+v)", wantMinute, final)
+	}
+	for _, u := range final {
+		if u.Revenue != wantRevenue || u.OrderCount != orders {
+			t.Fatalf("minute %s sent as %s revenue and %d orders after the burst, want %s and %d", wantMinute, u.Revenue, u.OrderCount, wantRevenue, orders)
+		}
+	}
 }
 
 // runBinary runs the eventlake binary to completion.
