@@ -5,6 +5,11 @@
 // ±4.9% (3 sigma) of the true count with 99.7% probability. Sketches merge
 // losslessly (register max), which is how per-minute sketches of many
 // commits and of the hot tier combine.
+//
+// Registers is the storage form any reader can merge (a list<int> column
+// of packed registers); DuckDBMacros merge and estimate it in SQL to the
+// same integers as Merge and Estimate. MarshalBinary is Go's own compact
+// encoding.
 package hll
 
 import (
