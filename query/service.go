@@ -21,6 +21,7 @@ import (
 	"github.com/eventlake/eventlake/auth"
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/health"
+	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/readmodel"
@@ -291,8 +292,9 @@ func (s *Service) inLake(path string) bool {
 	return false
 }
 
-// openDuckDB opens the database, configures and locks it, and opens the
-// refresher's connection and the query connections.
+// openDuckDB opens the database, configures and locks it, defines the
+// macros every statement may call, and opens the refresher's connection
+// and the query connections.
 //
 // The sandbox: external access is off except for the lake directories
 // (read_parquet on the lake works; read_csv('/etc/passwd'), COPY TO,
@@ -345,6 +347,15 @@ func (s *Service) openDuckDB(ctx context.Context) error {
 	for _, st := range settings {
 		if _, err := admin.ExecContext(ctx, st); err != nil {
 			return fail(fmt.Errorf("configure duckdb (%s): %w", st, err))
+		}
+	}
+	// The distinct-count functions over sketch columns (hll_count,
+	// hll_merge, hll_estimate): macros in the database's main schema, so
+	// every connection has them. They read only their arguments, so the
+	// guard's view of a statement (authz.go) stays whole.
+	for _, m := range hll.DuckDBMacros() {
+		if _, err := admin.ExecContext(ctx, m); err != nil {
+			return fail(fmt.Errorf("create duckdb macros: %w", err))
 		}
 	}
 	hotConn, err := db.Conn(ctx)

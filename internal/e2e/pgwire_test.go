@@ -148,6 +148,17 @@ func TestPostgresWire(t *testing.T) {
 		}
 	}
 
+	// The distinct-count macros (internal/hll) over Postgres, as the
+	// dashboard: the admin's answer over HTTP under the same row filter.
+	const distinct = "SELECT hll_count(regs) FROM (SELECT [CAST(64 * (hash(order_id) %% 4096) + 1 AS INTEGER)] AS regs FROM orders%s)"
+	var pgDistinct int64
+	if err := dashConn.QueryRow(ctx, fmt.Sprintf(distinct, "")).Scan(&pgDistinct); err != nil {
+		t.Fatalf("hll_count over Postgres: %v", err)
+	}
+	if r := th.SQL(t, api, fmt.Sprintf(distinct, " WHERE amount >= 100")); pgDistinct == 0 || fmt.Sprint(r.Rows[0][0]) != fmt.Sprint(pgDistinct) {
+		t.Fatalf("hll_count: %d over Postgres as the dashboard, %v over HTTP", pgDistinct, r.Rows)
+	}
+
 	// A long query is canceled when the client gives up (CancelRequest).
 	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	start := time.Now()

@@ -5,11 +5,17 @@
 // ±4.9% (3 sigma) of the true count with 99.7% probability. Sketches merge
 // losslessly (register max), which is how per-minute sketches of many
 // commits and of the hot tier combine.
+//
+// Registers is the storage form any reader can merge (a list<int> column
+// of packed registers); DuckDBMacros merge and estimate it in SQL to the
+// same integers as Merge and Estimate. MarshalBinary is Go's own compact
+// encoding.
 package hll
 
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/bits"
 )
@@ -18,6 +24,9 @@ const (
 	// Precision is the number of index bits.
 	Precision = 12
 	m         = 1 << Precision
+	// MaxRank is the highest rank a register holds: 64-Precision leading
+	// zeros of the remaining bits, plus one (Add's guard bit).
+	MaxRank = 64 - Precision + 1
 	// StdError is the relative standard error of Estimate.
 	StdError = 1.04 / 64.0
 )
@@ -58,18 +67,38 @@ func (s *Sketch) Clone() *Sketch {
 }
 
 // Estimate returns the estimated number of distinct items.
+//
+// The harmonic sum is taken over the number of registers of each rank, in
+// a fixed order (see estimate), so that the DuckDB macros compute exactly
+// the same float64 operations and the same integer (DuckDBMacros).
 func (s *Sketch) Estimate() uint64 {
-	var sum float64
-	zeros := 0
+	var counts [MaxRank + 1]int
 	for _, r := range s.reg {
-		sum += math.Ldexp(1, -int(r))
-		if r == 0 {
-			zeros++
-		}
+		counts[r]++
 	}
-	alpha := 0.7213 / (1 + 1.079/float64(m))
-	est := alpha * m * m / sum
-	if est <= 2.5*m && zeros > 0 {
+	return estimate(&counts)
+}
+
+// alphaMM is alpha*m*m of the raw estimate, alpha = 0.7213/(1+1.079/m).
+const alphaMM = 0.7213 / (1 + 1.079/m) * m * m
+
+// estimate is the estimate of a sketch with counts[k] registers of rank k:
+// raw = alpha*m*m / sum(counts[k] * 2^-k), with linear counting
+// m*ln(m/zeros) when raw <= 2.5m and a register is zero, rounded half up.
+//
+// Each term counts[k]*2^-k is exact in a float64 (a count below 2^13 times
+// a power of two), and the terms are added from k = MaxRank down to 0:
+// the macros' list_reduce does the same additions in the same order, so
+// both round identically. (Summing 2^-reg per register, in register order,
+// is mathematically the same but rounds differently from a sum in any
+// other order.)
+func estimate(counts *[MaxRank + 1]int) uint64 {
+	var sum float64
+	for k := MaxRank; k >= 0; k-- {
+		sum += float64(counts[k]) / float64(uint64(1)<<k)
+	}
+	est := alphaMM / sum
+	if zeros := counts[0]; est <= 2.5*m && zeros > 0 {
 		est = m * math.Log(float64(m)/float64(zeros)) // linear counting
 	}
 	return uint64(est + 0.5)
@@ -129,7 +158,7 @@ func (s *Sketch) UnmarshalBinary(b []byte) error {
 		for i := 0; i < n; i++ {
 			p := b[3+3*i:]
 			idx := binary.LittleEndian.Uint16(p)
-			if int(idx) >= m || p[2] > 64-Precision+1 {
+			if int(idx) >= m || p[2] > MaxRank {
 				return errors.New("hll: sparse entry out of range")
 			}
 			s.reg[idx] = p[2]
@@ -137,6 +166,11 @@ func (s *Sketch) UnmarshalBinary(b []byte) error {
 	case formatDense:
 		if len(b) != 1+m {
 			return errors.New("hll: dense sketch length mismatch")
+		}
+		for i, r := range b[1:] {
+			if r > MaxRank {
+				return fmt.Errorf("hll: dense register %d has rank %d, above %d", i, r, MaxRank)
+			}
 		}
 		copy(s.reg, b[1:])
 	default:

@@ -64,7 +64,9 @@ func TestMergeAndEncoding(t *testing.T) {
 		}
 	}
 	var d Sketch
-	for _, bad := range [][]byte{nil, {9}, {formatDense, 1}, {formatSparse, 1, 0}} {
+	rank54 := make([]byte, 1+m)
+	rank54[0], rank54[100] = formatDense, MaxRank+1
+	for _, bad := range [][]byte{nil, {9}, {formatDense, 1}, {formatSparse, 1, 0}, {formatSparse, 1, 0, 1, 0, MaxRank + 1}, rank54} {
 		if d.UnmarshalBinary(bad) == nil {
 			t.Errorf("accepted %v", bad)
 		}
