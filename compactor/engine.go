@@ -184,6 +184,12 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 			return "", fmt.Errorf("column %s: %w", f.Name, err)
 		}
 		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", duck.QuoteIdent(f.Name), t, duck.QuoteIdent(f.Name)))
+		if lt, ok := f.Type.(*iceberg.ListType); ok {
+			// A list's element has a field id of its own (read models'
+			// sketches): readers map columns by id, nested ones too.
+			ids = append(ids, fmt.Sprintf("%s: {__duckdb_field_id: %d, element: %d}", duck.QuoteString(f.Name), f.ID, lt.ElementID))
+			continue
+		}
 		ids = append(ids, fmt.Sprintf("%s: %d", duck.QuoteString(f.Name), f.ID))
 	}
 	var src strings.Builder

@@ -63,12 +63,14 @@ func (m *Model) Record(rows []*Row, sc *arrow.Schema, mem memory.Allocator) (arr
 				if sk == nil {
 					sk = hll.New()
 				}
-				enc, err := sk.MarshalBinary()
-				if err != nil {
+				b.Field(col).(*array.Int64Builder).Append(int64(sk.Estimate()))
+				lb, ok := b.Field(col + 1).(*array.ListBuilder)
+				if !ok {
+					return nil, fmt.Errorf("read model %s: column %s%s is not a list", m.Name, a.Name, SuffixSketch)
+				}
+				if err := sk.AppendArrow(lb); err != nil {
 					return nil, err
 				}
-				b.Field(col).(*array.Int64Builder).Append(int64(sk.Estimate()))
-				b.Field(col + 1).(*array.BinaryBuilder).Append(enc)
 				col += 2
 			}
 		}
@@ -187,13 +189,13 @@ func (m *Model) RowsOf(rec arrow.RecordBatch, file string, fn func(*Row)) error 
 				}
 				col++
 			case AggDistinct:
-				bin, ok := cols[col+1].(*array.Binary)
+				l, ok := cols[col+1].(*array.List)
 				if !ok {
-					return fmt.Errorf("read model %s: column %s%s of %s is not binary", m.Name, a.Name, SuffixSketch, file)
+					return fmt.Errorf("read model %s: column %s%s of %s is not a list", m.Name, a.Name, SuffixSketch, file)
 				}
-				if !bin.IsNull(j) {
-					sk := hll.New()
-					if err := sk.UnmarshalBinary(bin.Value(j)); err != nil {
+				if !l.IsNull(j) {
+					sk, err := hll.FromArrow(l, j)
+					if err != nil {
 						return fmt.Errorf("read model %s: sketch of %s in %s: %w", m.Name, a.Name, file, err)
 					}
 					acc.Sk = sk

@@ -157,7 +157,7 @@ func (m *Model) Fields() []Field {
 				Field{Name: a.Name + SuffixCount, Type: iceberg.PrimitiveTypes.Int64, Agg: i, Part: SuffixCount})
 		case AggDistinct:
 			out = append(out, Field{Name: a.Name, Type: iceberg.PrimitiveTypes.Int64, Agg: i},
-				Field{Name: a.Name + SuffixSketch, Type: SketchType, Agg: i, Part: SuffixSketch})
+				Field{Name: a.Name + SuffixSketch, Type: sketchType(len(out) + 2), Agg: i, Part: SuffixSketch})
 		}
 	}
 	return out
@@ -174,7 +174,7 @@ func (m *Model) TableDef() lake.TableDef {
 		case i == 0:
 			nf[i].Doc = "event-time bucket start (" + widthName(m.Bucket.Width) + ", UTC)"
 		case f.Part == SuffixSketch:
-			nf[i].Doc = "HyperLogLog sketch of " + m.Aggs[f.Agg].Input + "; merge across buckets (docs/READ_MODELS.md)"
+			nf[i].Doc = "HyperLogLog sketch of " + m.Aggs[f.Agg].Input + " (registers as index<<6 | rank): hll_count(" + f.Name + ") merges buckets in SQL"
 		case f.Agg >= 0 && m.Aggs[f.Agg].Kind == AggDistinct:
 			nf[i].Doc = "estimated distinct " + m.Aggs[f.Agg].Input + " in this bucket alone"
 		}
@@ -205,6 +205,11 @@ func (m *Model) Compatible(props iceberg.Properties, sc *iceberg.Schema) error {
 		got, ok := sc.FindFieldByName(f.Name)
 		if !ok {
 			return fmt.Errorf("read model %s: its table lacks column %s; drop it with `eventlake models drop %s` to rebuild it", m.Name, f.Name, m.Name)
+		}
+		if gl, ok := got.Type.(*iceberg.ListType); ok {
+			if fl, ok := f.Type.(*iceberg.ListType); ok && gl.Element.Equals(fl.Element) {
+				continue // list element ids are the catalog's
+			}
 		}
 		if !got.Type.Equals(f.Type) {
 			return fmt.Errorf("read model %s: its table's column %s is %s, the declaration makes it %s; drop it with `eventlake models drop %s` to rebuild it",

@@ -12,8 +12,14 @@ import (
 	"github.com/eventlake/eventlake/internal/hll"
 )
 
-// SketchType is the Iceberg type of a distinct count's sketch column.
-var SketchType iceberg.Type = iceberg.PrimitiveTypes.Binary
+// sketchElementID is the field id of a sketch column's list element:
+// the column's id plus this (ids of a model table's columns are small).
+const sketchElementID = 1000
+
+// sketchType is the Iceberg type of a distinct count's sketch column:
+// the non-zero registers packed as index<<6 | rank (internal/hll), which
+// DuckDB's hll_count and hll_merge merge in SQL.
+func sketchType(fieldID int) iceberg.Type { return hll.IcebergType(sketchElementID + fieldID) }
 
 // Acc is the state of one aggregate in one row.
 type Acc struct {

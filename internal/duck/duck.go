@@ -58,9 +58,16 @@ func Type(t iceberg.Type) (string, error) {
 		return "UUID", nil
 	case iceberg.BinaryType, iceberg.FixedType:
 		return "BLOB", nil
+	case *iceberg.ListType:
+		// A list of primitives (read models' distinct-count sketches).
+		elem, err := Type(t.Element)
+		if err != nil {
+			return "", err
+		}
+		return elem + "[]", nil
 	}
-	// timestamptz_ns has no lossless DuckDB type; nested types would need
-	// field ids for their children. eventlake's tables use neither.
+	// timestamptz_ns has no lossless DuckDB type; structs and maps would
+	// need field ids for their children. eventlake's tables use neither.
 	return "", fmt.Errorf("column type %s has no DuckDB type here", t)
 }
 
@@ -89,6 +96,12 @@ func ArrowType(t arrow.DataType) (string, error) {
 		return "VARCHAR", nil
 	case *arrow.BinaryType, *arrow.LargeBinaryType:
 		return "BLOB", nil
+	case *arrow.ListType:
+		elem, err := ArrowType(t.Elem())
+		if err != nil {
+			return "", err
+		}
+		return elem + "[]", nil
 	}
 	return "", fmt.Errorf("column type %s has no DuckDB type here", t)
 }

@@ -22,6 +22,10 @@ type logEvent struct {
 	isOrder   bool
 	topic     string
 	eventID   string
+	// Orders' columns the declared read models read.
+	ts                    int64 // event time, microseconds
+	source, user, product string
+	quantity              int64
 }
 
 // readLog reads every record of the topics from the broker with an
@@ -78,10 +82,14 @@ func readLog(t *testing.T, broker string, window int64, topics ...string) []logE
 				return
 			}
 			e := logEvent{partition: r.Partition, offset: r.Offset, minute: floorDiv(ev.TsMicros, 60_000_000),
-				topic: r.Topic, eventID: string(ev.EventID)}
-			if ev.Version != nil && ev.Version.Subject == "order.created" {
-				amount, _ := ev.Decimal(ev.Version.Column("amount"))
+				topic: r.Topic, eventID: string(ev.EventID), ts: ev.TsMicros, source: string(ev.Source)}
+			if v := ev.Version; v != nil && v.Subject == "order.created" {
+				amount, _ := ev.Decimal(v.Column("amount"))
 				e.isOrder, e.cents = true, int64(amount.LowBits())
+				user, _ := ev.String(v.Column("user_id"))
+				product, _ := ev.String(v.Column("product_id"))
+				e.user, e.product = string(user), string(product)
+				e.quantity, _ = ev.Int(v.Column("quantity"))
 			}
 			out = append(out, e)
 		})
