@@ -394,4 +394,3 @@ func avgOf(sum, n int64, in, out int) string {
 	}
 	return s
 }
-
