@@ -359,7 +359,7 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 		start := time.Now()
 		res, err := Backfill(ctx, s.deps.Catalog, s.committer, BackfillConfig{
 			Model: md.m, From: from, To: to, Chunk: max(time.Hour, w), Wait: 10 * time.Second, DLQTable: s.deps.Layout.DLQ(),
-			RunID: "reaggregate-" + uuid.NewString(),
+			RunID: "reaggregate-" + uuid.NewString(), SkipUnchanged: true,
 		}, s.log)
 		if err != nil {
 			if ctx.Err() == nil {

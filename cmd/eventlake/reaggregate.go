@@ -106,7 +106,7 @@ func (r *reaggregator) Minutes(ctx context.Context, name string, minutes []time.
 		for i, s := range spans {
 			_, err := streamer.Backfill(ctx, r.cat, r.com, streamer.BackfillConfig{
 				Model: m, From: s.from, To: s.to, Chunk: max(time.Hour, w),
-				Wait: time.Minute, RunID: fmt.Sprintf("%s-%s-%d", run, m.Name, i), DLQTable: r.dlqTable,
+				Wait: time.Minute, RunID: fmt.Sprintf("%s-%s-%d", run, m.Name, i), DLQTable: r.dlqTable, SkipUnchanged: true,
 			}, r.log)
 			if err != nil {
 				errs = append(errs, err)
