@@ -104,7 +104,18 @@ func queryRoutes(layout *lake.Layout, in lake.ModelInputs, s *Service) []route.R
 			Handler: h(endpointModels, (*Service).handleModels)},
 		{Pattern: "GET /v1/models/{name}", About: "a declared read model's rows: ?from=&to= (RFC 3339, epoch ms or now-1h), <key>=, group=, every=",
 			Reads: []route.Read{{Kind: route.Table, Name: "{name}"}}, Handler: h(endpointModels, (*Service).handleModel)},
+		// Not instrumented: a stream's duration is its client's.
+		{Pattern: "GET /v1/models/{name}/stream", About: "a declared read model's changed rows, at most once per row and stream.coalesce (Server-Sent Events)",
+			Reads: []route.Read{{Kind: route.Table, Name: "{name}"}}, Handler: stream(s)},
 	}
+}
+
+// stream is the handler of the model streams (nil without s).
+func stream(s *Service) http.Handler {
+	if s == nil {
+		return nil
+	}
+	return http.HandlerFunc(s.handleModelStream)
 }
 
 func (s *Service) instrument(endpoint string, h http.HandlerFunc) http.Handler {

@@ -24,6 +24,9 @@ type HotModels interface {
 	// ModelAnswer answers q over the model named name; the errors
 	// readmodel.ErrNotMaintained and ErrLoading say why it cannot.
 	ModelAnswer(name string, q readmodel.Query) (readmodel.Answer, error)
+	// ServeModelStream streams the model's changed rows as Server-Sent
+	// Events (coalesced per stream.coalesce; Last-Event-ID resumes).
+	ServeModelStream(w http.ResponseWriter, r *http.Request, name string)
 }
 
 // ServeHot makes the service answer the model endpoints from the hot
@@ -259,6 +262,20 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
 	s.m.rowsReturned.WithLabelValues(endpointModels).Add(float64(len(res.Rows)))
 	s.writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Service) handleModelStream(w http.ResponseWriter, r *http.Request) {
+	m := s.model(r.PathValue("name"))
+	switch {
+	case m == nil:
+		s.writeError(w, &apiError{status: http.StatusNotFound, code: codeNotFound,
+			msg: fmt.Sprintf("%q is not a declared read model (GET /v1/models lists them)", r.PathValue("name"))})
+	case s.models == nil:
+		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			msg: "this process runs no hot tier: live updates come from a query process that reads the topics"})
+	default:
+		s.models.ServeModelStream(w, r, m.Name)
+	}
 }
 
 // answerColumns are the columns of an answer: the model's, without the

@@ -70,10 +70,28 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	auth.WriteError(w, status, code, msg)
 }
 
+// ServeModelStream streams the live updates of declared model name
+// (GET /v1/models/{name}/stream, served by the query service).
+func (s *Streamer) ServeModelStream(w http.ResponseWriter, r *http.Request, name string) {
+	s.m.sseClients.Inc()
+	defer s.m.sseClients.Dec()
+	h := s.hubs[name]
+	if h == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("the hot tier does not maintain %q", name))
+		return
+	}
+	h.serveSSE(w, r, 15*time.Second, name, "GET /v1/models/"+name, false)
+}
+
 func (s *Streamer) handleStream(w http.ResponseWriter, r *http.Request) {
 	s.m.sseClients.Inc()
 	defer s.m.sseClients.Dec()
-	s.hub.serveSSE(w, r, 15*time.Second)
+	h := s.hubs[lake.TableOrderRevenueMinute]
+	if h == nil {
+		writeError(w, http.StatusNotFound, "not_found", "order_revenue_minute is not among the declared read models (read_models.models)")
+		return
+	}
+	h.serveSSE(w, r, 15*time.Second, lake.TableOrderRevenueMinute, "GET /v1/metrics/order_revenue_minute", true)
 }
 
 func (s *Streamer) handleWindows(w http.ResponseWriter, r *http.Request) {

@@ -146,7 +146,7 @@ func (s *Streamer) closeWindows() {
 	}
 	// Added under mu, like every live update, so that they reach the
 	// coalescer in the order their figures were read (latest wins).
-	s.push.add(s.liveUpdates(finals))
+	s.push.add(s.updates(s.live, finals))
 	s.mu.Unlock()
 }
 

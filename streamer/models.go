@@ -209,9 +209,8 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := md == s.live
 	var before map[string]*readmodel.Row
-	if live && !first {
+	if !first {
 		before = map[string]*readmodel.Row{}
 	}
 	note := func(key string) {
@@ -266,7 +265,7 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 				changed = append(changed, k)
 			}
 		}
-		s.push.add(s.liveUpdates(changed)) // under mu: see closeWindows
+		s.push.add(s.updates(md, changed)) // under mu: see closeWindows
 	}
 	s.setStateSizes()
 	return nil
@@ -391,16 +390,17 @@ func (s *Streamer) commitModel(ctx context.Context, md *model, high lake.Offsets
 	return true, s.followModel(ctx, md, false)
 }
 
-// liveUpdates are the SSE updates of the live model's rows of keys.
-// Called with mu held.
-func (s *Streamer) liveUpdates(keys []string) []Update {
-	md := s.live
-	if md == nil || len(keys) == 0 {
+// updates are the live updates of md's rows of keys (SSE). Called with mu
+// held.
+func (s *Streamer) updates(md *model, keys []string) []Update {
+	if len(keys) == 0 {
 		return nil
 	}
+	slices.Sort(keys)
+	cols := md.m.OutColumns()
+	closed := md.maxTs - s.cfg.AllowedLateness.Microseconds()
 	wm, hasWm := s.win.watermark()
 	rev, cnt := md.m.AggIndex(lake.ColRevenue), md.m.AggIndex(lake.ColOrderCount)
-	slices.Sort(keys)
 	out := make([]Update, 0, len(keys))
 	for _, k := range keys {
 		r := readmodel.Total(k, md.cold, md.hot)
@@ -408,16 +408,26 @@ func (s *Streamer) liveUpdates(keys []string) []Update {
 			r = md.m.EmptyRow(k)
 		}
 		vals := md.m.Output(r)
-		u := Update{Minute: time.UnixMicro(r.Bucket).UTC().Format(time.RFC3339),
-			Final: hasWm && r.Bucket+md.m.Bucket.Width.Microseconds() <= wm}
-		if rev >= 0 {
-			u.Revenue, _ = vals[1+len(md.m.Keys)+rev].(string)
-			if u.Revenue == "" {
-				u.Revenue = zeroDecimal(md.m.Aggs[rev].Type)
-			}
+		row := make(map[string]any, len(cols))
+		for i, c := range cols {
+			row[c.Name] = vals[i]
 		}
-		if cnt >= 0 {
-			u.OrderCount, _ = vals[1+len(md.m.Keys)+cnt].(int64)
+		end := r.Bucket + md.m.Bucket.Width.Microseconds()
+		u := Update{Model: md.name, Key: k, Row: row, Final: md.maxTs > 0 && end <= closed}
+		if md == s.live {
+			// order_revenue_minute's minutes are final when the windows'
+			// watermark passes them, as its own stream always said.
+			u.Final = hasWm && end <= wm
+			u.Minute = time.UnixMicro(r.Bucket).UTC().Format(time.RFC3339)
+			if rev >= 0 {
+				u.Revenue, _ = vals[1+len(md.m.Keys)+rev].(string)
+				if u.Revenue == "" {
+					u.Revenue = zeroDecimal(md.m.Aggs[rev].Type)
+				}
+			}
+			if cnt >= 0 {
+				u.OrderCount, _ = vals[1+len(md.m.Keys)+cnt].(int64)
+			}
 		}
 		out = append(out, u)
 	}

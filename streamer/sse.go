@@ -10,22 +10,36 @@ import (
 	"time"
 )
 
-// Update is one change of a minute's exact revenue figure, pushed live.
+// Update is one change of a declared read model's row, pushed live: the
+// row's answer as GET /v1/models/{name} gives it.
 type Update struct {
+	Seq   uint64         `json:"seq"`
+	Model string         `json:"model"`
+	Row   map[string]any `json:"row"`
+	// Final is set once the watermark has passed the bucket's end; a late
+	// event may still change a final bucket (and is pushed as such).
+	Final bool `json:"final"`
+	// Key is the row's bucket and key values (readmodel.Row.Key).
+	Key string `json:"-"`
+	// Minute, Revenue and OrderCount are order_revenue_minute's row in
+	// the shape of GET /v1/stream/order_revenue_minute.
+	Minute     string `json:"-"`
+	Revenue    string `json:"-"`
+	OrderCount int64  `json:"-"`
+}
+
+// key is the update's identity: updates of the same key replace each
+// other within a coalescing interval (the model and its row).
+func (u Update) key() string { return u.Model + "\x00" + u.Key + "\x00" + u.Minute }
+
+// revenueUpdate is the shape of GET /v1/stream/order_revenue_minute.
+type revenueUpdate struct {
 	Seq        uint64 `json:"seq"`
 	Minute     string `json:"minute"`
 	Revenue    string `json:"revenue"`
 	OrderCount int64  `json:"order_count"`
-	// Final is set once the watermark has passed the minute's end; a late
-	// event may still change a final minute (and is pushed as such).
-	Final bool `json:"final"`
+	Final      bool   `json:"final"`
 }
-
-// key is the update's identity: updates of the same key replace each
-// other within a coalescing interval. Today one minute of
-// order_revenue_minute; with more models it becomes model, bucket and
-// group key.
-func (u Update) key() string { return u.Minute }
 
 // coalescer sits in front of the hub: it holds the updates published
 // during one interval, only the latest per key, and hands them to the hub
@@ -37,7 +51,8 @@ func (u Update) key() string { return u.Minute }
 // What it holds is bounded by the keys changed within one interval (the
 // minutes a poll of the topics touches), not by the update rate.
 type coalescer struct {
-	hub      *hub
+	publish  func([]Update) // the hubs'
+
 	interval time.Duration
 	// onCoalesced counts updates replaced by a later one of their key
 	// (never sent).
@@ -50,8 +65,8 @@ type coalescer struct {
 	index   map[string]int // key -> position in pending
 }
 
-func newCoalescer(h *hub, interval time.Duration, onCoalesced func(n int)) *coalescer {
-	return &coalescer{hub: h, interval: interval, onCoalesced: onCoalesced, index: map[string]int{}}
+func newCoalescer(publish func([]Update), interval time.Duration, onCoalesced func(n int)) *coalescer {
+	return &coalescer{publish: publish, interval: interval, onCoalesced: onCoalesced, index: map[string]int{}}
 }
 
 // add publishes updates: at once without an interval, else at the next
@@ -63,7 +78,7 @@ func (c *coalescer) add(us []Update) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.interval <= 0 {
-		c.hub.publish(us)
+		c.publish(us)
 		return
 	}
 	replaced := 0
@@ -89,7 +104,7 @@ func (c *coalescer) flush() {
 	if len(c.pending) == 0 {
 		return
 	}
-	c.hub.publish(c.pending)
+	c.publish(c.pending)
 	c.pending = c.pending[:0]
 	clear(c.index)
 }
@@ -200,12 +215,15 @@ func (h *hub) clients() int {
 	return len(h.subs)
 }
 
-// serveSSE streams updates as Server-Sent Events: `id` is the update's
-// sequence number, so a client reconnecting with Last-Event-ID (header, or
-// the last_event_id query parameter) gets everything it missed. If the
-// missed updates are no longer buffered, it first gets a `reset` event and
-// should re-read the figures from GET /v1/metrics/order_revenue_minute.
-func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request, heartbeat time.Duration) {
+// serveSSE streams the updates of model as Server-Sent Events: `id` is
+// the update's sequence number, so a client reconnecting with
+// Last-Event-ID (header, or the last_event_id query parameter) gets
+// everything it missed. If the missed updates are no longer buffered, it
+// first gets a `reset` event and should re-read the figures (reread says
+// from where). revenue sends order_revenue_minute's updates in the shape
+// of its own stream (event `minute`); otherwise an update is
+// {"seq", "model", "row", "final"} (event `row`).
+func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request, heartbeat time.Duration, model, reread string, revenue bool) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -237,11 +255,23 @@ func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request, heartbeat time.Du
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 1000\n\n")
 	if !complete {
-		fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"updates after %d are no longer buffered; re-read GET /v1/metrics/order_revenue_minute\"}\n\n", last)
+		fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"updates after %d are no longer buffered; re-read %s\"}\n\n", last, reread)
 	}
 	write := func(u Update) bool {
-		b, _ := json.Marshal(u)
-		_, err := fmt.Fprintf(w, "id: %d\nevent: minute\ndata: %s\n\n", u.Seq, b)
+		if u.Model != model {
+			return true
+		}
+		var (
+			b     []byte
+			event = "row"
+		)
+		if revenue {
+			b, _ = json.Marshal(revenueUpdate{Seq: u.Seq, Minute: u.Minute, Revenue: u.Revenue, OrderCount: u.OrderCount, Final: u.Final})
+			event = "minute"
+		} else {
+			b, _ = json.Marshal(u)
+		}
+		_, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", u.Seq, event, b)
 		return err == nil
 	}
 	for _, u := range backlog {

@@ -3,6 +3,7 @@ package streamer
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -101,7 +102,7 @@ func TestCoalesceInterval(t *testing.T) {
 		const interval = 250 * time.Millisecond
 		h := newHub(100, nil)
 		coalesced := 0
-		c := newCoalescer(h, interval, func(n int) { coalesced += n })
+		c := newCoalescer(h.publish, interval, func(n int) { coalesced += n })
 		s, _, _ := h.subscribe(0, false)
 		stop := startFlusher(t, c)
 
@@ -154,7 +155,7 @@ func TestCoalesceBurst(t *testing.T) {
 		const interval = 250 * time.Millisecond
 		h := newHub(10_000, nil)
 		coalesced := 0
-		c := newCoalescer(h, interval, func(n int) { coalesced += n })
+		c := newCoalescer(h.publish, interval, func(n int) { coalesced += n })
 		s, _, _ := h.subscribe(0, false)
 		stop := startFlusher(t, c)
 
@@ -202,7 +203,7 @@ func TestCoalesceBurst(t *testing.T) {
 				t.Fatalf("key %s sent twice in one interval (at %s)", g.u.key(), g.at.Sub(start))
 			}
 			perFlush[k] = true
-			final[g.u.key()] = g.u
+			final[g.u.Minute] = g.u
 		}
 		for _, k := range keys {
 			if u := final[k]; u.OrderCount != last[k] || u.Revenue != fmt.Sprintf("%d.00", last[k]) {
@@ -223,7 +224,7 @@ func TestCoalesceBurst(t *testing.T) {
 			t.Fatalf("resume after %d: ok=%v, %d updates, want %d", got[mid-1].u.Seq, ok, len(backlog), len(got)-mid)
 		}
 		for i, u := range backlog {
-			if u != got[mid+i].u {
+			if !reflect.DeepEqual(u, got[mid+i].u) {
 				t.Fatalf("resumed update %d is %+v, was sent as %+v", i, u, got[mid+i].u)
 			}
 		}
@@ -234,7 +235,7 @@ func TestCoalesceBurst(t *testing.T) {
 // there is no flusher.
 func TestCoalesceOff(t *testing.T) {
 	h := newHub(100, nil)
-	c := newCoalescer(h, 0, func(int) { t.Error("coalesced with coalescing off") })
+	c := newCoalescer(h.publish, 0, func(int) { t.Error("coalesced with coalescing off") })
 	s, _, _ := h.subscribe(0, false)
 	for i := int64(1); i <= 10; i++ {
 		c.add([]Update{{Minute: "a", OrderCount: i}})

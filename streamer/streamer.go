@@ -71,7 +71,7 @@ type Streamer struct {
 	in   lake.ModelInputs
 	log  *slog.Logger
 	m    *metrics
-	hub  *hub
+	hubs map[string]*hub // per model, fixed at New
 	push *coalescer // in front of hub; updates are added with mu held
 
 	committer *lake.Committer
@@ -186,8 +186,13 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 			s.live = md
 		}
 	}
-	s.hub = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
-	s.push = newCoalescer(s.hub, cfg.Stream.coalesce(), func(n int) { s.m.sseCoalesced.Add(float64(n)) })
+	// A hub per model: each stream numbers its own updates (Last-Event-ID)
+	// and keeps its own recent ones.
+	s.hubs = map[string]*hub{}
+	for _, md := range s.models {
+		s.hubs[md.name] = newHub(cfg.SSEBuffer, s.m.sseDropped.Inc)
+	}
+	s.push = newCoalescer(s.publishUpdates, cfg.Stream.coalesce(), func(n int) { s.m.sseCoalesced.Add(float64(n)) })
 	s.win = newWindows(DefaultWindows(), cfg.AllowedLateness, cfg.IdleTimeout, deps.Now)
 	s.committer = lake.NewCommitter(deps.Catalog, lake.CommitConfig{
 		Writer: lake.WriterName("streamer"),
@@ -196,6 +201,20 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		Error:    func(t string, _ error) { s.m.commitErrors.WithLabelValues(t).Inc() },
 	}, s.log, deps.Failpoints)
 	return s, nil
+}
+
+// publishUpdates hands updates to their models' hubs.
+func (s *Streamer) publishUpdates(us []Update) {
+	for i := 0; i < len(us); {
+		j := i + 1
+		for j < len(us) && us[j].Model == us[i].Model {
+			j++
+		}
+		if h := s.hubs[us[i].Model]; h != nil {
+			h.publish(us[i:j])
+		}
+		i = j
+	}
 }
 
 // Ready reports whether the hot tier has loaded the read models and
@@ -463,7 +482,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		span := s.updateSpan(ctx, fetches.NumRecords())
 		var out []enriched
-		touched := map[string]bool{} // keys of the live model's rows
+		touched := map[*model]map[string]bool{} // rows changed, per model
 		now := s.deps.Now().UnixMicro()
 		// Records whose schema the registry could not be asked about are
 		// read again (with the rest of their partition) after a pause:
@@ -538,8 +557,11 @@ func (s *Streamer) consume(ctx context.Context) error {
 					if !modelTopic {
 						break
 					}
-					if row := s.addToModel(md, p.Topic, p.Partition, r.Offset, ev); row != nil && md == s.live {
-						touched[row.Key] = true
+					if row := s.addToModel(md, p.Topic, p.Partition, r.Offset, ev); row != nil {
+						if touched[md] == nil {
+							touched[md] = map[string]bool{}
+						}
+						touched[md][row.Key] = true
 					}
 				}
 				switch {
@@ -585,7 +607,9 @@ func (s *Streamer) consume(ctx context.Context) error {
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
 		// Under mu: see closeWindows.
-		s.push.add(s.liveUpdates(slices.Collect(maps.Keys(touched))))
+		for md, keys := range touched {
+			s.push.add(s.updates(md, slices.Collect(maps.Keys(keys))))
+		}
 		if s.hotCount > hotBefore && s.cfg.Commit {
 			s.progress.Pending(s.deps.Now())
 		}

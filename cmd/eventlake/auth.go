@@ -187,7 +187,9 @@ func (a *access) gate() *auth.Gate {
 			return false
 		},
 		Page:      func(r *http.Request) bool { return r.URL.Path == "/" },
-		Uncounted: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/stream/") },
+		Uncounted: func(r *http.Request) bool {
+			return strings.HasPrefix(r.URL.Path, "/v1/stream/") || strings.HasPrefix(r.URL.Path, "/v1/models/") && strings.HasSuffix(r.URL.Path, "/stream")
+		},
 		Refused: func(r *http.Request, p auth.Principal, status int, msg string) {
 			if err := a.trail.record(r, p, audit.OutcomeDenied, msg, nil); err != nil {
 				a.log.Error("record a refused request in the audit log", logkey.Err, err)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/big"
@@ -100,7 +101,11 @@ func TestDeclaredModels(t *testing.T) {
 		t.Fatal("order_revenue_minute was built again although its table holds the day")
 	}
 
-	// Orders flow while the models are polled.
+	// Orders flow while the models are polled, and one model's rows are
+	// followed live.
+	sctx, stopStream := context.WithCancel(context.Background())
+	defer stopStream()
+	stream := sseClient(t, sctx, api+"/v1/models/product_revenue_hour/stream", "")
 	prod := th.StartNoWait(t, "produce", nil, "produce", "--brokers", broker, "--rate", "1500", "--count", "9000",
 		"--seed", "22", "--start", "2026-11-25T11:00:00Z", "--step", "400ms", "--late-fraction", "0.05", "--duplicate-fraction", "0.02")
 	day := "from=2026-11-25T00:00:00Z&to=2026-11-26T00:00:00Z"
@@ -302,6 +307,34 @@ func TestDeclaredModels(t *testing.T) {
 			t.Fatalf("%d minutes: estimate %s, exactly %d: beyond the stated error", span.n, apiEst, len(users))
 		}
 	}
+
+	// The live stream's last row of each hour and product is the figure
+	// the model answers once everything is committed.
+	var final modelAnswer
+	if st := askJSON(t, http.MethodGet, api+"/v1/models/product_revenue_hour?"+day, nil, &final); st.status != http.StatusOK {
+		t.Fatalf("product_revenue_hour: HTTP %d %s", st.status, final.Error)
+	}
+	time.Sleep(time.Second) // a coalescing interval (250 ms) and more
+	stopStream()
+	streamed := map[string]map[string]any{}
+	messages := 0
+	for u := range stream {
+		if u.typ != "row" || u.Model != "product_revenue_hour" {
+			t.Fatalf("stream of product_revenue_hour sent %q of model %q", u.typ, u.Model)
+		}
+		messages++
+		streamed[fmt.Sprint(u.Row["hour"], "|", u.Row["product_id"])] = u.Row
+	}
+	if len(streamed) == 0 {
+		t.Fatal("the stream of product_revenue_hour sent no row while orders flowed")
+	}
+	for _, row := range final.Rows {
+		k := fmt.Sprint(row["hour"], "|", row["product_id"])
+		if got, ok := streamed[k]; ok && (fmt.Sprint(got["revenue"]) != fmt.Sprint(row["revenue"]) || fmt.Sprint(got["orders"]) != fmt.Sprint(row["orders"])) {
+			t.Fatalf("the stream's last row of %s is %v, the model answers %v", k, got, row)
+		}
+	}
+	t.Logf("stream of product_revenue_hour: %d messages, %d rows", messages, len(streamed))
 
 	// A closed range is cacheable and revalidates with its ETag; times may
 	// be relative or epoch milliseconds.

@@ -27,6 +27,9 @@ type sseUpdate struct {
 	Revenue    string `json:"revenue"`
 	OrderCount int64  `json:"order_count"`
 	Final      bool   `json:"final"`
+	// A declared model's stream (GET /v1/models/{name}/stream).
+	Model string         `json:"model"`
+	Row   map[string]any `json:"row"`
 }
 
 // sseClient reads an SSE stream into a channel.
