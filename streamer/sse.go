@@ -51,7 +51,7 @@ type revenueUpdate struct {
 // What it holds is bounded by the keys changed within one interval (the
 // minutes a poll of the topics touches), not by the update rate.
 type coalescer struct {
-	publish  func([]Update) // the hubs'
+	publish func([]Update) // the hubs'
 
 	interval time.Duration
 	// onCoalesced counts updates replaced by a later one of their key

@@ -72,7 +72,7 @@ type Streamer struct {
 	log  *slog.Logger
 	m    *metrics
 	hubs map[string]*hub // per model, fixed at New
-	push *coalescer // in front of hub; updates are added with mu held
+	push *coalescer      // in front of hub; updates are added with mu held
 
 	committer *lake.Committer
 	tracer    trace.Tracer // trace.go

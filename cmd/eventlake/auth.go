@@ -186,7 +186,7 @@ func (a *access) gate() *auth.Gate {
 			}
 			return false
 		},
-		Page:      func(r *http.Request) bool { return r.URL.Path == "/" },
+		Page: func(r *http.Request) bool { return r.URL.Path == "/" },
 		Uncounted: func(r *http.Request) bool {
 			return strings.HasPrefix(r.URL.Path, "/v1/stream/") || strings.HasPrefix(r.URL.Path, "/v1/models/") && strings.HasSuffix(r.URL.Path, "/stream")
 		},
