@@ -134,6 +134,12 @@ func toInt64(v any) (int64, bool) {
 // sortColumn is the column compacted files are sorted by: event time (the
 // minute of a read model, ingest time for dead letters).
 func sortColumn(tbl *table.Table, role string) string {
+	if tbl.Properties()[lake.PropKind] == lake.KindReadModel && len(tbl.Schema().Fields()) > 0 {
+		// A declared model's first column is its event-time bucket.
+		if f := tbl.Schema().Fields()[0]; f.Type.Equals(iceberg.PrimitiveTypes.TimestampTz) {
+			return f.Name
+		}
+	}
 	cands := []string{lake.ColTs, lake.ColMinute, lake.ColUpdatedAt, lake.ColIngestedAt}
 	if role == RoleDLQ {
 		cands = []string{lake.ColIngestedAt}
