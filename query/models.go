@@ -176,7 +176,7 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if key == nil {
-			bad("%s is neither from, to, group, every nor a key column of %s (keys: %s)", param, m.Name, keyList(m))
+			bad("%s is neither from, to, group, every nor a key column of %s (keys: %s)", param, m.Name, m.KeyNames())
 			return
 		}
 		v, ok := readmodel.ParseKey(key.Type, vals[0])
@@ -306,17 +306,6 @@ func rowObject(m *readmodel.Model, cols []readmodel.OutColumn, r *readmodel.Row)
 		}
 	}
 	return obj
-}
-
-func keyList(m *readmodel.Model) string {
-	if len(m.Keys) == 0 {
-		return "none"
-	}
-	var out []string
-	for _, k := range m.Keys {
-		out = append(out, k.Name)
-	}
-	return strings.Join(out, ", ")
 }
 
 var relativeTime = regexp.MustCompile(`^now(?:([+-])(\d+)(ms|s|m|h|d|w))?$`)

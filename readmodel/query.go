@@ -35,12 +35,12 @@ const All = -1
 func (m *Model) CheckQuery(q Query) error {
 	for c := range q.Where {
 		if m.keyIndex(c) < 0 {
-			return fmt.Errorf("%s is not a key column of %s (its keys: %s)", c, m.Name, m.keyNames())
+			return fmt.Errorf("%s is not a key column of %s (its keys: %s)", c, m.Name, m.KeyNames())
 		}
 	}
 	for _, c := range q.Group {
 		if m.keyIndex(c) < 0 {
-			return fmt.Errorf("group: %s is not a key column of %s (its keys: %s)", c, m.Name, m.keyNames())
+			return fmt.Errorf("group: %s is not a key column of %s (its keys: %s)", c, m.Name, m.KeyNames())
 		}
 	}
 	w := m.Bucket.Width.Microseconds()
@@ -59,7 +59,8 @@ func (m *Model) keyIndex(name string) int {
 	return -1
 }
 
-func (m *Model) keyNames() string {
+// KeyNames lists the model's key columns for messages ("none" without).
+func (m *Model) KeyNames() string {
 	if len(m.Keys) == 0 {
 		return "none"
 	}

@@ -81,25 +81,7 @@ func TestHotColdExactness(t *testing.T) {
 			}
 		}
 	}
-	pollStart := time.Now()
-	var prodDone time.Time
-	for {
-		poll()
-		if done, err := prod.Exited(); done {
-			if err != nil {
-				t.Fatalf("producer: %v\n%s", err, prod.Log())
-			}
-			prodDone = time.Now()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Keep polling while the last commits and re-aggregations land.
-	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
-		poll()
-		time.Sleep(50 * time.Millisecond)
-	}
-	pollEnd := time.Now()
+	pollStart, prodDone, pollEnd := pollWhile(t, prod, poll, 20*time.Millisecond, 6*time.Second)
 	t.Logf("polled for %v, the producer ran for the first %v", pollEnd.Sub(pollStart).Round(time.Millisecond), prodDone.Sub(pollStart).Round(time.Millisecond))
 	for _, a := range []*tally{revTally, sqlTally, cntTally} {
 		a.check(t, pollStart, prodDone, pollEnd)
@@ -238,6 +220,30 @@ func offsetsOf(t *testing.T, raw json.RawMessage, topic string) map[string]int64
 		return map[string]int64{}
 	}
 	return m[topic]
+}
+
+// pollWhile calls poll every pause while the producer runs, and for
+// after more once it has exited (the last commits and re-aggregations
+// land meanwhile). It fails the test if the producer fails.
+func pollWhile(t *testing.T, prod *th.Proc, poll func(), pause, after time.Duration) (start, prodDone, end time.Time) {
+	t.Helper()
+	start = time.Now()
+	for {
+		poll()
+		if done, err := prod.Exited(); done {
+			if err != nil {
+				t.Fatalf("producer: %v\n%s", err, prod.Log())
+			}
+			prodDone = time.Now()
+			break
+		}
+		time.Sleep(pause)
+	}
+	for stop := time.Now().Add(after); time.Now().Before(stop); {
+		poll()
+		time.Sleep(pause)
+	}
+	return start, prodDone, time.Now()
 }
 
 // tally counts one endpoint's answers during the polling.

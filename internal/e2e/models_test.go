@@ -123,24 +123,7 @@ func TestDeclaredModels(t *testing.T) {
 			}
 		}
 	}
-	pollStart := time.Now()
-	var prodDone time.Time
-	for {
-		poll()
-		if done, err := prod.Exited(); done {
-			if err != nil {
-				t.Fatalf("producer: %v\n%s", err, prod.Log())
-			}
-			prodDone = time.Now()
-			break
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		poll()
-		time.Sleep(100 * time.Millisecond)
-	}
-	pollEnd := time.Now()
+	pollStart, prodDone, pollEnd := pollWhile(t, prod, poll, 30*time.Millisecond, 5*time.Second)
 	for _, m := range models {
 		tallies[m].check(t, pollStart, prodDone, pollEnd)
 	}
