@@ -236,8 +236,14 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 		id := strconv.FormatInt(a.SnapshotID, 10)
 		res.SnapshotID = &id
 	}
+	idx := columnIndexes(m, res.Columns)
 	for _, row := range a.Rows {
-		res.Rows = append(res.Rows, rowObject(m, res.Columns, row))
+		vals := m.Output(row)
+		obj := make(map[string]any, len(idx))
+		for i, c := range idx {
+			obj[res.Columns[i].Name] = vals[c]
+		}
+		res.Rows = append(res.Rows, obj)
 	}
 	cacheable := false
 	if a.Closed > 0 {
@@ -295,17 +301,15 @@ func answerColumns(m *readmodel.Model, q readmodel.Query) []readmodel.OutColumn 
 	return out
 }
 
-// rowObject is a row as a JSON object of the answer's columns.
-func rowObject(m *readmodel.Model, cols []readmodel.OutColumn, r *readmodel.Row) map[string]any {
-	vals := m.Output(r)
+// columnIndexes are the positions in the model's Output of an answer's
+// columns.
+func columnIndexes(m *readmodel.Model, cols []readmodel.OutColumn) []int {
 	all := m.OutColumns()
-	obj := make(map[string]any, len(cols))
-	for i, c := range all {
-		if slices.ContainsFunc(cols, func(o readmodel.OutColumn) bool { return o.Name == c.Name }) {
-			obj[c.Name] = vals[i]
-		}
+	out := make([]int, len(cols))
+	for i, c := range cols {
+		out[i] = slices.IndexFunc(all, func(o readmodel.OutColumn) bool { return o.Name == c.Name })
 	}
-	return obj
+	return out
 }
 
 var relativeTime = regexp.MustCompile(`^now(?:([+-])(\d+)(ms|s|m|h|d|w))?$`)

@@ -111,9 +111,8 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 						return
 					}
 				}
-				t := Total(r.Key, states...)
 				if !regroup {
-					out[r.Key] = t
+					out[r.Key] = Total(r.Key, states...)
 					order = append(order, r.Key)
 					return
 				}
@@ -139,7 +138,11 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 					out[key] = g
 					order = append(order, key)
 				}
-				m.mergeAccs(g.Accs, t.Accs)
+				for _, st := range states {
+					if sr := st.Get(r.Key); sr != nil {
+						m.mergeAccs(g.Accs, sr.Accs)
+					}
+				}
 			})
 		}
 	}

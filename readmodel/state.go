@@ -377,19 +377,30 @@ func (m *Model) mergeAccs(dst, src []Acc) {
 	}
 }
 
-// Total returns a new row: the rows of key in every state merged (nil
-// when none has it). No state changes.
+// Total returns the rows of key in every state merged (nil when none has
+// it). When one state alone holds the key, its row itself is returned:
+// callers only read the result. No state changes.
 func Total(key string, states ...*State) *Row {
-	var out *Row
+	var (
+		first *Row
+		out   *Row
+	)
 	for _, s := range states {
 		r := s.Get(key)
-		if r == nil {
+		switch {
+		case r == nil:
 			continue
-		}
-		if out == nil {
-			out = &Row{Key: key, Bucket: r.Bucket, Keys: r.Keys, Accs: make([]Acc, len(r.Accs))}
+		case first == nil:
+			first = r
+			continue
+		case out == nil:
+			out = &Row{Key: key, Bucket: first.Bucket, Keys: first.Keys, Accs: make([]Acc, len(first.Accs))}
+			s.m.mergeAccs(out.Accs, first.Accs)
 		}
 		s.m.mergeAccs(out.Accs, r.Accs)
+	}
+	if out == nil {
+		return first
 	}
 	return out
 }

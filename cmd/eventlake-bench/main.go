@@ -583,7 +583,8 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 
 	// With the hot tier: the exact read model (built by this process from
 	// the topic) plus the events after its offsets, in memory.
-	fmt.Fprintln(os.Stderr, "building the read model from the topic...")
+	fmt.Fprintln(os.Stderr, "building the read models from the lake...")
+	began := time.Now()
 	q, err = start(bin, nil, "query", "--data-dir", lake, "--http", "127.0.0.1:0", "--brokers", brk.ready["kafka"], "--commit-read-models")
 	if err != nil {
 		return nil, err
@@ -604,7 +605,7 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	buildTime := time.Since(built)
+	buildTime := time.Since(began)
 	hotLat, _, _, err := timeRevenue(base+revenuePath, 200)
 	if err != nil {
 		return nil, err
@@ -618,7 +619,7 @@ func benchQuery(bin, dir string, n, runs int) ([]result, error) {
 		{"24 h order_revenue_minute API (read model + hot tier), p50", ms(hotLat[len(hotLat)/2]), "<= 10 ms", verdict(hotLat[len(hotLat)/2] <= 10*time.Millisecond),
 			how + "; `eventlake query --commit-read-models` built the read model from the topic; 200 timed HTTP requests"},
 		{"24 h order_revenue_minute API (read model + hot tier), p99", ms(hotLat[len(hotLat)*99/100]), "<= 10 ms", verdict(hotLat[len(hotLat)*99/100] <= 10*time.Millisecond), ""},
-		{"hot tier: shipped read models ready over the day", fmt.Sprintf("%.1f s", buildTime.Seconds()), "", "", "a new query process over a lake holding the day: the three shipped models built from the raw tables, then the topic read from their offsets"},
+		{"hot tier: a new query process serves the day's exact revenue", fmt.Sprintf("%.1f s", buildTime.Seconds()), "", "", "from its start over a lake holding the day: the three shipped models built from the raw tables (below), the topic read from their offsets"},
 		{"24 h revenue from the lake only (DuckDB over raw Parquet), p50 warm", ms(cold[len(cold)/2]), "<= 200 ms", verdict(cold[len(cold)/2] <= 200*time.Millisecond),
 			how + fmt.Sprintf("; `eventlake query --no-hot`; %d timed runs after 3 warm-up", runs)},
 		{"24 h revenue from the lake only, first call", ms(coldFirst), "", "", "first request after the query service started (Parquet footers not cached)"},

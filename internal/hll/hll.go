@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"sync/atomic"
 )
 
 const (
@@ -35,6 +36,9 @@ const (
 // New.
 type Sketch struct {
 	reg []uint8
+	// est caches Estimate plus one (0: not computed since the last
+	// change); atomic, as readers holding a read lock share a sketch.
+	est atomic.Uint64
 }
 
 // New returns an empty sketch.
@@ -47,6 +51,7 @@ func (s *Sketch) Add(h uint64) {
 	rank := uint8(bits.LeadingZeros64(w) + 1)
 	if rank > s.reg[idx] {
 		s.reg[idx] = rank
+		s.est.Store(0)
 	}
 }
 
@@ -57,6 +62,7 @@ func (s *Sketch) Merge(o *Sketch) {
 			s.reg[i] = r
 		}
 	}
+	s.est.Store(0)
 }
 
 // Clone returns an independent copy.
@@ -72,11 +78,16 @@ func (s *Sketch) Clone() *Sketch {
 // a fixed order (see estimate), so that the DuckDB macros compute exactly
 // the same float64 operations and the same integer (DuckDBMacros).
 func (s *Sketch) Estimate() uint64 {
+	if e := s.est.Load(); e != 0 {
+		return e - 1
+	}
 	var counts [MaxRank + 1]int
 	for _, r := range s.reg {
 		counts[r]++
 	}
-	return estimate(&counts)
+	e := estimate(&counts)
+	s.est.Store(e + 1)
+	return e
 }
 
 // alphaMM is alpha*m*m of the raw estimate, alpha = 0.7213/(1+1.079/m).
@@ -143,6 +154,7 @@ func (s *Sketch) UnmarshalBinary(b []byte) error {
 		s.reg = make([]uint8, m)
 	}
 	clear(s.reg)
+	s.est.Store(0)
 	if len(b) == 0 {
 		return errors.New("hll: empty encoding")
 	}

@@ -95,6 +95,7 @@ func (s *Sketch) addPacked(p int32) error {
 	}
 	if r > s.reg[idx] {
 		s.reg[idx] = r
+		s.est.Store(0)
 	}
 	return nil
 }
