@@ -1,7 +1,6 @@
 package readmodel
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,13 +90,44 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 		keep[m.keyIndex(c)] = true
 	}
 	regroup := q.Group != nil || q.Every != 0
-	out := map[string]*Row{}
-	var order []string
-	seen := map[string]bool{}
 	first := m.Bucket.Of(q.From)
 	if first < q.From {
 		first += w
 	}
+	match := func(r *Row) bool {
+		for _, f := range filters {
+			if !Equal(m.Keys[f.idx].Type, r.Keys[f.idx], f.v) {
+				return false
+			}
+		}
+		return true
+	}
+	if !regroup {
+		// The rows in bucket order, each key once (the first state that
+		// holds it), without maps: the common case of a dashboard.
+		var rows []*Row
+		for b := first; b < q.To; b += w {
+			start := len(rows)
+			for si, s := range states {
+				for k, r := range s.buckets[b] {
+					held := false
+					for _, e := range states[:si] {
+						held = held || e.Get(k) != nil
+					}
+					if !held && match(r) {
+						rows = append(rows, Total(k, states...))
+					}
+				}
+			}
+			if len(rows)-start > 1 {
+				slices.SortFunc(rows[start:], func(a, b *Row) int { return strings.Compare(a.Key, b.Key) })
+			}
+		}
+		return rows
+	}
+	out := map[string]*Row{}
+	var order []string
+	seen := map[string]bool{}
 	vals := make([]Value, len(m.Inputs))
 	for b := first; b < q.To; b += w {
 		for _, s := range states {
@@ -106,14 +136,7 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 					return
 				}
 				seen[r.Key] = true
-				for _, f := range filters {
-					if !Equal(m.Keys[f.idx].Type, r.Keys[f.idx], f.v) {
-						return
-					}
-				}
-				if !regroup {
-					out[r.Key] = Total(r.Key, states...)
-					order = append(order, r.Key)
+				if !match(r) {
 					return
 				}
 				bucket := b
@@ -157,7 +180,7 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 			}
 			return 1
 		}
-		return bytes.Compare([]byte(a.Key), []byte(b.Key))
+		return strings.Compare(a.Key, b.Key)
 	})
 	return rows
 }
