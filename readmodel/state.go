@@ -377,6 +377,20 @@ func (m *Model) mergeAccs(dst, src []Acc) {
 	}
 }
 
+// Clone returns a copy of the row that shares nothing that can change
+// (keys are never changed in place).
+func (r *Row) Clone() *Row {
+	c := &Row{Key: r.Key, Bucket: r.Bucket, Keys: r.Keys, File: r.File, Accs: make([]Acc, len(r.Accs))}
+	for i, a := range r.Accs {
+		c.Accs[i] = a
+		c.Accs[i].B = slices.Clone(a.B)
+		if a.Sk != nil {
+			c.Accs[i].Sk = a.Sk.Clone()
+		}
+	}
+	return c
+}
+
 // Total returns the rows of key in every state merged (nil when none has
 // it). When one state alone holds the key, its row itself is returned:
 // callers only read the result. No state changes.

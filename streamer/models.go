@@ -466,6 +466,15 @@ func (s *Streamer) ModelAnswer(name string, q readmodel.Query) (readmodel.Answer
 	}
 	a := readmodel.Answer{Rows: md.m.Answer(q, md.cold, md.hot), SnapshotID: md.snapshot, HasSnapshot: md.hasSnap,
 		Offsets: md.offsets.Clone(), Read: lake.Offsets{}}
+	// The answer is read after mu is released: a row of the hot state
+	// (the only rows changed in place, by consume) is copied now, so that
+	// it holds exactly the events below Read. Committed rows are replaced,
+	// never changed, and are shared.
+	for i, r := range a.Rows {
+		if md.hot.Get(r.Key) == r {
+			a.Rows[i] = r.Clone()
+		}
+	}
 	if md.tbl != nil {
 		if snap := md.tbl.CurrentSnapshot(); snap != nil {
 			a.SnapshotTime = time.UnixMilli(snap.TimestampMs).UTC()
