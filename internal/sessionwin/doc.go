@@ -57,7 +57,10 @@
 // State is one slice of fixed-size session records (80 bytes), a heap of
 // their indices ordered by end, and one map from key to the key's earliest
 // open session (a key's sessions are linked in start order); the key's
-// bytes are the caller's string, kept while its session is open.
+// bytes are the caller's string, kept while its session is open. With
+// 21-byte keys, an open session costs about 150 bytes of heap, and about
+// 190 once evictions have churned the map (TestMemoryPerOpenSession,
+// TestMillionKeysBounded).
 //
 // # Restart
 //
