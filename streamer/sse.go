@@ -41,36 +41,39 @@ type revenueUpdate struct {
 	Final      bool   `json:"final"`
 }
 
-// coalescer sits in front of the hub: it holds the updates published
-// during one interval, only the latest per key, and hands them to the hub
-// when the interval ends, in the order their keys first appeared. The hub
-// numbers them then, so sequence numbers stay contiguous and
-// Last-Event-ID resumes exactly as without coalescing. With interval 0
-// every update goes straight to the hub.
+// coalescer sits in front of the hubs: each key (a model's row) gets at
+// most one message per interval, with its latest value. A key quiet for an
+// interval is sent at once (a dashboard sees a sparse change in
+// milliseconds); changes within an interval of its last message are held,
+// only the latest kept, and sent when the interval since that message has
+// passed. The hubs number what they are handed, so sequence numbers stay
+// contiguous and Last-Event-ID resumes exactly as without coalescing. With
+// interval 0 every update goes straight to the hubs.
 //
 // What it holds is bounded by the keys changed within one interval (the
-// minutes a poll of the topics touches), not by the update rate.
+// rows a poll of the topics touches), not by the update rate.
 type coalescer struct {
-	publish func([]Update) // the hubs'
-
+	publish  func([]Update) // the hubs'
 	interval time.Duration
 	// onCoalesced counts updates replaced by a later one of their key
 	// (never sent).
 	onCoalesced func(n int)
 
-	// mu is held while the pending updates are handed to the hub, so that
-	// a flush and the adds after it reach the hub in order.
+	// mu is held while updates are handed to the hubs, so that what add
+	// and flush send reaches them in order.
 	mu      sync.Mutex
 	pending []Update
-	index   map[string]int // key -> position in pending
+	index   map[string]int       // key -> position in pending
+	sent    map[string]time.Time // key -> its last message, within the last interval
 }
 
 func newCoalescer(publish func([]Update), interval time.Duration, onCoalesced func(n int)) *coalescer {
-	return &coalescer{publish: publish, interval: interval, onCoalesced: onCoalesced, index: map[string]int{}}
+	return &coalescer{publish: publish, interval: interval, onCoalesced: onCoalesced, index: map[string]int{}, sent: map[string]time.Time{}}
 }
 
-// add publishes updates: at once without an interval, else at the next
-// flush, each replacing a pending update of its key.
+// add publishes updates: at once when coalescing is off or the key had no
+// message within the last interval, else at the flush after the interval
+// has passed, each replacing a held update of its key.
 func (c *coalescer) add(us []Update) {
 	if len(us) == 0 {
 		return
@@ -81,7 +84,9 @@ func (c *coalescer) add(us []Update) {
 		c.publish(us)
 		return
 	}
+	now := time.Now()
 	replaced := 0
+	var now1 []Update
 	for _, u := range us {
 		k := u.key()
 		if i, ok := c.index[k]; ok {
@@ -89,42 +94,65 @@ func (c *coalescer) add(us []Update) {
 			replaced++
 			continue
 		}
-		c.index[k] = len(c.pending)
-		c.pending = append(c.pending, u)
+		if t, ok := c.sent[k]; ok && now.Sub(t) < c.interval {
+			c.index[k] = len(c.pending)
+			c.pending = append(c.pending, u)
+			continue
+		}
+		c.sent[k] = now
+		now1 = append(now1, u)
 	}
+	c.publish(now1)
 	if replaced > 0 && c.onCoalesced != nil {
 		c.onCoalesced(replaced)
 	}
 }
 
-// flush hands the pending updates to the hub.
-func (c *coalescer) flush() {
+// flush sends the held updates whose interval has passed (all with all),
+// and forgets keys quiet for an interval.
+func (c *coalescer) flush(all bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.pending) == 0 {
-		return
+	now := time.Now()
+	var due, keep []Update
+	for _, u := range c.pending {
+		if all || now.Sub(c.sent[u.key()]) >= c.interval {
+			due = append(due, u)
+			c.sent[u.key()] = now
+		} else {
+			keep = append(keep, u)
+		}
 	}
-	c.publish(c.pending)
-	c.pending = c.pending[:0]
+	c.publish(due)
+	c.pending = append(c.pending[:0], keep...)
 	clear(c.index)
+	for i, u := range c.pending {
+		c.index[u.key()] = i
+	}
+	for k, t := range c.sent {
+		if _, held := c.index[k]; !held && now.Sub(t) >= c.interval {
+			delete(c.sent, k)
+		}
+	}
 }
 
-// run flushes at the end of every interval until ctx ends, and then once
-// more. Its ticker is time's: tests run it inside a testing/synctest
-// bubble, whose clock is fake.
+// run flushes four times an interval (a held update waits at most 1.25
+// intervals after its key's last message) until ctx ends, and then sends
+// everything held. Its ticker is time's: tests run it inside a
+// testing/synctest bubble, whose clock is fake.
 func (c *coalescer) run(ctx context.Context) error {
 	if c.interval <= 0 {
 		return nil
 	}
-	tick := time.NewTicker(c.interval)
+	tick := time.NewTicker(max(c.interval/4, time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			c.flush()
+			c.flush(true)
 			return nil
 		case <-tick.C:
-			c.flush()
+			c.flush(false)
 		}
 	}
 }

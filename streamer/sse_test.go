@@ -92,11 +92,11 @@ func startFlusher(t *testing.T, c *coalescer) (stop func()) {
 	return stop
 }
 
-// TestCoalesceInterval: updates published within one interval are held,
-// then sent once per key with the key's latest value, in the order the
-// keys first appeared, numbered at the flush; a key whose last update
-// turns final is sent final; what is pending when the flusher stops is
-// still sent.
+// TestCoalesceInterval: a key quiet for an interval is sent at once;
+// its changes within an interval of that message are held and sent once,
+// with the key's latest value, when the interval has passed, numbered
+// then; a key whose last update turns final is sent final; what is held
+// when the flusher stops is still sent.
 func TestCoalesceInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 250 * time.Millisecond
@@ -114,22 +114,29 @@ func TestCoalesceInterval(t *testing.T) {
 		}
 		c.add([]Update{{Minute: "a", OrderCount: 50, Final: true}})
 		synctest.Wait()
-		if got := recv(s); len(got) != 0 {
-			t.Fatalf("sent before the interval ended: %+v", got)
+		// The first change of each quiet key, at once.
+		want := []Update{{Seq: 1, Minute: "b", OrderCount: 1}, {Seq: 2, Minute: "a", OrderCount: 1}, {Seq: 3, Minute: "c", OrderCount: 2}}
+		if got := recv(s); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("at once sent\n%+v\nwant\n%+v", got, want)
 		}
-		time.Sleep(interval)
+		time.Sleep(interval * 3 / 4)
 		synctest.Wait()
-		want := []Update{
-			{Seq: 1, Minute: "b", OrderCount: 2},
-			{Seq: 2, Minute: "a", OrderCount: 50, Final: true},
-			{Seq: 3, Minute: "c", OrderCount: 50},
+		if got := recv(s); len(got) != 0 {
+			t.Fatalf("sent within the interval of the last messages: %+v", got)
+		}
+		time.Sleep(interval / 2)
+		synctest.Wait()
+		want = []Update{
+			{Seq: 4, Minute: "b", OrderCount: 2},
+			{Seq: 5, Minute: "a", OrderCount: 50, Final: true},
+			{Seq: 6, Minute: "c", OrderCount: 50},
 		}
 		if got := recv(s); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("first interval sent\n%+v\nwant\n%+v", got, want)
+			t.Fatalf("after the interval sent\n%+v\nwant\n%+v", got, want)
 		}
-		// 1 + 2 + 49*2 + 1 updates published, 3 sent.
-		if coalesced != 102-3 {
-			t.Fatalf("coalesced %d, want %d", coalesced, 102-3)
+		// 1 + 2 + 49*2 + 1 updates published, 6 sent.
+		if coalesced != 102-6 {
+			t.Fatalf("coalesced %d, want %d", coalesced, 102-6)
 		}
 		// A quiet interval sends nothing.
 		time.Sleep(interval)
@@ -137,10 +144,10 @@ func TestCoalesceInterval(t *testing.T) {
 		if got := recv(s); len(got) != 0 {
 			t.Fatalf("a quiet interval sent %+v", got)
 		}
-		// Stopping sends what is pending.
-		c.add([]Update{{Minute: "d", OrderCount: 1}})
+		// Stopping sends what is held.
+		c.add([]Update{{Minute: "d", OrderCount: 1}, {Minute: "d", OrderCount: 2}})
 		stop()
-		if got := recv(s); len(got) != 1 || got[0].Seq != 4 || got[0].Minute != "d" {
+		if got := recv(s); len(got) != 2 || got[0].Seq != 7 || got[1].Seq != 8 || got[1].OrderCount != 2 {
 			t.Fatalf("final flush sent %+v", got)
 		}
 	})

@@ -262,7 +262,7 @@ func (s *Streamer) Run(ctx context.Context) error {
 	err = g.Wait()
 	// The flusher flushed when it stopped, but consume or maintain may
 	// have added updates after that, before they returned.
-	s.push.flush()
+	s.push.flush(true)
 	if s.cfg.Commit {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if _, cerr := s.commitReadModels(sctx); cerr != nil {
