@@ -235,7 +235,8 @@ func (s *Streamer) resumeIfDrained() {
 	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
-		s.cl.ResumeFetchTopics(s.in.Orders.Topic, s.in.Inventory.Topic)
+		s.cl.ResumeFetchTopics(s.pausedTopics...)
+		s.pausedTopics = nil
 		s.log.Info("hot tier drained: fetching resumed")
 	}
 }

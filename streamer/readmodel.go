@@ -5,36 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
-	"github.com/eventlake/eventlake/internal/eventtime"
-	"github.com/eventlake/eventlake/internal/hll"
 	"github.com/eventlake/eventlake/lake"
 )
-
-const microsPerDay = 1440 * eventtime.MicrosPerMinute
-
-// agg is a revenue figure.
-type agg struct {
-	sum   decimal128.Num // cents
-	count int64
-}
-
-func (a *agg) add(v decimal128.Num, n int64) {
-	a.sum = a.sum.Add(v)
-	a.count += n
-}
-
-func (a agg) zero() bool { return a.count == 0 && a.sum == (decimal128.Num{}) }
 
 // coldTable is what this process knows of one read-model table: the
 // snapshot, the offsets it covers and the data files already loaded.
@@ -102,30 +83,6 @@ func colByName(t arrow.Table, name string) (*arrow.Chunked, bool) {
 		return nil, false
 	}
 	return t.Column(idx[0]).Data(), true
-}
-
-// revenueRows reads (minute, revenue cents, count) rows of a file.
-func revenueRows(ctx context.Context, tbl *table.Table, path string, fn func(minute int64, cents decimal128.Num, count int64)) error {
-	at, err := readFile(ctx, tbl, path)
-	if err != nil {
-		return err
-	}
-	defer at.Release()
-	mc, ok1 := colByName(at, lake.ColMinute)
-	rc, ok2 := colByName(at, lake.ColRevenue)
-	cc, ok3 := colByName(at, lake.ColOrderCount)
-	if !ok1 || !ok2 || !ok3 {
-		return fmt.Errorf("%s lacks read-model columns", path)
-	}
-	for i := range mc.Chunks() {
-		ms := mc.Chunk(i).(*array.Timestamp)
-		rs := rc.Chunk(i).(*array.Decimal128)
-		cs := cc.Chunk(i).(*array.Int64)
-		for j := 0; j < ms.Len(); j++ {
-			fn(eventtime.FloorDiv(int64(ms.Value(j)), eventtime.MicrosPerMinute), rs.Value(j), cs.Value(j))
-		}
-	}
-	return nil
 }
 
 // inventoryRows reads (product, stock, updated_at, warehouse) rows.
@@ -202,61 +159,6 @@ func writeDeltaFiles(ctx context.Context, tbl *table.Table, keys []int64, partit
 	return out, nil
 }
 
-// revenueDeltaFiles writes per-minute revenue deltas, a file per day.
-func revenueDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]agg) ([]iceberg.DataFile, error) {
-	byDay := map[int64][]int64{}
-	for m := range delta {
-		d := eventtime.FloorDiv(m*eventtime.MicrosPerMinute, microsPerDay)
-		byDay[d] = append(byDay[d], m)
-	}
-	days := sortedKeys(byDay)
-	return writeDeltaFiles(ctx, tbl, days, true, func(day int64, b *array.RecordBuilder) {
-		ms := byDay[day]
-		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
-		for _, m := range ms {
-			a := delta[m]
-			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
-			b.Field(1).(*array.Decimal128Builder).Append(a.sum)
-			b.Field(2).(*array.Int64Builder).Append(a.count)
-		}
-	})
-}
-
-// activityDeltaFiles writes per-minute user sketches, a file per day.
-func activityDeltaFiles(ctx context.Context, tbl *table.Table, delta map[int64]*activityAgg) ([]iceberg.DataFile, error) {
-	byDay := map[int64][]int64{}
-	for m := range delta {
-		d := eventtime.FloorDiv(m*eventtime.MicrosPerMinute, microsPerDay)
-		byDay[d] = append(byDay[d], m)
-	}
-	days := sortedKeys(byDay)
-	var encErr error
-	files, err := writeDeltaFiles(ctx, tbl, days, true, func(day int64, b *array.RecordBuilder) {
-		ms := byDay[day]
-		sort.Slice(ms, func(i, j int) bool { return ms[i] < ms[j] })
-		for _, m := range ms {
-			a := delta[m]
-			enc, err := a.users.MarshalBinary()
-			if err != nil {
-				encErr = err
-			}
-			b.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(m * eventtime.MicrosPerMinute))
-			b.Field(1).(*array.BinaryBuilder).Append(enc)
-			b.Field(2).(*array.Int64Builder).Append(int64(a.users.Estimate()))
-			b.Field(3).(*array.Int64Builder).Append(a.events)
-		}
-	})
-	if encErr != nil {
-		return nil, encErr
-	}
-	return files, err
-}
-
-type activityAgg struct {
-	users  *hll.Sketch
-	events int64
-}
-
 type invState struct {
 	stock     int64
 	updated   int64 // micros
@@ -284,14 +186,3 @@ func inventoryDeltaFile(ctx context.Context, tbl *table.Table, delta map[string]
 		}
 	})
 }
-
-func sortedKeys[V any](m map[int64]V) []int64 {
-	ks := make([]int64, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
-	return ks
-}
-
-var _ = time.Second

@@ -104,7 +104,9 @@ type Streamer struct {
 	closed      map[string][]WindowResult // recently closed windows per spec
 	products    map[string]product
 	paused      bool
-	publish     bool // enriched orders are published (committer, topic exists)
+	// pausedTopics are the topics paused at max_hot_events.
+	pausedTopics []string
+	publish      bool // enriched orders are published (committer, topic exists)
 	// Read-model commit failures in a row.
 	commitFails int
 
@@ -627,12 +629,24 @@ func (s *Streamer) consume(ctx context.Context) error {
 		if rewind != nil {
 			s.cl.SetOffsets(rewind)
 		}
+		if pause {
+			// Every topic whose events the hot tier holds for a read model.
+			s.pausedTopics = []string{s.in.Orders.Topic, s.in.Inventory.Topic}
+			for _, md := range s.models {
+				for topic := range md.entries {
+					if !slices.Contains(s.pausedTopics, topic) {
+						s.pausedTopics = append(s.pausedTopics, topic)
+					}
+				}
+			}
+		}
+		paused := s.pausedTopics
 		s.mu.Unlock()
 
 		if pause {
-			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents)
+			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents, "topics", paused)
 			s.m.paused.Set(1)
-			s.cl.PauseFetchTopics(s.in.Orders.Topic, s.in.Inventory.Topic)
+			s.cl.PauseFetchTopics(paused...)
 		}
 		for i, r := range recs {
 			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
