@@ -165,6 +165,22 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 		log.Info("table erased", logkey.Table, t.Name, logkey.Rows, tr.Rows, logkey.Files, tr.FilesRewritten,
 			logkey.SnapshotID, tr.SnapshotAfter, logDryRun, req.DryRun)
 	}
+	// Tables derived per user (user_sessions, models keyed by a subject
+	// column) lose the subject's rows: re-aggregation cannot remove a
+	// key it no longer sees.
+	for _, t := range tables {
+		if t.Role != RoleOther {
+			continue
+		}
+		tr, err := c.eraseKeyed(ctx, t.Name, req, props)
+		if err != nil {
+			return rep, fmt.Errorf("erase from %s: %w", t.Name, err)
+		}
+		if tr != nil {
+			rep.Tables = append(rep.Tables, *tr)
+			log.Info("table erased", logkey.Table, t.Name, logkey.Rows, tr.Rows, logkey.SnapshotID, tr.SnapshotAfter, logDryRun, req.DryRun)
+		}
+	}
 	if req.DryRun {
 		return rep, nil
 	}
@@ -745,3 +761,105 @@ func (c *Compactor) logErasure(ctx context.Context, rep *EraseReport, stage stri
 }
 
 func isNoSuchTable(err error) bool { return errors.Is(err, icecat.ErrNoSuchTable) }
+
+// eraseKeyed deletes the rows of a derived table (not raw: sessions, read
+// models) whose string column named like a subject property holds the
+// subject. nil: the table has no such column, or does not exist.
+func (c *Compactor) eraseKeyed(ctx context.Context, name string, req EraseRequest, props map[string]bool) (*EraseTableReport, error) {
+	tbl, err := c.deps.Catalog.LoadTable(ctx, name)
+	if isNoSuchTable(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tbl.Properties()[lake.PropKind] == lake.KindAuditLog || tbl.CurrentSnapshot() == nil {
+		return nil, nil
+	}
+	var filter iceberg.BooleanExpression
+	for p := range props {
+		if f, ok := tbl.Schema().FindFieldByName(p); ok && f.Type.Equals(iceberg.PrimitiveTypes.String) {
+			e := iceberg.EqualTo(iceberg.Reference(p), req.UserID)
+			if filter == nil {
+				filter = e
+			} else {
+				filter = iceberg.NewOr(filter, e)
+			}
+		}
+	}
+	if filter == nil {
+		return nil, nil
+	}
+	tr := &EraseTableReport{Table: name, SnapshotBefore: tbl.CurrentSnapshot().SnapshotID, SnapshotAfter: tbl.CurrentSnapshot().SnapshotID}
+	n, err := countRows(ctx, tbl, filter)
+	if err != nil || n == 0 || req.DryRun {
+		tr.Rows = n
+		return tr, err
+	}
+	before, err := dataFilePaths(ctx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(req.UserID))
+	nt, err := c.com.Commit(ctx, lake.Change{Table: name, Task: TaskErase, Base: tbl,
+		Summary: iceberg.Properties{lake.SummaryErasedSubject: hex.EncodeToString(sum[:])},
+		Stage: func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
+			return tx.Delete(ctx, filter, props)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	after, err := dataFilePaths(ctx, nt)
+	if err != nil {
+		return nil, err
+	}
+	tr.Rows = n
+	for f := range before {
+		if !after[f] {
+			tr.FilesRewritten++
+			tr.Files = append(tr.Files, f)
+		}
+	}
+	for f := range after {
+		if !before[f] {
+			tr.FilesWritten++
+		}
+	}
+	if s := nt.CurrentSnapshot(); s != nil {
+		tr.SnapshotAfter = s.SnapshotID
+	}
+	return tr, nil
+}
+
+// dataFilePaths are the data files of tbl's current snapshot.
+func dataFilePaths(ctx context.Context, tbl *table.Table) (map[string]bool, error) {
+	out := map[string]bool{}
+	if tbl.CurrentSnapshot() == nil {
+		return out, nil
+	}
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		out[t.File.FilePath()] = true
+	}
+	return out, nil
+}
+
+// countRows counts the rows of tbl filter selects.
+func countRows(ctx context.Context, tbl *table.Table, filter iceberg.BooleanExpression) (int64, error) {
+	_, it, err := tbl.Scan(table.WithRowFilter(filter)).ToArrowRecords(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for rec, err := range it {
+		if err != nil {
+			return 0, err
+		}
+		n += rec.NumRows()
+		rec.Release()
+	}
+	return n, nil
+}

@@ -50,6 +50,10 @@ const (
 	// SummaryTask names what made a snapshot: ingest, read-model, compact,
 	// tier, retention, erase, backfill, ... (Change.Task).
 	SummaryTask = "eventlake.task"
+	// SummaryErasedSubject is the SHA-256 (hex) of the data subject whose
+	// rows an erasure removed from a table derived per subject: a writer
+	// holding state of that table in memory drops the subject's.
+	SummaryErasedSubject = "eventlake.erased-subject-sha256"
 )
 
 // Failpoints of the protocol, armed per task as "<point>/<task>" (e.g.

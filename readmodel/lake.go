@@ -1,6 +1,7 @@
 package readmodel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,32 @@ func RawTables(ctx context.Context, cat *lake.Catalog) ([]*table.Table, error) {
 	return out, nil
 }
 
+// ColSeq numbers the rows of a derived table (user_sessions) in the
+// order the hot tier committed them; 0 marks rows a re-aggregation
+// rewrote, which every model over the table has counted.
+const ColSeq = "seq"
+
+// SeqTopic is the name under which a derived table's committed seq is
+// stored among its offsets (and a model's over it, among the model's):
+// partition 0 of a topic no Kafka topic can be named ('@' is not legal).
+func SeqTopic(table string) string { return "@" + table }
+
+// SourceTables loads the tables a model is built from: the raw tables,
+// or the derived table it reads.
+func SourceTables(ctx context.Context, cat *lake.Catalog, m *Model) ([]*table.Table, error) {
+	if m.Table == "" {
+		return RawTables(ctx, cat)
+	}
+	tbl, err := cat.LoadTable(ctx, m.Table)
+	if errors.Is(err, icecat.ErrNoSuchTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []*table.Table{tbl}, nil
+}
+
 // Range bounds a scan by event time, [From, To) in microseconds; the zero
 // Range is unbounded.
 type Range struct{ From, To int64 }
@@ -57,8 +84,20 @@ func (m *Model) Scan(ctx context.Context, tables []*table.Table, r Range, below 
 		if err != nil {
 			return nil, err
 		}
+		if m.Table != "" {
+			if tbl.Identifier()[len(tbl.Identifier())-1] != m.Table {
+				continue
+			}
+			seq, _ := off.Get(SeqTopic(m.Table), 0)
+			seq = max(seq, 1) // rows are numbered from 1; 0 is below every offset
+			off = lake.Offsets{}
+			off.Set(SeqTopic(m.Table), 0, seq)
+		} else if !slices.Contains(lake.TypesOf(tbl.Properties()), m.Type) {
+			covered = covered.Merge(off)
+			continue
+		}
 		covered = covered.Merge(off)
-		if tbl.CurrentSnapshot() == nil || !slices.Contains(lake.TypesOf(tbl.Properties()), m.Type) {
+		if tbl.CurrentSnapshot() == nil {
 			continue
 		}
 		if err := m.scanTable(ctx, tbl, r, below, fn); err != nil {
@@ -70,12 +109,18 @@ func (m *Model) Scan(ctx context.Context, tables []*table.Table, r Range, below 
 
 func (m *Model) scanTable(ctx context.Context, tbl *table.Table, r Range, below lake.Offsets, fn func(Contribution)) error {
 	var filter iceberg.BooleanExpression = iceberg.EqualTo(iceberg.Reference(lake.ColType), m.Type)
+	fields := []string{lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset}
+	if m.Table != "" {
+		filter, fields = iceberg.AlwaysTrue{}, []string{ColSeq}
+		if m.rows != nil {
+			filter = m.rows
+		}
+	}
 	if r.bounded() {
 		filter = iceberg.NewAnd(filter,
 			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(r.From)),
 			iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(r.To)))
 	}
-	fields := []string{lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset}
 	sc := tbl.Schema()
 	for _, in := range m.Inputs {
 		if _, ok := sc.FindFieldByName(in.Input); ok && !slices.Contains(fields, in.Input) {
@@ -111,7 +156,14 @@ func (m *Model) scanRecord(rec arrow.RecordBatch, below lake.Offsets, vals []Val
 	topics, _ := col(lake.ColKafkaTopic).(*array.String)
 	parts, _ := col(lake.ColKafkaPartition).(*array.Int32)
 	offs, _ := col(lake.ColKafkaOffset).(*array.Int64)
-	if below != nil && (topics == nil || parts == nil || offs == nil) {
+	seqTopic := ""
+	if m.Table != "" {
+		seqTopic = SeqTopic(m.Table)
+		offs, _ = col(ColSeq).(*array.Int64)
+		if below != nil && offs == nil {
+			return fmt.Errorf("table %s lacks its %s column", m.Table, ColSeq)
+		}
+	} else if below != nil && (topics == nil || parts == nil || offs == nil) {
 		return errors.New("the raw table lacks its Kafka coordinates")
 	}
 	in, err := m.BindArrow(rec)
@@ -120,7 +172,15 @@ func (m *Model) scanRecord(rec arrow.RecordBatch, below lake.Offsets, vals []Val
 	}
 	for i := range int(rec.NumRows()) {
 		if below != nil {
-			o, ok := below.Get(topics.Value(i), parts.Value(i))
+			var (
+				o  int64
+				ok bool
+			)
+			if seqTopic != "" {
+				o, ok = below.Get(seqTopic, 0)
+			} else {
+				o, ok = below.Get(topics.Value(i), parts.Value(i))
+			}
 			if !ok || offs.Value(i) >= o {
 				continue
 			}
@@ -283,4 +343,70 @@ func EqualRows(a, b *Row) bool {
 		}
 	}
 	return true
+}
+
+// Tail reads the final rows of the derived table tbl numbered from seq
+// from on and hands each to fn with its number, in order: what the hot
+// tier feeds a model over the table after a restart that lost them.
+func (m *Model) Tail(ctx context.Context, tbl *table.Table, from int64, fn func(seq int64, c Contribution)) error {
+	if m.Table == "" || tbl.CurrentSnapshot() == nil {
+		return nil
+	}
+	var filter iceberg.BooleanExpression = iceberg.GreaterThanEqual(iceberg.Reference(ColSeq), from)
+	if m.rows != nil {
+		filter = iceberg.NewAnd(filter, m.rows)
+	}
+	fields := []string{ColSeq}
+	for _, in := range m.Inputs {
+		if !slices.Contains(fields, in.Input) {
+			fields = append(fields, in.Input)
+		}
+	}
+	_, it, err := tbl.Scan(table.WithRowFilter(filter), table.WithSelectedFields(fields...)).ToArrowRecords(ctx)
+	if err != nil {
+		return err
+	}
+	type seqC struct {
+		seq int64
+		c   Contribution
+	}
+	var out []seqC
+	vals := make([]Value, len(m.Inputs))
+	for rec, err := range it {
+		if err != nil {
+			return err
+		}
+		in, err := m.BindArrow(rec)
+		seqs, _ := rec.Column(rec.Schema().FieldIndices(ColSeq)[0]).(*array.Int64)
+		if err == nil && seqs == nil {
+			err = fmt.Errorf("table %s: %s is not a long", m.Table, ColSeq)
+		}
+		if err != nil {
+			rec.Release()
+			return err
+		}
+		for i := range int(rec.NumRows()) {
+			if in.Fill(i, vals) {
+				if c, ok := m.Contribute(vals); ok {
+					out = append(out, seqC{seqs.Value(i), c})
+				}
+			}
+		}
+		rec.Release()
+	}
+	slices.SortFunc(out, func(a, b seqC) int { return cmp.Compare(a.seq, b.seq) })
+	for _, o := range out {
+		fn(o.seq, o.c)
+	}
+	return nil
+}
+
+// ContributeFrom is Contribute over the inputs get returns by column
+// name: a row the hot tier derived (a session) rather than an event.
+func (m *Model) ContributeFrom(get func(col string) Value) (Contribution, bool) {
+	vals := make([]Value, len(m.Inputs))
+	for i, in := range m.Inputs {
+		vals[i] = get(in.Input)
+	}
+	return m.Contribute(vals)
 }

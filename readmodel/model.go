@@ -90,7 +90,12 @@ type Model struct {
 	// Source is the FROM name as written; Type is the event type it
 	// stands for.
 	Source, Type string
-	Bucket       Bucket
+	// Table is set for a model over a derived table (Source.Table): it
+	// is fed that table's rows, not events, in the order of their seq
+	// column, whose committed position is its offset of SeqTopic.
+	Table  string
+	rows   iceberg.BooleanExpression
+	Bucket Bucket
 	Keys         []Column
 	Aggs         []Aggregate
 	// Inputs are every source column the model reads, ts first; the

@@ -31,6 +31,12 @@ type Declaration struct {
 type Source struct {
 	Type    string
 	Columns map[string]iceberg.Type
+	// Table, when set, makes the source a table the hot tier derives
+	// (user_sessions) rather than an event type: a model over it reads the
+	// table's final rows (Rows), each numbered in its "seq" column in the
+	// order the hot tier committed them, and Columns must hold ts.
+	Table string
+	Rows  iceberg.BooleanExpression
 }
 
 // Sources resolves a FROM name: a type view's name (query.type_views), an
@@ -267,10 +273,13 @@ func parseOne(ctx context.Context, db *sql.DB, d Declaration, src Sources) (*Mod
 	for n, t := range source.Columns {
 		cols[n] = t
 	}
-	for n, t := range envelopeInputs {
-		cols[n] = t
+	if source.Table == "" {
+		for n, t := range envelopeInputs {
+			cols[n] = t
+		}
 	}
-	m := &Model{Name: d.Name, SQL: strings.TrimSpace(d.SQL), Source: ft.TableName, Type: source.Type}
+	m := &Model{Name: d.Name, SQL: strings.TrimSpace(d.SQL), Source: ft.TableName, Type: source.Type,
+		Table: source.Table, rows: source.Rows}
 	m.Canonical = positions.ReplaceAllString(string(top.Statements[0].Node), "")
 	inputIdx := map[string]int{}
 	input := func(name string) int {

@@ -195,7 +195,7 @@ func backfillChunk(ctx context.Context, cat *lake.Catalog, com *lake.Committer, 
 				if err != nil {
 					return err
 				}
-				raws, err := readmodel.RawTables(ctx, cat)
+				raws, err := readmodel.SourceTables(ctx, cat, m)
 				if err != nil {
 					return err
 				}

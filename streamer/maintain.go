@@ -276,8 +276,25 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 	s.mu.RUnlock()
 
 	var errs []error
+	if s.sess != nil {
+		// First, so that the models over the sessions table count what
+		// it now holds.
+		done, err := s.commitSessions(ctx)
+		committed = committed || done
+		errs = append(errs, err)
+	}
 	for _, md := range s.models {
-		done, err := s.commitModel(ctx, md, high)
+		h := high
+		if md.m.Table != "" {
+			if s.sess == nil {
+				continue // followed: the process that keeps the sessions commits it
+			}
+			s.mu.RLock()
+			h = lake.Offsets{}
+			h.Set(readmodel.SeqTopic(md.m.Table), 0, s.sess.next)
+			s.mu.RUnlock()
+		}
+		done, err := s.commitModel(ctx, md, h)
 		committed = committed || done
 		errs = append(errs, err)
 	}
@@ -353,7 +370,13 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 	if !ok {
 		return
 	}
+	if s.sess != nil {
+		s.reaggregateSessions(ctx)
+	}
 	for _, md := range s.models {
+		if md.m.Table != "" {
+			continue // with its table's, above
+		}
 		w := md.m.Bucket.Width
 		to := time.UnixMicro(md.m.Bucket.Of(wm)).UTC()
 		from := to.Add(-max(s.cfg.ReaggregateLookback, w)).Truncate(w)
@@ -379,6 +402,10 @@ func (s *Streamer) setStateSizes() {
 	for _, md := range s.models {
 		s.m.stateEntries.WithLabelValues(md.name + "_rows").Set(float64(md.cold.Len()))
 		s.m.stateEntries.WithLabelValues(md.name + "_hot_rows").Set(float64(md.hot.Len()))
+	}
+	if s.sess != nil {
+		s.m.stateEntries.WithLabelValues(s.sess.Table + "_open").Set(float64(s.sess.eng.Len()))
+		s.m.stateEntries.WithLabelValues(s.sess.Table + "_pending").Set(float64(len(s.sess.pending)))
 	}
 	s.m.stateEntries.WithLabelValues("stock_products").Set(float64(len(s.inv.cold)))
 	s.m.stateEntries.WithLabelValues("products").Set(float64(len(s.products)))

@@ -129,7 +129,7 @@ func (s *Streamer) bootstrapModel(ctx context.Context, md *model) error {
 // counts what follows.
 func (s *Streamer) buildModel(ctx context.Context, md *model, tbl *table.Table) error {
 	start := time.Now()
-	raws, err := readmodel.RawTables(ctx, s.deps.Catalog)
+	raws, err := readmodel.SourceTables(ctx, s.deps.Catalog, md.m)
 	if err != nil {
 		return err
 	}
@@ -480,10 +480,15 @@ func (s *Streamer) ModelAnswer(name string, q readmodel.Query) (readmodel.Answer
 			a.SnapshotTime = time.UnixMilli(snap.TimestampMs).UTC()
 		}
 	}
-	for topic := range s.modelTopics {
-		for p, o := range s.high[topic] {
-			a.Read.Set(topic, p, o)
+	if md.m.Table == "" {
+		for topic := range s.modelTopics {
+			for p, o := range s.high[topic] {
+				a.Read.Set(topic, p, o)
+			}
 		}
+	} else if s.sess != nil {
+		// The rows of its table committed so far.
+		a.Read.Set(readmodel.SeqTopic(md.m.Table), 0, s.sess.next)
 	}
 	for topic, parts := range md.offsets { // not read yet: the snapshot's offsets
 		for p, o := range parts {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -50,6 +51,10 @@ type Deps struct {
 	// Models are the declared read models the hot tier maintains (and,
 	// with Config.Commit, commits).
 	Models []*readmodel.Model
+	// Sessions, when set, are kept by the hot tier and, with
+	// Config.Commit, committed to their table; models among Models over
+	// that table are fed the sessions it commits.
+	Sessions *Sessions
 	// Contract, Codecs and DedupeWindow must be ingest's, so that the hot
 	// tier accepts and drops exactly the events ingest does.
 	Contract     schema.Contract
@@ -93,6 +98,7 @@ type Streamer struct {
 	// (SSE) and its offsets say which orders the windows and the
 	// enrichment have seen.
 	live *model
+	sess *sessState // nil: sessions are not kept here
 	inv  invModel
 	invs map[int32][]hotInv
 	high map[string]map[int32]int64 // next offset read
@@ -180,9 +186,22 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 	s.progress = health.NewCommitter("read-model committer", 2*cfg.CommitInterval+30*time.Second, deps.Now)
 	s.brokers = kafkaconf.NewReachability(0, deps.Now)
 	s.deps.KafkaOpts = append(slices.Clip(deps.KafkaOpts), s.brokers.Opt())
+	if c := deps.Sessions; c != nil && !c.Off && cfg.Commit {
+		ss, err := newSessState(c, deps.Registry)
+		if err != nil {
+			return nil, err
+		}
+		s.sess = ss
+	}
 	for _, m := range deps.Models {
 		md := newModel(m)
 		s.models = append(s.models, md)
+		if m.Table != "" {
+			if s.sess != nil && m.Table == s.sess.Table {
+				s.sess.derived = append(s.sess.derived, md)
+			}
+			continue // fed rows of its table, not events
+		}
 		s.byType[m.Type] = append(s.byType[m.Type], md)
 		if m.Name == lake.TableOrderRevenueMinute {
 			s.live = md
@@ -286,9 +305,21 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 	if _, err := cat.EnsureTable(ctx, lake.InventoryHealthDef()); err != nil {
 		return nil, err
 	}
+	if s.sess != nil {
+		if err := s.bootstrapSessions(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for _, md := range s.models {
 		if err := s.bootstrapModel(ctx, md); err != nil {
 			return nil, err
+		}
+	}
+	if s.sess != nil {
+		for _, md := range s.sess.derived {
+			if err := s.feedDerived(ctx, md); err != nil {
+				return nil, err
+			}
 		}
 	}
 	s.inv = invModel{coldTable: coldTable{name: lake.TableInventoryHealth}}
@@ -357,6 +388,11 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 			starts[topic] = st
 		}
 	}
+	if s.sess != nil {
+		if err := s.initSessionsClock(ctx, adm, starts); err != nil {
+			return nil, err
+		}
+	}
 	for _, topic := range []string{s.in.Orders.Topic, s.in.Inventory.Topic} {
 		if _, ok := starts[topic]; !ok {
 			s.log.Warn("topic not found; the hot tier does not read it", logkey.Topic, topic)
@@ -378,7 +414,7 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 	raw := taken && s.deps.Sink != nil
 	// Declared models count the events ingest stores: those of the
 	// topics the layout takes.
-	models := taken && len(s.models) > 0
+	models := taken && (len(s.models) > 0 || s.sess != nil)
 	model := topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic || models
 	if !raw && !model {
 		return nil, nil
@@ -407,10 +443,14 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 			need = append(need, o)
 		}
 		for _, md := range s.models {
-			if models {
+			if models && md.m.Table == "" {
 				o, _ := md.offsets.Get(topic, p)
 				need = append(need, o)
 			}
+		}
+		if models && s.sess != nil {
+			o, _ := s.sess.offsets.Get(topic, p)
+			need = append(need, o)
 		}
 		switch topic {
 		case s.in.Orders.Topic:
@@ -524,6 +564,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 			modelTopic := s.modelTopics[p.Topic]
 			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
 			accepted := 0
+			latest := int64(math.MinInt64) // event time, for the sessions' clock
 			next := p.Records[len(p.Records)-1].Offset + 1
 			for _, r := range p.Records {
 				recTs := r.Timestamp.UnixMicro()
@@ -554,6 +595,10 @@ func (s *Streamer) consume(ctx context.Context) error {
 				accepted++
 				if ev.Version == nil {
 					continue
+				}
+				if s.sess != nil && modelTopic {
+					latest = max(latest, ev.TsMicros)
+					s.addToSessions(p.Topic, p.Partition, r.Offset, ev)
 				}
 				for _, md := range s.byType[ev.Version.Subject] {
 					if !modelTopic {
@@ -605,9 +650,15 @@ func (s *Streamer) consume(ctx context.Context) error {
 			}
 			last := p.Records[len(p.Records)-1].Offset
 			s.high[p.Topic][p.Partition] = next
+			if s.sess != nil && modelTopic {
+				s.sess.readPartition(p.Topic, p.Partition, latest, p.HighWatermark > next)
+			}
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		})
+		if s.sess != nil {
+			s.sess.tick()
+		}
 		// Under mu: see closeWindows.
 		for md, keys := range touched {
 			s.push.add(s.updates(md, slices.Collect(maps.Keys(keys))))

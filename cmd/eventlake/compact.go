@@ -61,7 +61,11 @@ func compactorTables(cfg *Config) []compactor.Table {
 	var extra []string
 	// The audit log is compacted and expired like a read model (never
 	// erased: the compactor skips its kind).
-	for _, name := range append(append(modelNames(cfg), query.DefaultReadModels()...), lake.TableAuditLog) {
+	names := append(modelNames(cfg), query.DefaultReadModels()...)
+	if !cfg.ReadModels.Sessions.Off && cfg.ReadModels.Sessions.Table != "" {
+		names = append(names, cfg.ReadModels.Sessions.Table)
+	}
+	for _, name := range append(names, lake.TableAuditLog) {
 		if !seen[name] {
 			extra = append(extra, name)
 			seen[name] = true

@@ -40,13 +40,15 @@ func TestCompactUsageErrors(t *testing.T) {
 func TestCompactorTables(t *testing.T) {
 	cfg := &Config{}
 	cfg.Ingest.Defaults()
+	cfg.ReadModels.Defaults()
+	cfg.ReadModels.Sessions.Defaults(cfg.ReadModels.ModelInputs)
 	cfg.Compactor.Tables = map[string]compactor.TablePolicy{"order_revenue_minute": {}, "orders_raw": {}, "x_model": {}}
 	got := compactorTables(cfg)
 	var names []string
 	for _, tb := range got {
 		names = append(names, tb.Name+":"+tb.Role)
 	}
-	if want := "orders_raw:raw inventory_raw:raw dlq:dlq audit_log:other inventory_health:other order_metrics:other order_revenue_minute:other product_revenue_hour:other x_model:other"; strings.Join(names, " ") != want {
+	if want := "orders_raw:raw inventory_raw:raw dlq:dlq audit_log:other inventory_health:other order_metrics:other order_revenue_minute:other product_revenue_hour:other user_session_summary:other user_sessions:other x_model:other"; strings.Join(names, " ") != want {
 		t.Fatalf("compactorTables = %v, want %s", names, want)
 	}
 }

@@ -228,6 +228,7 @@ func loadConfig(fl *commonFlags, env *runEnv) (*Config, *failpoint.Set, error) {
 	cfg.Stream.Defaults()
 	cfg.SchemaRegistry.Defaults()
 	cfg.ReadModels.Defaults()
+	cfg.ReadModels.Sessions.Defaults(cfg.ReadModels.ModelInputs)
 	cfg.Tracing.Defaults()
 	if cfg.Query.S3Cache.Dir == "" {
 		cfg.Query.S3Cache.Dir = filepath.Join(cfg.DataDir, "s3cache")
@@ -259,8 +260,13 @@ func validateAll(errs ...error) error { return errors.Join(errs...) }
 // ingest reads, hands fresh raw rows to the query service and serves the
 // exact read-model endpoints. It checks events with ingest's contract and
 // the same schemas, so that it accepts exactly what ingest accepts.
-func newStreamer(cfg *Config, layout *lake.Layout, codecs schema.Codecs, models []*readmodel.Model, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
+func newStreamer(cfg *Config, layout *lake.Layout, codecs *schema.Resolver, models []*readmodel.Model, qs *query.Service, deps streamer.Deps) (*streamer.Streamer, error) {
 	deps.Layout, deps.Codecs, deps.Inputs, deps.Models = layout, codecs, cfg.ReadModels.ModelInputs, models
+	sess, err := declaredSessions(cfg, codecs.Set())
+	if err != nil {
+		return nil, err
+	}
+	deps.Sessions = sess
 	deps.Contract = cfg.Ingest.Contract
 	deps.DedupeWindow = int64(cfg.Ingest.DedupeWindow)
 	deps.Sink = qs

@@ -11,11 +11,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/readmodel"
 	"github.com/eventlake/eventlake/schema"
+	"github.com/eventlake/eventlake/streamer"
 )
 
 // ReadModelsConfig is the read_models section: the declared models and
@@ -27,6 +29,51 @@ type ReadModelsConfig struct {
 	// An entry with a name alone takes the shipped declaration of that
 	// name.
 	Models []readmodel.Declaration `yaml:"models"`
+	// Sessions are the session windows the hot tier keeps as a table
+	// (user_sessions) that declared models may read.
+	Sessions streamer.SessionsConfig `yaml:"sessions"`
+}
+
+// sessionsOf resolves the sessions declaration against src: revenue
+// takes the scale of the orders' column. nil: sessions are off, or the
+// orders' type is not known (yet).
+func sessionsOf(cfg *Config, src readmodel.Sources) (*streamer.Sessions, error) {
+	c := cfg.ReadModels.Sessions
+	if c.Off {
+		return nil, nil
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	orders, ok := src(c.Orders)
+	if !ok {
+		return nil, nil
+	}
+	t, ok := orders.Columns[c.Revenue]
+	d, dec := t.(iceberg.DecimalType)
+	if !ok || !dec {
+		return nil, fmt.Errorf("read_models.sessions.revenue: %s's column %q must be a decimal (it is %v)", c.Orders, c.Revenue, t)
+	}
+	return &streamer.Sessions{SessionsConfig: c, Scale: int32(d.Scale())}, nil
+}
+
+// withSessions adds the sessions table to src as a source of models.
+func withSessions(src readmodel.Sources, sess *streamer.Sessions) readmodel.Sources {
+	if sess == nil {
+		return src
+	}
+	return func(name string) (readmodel.Source, bool) {
+		if name == sess.Table {
+			return sess.Source(), true
+		}
+		return src(name)
+	}
+}
+
+// declaredSessions resolves the sessions declaration against the
+// registry's schemas.
+func declaredSessions(cfg *Config, set *schema.Set) (*streamer.Sessions, error) {
+	return sessionsOf(cfg, readmodel.SchemaSources(set, typeViews(cfg)))
 }
 
 // typeViews are the FROM names of declarations besides type names: the
@@ -55,6 +102,11 @@ func declaredModels(ctx context.Context, cfg *Config, set *schema.Set) ([]*readm
 		return nil, err
 	}
 	src := readmodel.SchemaSources(set, typeViews(cfg))
+	sess, err := sessionsOf(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	src = withSessions(src, sess)
 	if len(cfg.ReadModels.Models) == 0 {
 		var out []*readmodel.Model
 		for _, d := range decls {
@@ -90,6 +142,11 @@ func lakeModels(ctx context.Context, cfg *Config, cat *lake.Catalog) ([]*readmod
 	if err != nil {
 		return nil, err
 	}
+	sess, err := sessionsOf(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	src = withSessions(src, sess)
 	var out []*readmodel.Model
 	for _, d := range decls {
 		ms, err := readmodel.Parse(ctx, []readmodel.Declaration{d}, src)

@@ -26,6 +26,13 @@ type Config struct {
 	// sessions of a quiet stream close. Zero keeps the watermark on event
 	// time alone.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ExternalTime leaves the event time the watermark follows to the
+	// caller (Engine.SetEventTime) instead of the largest event time Add
+	// sees: a reader of several partitions sets it to the least of the
+	// latest event times of the partitions it has not read to their end,
+	// so that one partition read ahead of the others does not make their
+	// events late.
+	ExternalTime bool `yaml:"-"`
 }
 
 // Default values that Defaults fills in.

@@ -83,7 +83,8 @@ type Engine struct {
 	heap  []int32          // open sessions, a min-heap on (end, key)
 	keys  map[string]int32 // a key's earliest open session
 
-	maxTs int64 // the largest event time seen, or moved on by idleness
+	maxTs    int64 // the largest event time seen (or set), or moved on by idleness
+	external bool  // maxTs moves only by SetEventTime (and idleness)
 
 	// Idle progress: Add counts events; Advance notes when it first sees a
 	// new count, and the event time at that moment.
@@ -133,6 +134,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Engine, error) {
 		lateness: cfg.Lateness.Microseconds(),
 		maxOpen:  cfg.MaxOpen,
 		idle:     cfg.IdleTimeout,
+		external: cfg.ExternalTime,
 		m:        newMetrics(reg),
 	}
 	e.reset()
@@ -154,6 +156,15 @@ func (e *Engine) Watermark() int64 {
 		return math.MinInt64
 	}
 	return e.maxTs - e.lateness
+}
+
+// SetEventTime moves the event time the watermark follows (the watermark
+// is t minus Lateness) on to t, with Config.ExternalTime; it never moves
+// back. Sessions the new watermark closes are returned by Advance.
+func (e *Engine) SetEventTime(t int64) {
+	if t > e.maxTs {
+		e.maxTs = t
+	}
 }
 
 // Len is the number of open sessions.
@@ -183,7 +194,7 @@ func (e *Engine) Add(dst []Session, key string, ts int64, c Contribution) ([]Ses
 			return dst, true
 		}
 	}
-	if ts > e.maxTs {
+	if ts > e.maxTs && !e.external {
 		e.maxTs = ts
 	}
 	if !touch {
@@ -525,4 +536,25 @@ func (e *Engine) removeAt(i int) {
 	if i != n && !e.down(i) {
 		e.up(i)
 	}
+}
+
+// Forget drops every open session whose key match selects (the sessions
+// of a data subject whose events were erased) and returns how many.
+func (e *Engine) Forget(match func(key string) bool) int {
+	n := 0
+	for k, i := range e.keys {
+		if !match(k) {
+			continue
+		}
+		for i >= 0 {
+			next := e.slots[i].next
+			e.removeAt(int(e.slots[i].at))
+			e.release(i)
+			i = next
+			n++
+		}
+		delete(e.keys, k)
+	}
+	e.m.open.Set(float64(len(e.heap)))
+	return n
 }

@@ -633,3 +633,73 @@ func arriveWithin(r *rand.Rand, events []Event, spread int64) []Event {
 	}
 	return out
 }
+
+// TestExternalTime: two partitions in time order, read one far ahead of
+// the other (a backlog). Following the largest event time, the behind
+// partition's events are late; following the least of the partitions'
+// latest times (ExternalTime) none is, and the sessions are Sessionize's.
+func TestExternalTime(t *testing.T) {
+	const gap = 10
+	r := rand.New(rand.NewPCG(7, 7))
+	var parts [2][]Event
+	var all []Event
+	for i := range 400 {
+		x := ev(fmt.Sprintf("k%d", r.IntN(20)), int64(i*3))
+		p := r.IntN(2)
+		parts[p] = append(parts[p], x)
+		all = append(all, x)
+	}
+	// Partition 0 first, then 1: the read order of a backlog.
+	read := append(slices.Clone(parts[0]), parts[1]...)
+	for _, external := range []bool{false, true} {
+		e := mustNew(t, Config{Gap: gap * us, Lateness: 0, MaxOpen: 1 << 20, ExternalTime: external}, nil)
+		var out []Session
+		latest := [2]int64{math.MinInt64, math.MinInt64}
+		lates := 0
+		for i, x := range read {
+			p := 0
+			if i >= len(parts[0]) {
+				p = 1
+			}
+			var late bool
+			out, late = e.Add(out, x.Key, x.Time, x.Contribution)
+			if late {
+				lates++
+			}
+			latest[p] = x.Time
+			// Partition 1 is behind until it is read to its end.
+			if p == 1 && i < len(read)-1 {
+				e.SetEventTime(latest[1])
+			}
+		}
+		out = e.Flush(out)
+		switch {
+		case !external && lates == 0:
+			t.Fatal("following the largest event time, no event of the partition behind was late: the test shows nothing")
+		case external && lates > 0:
+			t.Fatalf("with ExternalTime %d events were late", lates)
+		case external:
+			slices.SortStableFunc(all, func(a, b Event) int { return cmp.Compare(a.Time, b.Time) })
+			if d := diff(out, sessionize(t, gap*us, all)); d != "" {
+				t.Fatalf("sessions differ from Sessionize:\n%s", d)
+			}
+		}
+	}
+}
+
+func TestForget(t *testing.T) {
+	e := mustNew(t, Config{Gap: 10 * us, Lateness: 100 * us, MaxOpen: 100}, nil)
+	for _, x := range []Event{ev("a", 0), ev("b", 1), ev("a", 50), ev("c", 2), ev("a", 100)} {
+		e.Add(nil, x.Key, x.Time, x.Contribution)
+	}
+	if n := e.Forget(func(k string) bool { return k == "a" }); n != 3 {
+		t.Fatalf("Forget dropped %d sessions, want a's 3", n)
+	}
+	if got, want := e.Flush(nil), []Session{sess("b", 1), sess("c", 2)}; !slices.Equal(got, want) {
+		t.Fatalf("after Forget:\n%s", diff(got, want))
+	}
+	e.Add(nil, "a", 200, Contribution{})
+	if got := e.Open(); len(got) != 1 || got[0].Key != "a" || got[0].Events != 1 {
+		t.Fatalf("a new session of a forgotten key: %+v", got)
+	}
+}
