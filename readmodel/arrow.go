@@ -382,4 +382,6 @@ func toMicros(v int64, unit arrow.TimeUnit) int64 {
 
 // Rescale moves unscaled decimal d from scale have to want; false when
 // that would drop digits.
-func Rescale(d decimal128.Num, have, want int32) (decimal128.Num, bool) { return rescale(d, have, want) }
+func Rescale(d decimal128.Num, have, want int32) (decimal128.Num, bool) {
+	return rescale(d, have, want)
+}

@@ -96,8 +96,8 @@ type Model struct {
 	Table  string
 	rows   iceberg.BooleanExpression
 	Bucket Bucket
-	Keys         []Column
-	Aggs         []Aggregate
+	Keys   []Column
+	Aggs   []Aggregate
 	// Inputs are every source column the model reads, ts first; the
 	// evaluator's values come in this order.
 	Inputs []Column
