@@ -647,6 +647,13 @@ func (s *Streamer) consume(ctx context.Context) error {
 					}
 				}
 			}
+			// Paused under mu, as resumeIfDrained resumes under mu: paused
+			// after the unlock, a commit draining the hot tier in between
+			// would resume first, and the topics would stay paused for
+			// good with s.paused false.
+			s.m.paused.Set(1)
+			s.m.pauses.Inc()
+			s.cl.PauseFetchTopics(s.pausedTopics...)
 		}
 		paused, hot := s.pausedTopics, s.hotCount
 		s.mu.Unlock()
@@ -657,9 +664,6 @@ func (s *Streamer) consume(ctx context.Context) error {
 			// have paused.
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents,
 				"hot_events", hot, "polled_events", hot-hotBefore, "topics", paused)
-			s.m.paused.Set(1)
-			s.m.pauses.Inc()
-			s.cl.PauseFetchTopics(paused...)
 		}
 		for i, r := range recs {
 			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
