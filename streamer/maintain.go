@@ -237,7 +237,7 @@ func (s *Streamer) resumeIfDrained() {
 		s.m.paused.Set(0)
 		s.cl.ResumeFetchTopics(s.pausedTopics...)
 		s.pausedTopics = nil
-		s.log.Info("hot tier drained: fetching resumed")
+		s.log.Info("hot tier drained: fetching resumed", "hot_events", s.hotCount)
 	}
 }
 

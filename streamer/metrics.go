@@ -7,6 +7,7 @@ type metrics struct {
 	late            prometheus.Counter
 	hotEvents       prometheus.Gauge
 	paused          prometheus.Gauge
+	pauses          prometheus.Counter
 	watermark       prometheus.Gauge
 	unknownProducts prometheus.Counter
 	enriched        prometheus.Counter
@@ -43,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlake_streamer_fetch_paused", Help: "1 while fetching is paused because max_hot_events is reached.",
+		}),
+		pauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_streamer_pauses_total", Help: "Times fetching paused because the hot tier held streamer.max_hot_events events (the read models' commits lag behind reading).",
 		}),
 		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlake_streamer_watermark_seconds", Help: "Event-time watermark (unix seconds).",
@@ -97,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_streamer_lag_records", Help: "High watermark minus the next offset the hot tier reads.",
 		}, []string{"topic", "partition"}),
 	}
-	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.watermark, m.unknownProducts, m.enriched,
+	reg.MustRegister(m.commitFailing, m.events, m.late, m.hotEvents, m.paused, m.pauses, m.watermark, m.unknownProducts, m.enriched,
 		m.enrichErrors, m.products, m.commitDuration, m.commitErrors, m.conflicts, m.reloads, m.sseClients, m.sseDropped, m.sseCoalesced, m.lag,
 		m.lastCommit, m.stateEntries, m.notCounted, m.rewrites)
 	return m

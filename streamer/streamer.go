@@ -506,6 +506,14 @@ func (s *Streamer) discover(ctx context.Context) error {
 	return nil
 }
 
+// pollRecords is the most records one poll of consume takes. The hot tier
+// pauses at the first poll that brings it to max_hot_events, so it holds
+// at most max_hot_events - 1 plus what that poll adds: up to pollRecords
+// records, each held once per read model that counts it (an inventory
+// update once). A poll takes what one fetch response buffered, which after
+// a resume can be the whole backlog up to this limit.
+const pollRecords = 20_000
+
 // consume reads records and updates the hot structures.
 func (s *Streamer) consume(ctx context.Context) error {
 	type enriched struct {
@@ -513,7 +521,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 	}
 	undecidedFor := 0 // polls in a row that met undecided records
 	for {
-		fetches := s.cl.PollRecords(ctx, 20_000)
+		fetches := s.cl.PollRecords(ctx, pollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			return nil
 		}
@@ -690,14 +698,23 @@ func (s *Streamer) consume(ctx context.Context) error {
 					}
 				}
 			}
+			// Paused under mu, as resumeIfDrained resumes under mu: paused
+			// after the unlock, a commit draining the hot tier in between
+			// would resume first, and the topics would stay paused for
+			// good with s.paused false.
+			s.m.paused.Set(1)
+			s.m.pauses.Inc()
+			s.cl.PauseFetchTopics(s.pausedTopics...)
 		}
-		paused := s.pausedTopics
+		paused, hot := s.pausedTopics, s.hotCount
 		s.mu.Unlock()
 
 		if pause {
-			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents, "topics", paused)
-			s.m.paused.Set(1)
-			s.cl.PauseFetchTopics(paused...)
+			// hot_events - polled_events is what the hot tier held before
+			// this poll: below max_hot_events, or an earlier poll would
+			// have paused.
+			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents,
+				"hot_events", hot, "polled_events", hot-hotBefore, "topics", paused)
 		}
 		for i, r := range recs {
 			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
