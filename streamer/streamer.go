@@ -691,11 +691,11 @@ func (s *Streamer) consume(ctx context.Context) error {
 		if pause {
 			// Every topic whose events the hot tier holds for a read model.
 			s.pausedTopics = []string{s.in.Orders.Topic, s.in.Inventory.Topic}
-			for _, md := range s.models {
-				for topic := range md.entries {
-					if !slices.Contains(s.pausedTopics, topic) {
-						s.pausedTopics = append(s.pausedTopics, topic)
-					}
+			// (every topic declared models count, whether or not one has
+			// events held yet; not the sessions table's numbering).
+			for topic := range s.modelTopics {
+				if !slices.Contains(s.pausedTopics, topic) {
+					s.pausedTopics = append(s.pausedTopics, topic)
 				}
 			}
 			// Paused under mu, as resumeIfDrained resumes under mu: paused

@@ -197,6 +197,9 @@ func runModels(ctx context.Context, args []string, env *runEnv) error {
 	}
 	defer cat.Close()
 	declared := modelNames(cfg)
+	if sc := cfg.ReadModels.Sessions; !sc.Off && sc.Table != "" {
+		declared = append(declared, sc.Table) // kept by the hot tier (read_models.sessions)
+	}
 	switch sub {
 	case "list":
 		ns := table.Identifier{cat.Config().Namespace}
@@ -245,7 +248,7 @@ func runModels(ctx context.Context, args []string, env *runEnv) error {
 		}
 		name := fs.Arg(0)
 		if slices.Contains(declared, name) {
-			return fmt.Errorf("models drop: %s is declared in read_models.models: remove it there first (a committer would build it again)", name)
+			return fmt.Errorf("models drop: %s is declared in read_models.models (or is the sessions table, read_models.sessions): remove it there first (a committer would build it again)", name)
 		}
 		if name == lake.TableInventoryHealth {
 			return fmt.Errorf("models drop: %s is built in, not declared", name)
