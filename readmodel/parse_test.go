@@ -12,6 +12,11 @@ import (
 
 func testSources(name string) (Source, bool) {
 	switch name {
+	case "inventory", "inventory.updated", "inventory_updated":
+		return Source{Type: "inventory.updated", Columns: map[string]iceberg.Type{
+			"product_id": iceberg.PrimitiveTypes.String, "warehouse": iceberg.PrimitiveTypes.String,
+			"stock": iceberg.PrimitiveTypes.Int64, "delta": iceberg.PrimitiveTypes.Int64,
+		}}, true
 	case "orders", "order.created", "order_created":
 		return Source{Type: "order.created", Columns: map[string]iceberg.Type{
 			"order_id": iceberg.PrimitiveTypes.String, "user_id": iceberg.PrimitiveTypes.String,
@@ -42,8 +47,19 @@ func TestShippedParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.Type != "order.created" || m.Bucket.Width == 0 || len(m.Aggs) == 0 {
+		if m.Type != "order.created" && m.Type != "inventory.updated" || m.Bucket.Width == 0 || len(m.Aggs) == 0 {
 			t.Errorf("%s parsed as %+v", m.Name, m)
+		}
+		if m.Name != "inventory_health" {
+			continue
+		}
+		var names []string
+		for _, f := range m.Fields() {
+			names = append(names, f.Name)
+		}
+		want := "day product_id warehouse stock stock_ts first_stock first_stock_ts updates net_delta last_update"
+		if got := strings.Join(names, " "); got != want || m.Bucket.Width != 24*time.Hour {
+			t.Errorf("inventory_health: %s columns\n got %s\nwant %s", m.Bucket.Width, got, want)
 		}
 	}
 }

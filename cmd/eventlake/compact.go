@@ -21,7 +21,6 @@ import (
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
-	"github.com/eventlake/eventlake/query"
 )
 
 // compactorDefaults fills the compactor section: defaults, a spill
@@ -61,7 +60,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 	var extra []string
 	// The audit log is compacted and expired like a read model (never
 	// erased: the compactor skips its kind).
-	for _, name := range append(append(modelNames(cfg), query.DefaultReadModels()...), lake.TableAuditLog) {
+	for _, name := range append(modelNames(cfg), lake.TableAuditLog) {
 		if !seen[name] {
 			extra = append(extra, name)
 			seen[name] = true
