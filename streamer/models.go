@@ -218,7 +218,7 @@ func (s *Streamer) buildModel(ctx context.Context, md *model, tbl *table.Table) 
 // then the events the snapshot covers leave the hot tier.
 func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error {
 	s.mu.RLock()
-	known, hasSnap, files, dups := md.snapshot, md.hasSnap, md.files, md.dups
+	known, hasSnap, files, dups, ready := md.snapshot, md.hasSnap, md.files, md.dups, md.ready
 	s.mu.RUnlock()
 	v, err := loadView(ctx, s.deps.Catalog, md.name)
 	if err != nil {
@@ -227,7 +227,7 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 	if v.tbl != nil && legacyInventory(md.name, v.tbl) {
 		return nil // not ready until the committer replaces it (bootstrapModel)
 	}
-	if !first && v.hasSnap == hasSnap && v.snapshot == known {
+	if !first && ready && v.hasSnap == hasSnap && v.snapshot == known {
 		return nil
 	}
 	full := first || dups || files == nil
