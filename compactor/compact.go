@@ -140,7 +140,7 @@ func sortColumn(tbl *table.Table, role string) string {
 			return f.Name
 		}
 	}
-	cands := []string{lake.ColTs, lake.ColMinute, lake.ColUpdatedAt, lake.ColIngestedAt}
+	cands := []string{lake.ColTs, lake.ColMinute, lake.ColIngestedAt}
 	if role == RoleDLQ {
 		cands = []string{lake.ColIngestedAt}
 	}

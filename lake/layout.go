@@ -397,19 +397,13 @@ func AuditLogTableDef(name string) TableDef {
 // Read-model column names.
 const (
 	ColMinute     = "minute"
-	ColProductID  = "product_id"
-	ColStock      = "stock"
-	ColWarehouse  = "warehouse"
 	ColRevenue    = "revenue"
 	ColOrderCount = "order_count"
-	ColEvents     = "events"
-	ColUpdatedAt  = "updated_at"
 )
 
 // Read-model table names.
 const (
 	TableOrderRevenueMinute = "order_revenue_minute"
-	TableInventoryHealth    = "inventory_health"
 )
 
 // ReadModelProperties are the properties of a read-model table.
@@ -421,31 +415,6 @@ func readModelProps(kind string) iceberg.Properties {
 	p[PropKind] = KindReadModel
 	p["eventlake.read-model"] = kind
 	return p
-}
-
-// InventoryHealthDef holds stock levels: every commit adds the latest
-// stock of each product it saw; a product's current stock is its row with
-// the latest updated_at.
-func InventoryHealthDef() TableDef {
-	return TableDef{
-		Name: TableInventoryHealth,
-		Schema: iceberg.NewSchema(0,
-			iceberg.NestedField{ID: 1, Name: ColProductID, Type: iceberg.PrimitiveTypes.String, Required: true},
-			iceberg.NestedField{ID: 2, Name: ColStock, Type: iceberg.PrimitiveTypes.Int64, Required: true},
-			iceberg.NestedField{ID: 3, Name: ColUpdatedAt, Type: iceberg.PrimitiveTypes.TimestampTz, Required: true, Doc: "event time of the update"},
-			iceberg.NestedField{ID: 4, Name: ColWarehouse, Type: iceberg.PrimitiveTypes.String},
-		),
-		Spec:       *iceberg.UnpartitionedSpec,
-		Properties: readModelProps("inventory_health"),
-	}
-}
-
-// ReadModelDefs are the read-model tables not declared in SQL yet, by
-// name (declared models derive theirs: readmodel.Model.TableDef).
-func ReadModelDefs() map[string]TableDef {
-	return map[string]TableDef{
-		TableInventoryHealth: InventoryHealthDef(),
-	}
 }
 
 // TopicTable maps a Kafka topic to its raw table.

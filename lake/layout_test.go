@@ -2,7 +2,6 @@ package lake
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -17,26 +16,6 @@ func TestModelInputsDefaults(t *testing.T) {
 	m.Defaults()
 	if m.Orders.Amount != "total" || m.Orders.User == "" {
 		t.Fatalf("configured inputs must win over the defaults: %+v", m.Orders)
-	}
-}
-
-// TestModelFeeds: every read-model table has one feed, naming a
-// configured type, topic and columns.
-func TestModelFeeds(t *testing.T) {
-	var m ModelInputs
-	m.Defaults()
-	defs := ReadModelDefs()
-	for _, f := range m.Feeds() {
-		if _, ok := defs[f.Model]; !ok {
-			t.Errorf("feed of %q, which is not a read-model table", f.Model)
-		}
-		delete(defs, f.Model)
-		if f.Type == "" || f.Topic == "" || len(f.Columns) == 0 || slices.Contains(f.Columns, "") {
-			t.Errorf("feed of %s names nothing: %+v", f.Model, f)
-		}
-	}
-	for name := range defs {
-		t.Errorf("read model %s has no feed", name)
 	}
 }
 
@@ -96,7 +75,7 @@ func TestCheckTopic(t *testing.T) {
 	}
 	// A topic named like a table that is not a raw table (audit.log taken
 	// by pattern) is refused: its events must not land in the audit log.
-	for _, def := range []TableDef{AuditLogTableDef(TableAuditLog), DLQTableDef("dlq"), InventoryHealthDef()} {
+	for _, def := range []TableDef{AuditLogTableDef(TableAuditLog), DLQTableDef("dlq")} {
 		other, err := cat.EnsureTable(context.Background(), def)
 		if err != nil {
 			t.Fatal(err)

@@ -7,8 +7,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ModelInputs say which events and columns the read models built into
-// eventlake count. The defaults live in models.yaml (embedded), next to
+// ModelInputs say which events and columns the hot tier's windows and
+// the order enrichment read, and which types the orders and inventory
+// views stand for. The defaults live in models.yaml (embedded), next to
 // the schemas they refer to, so that Go code names no payload field.
 type ModelInputs struct {
 	Orders    OrderInputs     `yaml:"orders"`
@@ -27,13 +28,13 @@ type OrderInputs struct {
 	Quantity string `yaml:"quantity"`
 }
 
-// InventoryInputs are the columns inventory_health reads.
+// InventoryInputs say where stock changes are: the type the inventory
+// view (query.type_views) stands for, and the topic `eventlake produce`
+// sends them to. (inventory_health is a declaration; it names its own
+// columns.)
 type InventoryInputs struct {
-	Type      string `yaml:"type"`
-	Topic     string `yaml:"topic"`
-	Product   string `yaml:"product"`
-	Stock     string `yaml:"stock"`
-	Warehouse string `yaml:"warehouse"`
+	Type  string `yaml:"type"`
+	Topic string `yaml:"topic"`
 }
 
 //go:embed models.yaml
@@ -59,9 +60,6 @@ func (m *ModelInputs) Defaults() {
 	fill(&m.Orders.Quantity, d.Orders.Quantity)
 	fill(&m.Inventory.Type, d.Inventory.Type)
 	fill(&m.Inventory.Topic, d.Inventory.Topic)
-	fill(&m.Inventory.Product, d.Inventory.Product)
-	fill(&m.Inventory.Stock, d.Inventory.Stock)
-	fill(&m.Inventory.Warehouse, d.Inventory.Warehouse)
 }
 
 // Validate checks that every input is named.
@@ -69,31 +67,11 @@ func (m *ModelInputs) Validate() error {
 	for name, v := range map[string]string{
 		"orders.type": m.Orders.Type, "orders.topic": m.Orders.Topic, "orders.key": m.Orders.Key,
 		"orders.amount": m.Orders.Amount, "orders.user": m.Orders.User, "orders.product": m.Orders.Product, "orders.quantity": m.Orders.Quantity,
-		"inventory.type": m.Inventory.Type, "inventory.topic": m.Inventory.Topic, "inventory.product": m.Inventory.Product,
-		"inventory.stock": m.Inventory.Stock, "inventory.warehouse": m.Inventory.Warehouse,
+		"inventory.type": m.Inventory.Type, "inventory.topic": m.Inventory.Topic,
 	} {
 		if v == "" {
 			return errors.New("read_models." + name + " must not be empty")
 		}
 	}
 	return nil
-}
-
-// ModelFeed is what one built-in read model is computed from: the events
-// of one type on one topic, and the columns of them it reads.
-type ModelFeed struct {
-	Model   string // the read-model table
-	Type    string
-	Topic   string
-	Columns []string
-}
-
-// Feeds say what each read model not declared in SQL yet reads, by
-// model: the hot tier computes them from the topics. The lineage draws
-// its edges from here and from the declared models.
-func (m ModelInputs) Feeds() []ModelFeed {
-	inv := m.Inventory
-	return []ModelFeed{
-		{Model: TableInventoryHealth, Type: inv.Type, Topic: inv.Topic, Columns: []string{inv.Product, inv.Stock, inv.Warehouse}},
-	}
 }

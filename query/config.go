@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/lake/objstore"
 	"github.com/eventlake/eventlake/readmodel"
 )
@@ -119,15 +118,10 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// DefaultReadModels are the read-model tables the hot tier commits.
-func DefaultReadModels() []string {
-	return []string{lake.TableInventoryHealth}
-}
-
 // servedModels are the read-model tables served by default: the
-// declared models' and DefaultReadModels.
+// declared models'.
 func servedModels(models []*readmodel.Model) []string {
-	out := DefaultReadModels()
+	var out []string
 	for _, m := range models {
 		if !slices.Contains(out, m.Name) {
 			out = append(out, m.Name)

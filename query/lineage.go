@@ -104,13 +104,12 @@ type LineageVersion struct {
 	Dropped []string `json:"dropped_columns,omitempty"`
 }
 
-// LineageModel is one read model and what feeds it (lake.ModelFeed).
+// LineageModel is one declared read model and what feeds it.
 type LineageModel struct {
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Topic string `json:"topic"`
-	// Table is the raw table of Topic (empty when the layout does not
-	// take it): what backfill and re-aggregation recompute from.
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Table is the first raw table that holds Type (empty when none
+	// does yet): what backfill and re-aggregation recompute from.
 	Table   string   `json:"table,omitempty"`
 	Columns []string `json:"columns"`
 	// SQL is a declared model's declaration.
@@ -299,29 +298,17 @@ func buildLineage(in lineageIn) *Lineage {
 		}
 	}
 
-	// Read models, from the raw tables of the topics that feed them.
-	for _, f := range in.inputs.Feeds() {
-		if !served[f.Model] {
-			continue
-		}
-		m := LineageModel{Name: f.Model, Type: f.Type, Topic: f.Topic, Columns: f.Columns}
-		if t, ok := rawOf[f.Topic]; ok {
-			m.Table = t
-		} else if t, ok := in.layout.TableFor(f.Topic); ok {
-			m.Table = t
-		}
-		l.ReadModels = append(l.ReadModels, m)
-		if m.Table != "" {
-			edge(NodeTable, m.Table, NodeTable, m.Name, f.Type+" ("+strings.Join(f.Columns, ", ")+")")
-		}
-	}
-
 	// Declared models, from the raw tables that hold their event type.
 	for _, m := range in.models {
 		if !served[m.Name] {
 			continue
 		}
 		lm := LineageModel{Name: m.Name, Type: m.Type, Columns: m.ColumnsRead(), SQL: m.SQL}
+		if m.Table != "" {
+			// Over a table the hot tier derives (user_sessions).
+			lm.Table = m.Table
+			edge(NodeTable, m.Table, NodeTable, m.Name, m.Table+" ("+strings.Join(lm.Columns, ", ")+")")
+		}
 		for _, lt := range l.Types {
 			if lt.Type != m.Type {
 				continue
@@ -421,8 +408,8 @@ type LineageDeps struct {
 	Models []*readmodel.Model
 	// Codecs give the event types' versions (nil: none).
 	Codecs schema.Codecs
-	// ReadModels are the read models served; nil means
-	// DefaultReadModels.
+	// ReadModels are the read models served; nil means the declared
+	// models'.
 	ReadModels []string
 	// Routes are the process's routes besides the service's own (the hot
 	// tier's, the Postgres listener's), as Handler takes them.

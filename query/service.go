@@ -45,7 +45,7 @@ type Deps struct {
 	// they come from the tables that hold the type).
 	Codecs schema.Codecs
 	// ReadModels are served under their own names as committed; nil
-	// means DefaultReadModels.
+	// means the declared models'.
 	ReadModels []string
 	// Health holds the readiness checks of the process, served on
 	// /readyz and in GET /v1/status; the service adds its own (health.Query). Nil: the
@@ -200,7 +200,7 @@ func configuredSpecs(layout *lake.Layout, readModels []string, models []*readmod
 		specs = append(specs, rawSpec(t.Table, t.Topic))
 	}
 	specs = append(specs, &tableSpec{name: layout.DLQ(), dlq: true, def: lake.DLQTableDef(layout.DLQ())})
-	defs := lake.ReadModelDefs()
+	defs := map[string]lake.TableDef{}
 	for _, m := range models {
 		defs[m.Name] = m.TableDef()
 	}

@@ -21,14 +21,12 @@ func TestEmptyLake(t *testing.T) {
 		t.Fatalf("readyz %d %s", code, body)
 	}
 	hr := h.svc.Lake()
-	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil,
-		"inventory_health": nil, "audit_log": nil}
+	want := map[string]*int64{"orders_raw": nil, "inventory_raw": nil, "dlq": nil, "audit_log": nil}
 	if !reflect.DeepEqual(hr.Tables, want) {
 		t.Fatalf("lake tables %v, want all null", hr.Tables)
 	}
 
-	for _, q := range []string{"events", "orders", "inventory", "dlq", "orders_raw", "inventory_raw",
-		"inventory_health"} {
+	for _, q := range []string{"events", "orders", "inventory", "dlq", "orders_raw", "inventory_raw"} {
 		r := h.mustSQL("SELECT count(*) AS n FROM " + q)
 		if got := r.rows()[0][0]; got != json.Number("0") {
 			t.Errorf("%s: count %v, want 0", q, got)

@@ -58,6 +58,17 @@ func (m *Model) Record(rows []*Row, sc *arrow.Schema, mem memory.Allocator) (arr
 					return nil, err
 				}
 				col++
+			case AggArgMax, AggArgMin:
+				if !acc.Set {
+					b.Field(col).AppendNull()
+					b.Field(col + 1).AppendNull()
+				} else {
+					if err := appendArrow(b.Field(col), a.Type, Value{I: acc.I, F: acc.F, D: acc.D, B: acc.B}); err != nil {
+						return nil, err
+					}
+					b.Field(col + 1).(*array.TimestampBuilder).Append(arrow.Timestamp(acc.T))
+				}
+				col += 2
 			case AggDistinct:
 				sk := acc.Sk
 				if sk == nil {
@@ -188,6 +199,13 @@ func (m *Model) RowsOf(rec arrow.RecordBatch, file string, fn func(*Row)) error 
 					acc.B = append([]byte(nil), v.B...)
 				}
 				col++
+			case AggArgMax, AggArgMin:
+				v, ts := readers[col](j), readers[col+1](j)
+				if !v.Null && !ts.Null {
+					acc.Set, acc.I, acc.F, acc.D, acc.T = true, v.I, v.F, v.D, ts.I
+					acc.B = append([]byte(nil), v.B...)
+				}
+				col += 2
 			case AggDistinct:
 				l, ok := cols[col+1].(*array.List)
 				if !ok {

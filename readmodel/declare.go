@@ -3,6 +3,7 @@ package readmodel
 import (
 	_ "embed"
 	"fmt"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -35,7 +36,11 @@ func Resolve(configured []Declaration) ([]Declaration, error) {
 		if d.SQL == "" {
 			s, ok := byName[d.Name]
 			if !ok {
-				return nil, fmt.Errorf("read_models.models: %q has no sql and is not a shipped model (shipped: order_revenue_minute, order_metrics, product_revenue_hour)", d.Name)
+				names := make([]string, 0, len(shipped))
+				for _, s := range shipped {
+					names = append(names, s.Name)
+				}
+				return nil, fmt.Errorf("read_models.models: %q has no sql and is not a shipped model (shipped: %s)", d.Name, strings.Join(names, ", "))
 			}
 			d = s
 		}

@@ -11,8 +11,10 @@
 // bucket of ts (1 minute, 5 minutes, 1 hour or 1 day, UTC), optional
 // group-by columns, an optional WHERE of comparisons with constants, and
 // decomposable aggregates: count, sum (exact: decimals keep their scale,
-// integers widen), min, max, avg (kept as sum and count) and
-// approx_count_distinct (a HyperLogLog sketch that merges across buckets).
+// integers widen), min, max, avg (kept as sum and count),
+// approx_count_distinct (a HyperLogLog sketch that merges across buckets)
+// and arg_max(col, ts) / arg_min(col, ts), the value at the latest
+// (earliest) event time, kept with that time.
 // Parse checks the form with DuckDB's own parser and refuses anything
 // else with a message that names the part and why.
 //

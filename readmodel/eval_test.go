@@ -89,7 +89,9 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 	const model = `SELECT time_bucket(INTERVAL '5 minutes', ts) AS b, product_id,
 		sum(amount) AS revenue, count(*) AS n, count(rating) AS rated, min(amount) AS lo, max(user_id) AS top,
 		avg(quantity) AS q, avg(amount) AS aa, sum(rating) AS rs, sum(quantity) AS units, min(rating) AS rmin,
-		approx_count_distinct(user_id) AS users
+		approx_count_distinct(user_id) AS users,
+		arg_max(amount, ts) AS last_amount, arg_min(user_id, ts) AS first_user, arg_max(rating, ts) AS last_rating,
+		max(ts) AS last_ts, min(ts) AS first_ts
 		FROM orders
 		WHERE source <> 'test' AND (quantity BETWEEN 2 AND 9 OR gift = true) AND (rating IS NULL OR rating >= 1.5)
 		  AND product_id NOT IN ('p4')
@@ -99,6 +101,16 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders := randomOrders(5000)
+	// arg_max and arg_min at equal event times: eventlake keeps the larger
+	// (arg_min: smaller) value, DuckDB whichever row it met first. The
+	// data have no two orders at the same microsecond, so both agree.
+	seenTs := map[int64]bool{}
+	for _, o := range orders {
+		if seenTs[o.ts.UnixMicro()] {
+			t.Fatalf("two orders at %s: the comparison of arg_max needs distinct event times", o.ts)
+		}
+		seenTs[o.ts.UnixMicro()] = true
+	}
 
 	// Go: rows -> contributions, split in two states merged afterwards
 	// (commits) and through the table's Arrow form (what a reload reads).
@@ -177,7 +189,8 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 	}
 	q := "SELECT strftime(b, '%Y-%m-%dT%H:%M:%SZ'), product_id, revenue::VARCHAR, n, rated, lo::VARCHAR, top, q, aa, rs, units::VARCHAR, rmin, " +
 		"(SELECT count(DISTINCT user_id) FROM orders o2 WHERE time_bucket(INTERVAL '5 minutes', o2.ts) = m.b AND o2.product_id = m.product_id " +
-		"AND source <> 'test' AND (quantity BETWEEN 2 AND 9 OR gift = true) AND (rating IS NULL OR rating >= 1.5)) FROM (" + model + ") m"
+		"AND source <> 'test' AND (quantity BETWEEN 2 AND 9 OR gift = true) AND (rating IS NULL OR rating >= 1.5)), " +
+		"last_amount::VARCHAR, first_user, last_rating, epoch_us(last_ts), epoch_us(first_ts) FROM (" + model + ") m"
 	rs, err := db.QueryContext(ctx, q)
 	if err != nil {
 		t.Fatal(err)
@@ -187,11 +200,13 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 	for rs.Next() {
 		var (
 			bucket, product, revenue, lo, top, units string
-			cnt, rated, exact                        int64
+			lastAmount, firstUser                    string
+			cnt, rated, exact, lastTs, firstTs       int64
 			qavg, aavg                               float64
-			rsum, rmin                               sql.NullFloat64
+			rsum, rmin, lastRating                   sql.NullFloat64
 		)
-		if err := rs.Scan(&bucket, &product, &revenue, &cnt, &rated, &lo, &top, &qavg, &aavg, &rsum, &units, &rmin, &exact); err != nil {
+		if err := rs.Scan(&bucket, &product, &revenue, &cnt, &rated, &lo, &top, &qavg, &aavg, &rsum, &units, &rmin, &exact,
+			&lastAmount, &firstUser, &lastRating, &lastTs, &firstTs); err != nil {
 			t.Fatal(err)
 		}
 		n++
@@ -237,6 +252,22 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 		} else if g[11] != nil {
 			t.Errorf("%s rmin: Go %v, DuckDB NULL", key, g[11])
 		}
+		eq("last_amount", g[13], lastAmount)
+		eq("first_user", g[14], firstUser)
+		if lastRating.Valid {
+			approx("last_rating", g[15], lastRating.Float64, 0)
+		} else if g[15] != nil {
+			t.Errorf("%s last_rating: Go %v, DuckDB NULL", key, g[15])
+		}
+		micros := func(v any) int64 {
+			ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v))
+			if err != nil {
+				t.Errorf("%s: %v is not a timestamp", key, v)
+			}
+			return ts.UnixMicro()
+		}
+		eq("last_ts", micros(g[16]), lastTs)
+		eq("first_ts", micros(g[17]), firstTs)
 		est := g[12].(uint64)
 		if d := math.Abs(float64(est) - float64(exact)); d > math.Max(1, 0.05*float64(exact)) {
 			t.Errorf("%s users: estimate %d, exactly %d", key, est, exact)
@@ -255,5 +286,61 @@ func TestEvalMatchesDuckDB(t *testing.T) {
 	sort.Strings(extra)
 	if len(extra) > 0 {
 		t.Errorf("Go has rows DuckDB does not: %s", strings.Join(extra, ", "))
+	}
+}
+
+// TestArgTies: arg_max keeps the value at the latest event time and, at
+// equal times, the larger value (arg_min: the earliest, then the
+// smaller), whatever the order events are applied and states merged in.
+func TestArgTies(t *testing.T) {
+	m, err := parse1(t, `SELECT time_bucket(INTERVAL '1 hour', ts) AS h, arg_max(quantity, ts) AS last, arg_min(quantity, ts) AS first,
+		arg_max(user_id, ts) AS last_user FROM orders GROUP BY ALL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()
+	type ev struct {
+		at   int64 // seconds after base
+		q    int64
+		user string
+	}
+	events := []ev{{5, 3, "b"}, {9, 4, "a"}, {9, 7, "c"}, {9, 1, ""}, {1, 8, "z"}, {1, 2, "y"}, {7, 0, "q"}}
+	contrib := func(e ev) Contribution {
+		vals := make([]Value, len(m.Inputs))
+		for i, in := range m.Inputs {
+			switch in.Input {
+			case "ts":
+				vals[i] = Value{I: base + e.at*1e6}
+			case "quantity":
+				vals[i] = Value{I: e.q}
+			case "user_id":
+				vals[i] = Value{B: []byte(e.user), Null: e.user == ""}
+			}
+		}
+		c, ok := m.Contribute(vals)
+		if !ok {
+			t.Fatal("not counted")
+		}
+		return c
+	}
+	want := fmt.Sprint([]any{"2026-11-26T10:00:00Z", int64(7), int64(2), "c"})
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 50 {
+		perm := r.Perm(len(events))
+		split := r.IntN(len(events) + 1)
+		a, b := m.NewState(), m.NewState()
+		for i, j := range perm {
+			if i < split {
+				a.Apply(contrib(events[j]))
+			} else {
+				b.Apply(contrib(events[j]))
+			}
+		}
+		b.Each(func(row *Row) { a.Merge(row) })
+		var got string
+		a.Each(func(row *Row) { got = fmt.Sprint(m.Output(row)) })
+		if got != want {
+			t.Fatalf("order %v split %d: %s, want %s", perm, split, got, want)
+		}
 	}
 }

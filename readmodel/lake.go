@@ -335,7 +335,7 @@ func EqualRows(a, b *Row) bool {
 	}
 	for i := range a.Accs {
 		x, y := a.Accs[i], b.Accs[i]
-		if x.N != y.N || x.Set != y.Set || x.I != y.I || x.F != y.F || x.D != y.D || string(x.B) != string(y.B) {
+		if x.N != y.N || x.Set != y.Set || x.T != y.T || x.I != y.I || x.F != y.F || x.D != y.D || string(x.B) != string(y.B) {
 			return false
 		}
 		if (x.Sk == nil) != (y.Sk == nil) || x.Sk != nil && !x.Sk.Equal(y.Sk) {

@@ -53,11 +53,13 @@ const (
 	AggMax                     // max(col)
 	AggAvg                     // avg(col), kept as sum and count
 	AggDistinct                // approx_count_distinct(col), a HyperLogLog sketch
+	AggArgMax                  // arg_max(col, ts): col at the latest event time, kept with that time
+	AggArgMin                  // arg_min(col, ts): col at the earliest event time, kept with that time
 )
 
 var aggNames = map[AggKind]string{
 	AggCount: "count(*)", AggCountCol: "count", AggSum: "sum", AggMin: "min", AggMax: "max",
-	AggAvg: "avg", AggDistinct: "approx_count_distinct",
+	AggAvg: "avg", AggDistinct: "approx_count_distinct", AggArgMax: "arg_max", AggArgMin: "arg_min",
 }
 
 func (k AggKind) String() string { return aggNames[k] }
@@ -72,11 +74,13 @@ type Aggregate struct {
 	Type  iceberg.Type
 }
 
-// Suffixes of the state columns of avg and approx_count_distinct.
+// Suffixes of the state columns of avg, approx_count_distinct, arg_max
+// and arg_min.
 const (
 	SuffixSum    = "_sum"
 	SuffixCount  = "_count"
 	SuffixSketch = "_sketch"
+	SuffixTs     = "_ts"
 )
 
 // Model is a parsed declaration; see the package comment.
@@ -136,14 +140,15 @@ type Field struct {
 	// a key).
 	Agg int
 	// Part says which part of the aggregate's state: "" (the value),
-	// SuffixSum, SuffixCount or SuffixSketch.
+	// SuffixSum, SuffixCount, SuffixSketch or SuffixTs.
 	Part string
 }
 
 // Fields are the columns of the model's table, in order: the bucket, the
 // keys, then each aggregate's state (avg: name_sum and name_count;
 // approx_count_distinct: name, the bucket's own estimate, and
-// name_sketch).
+// name_sketch; arg_max and arg_min: name, the value, and name_ts, the
+// event time it was taken at).
 func (m *Model) Fields() []Field {
 	out := []Field{{Name: m.Bucket.Name, Type: iceberg.PrimitiveTypes.TimestampTz, Agg: -1}}
 	for _, k := range m.Keys {
@@ -163,6 +168,9 @@ func (m *Model) Fields() []Field {
 		case AggDistinct:
 			out = append(out, Field{Name: a.Name, Type: iceberg.PrimitiveTypes.Int64, Agg: i},
 				Field{Name: a.Name + SuffixSketch, Type: sketchType(len(out) + 2), Agg: i, Part: SuffixSketch})
+		case AggArgMax, AggArgMin:
+			out = append(out, Field{Name: a.Name, Type: a.Type, Agg: i},
+				Field{Name: a.Name + SuffixTs, Type: iceberg.PrimitiveTypes.TimestampTz, Agg: i, Part: SuffixTs})
 		}
 	}
 	return out
@@ -182,6 +190,9 @@ func (m *Model) TableDef() lake.TableDef {
 			nf[i].Doc = "HyperLogLog sketch of " + m.Aggs[f.Agg].Input + " (registers as index<<6 | rank): hll_count(" + f.Name + ") merges buckets in SQL"
 		case f.Agg >= 0 && m.Aggs[f.Agg].Kind == AggDistinct:
 			nf[i].Doc = "estimated distinct " + m.Aggs[f.Agg].Input + " in this bucket alone"
+		case f.Part == SuffixTs:
+			nf[i].Doc = "event time of " + m.Aggs[f.Agg].Name + ": rows merge by keeping the value of the " +
+				map[AggKind]string{AggArgMax: "latest", AggArgMin: "earliest"}[m.Aggs[f.Agg].Kind] + " one"
 		}
 	}
 	props := lake.ReadModelProperties(m.Name)

@@ -37,7 +37,7 @@ func (m *Model) OutColumns() []OutColumn {
 			c.Type = "BIGINT"
 		case AggSum:
 			c.Type = sqlType(SumType(a.Type))
-		case AggMin, AggMax:
+		case AggMin, AggMax, AggArgMax, AggArgMin:
 			c.Type = sqlType(a.Type)
 		case AggAvg:
 			if sumKindOf(a.Type) == sumFloat {
@@ -110,7 +110,7 @@ func (m *Model) Output(r *Row) []any {
 				continue
 			}
 			out = append(out, formatSum(a.Type, acc))
-		case AggMin, AggMax:
+		case AggMin, AggMax, AggArgMax, AggArgMin:
 			if !acc.Set {
 				out = append(out, nil)
 				continue

@@ -409,6 +409,10 @@ func parseOne(ctx context.Context, db *sql.DB, d Declaration, src Sources) (*Mod
 				if err := claim(part, a.Name+SuffixSketch); err != nil {
 					return nil, err
 				}
+			case AggArgMax, AggArgMin:
+				if err := claim(part, a.Name+SuffixTs); err != nil {
+					return nil, err
+				}
 			}
 			idx := -1
 			if a.Input != "" {
@@ -418,7 +422,7 @@ func parseOne(ctx context.Context, db *sql.DB, d Declaration, src Sources) (*Mod
 			m.aggIdx = append(m.aggIdx, idx)
 			items[i] = item{kind: "agg", canon: canon}
 		default:
-			return nil, fail(part, "only the bucket, plain columns of %s and count/sum/min/max/avg/approx_count_distinct of a column are part of the form (an expression cannot be kept per bucket; compute it when you query the model)", ft.TableName)
+			return nil, fail(part, "only the bucket, plain columns of %s and count/sum/min/max/avg/approx_count_distinct/arg_max/arg_min of a column are part of the form (an expression cannot be kept per bucket; compute it when you query the model)", ft.TableName)
 		}
 	}
 	if m.Bucket.Width == 0 {
@@ -625,8 +629,12 @@ func aggregate(n *node, part string, fail func(part, format string, args ...any)
 		a.Kind = AggAvg
 	case "approx_count_distinct":
 		a.Kind = AggDistinct
+	case "arg_max", "argmax", "max_by":
+		a.Kind = AggArgMax
+	case "arg_min", "argmin", "min_by":
+		a.Kind = AggArgMin
 	default:
-		return a, fail(part, "%s is neither the bucket nor one of the form's aggregates (count, sum, min, max, avg, approx_count_distinct, which merge across commits and buckets): other functions cannot be kept per bucket; compute them when you query the model", name)
+		return a, fail(part, "%s is neither the bucket nor one of the form's aggregates (count, sum, min, max, avg, approx_count_distinct, arg_max, arg_min, which merge across commits and buckets): other functions cannot be kept per bucket; compute them when you query the model", name)
 	}
 	if n.Distinct {
 		return a, fail(part, "%s(DISTINCT ...): exact distinct counts do not merge across buckets; use approx_count_distinct(col)", name)
@@ -643,7 +651,25 @@ func aggregate(n *node, part string, fail func(part, format string, args ...any)
 	if a.Kind == AggCount {
 		return a, nil
 	}
-	if len(n.Children) != 1 {
+	if a.Kind == AggArgMax || a.Kind == AggArgMin {
+		// The value at the latest (earliest) event time: kept with that
+		// time, it merges across commits and buckets. Ordered by anything
+		// else it would not (the order column is not kept).
+		if len(n.Children) != 2 {
+			return a, fail(part, "%s(col, ts) takes a column and ts: the value at the %s event time (a third argument, a list of the top n, is not part of the form)", name, map[AggKind]string{AggArgMax: "latest", AggArgMin: "earliest"}[a.Kind])
+		}
+		by := n.Children[1]
+		if by.Class != "COLUMN_REF" {
+			return a, fail(part, "%s(col, ts): the second argument must be the event time ts, not an expression", name)
+		}
+		c, err := col(by)
+		if err != nil {
+			return a, err
+		}
+		if c != lake.ColTs {
+			return a, fail(part, "%s(col, %s): the form orders by the event time only: %s(col, ts) (a value ordered by another column cannot be merged across commits; use max(%s) for the largest)", name, c, name, c)
+		}
+	} else if len(n.Children) != 1 {
 		return a, fail(part, "%s takes one column", name)
 	}
 	c, err := col(n.Children[0])
@@ -674,6 +700,12 @@ func aggType(a Aggregate, part string, fail func(part, format string, args ...an
 				if _, ok := t.(iceberg.Float32Type); !ok {
 					return fail(part, "%s(%s): %s is %s; min and max take numbers, strings, dates and timestamps", a.Kind, a.Input, a.Input, t)
 				}
+			}
+		}
+	case AggArgMax, AggArgMin:
+		if _, ok := t.(iceberg.Float64Type); !keyType(t) && !ok {
+			if _, ok := t.(iceberg.Float32Type); !ok {
+				return fail(part, "%s(%s, ts): %s is %s; %s takes numbers, strings, booleans, dates and timestamps", a.Kind, a.Input, a.Input, t, a.Kind)
 			}
 		}
 	case AggCountCol, AggDistinct:

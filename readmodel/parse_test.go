@@ -19,6 +19,11 @@ func testSources(name string) (Source, bool) {
 			"events": iceberg.PrimitiveTypes.Int64, "orders": iceberg.PrimitiveTypes.Int64,
 			"revenue": iceberg.DecimalTypeOf(38, 2), "seconds": iceberg.DecimalTypeOf(18, 6),
 		}, Rows: iceberg.EqualTo(iceberg.Reference("open"), false)}, true
+	case "inventory", "inventory.updated", "inventory_updated":
+		return Source{Type: "inventory.updated", Columns: map[string]iceberg.Type{
+			"product_id": iceberg.PrimitiveTypes.String, "warehouse": iceberg.PrimitiveTypes.String,
+			"stock": iceberg.PrimitiveTypes.Int64, "delta": iceberg.PrimitiveTypes.Int64,
+		}}, true
 	case "orders", "order.created", "order_created":
 		return Source{Type: "order.created", Columns: map[string]iceberg.Type{
 			"order_id": iceberg.PrimitiveTypes.String, "user_id": iceberg.PrimitiveTypes.String,
@@ -49,8 +54,19 @@ func TestShippedParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.Type != "order.created" && m.Table != "user_sessions" || m.Bucket.Width == 0 || len(m.Aggs) == 0 {
+		if m.Type != "order.created" && m.Type != "inventory.updated" && m.Table != "user_sessions" || m.Bucket.Width == 0 || len(m.Aggs) == 0 {
 			t.Errorf("%s parsed as %+v", m.Name, m)
+		}
+		if m.Name != "inventory_health" {
+			continue
+		}
+		var names []string
+		for _, f := range m.Fields() {
+			names = append(names, f.Name)
+		}
+		want := "day product_id warehouse stock stock_ts first_stock first_stock_ts updates net_delta last_update"
+		if got := strings.Join(names, " "); got != want || m.Bucket.Width != 24*time.Hour {
+			t.Errorf("inventory_health: %s columns\n got %s\nwant %s", m.Bucket.Width, got, want)
 		}
 	}
 }
@@ -58,7 +74,8 @@ func TestShippedParse(t *testing.T) {
 func TestParseForm(t *testing.T) {
 	m, err := parse1(t, `SELECT time_bucket(INTERVAL '5 minutes', ts) AS five, product_id, user_id AS customer,
 		sum(amount) AS revenue, count(*) AS n, count(rating) AS rated, min(amount) lo, max(product_id) AS top,
-		avg(quantity) AS q, approx_count_distinct(user_id) AS users, sum(rating) AS rsum
+		avg(quantity) AS q, approx_count_distinct(user_id) AS users, sum(rating) AS rsum,
+		arg_max(amount, ts) AS last_amount, min_by(product_id, orders.ts) AS first_product, max(ts) AS last_update
 		FROM orders WHERE source <> 'test' AND (quantity BETWEEN 1 AND 10 OR gift = true) AND amount > 0.5
 		AND product_id IN ('a', 'b', 'c') AND tags IS NULL AND NOT (rating < 1.5)
 		GROUP BY ALL`)
@@ -75,7 +92,8 @@ func TestParseForm(t *testing.T) {
 	for _, f := range m.Fields() {
 		names = append(names, f.Name)
 	}
-	want := "five product_id customer revenue n rated lo top q_sum q_count users users_sketch rsum"
+	want := "five product_id customer revenue n rated lo top q_sum q_count users users_sketch rsum " +
+		"last_amount last_amount_ts first_product first_product_ts last_update"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("fields\n got %s\nwant %s", got, want)
 	}
@@ -134,6 +152,16 @@ func TestParseRefusals(t *testing.T) {
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, sum(amount) FILTER (WHERE quantity > 1) AS x FROM orders GROUP BY ALL", "select item 2", "FILTER"},
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, sum(amount) FROM orders GROUP BY ALL", "select item 2", "name the aggregate"},
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, sum(product_id) AS x FROM orders GROUP BY ALL", "select item 2", "not a number"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount, quantity) AS x FROM orders GROUP BY ALL", "select item 2", "orders by the event time only"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_min(amount, ts + INTERVAL 1 HOUR) AS x FROM orders GROUP BY ALL", "select item 2", "must be the event time ts"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount) AS x FROM orders GROUP BY ALL", "select item 2", "takes a column and ts"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount, ts, 3) AS x FROM orders GROUP BY ALL", "select item 2", "a third argument"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount * 2, ts) AS x FROM orders GROUP BY ALL", "select item 2", "of an expression"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount, nope) AS x FROM orders GROUP BY ALL", "select item 2", `no column "nope"`},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount, ts) FROM orders GROUP BY ALL", "select item 2", "name the aggregate"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(DISTINCT amount, ts) AS x FROM orders GROUP BY ALL", "select item 2", "DISTINCT"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max(amount, ts) AS x, count(*) AS x_ts FROM orders GROUP BY ALL", "select item 3", "already"},
+		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, arg_max_null(amount, ts) AS x FROM orders GROUP BY ALL", "select item 2", "neither the bucket nor one of the form's aggregates"},
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, lower(product_id) AS p, count(*) AS n FROM orders GROUP BY ALL", "select item 2", "other functions cannot be kept per bucket"},
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, nope, count(*) AS n FROM orders GROUP BY ALL", "select item 2", `no column "nope"`},
 		{"SELECT time_bucket(INTERVAL '1 minute', ts) AS m, rating, count(*) AS n FROM orders GROUP BY ALL", "select item 2", "group by strings"},

@@ -25,14 +25,17 @@ func sketchType(fieldID int) iceberg.Type { return hll.IcebergType(sketchElement
 type Acc struct {
 	// N counts rows (count(*)), non-null values (count(col), avg).
 	N int64
-	// Set says a non-null value was seen (sum, min, max, avg): without
-	// one the aggregate is NULL, as in SQL.
+	// Set says a non-null value was seen (sum, min, max, avg, arg_max,
+	// arg_min): without one the aggregate is NULL, as in SQL.
 	Set bool
-	I   int64          // int sums (into long), integer/string-less min and max
-	F   float64        // float sums, min and max
-	D   decimal128.Num // decimal sums (and long sums, widened), decimal min and max
-	B   []byte         // string min and max (owned)
+	I   int64          // int sums (into long), integer/string-less min, max and arg values
+	F   float64        // float sums, min, max and arg values
+	D   decimal128.Num // decimal sums (and long sums, widened), decimal min, max and arg values
+	B   []byte         // string min, max and arg values (owned)
 	Sk  *hll.Sketch    // approx_count_distinct
+	// T is the event time (microseconds) arg_max's or arg_min's value
+	// was taken at.
+	T int64
 }
 
 // Row is one bucket and key of a model: what its table holds in one row.
@@ -46,12 +49,14 @@ type Row struct {
 	File string
 }
 
-// Contribution is what one event adds to a model: the row it falls in
-// and its aggregates' inputs (one per aggregate; a distinct count's is
-// the hash of its value, in I).
+// Contribution is what one event adds to a model: the row it falls in,
+// its aggregates' inputs (one per aggregate; a distinct count's is the
+// hash of its value, in I) and its event time (microseconds; arg_max and
+// arg_min keep it beside their value).
 type Contribution struct {
 	Key string
 	In  []Value
+	Ts  int64
 }
 
 // sumKind is how sum and avg of an input add up.
@@ -107,7 +112,7 @@ func (m *Model) Contribute(vals []Value) (Contribution, bool) {
 			in[i] = v
 		}
 	}
-	return Contribution{Key: string(key), In: in}, true
+	return Contribution{Key: string(key), In: in, Ts: vals[0].I}, true
 }
 
 // hashValue is the 64-bit hash a distinct count adds: xxh3 of a string's
@@ -308,9 +313,44 @@ func (s *State) Apply(c Contribution) *Row {
 				acc.Sk = hll.New()
 			}
 			acc.Sk.Add(uint64(v.I))
+		case AggArgMax, AggArgMin:
+			if v.Null {
+				continue // as DuckDB's arg_max: rows whose value is NULL are left out
+			}
+			s.m.argPick(i, acc, Acc{Set: true, I: v.I, F: v.F, D: v.D, B: v.B, T: c.Ts})
 		}
 	}
 	return r
+}
+
+// argPick folds o into acc for arg_max or arg_min aggregate i: arg_max
+// keeps the value of the later event time, arg_min of the earlier; at
+// equal times arg_max keeps the larger value and arg_min the smaller, so
+// that any order of merging gives the same answer (arg_max is the value
+// of the largest (ts, value) pair, arg_min of the smallest).
+func (m *Model) argPick(i int, acc *Acc, o Acc) {
+	if !o.Set {
+		return
+	}
+	take := !acc.Set
+	if !take {
+		a := m.Aggs[i]
+		c := 0
+		switch {
+		case o.T > acc.T:
+			c = 1
+		case o.T < acc.T:
+			c = -1
+		default:
+			k, _, _ := kindOf(a.Type)
+			c = compare(k, Value{I: o.I, F: o.F, D: o.D, B: o.B}, Value{I: acc.I, F: acc.F, D: acc.D, B: acc.B})
+		}
+		take = a.Kind == AggArgMax && c > 0 || a.Kind == AggArgMin && c < 0
+	}
+	if take {
+		acc.Set, acc.I, acc.F, acc.D, acc.T = true, o.I, o.F, o.D, o.T
+		acc.B = slices.Clone(o.B)
+	}
 }
 
 // minMax folds o into acc for min or max aggregate i.
@@ -365,6 +405,8 @@ func (m *Model) mergeAccs(dst, src []Acc) {
 			d.D = d.D.Add(o.D)
 		case AggMin, AggMax:
 			m.minMax(i, d, o)
+		case AggArgMax, AggArgMin:
+			m.argPick(i, d, o)
 		case AggDistinct:
 			if o.Sk == nil {
 				continue

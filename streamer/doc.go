@@ -11,10 +11,10 @@
 //   - the product catalog from a compacted changelog topic, to enrich
 //     orders.
 //
-// One process per deployment commits the read models (order_revenue_minute,
-// user_activity_minute, inventory_health) with the offsets they cover,
-// through the same fenced protocol as ingest (internal/lakecommit), and
-// publishes enriched orders.
+// One process per deployment commits the declared read models (package
+// readmodel; the shipped ones include order_revenue_minute and
+// inventory_health) with the offsets they cover, through the same fenced
+// protocol as ingest (lake.Committer), and publishes enriched orders.
 //
 // Data flow: Kafka -> streamer -> read-model tables, live push; it sits
 // beside ingest and never imports it.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/apache/iceberg-go"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
@@ -98,7 +97,7 @@ func (s *Streamer) HotTierReady() error {
 		return errors.New("the hot tier is loading the read models")
 	}
 	if s.paused {
-		return fmt.Errorf("the hot tier is full (%d events held, streamer.max_hot_events %d): fetching orders and inventory is paused until the read models are committed",
+		return fmt.Errorf("the hot tier is full (%d events held, streamer.max_hot_events %d): fetching the read models' topics is paused until they are committed",
 			s.hotCount, s.cfg.MaxHotEvents)
 	}
 	return nil
@@ -152,81 +151,11 @@ func (s *Streamer) closeWindows() {
 
 // refresh follows commits to the read models made by others.
 func (s *Streamer) refresh(ctx context.Context) error {
-	errs := []error{s.reloadInventory(ctx, false)}
+	var errs []error
 	for _, md := range s.models {
 		errs = append(errs, s.followModel(ctx, md, false))
 	}
 	return errors.Join(errs...)
-}
-
-// reloadInventory loads the latest stock per product.
-func (s *Streamer) reloadInventory(ctx context.Context, first bool) error {
-	s.mu.RLock()
-	known, hasSnap, files := s.inv.snapshot, s.inv.hasSnap, s.inv.files
-	s.mu.RUnlock()
-	v, err := loadView(ctx, s.deps.Catalog, lake.TableInventoryHealth)
-	if err != nil {
-		return err
-	}
-	if !first && v.hasSnap == hasSnap && v.snapshot == known {
-		return nil
-	}
-	incremental := !first && files != nil
-	present := map[string]bool{}
-	for _, f := range v.files {
-		present[f.FilePath()] = true
-	}
-	for p := range files {
-		if !present[p] {
-			incremental = false
-		}
-	}
-	latest := map[string]invState{}
-	for _, f := range v.files {
-		if incremental && files[f.FilePath()] {
-			continue
-		}
-		err := inventoryRows(ctx, v.tbl, f.FilePath(), func(p string, stock, updated int64, wh string) {
-			if cur, ok := latest[p]; !ok || updated >= cur.updated {
-				latest[p] = invState{stock: stock, updated: updated, warehouse: wh}
-			}
-		})
-		if err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !incremental || s.inv.cold == nil {
-		s.inv.cold = map[string]invState{}
-	}
-	for p, st := range latest {
-		if cur, ok := s.inv.cold[p]; !ok || st.updated >= cur.updated {
-			s.inv.cold[p] = st
-		}
-	}
-	s.inv.tbl, s.inv.snapshot, s.inv.hasSnap, s.inv.offsets, s.inv.files = v.tbl, v.snapshot, v.hasSnap, v.offsets, present
-	s.trim()
-	return nil
-}
-
-// trim drops hot inventory updates inventory_health has committed.
-// Called with mu held.
-func (s *Streamer) trim() {
-	for p, evs := range s.invs {
-		o, ok := s.inv.offsets.Get(s.in.Inventory.Topic, p)
-		floor := offOr0(o, ok)
-		i := 0
-		for i < len(evs) && evs[i].off < floor {
-			i++
-		}
-		if i > 0 {
-			s.hotCount -= i
-			s.invs[p] = append(evs[:0:0], evs[i:]...)
-		}
-	}
-	s.setStateSizes()
-	s.resumeIfDrained()
 }
 
 // resumeIfDrained resumes fetching paused at max_hot_events once commits
@@ -242,9 +171,8 @@ func (s *Streamer) resumeIfDrained() {
 }
 
 // commitReadModels commits the events read since the read models' stored
-// offsets: each declared model's touched buckets, the latest stock of
-// each product. Each table is committed with the offsets it now covers,
-// fenced on the ones it covered, like ingest.
+// offsets: each declared model's touched buckets, with the offsets it now
+// covers, fenced on the ones it covered, like ingest.
 func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err error) {
 	ctx, span := s.tracer.Start(ctx, "hot tier read-model commit", trace.WithNewRoot())
 	defer func() { tracing.EndSpan(span, err) }()
@@ -255,24 +183,6 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 			high.Set(t, p, o)
 		}
 	}
-	invDelta, invOffsets, invBase := map[string]invState{}, lake.Offsets{}, s.inv.offsets.Clone()
-	for p, h := range high[s.in.Inventory.Topic] {
-		io, iok := s.inv.offsets.Get(s.in.Inventory.Topic, p)
-		if h > offOr0(io, iok) {
-			invOffsets.Set(s.in.Inventory.Topic, p, h)
-		}
-		for _, e := range s.invs[p] {
-			if e.off >= h {
-				break
-			}
-			if e.off >= offOr0(io, iok) {
-				if cur, ok := invDelta[e.product]; !ok || e.ts >= cur.updated {
-					invDelta[e.product] = invState{stock: e.stock, updated: e.ts, warehouse: e.warehouse}
-				}
-			}
-		}
-	}
-	invTbl := s.inv.tbl
 	s.mu.RUnlock()
 
 	var errs []error
@@ -298,66 +208,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 		committed = committed || done
 		errs = append(errs, err)
 	}
-	if len(invDelta) > 0 && invTbl != nil {
-		committed = true
-		errs = append(errs, s.commitDelta(ctx, &s.inv.coldTable, invTbl, invOffsets, invBase,
-			func() ([]iceberg.DataFile, error) { return inventoryDeltaFile(ctx, invTbl, invDelta) },
-			func(files []iceberg.DataFile) {
-				for p, st := range invDelta {
-					if cur, ok := s.inv.cold[p]; !ok || st.updated >= cur.updated {
-						s.inv.cold[p] = st
-					}
-				}
-				for _, f := range files {
-					s.inv.files[f.FilePath()] = true
-				}
-			}))
-	}
 	return committed, errors.Join(errs...)
-}
-
-// commitDelta writes a read model's delta files (write), commits them on
-// top of tbl and, under the lock, moves ct to the new snapshot and offsets
-// and lets apply fold the delta into the in-memory model.
-func (s *Streamer) commitDelta(ctx context.Context, ct *coldTable, tbl *icebergTable, offsets, base lake.Offsets,
-	write func() ([]iceberg.DataFile, error), apply func([]iceberg.DataFile)) error {
-	start := time.Now()
-	files, err := write()
-	if err == nil {
-		var nt *icebergTable
-		if nt, err = s.appendCommit(ctx, ct.name, tbl, files, offsets, base); err == nil {
-			s.m.commitDuration.WithLabelValues(ct.name).Observe(time.Since(start).Seconds())
-			s.m.lastCommit.WithLabelValues(ct.name).Set(float64(s.deps.Now().UnixNano()) / 1e9)
-			s.mu.Lock()
-			ct.tbl, ct.offsets = nt, ct.offsets.Merge(offsets)
-			if snap := nt.CurrentSnapshot(); snap != nil {
-				ct.snapshot, ct.hasSnap = snap.SnapshotID, true
-			}
-			if apply != nil {
-				apply(files)
-			}
-			s.trim()
-			s.mu.Unlock()
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", ct.name, err)
-	}
-	return nil
-}
-
-// appendCommit commits files; a fence means another committer got there
-// first: its commit is picked up by the next refresh and the files are
-// removed.
-func (s *Streamer) appendCommit(ctx context.Context, name string, tbl *icebergTable, files []iceberg.DataFile, offsets, base lake.Offsets) (*icebergTable, error) {
-	nt, err := s.committer.Commit(ctx, lake.Change{Table: name, Task: TaskReadModel, Base: tbl,
-		Offsets: offsets, Fence: base, Stage: lake.Append(files)})
-	if err != nil && !errors.Is(err, lake.ErrCommitUnknown) {
-		for _, f := range files {
-			_ = removeFile(ctx, tbl, f.FilePath())
-		}
-	}
-	return nt, err
 }
 
 // reaggregate recomputes the recent closed buckets of the declared
@@ -407,6 +258,5 @@ func (s *Streamer) setStateSizes() {
 		s.m.stateEntries.WithLabelValues(s.sess.Table + "_open").Set(float64(s.sess.eng.Len()))
 		s.m.stateEntries.WithLabelValues(s.sess.Table + "_pending").Set(float64(len(s.sess.pending)))
 	}
-	s.m.stateEntries.WithLabelValues("stock_products").Set(float64(len(s.inv.cold)))
 	s.m.stateEntries.WithLabelValues("products").Set(float64(len(s.products)))
 }

@@ -89,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_streamer_last_commit_timestamp_seconds", Help: "Unix time of the last successful commit per read model (committer process only).",
 		}, []string{"model"}),
 		stateEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "eventlake_streamer_state_entries", Help: "Entries the hot tier holds in memory by kind: <model>_rows (a declared read model's committed rows), <model>_hot_rows (its rows of events after the committed offsets), stock_products, products.",
+			Name: "eventlake_streamer_state_entries", Help: "Entries the hot tier holds in memory by kind: <model>_rows (a declared read model's committed rows), <model>_hot_rows (its rows of events after the committed offsets), products.",
 		}, []string{"kind"}),
 		notCounted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlake_streamer_events_not_counted_total", Help: "Accepted events a read model does not count because a column's type or decimal places do not fit its declaration.",

@@ -113,7 +113,18 @@ func (s *Streamer) bootstrapModel(ctx context.Context, md *model) error {
 		return err
 	default:
 		if err := md.m.Compatible(tbl.Properties(), tbl.Schema()); err != nil {
-			return err
+			if !legacyInventory(md.name, tbl) {
+				return err
+			}
+			if !s.cfg.Commit {
+				// followModel waits for the committer to replace it.
+				s.log.Warn("read model table is the inventory_health of an earlier version; waiting for the read-model committer to replace it",
+					logkey.Table, md.name)
+				return s.followModel(ctx, md, true)
+			}
+			if tbl, err = s.replaceLegacy(ctx, md, tbl); err != nil {
+				return err
+			}
 		}
 	}
 	if tbl.CurrentSnapshot() == nil && s.cfg.Commit {
@@ -122,6 +133,47 @@ func (s *Streamer) bootstrapModel(ctx context.Context, md *model) error {
 		}
 	}
 	return s.followModel(ctx, md, true)
+}
+
+// legacyInventoryTable is the name of the one read model eventlake once
+// maintained in Go code, before it was shipped as a declaration.
+const legacyInventoryTable = "inventory_health"
+
+// legacyInventory reports whether tbl is the inventory_health table of a
+// version before the declared one: a read-model table without a
+// declaration in its properties, holding the columns product_id, stock,
+// updated_at and warehouse (the latest stock per product, appended at
+// every commit). No other table is ever replaced.
+func legacyInventory(name string, tbl *table.Table) bool {
+	props := tbl.Properties()
+	if name != legacyInventoryTable || props[lake.PropKind] != lake.KindReadModel || props[readmodel.PropModelCanonical] != "" {
+		return false
+	}
+	var cols []string
+	for _, f := range tbl.Schema().Fields() {
+		cols = append(cols, f.Name)
+	}
+	slices.Sort(cols)
+	return slices.Equal(cols, []string{"product_id", "stock", "updated_at", "warehouse"})
+}
+
+// replaceLegacy drops the inventory_health table of an earlier version
+// and creates the declared model's in its place (empty: the caller builds
+// it from the lake's raw history). The old table's data files stay under
+// its location.
+func (s *Streamer) replaceLegacy(ctx context.Context, md *model, old *table.Table) (*table.Table, error) {
+	s.log.Warn("read model table inventory_health is in the layout of an earlier version (latest stock per product, appended); "+
+		"dropping it and building the declared model from the lake's raw history",
+		logkey.Table, md.name, "old_location", old.Location())
+	cat := s.deps.Catalog
+	if err := cat.Iceberg().DropTable(ctx, cat.Ident(md.name)); err != nil && !errors.Is(err, icecat.ErrNoSuchTable) {
+		return nil, fmt.Errorf("drop the earlier %s table to replace it with the declared model: %w", md.name, err)
+	}
+	tbl, err := cat.EnsureTable(ctx, md.m.TableDef())
+	if err != nil {
+		return nil, fmt.Errorf("create read model %s in place of the earlier table: %w", md.name, err)
+	}
+	return tbl, nil
 }
 
 // buildModel computes a new model from every event the raw tables hold
@@ -166,13 +218,16 @@ func (s *Streamer) buildModel(ctx context.Context, md *model, tbl *table.Table) 
 // then the events the snapshot covers leave the hot tier.
 func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error {
 	s.mu.RLock()
-	known, hasSnap, files, dups := md.snapshot, md.hasSnap, md.files, md.dups
+	known, hasSnap, files, dups, ready := md.snapshot, md.hasSnap, md.files, md.dups, md.ready
 	s.mu.RUnlock()
 	v, err := loadView(ctx, s.deps.Catalog, md.name)
 	if err != nil {
 		return err
 	}
-	if !first && v.hasSnap == hasSnap && v.snapshot == known {
+	if v.tbl != nil && legacyInventory(md.name, v.tbl) {
+		return nil // not ready until the committer replaces it (bootstrapModel)
+	}
+	if !first && ready && v.hasSnap == hasSnap && v.snapshot == known {
 		return nil
 	}
 	full := first || dups || files == nil

@@ -45,8 +45,8 @@ type Deps struct {
 	// Layout names the raw tables ingest writes; their fresh rows (after
 	// the offsets the tables store) are handed to Sink.
 	Layout *lake.Layout
-	// Inputs say which events and columns the windows, the enrichment and
-	// inventory_health read.
+	// Inputs say which events and columns the windows and the enrichment
+	// read.
 	Inputs lake.ModelInputs
 	// Models are the declared read models the hot tier maintains (and,
 	// with Config.Commit, commits).
@@ -86,7 +86,6 @@ type Streamer struct {
 	dd        *dedupe.Set
 	// Column indexes of the inputs, per schema version.
 	orderCols map[*schema.TypeVersion]orderCols
-	invCols   map[*schema.TypeVersion]invCols
 
 	cl *kgo.Client
 
@@ -99,8 +98,6 @@ type Streamer struct {
 	// enrichment have seen.
 	live *model
 	sess *sessState // nil: sessions are not kept here
-	inv  invModel
-	invs map[int32][]hotInv
 	high map[string]map[int32]int64 // next offset read
 	raw  map[string]*rawSink        // topic -> its raw table's fresh rows
 	// modelTopics are the topics whose events the declared models count.
@@ -123,20 +120,6 @@ type Streamer struct {
 // orderCols are the input columns of one order schema version (-1:
 // absent: the version's orders are not counted).
 type orderCols struct{ key, amount, user, product, quantity, scale int }
-
-type invCols struct{ product, stock, warehouse int }
-
-type invModel struct {
-	coldTable
-	cold map[string]invState
-}
-
-type hotInv struct {
-	off       int64
-	product   string
-	stock, ts int64
-	warehouse string
-}
 
 // New builds a streamer; Run starts it.
 func New(cfg Config, deps Deps) (*Streamer, error) {
@@ -171,9 +154,7 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		dec:         schema.NewDecoder(deps.Contract, deps.Codecs),
 		dd:          dedupe.New(deps.DedupeWindow),
 		orderCols:   map[*schema.TypeVersion]orderCols{},
-		invCols:     map[*schema.TypeVersion]invCols{},
 		byType:      map[string][]*model{},
-		invs:        map[int32][]hotInv{},
 		high:        map[string]map[int32]int64{},
 		raw:         map[string]*rawSink{},
 		modelTopics: map[string]bool{},
@@ -301,10 +282,6 @@ func (s *Streamer) Run(ctx context.Context) error {
 // bootstrap creates or loads the read models, opens the raw tables' fresh
 // rows and works out where to start reading every partition.
 func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offset, error) {
-	cat := s.deps.Catalog
-	if _, err := cat.EnsureTable(ctx, lake.InventoryHealthDef()); err != nil {
-		return nil, err
-	}
 	if s.sess != nil {
 		if err := s.bootstrapSessions(ctx); err != nil {
 			return nil, err
@@ -321,10 +298,6 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 				return nil, err
 			}
 		}
-	}
-	s.inv = invModel{coldTable: coldTable{name: lake.TableInventoryHealth}}
-	if err := s.reloadInventory(ctx, true); err != nil {
-		return nil, err
 	}
 
 	admCl, err := kgo.NewClient(s.deps.KafkaOpts...)
@@ -393,13 +366,11 @@ func (s *Streamer) bootstrap(ctx context.Context) (map[string]map[int32]kgo.Offs
 			return nil, err
 		}
 	}
-	for _, topic := range []string{s.in.Orders.Topic, s.in.Inventory.Topic} {
-		if _, ok := starts[topic]; !ok {
-			s.log.Warn("topic not found; the hot tier does not read it", logkey.Topic, topic)
-		}
+	if _, ok := starts[s.in.Orders.Topic]; !ok {
+		s.log.Warn("topic not found; the hot tier does not read it", logkey.Topic, s.in.Orders.Topic)
 	}
 	if len(starts) == 0 {
-		return nil, fmt.Errorf("none of the topics eventlake reads exists (%s, %s, or any the layout takes)", s.in.Orders.Topic, s.in.Inventory.Topic)
+		return nil, fmt.Errorf("none of the topics eventlake reads exists (%s, or any the layout takes)", s.in.Orders.Topic)
 	}
 	return starts, nil
 }
@@ -415,7 +386,7 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 	// Declared models count the events ingest stores: those of the
 	// topics the layout takes.
 	models := taken && (len(s.models) > 0 || s.sess != nil)
-	model := topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic || models
+	model := topic == s.in.Orders.Topic || models
 	if !raw && !model {
 		return nil, nil
 	}
@@ -452,14 +423,8 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 			o, _ := s.sess.offsets.Get(topic, p)
 			need = append(need, o)
 		}
-		switch topic {
-		case s.in.Orders.Topic:
-			if s.live == nil && sink == nil {
-				need = append(need, 0)
-			}
-		case s.in.Inventory.Topic:
-			o, _ := s.inv.offsets.Get(topic, p)
-			need = append(need, o)
+		if topic == s.in.Orders.Topic && s.live == nil && sink == nil {
+			need = append(need, 0)
 		}
 		out[p] = kgo.NewOffset().At(max(0, slices.Min(need)-window)).WithEpoch(-1)
 	}
@@ -484,7 +449,7 @@ func (s *Streamer) discover(ctx context.Context) error {
 		s.mu.RLock()
 		_, known := s.raw[topic]
 		s.mu.RUnlock()
-		if known || td.Err != nil || topic == s.cfg.ProductsTopic || topic == s.in.Orders.Topic || topic == s.in.Inventory.Topic {
+		if known || td.Err != nil || topic == s.cfg.ProductsTopic || topic == s.in.Orders.Topic {
 			continue
 		}
 		var parts []int32
@@ -561,14 +526,13 @@ func (s *Streamer) consume(ctx context.Context) error {
 			if sink != nil {
 				rawStart, _ = sink.offsets.Get(p.Topic, p.Partition)
 			}
-			isOrders, isInv := p.Topic == s.in.Orders.Topic, p.Topic == s.in.Inventory.Topic
+			isOrders := p.Topic == s.in.Orders.Topic
 			// The windows and the enrichment see each order once: those
 			// after the live model's offsets (or the raw table's).
 			liveOff := rawStart
 			if s.live != nil {
 				liveOff, _ = s.live.offsets.Get(p.Topic, p.Partition)
 			}
-			invOff, hasInv := s.inv.offsets.Get(p.Topic, p.Partition)
 			modelTopic := s.modelTopics[p.Topic]
 			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
 			accepted := 0
@@ -619,8 +583,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 						touched[md][row.Key] = true
 					}
 				}
-				switch {
-				case isOrders && r.Offset >= liveOff && ev.Version.Subject == s.in.Orders.Type:
+				if isOrders && r.Offset >= liveOff && ev.Version.Subject == s.in.Orders.Type {
 					oc := s.orderColsOf(ev.Version)
 					amount, ok := decimalAt(ev, oc.amount, oc.scale)
 					if !ok {
@@ -640,17 +603,6 @@ func (s *Streamer) consume(ctx context.Context) error {
 						qty, _ := ev.Int(oc.quantity)
 						out = append(out, enriched{key: bytes.Clone(k), value: s.enrich(ev, amount, productID, qty)})
 					}
-				case isInv && r.Offset >= offOr0(invOff, hasInv) && ev.Version.Subject == s.in.Inventory.Type:
-					ic := s.invColsOf(ev.Version)
-					stock, ok := ev.Int(ic.stock)
-					productID, ok2 := ev.String(ic.product)
-					if !ok || !ok2 {
-						continue
-					}
-					wh, _ := ev.String(ic.warehouse)
-					hi := hotInv{off: r.Offset, product: string(productID), stock: stock, ts: ev.TsMicros, warehouse: string(wh)}
-					s.invs[p.Partition] = append(s.invs[p.Partition], hi)
-					s.hotCount++
 				}
 			}
 			if s.high[p.Topic] == nil {
@@ -690,7 +642,7 @@ func (s *Streamer) consume(ctx context.Context) error {
 		}
 		if pause {
 			// Every topic whose events the hot tier holds for a read model.
-			s.pausedTopics = []string{s.in.Orders.Topic, s.in.Inventory.Topic}
+			s.pausedTopics = nil
 			// (every topic declared models count, whether or not one has
 			// events held yet; not the sessions table's numbering).
 			for topic := range s.modelTopics {
@@ -795,16 +747,6 @@ func (s *Streamer) orderColsOf(v *schema.TypeVersion) orderCols {
 	return c
 }
 
-// invColsOf resolves the inventory inputs in a schema version, once.
-func (s *Streamer) invColsOf(v *schema.TypeVersion) invCols {
-	if c, ok := s.invCols[v]; ok {
-		return c
-	}
-	c := invCols{product: v.Column(s.in.Inventory.Product), stock: v.Column(s.in.Inventory.Stock), warehouse: v.Column(s.in.Inventory.Warehouse)}
-	s.invCols[v] = c
-	return c
-}
-
 // decimalAt reads a decimal column as cents.
 func decimalAt(ev *schema.Event, col, scale int) (decimal128.Num, bool) {
 	if scale < 0 {
@@ -818,13 +760,6 @@ func decimalAt(ev *schema.Event, col, scale int) (decimal128.Num, bool) {
 		d = d.IncreaseScaleBy(int32(2 - scale))
 	}
 	return d, true
-}
-
-func offOr0(o int64, ok bool) int64 {
-	if !ok {
-		return 0
-	}
-	return o
 }
 
 // loadCatalog reads the product changelog from its start to its current

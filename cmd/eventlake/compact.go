@@ -21,7 +21,6 @@ import (
 	"github.com/eventlake/eventlake/internal/failpoint"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
-	"github.com/eventlake/eventlake/query"
 )
 
 // compactorDefaults fills the compactor section: defaults, a spill
@@ -61,7 +60,7 @@ func compactorTables(cfg *Config) []compactor.Table {
 	var extra []string
 	// The audit log is compacted and expired like a read model (never
 	// erased: the compactor skips its kind).
-	names := append(modelNames(cfg), query.DefaultReadModels()...)
+	names := modelNames(cfg)
 	if !cfg.ReadModels.Sessions.Off && cfg.ReadModels.Sessions.Table != "" {
 		names = append(names, cfg.ReadModels.Sessions.Table)
 	}

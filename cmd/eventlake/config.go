@@ -53,7 +53,8 @@ type Config struct {
 	SchemaRegistry registry.Config `yaml:"schema_registry"`
 	// ReadModels are the declared read models (models; default: the
 	// shipped ones, readmodel/shipped.yaml) and the inputs of the windows,
-	// the enrichment and inventory_health (defaults: lake/models.yaml).
+	// the enrichment and the orders and inventory views (defaults:
+	// lake/models.yaml).
 	ReadModels ReadModelsConfig `yaml:"read_models"`
 
 	Compactor compactor.Config `yaml:"compactor"`

@@ -150,7 +150,7 @@ func writeLineageText(w io.Writer, l *query.Lineage) error {
 	for _, m := range l.ReadModels {
 		from := m.Table
 		if from == "" {
-			from = "topic " + m.Topic + " (not taken by the layout)"
+			from = "no raw table holds it yet"
 		}
 		fmt.Fprintf(tw, "  %s\t<- %s: %s (%s)\n", m.Name, safe(from), safe(m.Type), strings.Join(m.Columns, ", "))
 	}

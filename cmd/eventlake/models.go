@@ -21,8 +21,8 @@ import (
 )
 
 // ReadModelsConfig is the read_models section: the declared models and
-// the inputs of what is not declared yet (windows, enrichment,
-// inventory_health).
+// the inputs of what is not a declaration (the windows, the enrichment,
+// the orders and inventory views).
 type ReadModelsConfig struct {
 	lake.ModelInputs `yaml:",inline"`
 	// Models are the declared read models; none means the shipped ones.
@@ -236,8 +236,6 @@ func runModels(ctx context.Context, args []string, env *runEnv) error {
 			dec := "no (not maintained; drop with eventlake models drop " + n + ")"
 			if slices.Contains(declared, n) {
 				dec = "yes"
-			} else if tbl != nil && tbl.Properties()[readmodel.PropModelSQL] == "" && n == lake.TableInventoryHealth {
-				dec = "built in"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, dec, state, snap, sql)
 		}
@@ -249,9 +247,6 @@ func runModels(ctx context.Context, args []string, env *runEnv) error {
 		name := fs.Arg(0)
 		if slices.Contains(declared, name) {
 			return fmt.Errorf("models drop: %s is declared in read_models.models (or is the sessions table, read_models.sessions): remove it there first (a committer would build it again)", name)
-		}
-		if name == lake.TableInventoryHealth {
-			return fmt.Errorf("models drop: %s is built in, not declared", name)
 		}
 		tbl, err := cat.LoadTable(ctx, name)
 		if err != nil {

@@ -85,6 +85,11 @@ func TestDeclaredModels(t *testing.T) {
 		}
 		return fmt.Sprint(r.Rows[0][0]) == strconv.Itoa(history), fmt.Sprintf("%v events", r.Rows[0][0])
 	})
+	lk := openLake(t, data)
+	th.Eventually(t, 60*time.Second, "the day committed", func() (bool, string) {
+		n := tableRowCount(t, lk, "orders_raw") + tableRowCount(t, lk, "inventory_raw")
+		return n == history, fmt.Sprint(n)
+	})
 	if err := dev.Stop(30 * time.Second); err != nil {
 		t.Fatalf("stop: %v\n%s", err, dev.Log())
 	}
