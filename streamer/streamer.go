@@ -97,7 +97,7 @@ type Streamer struct {
 	// (SSE) and its offsets say which orders the windows and the
 	// enrichment have seen.
 	live *model
-	sess *sessState // nil: sessions are not kept here
+	sess *sessState                 // nil: sessions are not kept here
 	high map[string]map[int32]int64 // next offset read
 	raw  map[string]*rawSink        // topic -> its raw table's fresh rows
 	// modelTopics are the topics whose events the declared models count.
