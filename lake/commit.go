@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
@@ -356,4 +358,39 @@ func IsConflict(err error) bool {
 func WriterName(role string) string {
 	host, _ := os.Hostname()
 	return host + "/" + strconv.Itoa(os.Getpid()) + "/" + role
+}
+
+// Replace is the Stage that deletes the rows del selects (nil: none) and
+// appends the record build makes in the staged table's Arrow schema (a
+// nil record: nothing). what names the rows in errors.
+func Replace(what string, del iceberg.BooleanExpression, build func(sc *arrow.Schema) (arrow.RecordBatch, error)) Stage {
+	return func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
+		staged, err := tx.StagedTable()
+		if err != nil {
+			return err
+		}
+		if del != nil && staged.CurrentSnapshot() != nil {
+			if err := tx.Delete(ctx, del, props); err != nil {
+				return fmt.Errorf("stage the replaced rows of %s: %w", what, err)
+			}
+		}
+		sc, err := table.SchemaToArrowSchema(staged.Schema(), nil, true, false)
+		if err != nil {
+			return err
+		}
+		rec, err := build(sc)
+		if err != nil || rec == nil {
+			return err
+		}
+		defer rec.Release()
+		rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
+		if err != nil {
+			return err
+		}
+		defer rdr.Release()
+		if err := tx.Append(ctx, rdr, props); err != nil {
+			return fmt.Errorf("stage the rows of %s: %w", what, err)
+		}
+		return nil
+	}
 }

@@ -233,38 +233,12 @@ func (m *Model) RangeFilter(r Range) iceberg.BooleanExpression {
 // table afterwards, as long as rows hold every bucket and key del
 // removes.
 func (m *Model) ReplaceStage(rows []*Row, del iceberg.BooleanExpression) lake.Stage {
-	return func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
-		staged, err := tx.StagedTable()
-		if err != nil {
-			return err
-		}
-		if del != nil && staged.CurrentSnapshot() != nil {
-			if err := tx.Delete(ctx, del, props); err != nil {
-				return fmt.Errorf("stage the replaced rows of %s: %w", m.Name, err)
-			}
-		}
+	return lake.Replace(m.Name, del, func(sc *arrow.Schema) (arrow.RecordBatch, error) {
 		if len(rows) == 0 {
-			return nil
+			return nil, nil
 		}
-		sc, err := table.SchemaToArrowSchema(staged.Schema(), nil, true, false)
-		if err != nil {
-			return err
-		}
-		rec, err := m.Record(rows, sc, nil)
-		if err != nil {
-			return err
-		}
-		defer rec.Release()
-		rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-		if err != nil {
-			return err
-		}
-		defer rdr.Release()
-		if err := tx.Append(ctx, rdr, props); err != nil {
-			return fmt.Errorf("stage the rows of %s: %w", m.Name, err)
-		}
-		return nil
-	}
+		return m.Record(rows, sc, nil)
+	})
 }
 
 // ReadTable reads every row of the model's table at tbl's snapshot, file

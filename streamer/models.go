@@ -87,15 +87,7 @@ func (s *Streamer) addToModel(md *model, topic string, p int32, off int64, ev *s
 		return nil
 	}
 	md.maxTs = max(md.maxTs, ev.TsMicros)
-	parts := md.entries[topic]
-	if parts == nil {
-		parts = map[int32][]modelEntry{}
-		md.entries[topic] = parts
-	}
-	parts[p] = append(parts[p], modelEntry{off: off, c: c})
-	md.n++
-	s.hotCount++
-	return md.hot.Apply(c)
+	return s.addEntry(md, topic, p, off, c)
 }
 
 // bootstrapModel creates the model's table if needed, checks that an

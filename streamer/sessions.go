@@ -511,38 +511,12 @@ func (ss *sessState) record(sc *arrow.Schema, closed, open []sessionwin.Session,
 // stage replaces the rows del selects with closed (numbered from next)
 // and open sessions.
 func (ss *sessState) stage(del iceberg.BooleanExpression, closed, open []sessionwin.Session, next int64) lake.Stage {
-	return func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
-		staged, err := tx.StagedTable()
-		if err != nil {
-			return err
-		}
-		if del != nil && staged.CurrentSnapshot() != nil {
-			if err := tx.Delete(ctx, del, props); err != nil {
-				return fmt.Errorf("stage the replaced rows of %s: %w", ss.Table, err)
-			}
-		}
+	return lake.Replace(ss.Table, del, func(sc *arrow.Schema) (arrow.RecordBatch, error) {
 		if len(closed)+len(open) == 0 {
-			return nil
+			return nil, nil
 		}
-		sc, err := table.SchemaToArrowSchema(staged.Schema(), nil, true, false)
-		if err != nil {
-			return err
-		}
-		rec, err := ss.record(sc, closed, open, next)
-		if err != nil {
-			return err
-		}
-		defer rec.Release()
-		rdr, err := array.NewRecordReader(rec.Schema(), []arrow.RecordBatch{rec})
-		if err != nil {
-			return err
-		}
-		defer rdr.Release()
-		if err := tx.Append(ctx, rdr, props); err != nil {
-			return fmt.Errorf("stage the rows of %s: %w", ss.Table, err)
-		}
-		return nil
-	}
+		return ss.record(sc, closed, open, next)
+	})
 }
 
 // commitSessions commits the sessions closed since the last commit (as
