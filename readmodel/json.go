@@ -51,15 +51,16 @@ func (e *RowJSON) Append(dst []byte, r *Row) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, c.key...)
-		if dst, err = e.m.appendOutputJSON(dst, r, c.out); err != nil {
+		if dst, err = e.m.AppendOutputJSON(dst, r, c.out); err != nil {
 			return nil, err
 		}
 	}
 	return append(dst, '}'), nil
 }
 
-// appendOutputJSON appends the JSON of Output(r)[col].
-func (m *Model) appendOutputJSON(dst []byte, r *Row, col int) ([]byte, error) {
+// AppendOutputJSON appends Output(r)[col] as json.Marshal writes it (an
+// error for a NaN or infinite double).
+func (m *Model) AppendOutputJSON(dst []byte, r *Row, col int) ([]byte, error) {
 	switch {
 	case col == 0:
 		return appendQuotedTime(dst, r.Bucket), nil
