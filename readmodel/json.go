@@ -21,6 +21,9 @@ import (
 type RowJSON struct {
 	m    *Model
 	cols []rowJSONCol
+	// every says the columns are all of OutColumns: the rows' encoding
+	// is cached on them (Row.json).
+	every bool
 }
 
 type rowJSONCol struct {
@@ -32,8 +35,9 @@ type rowJSONCol struct {
 // OutColumns; the answer of a query with group= leaves keys out).
 func (m *Model) RowJSON(outs []int) *RowJSON {
 	all := m.OutColumns()
-	e := &RowJSON{m: m}
-	for _, o := range outs {
+	e := &RowJSON{m: m, every: len(outs) == len(all)}
+	for i, o := range outs {
+		e.every = e.every && o == i
 		e.cols = append(e.cols, rowJSONCol{out: o, key: append(AppendJSONString(nil, all[o].Name), ':')})
 	}
 	// encoding/json sorts a map's keys as strings.
@@ -42,8 +46,26 @@ func (m *Model) RowJSON(outs []int) *RowJSON {
 }
 
 // Append appends r's object to dst. It fails where json.Marshal fails: on
-// a NaN or infinite double.
+// a NaN or infinite double. The row must not change meanwhile (the hot
+// tier answers with copies of its changing rows).
 func (e *RowJSON) Append(dst []byte, r *Row) ([]byte, error) {
+	if !e.every {
+		return e.append(dst, r)
+	}
+	if b := r.json.Load(); b != nil {
+		return append(dst, *b...), nil
+	}
+	start := len(dst)
+	dst, err := e.append(dst, r)
+	if err != nil {
+		return nil, err
+	}
+	b := slices.Clone(dst[start:])
+	r.json.Store(&b)
+	return dst, nil
+}
+
+func (e *RowJSON) append(dst []byte, r *Row) ([]byte, error) {
 	dst = append(dst, '{')
 	var err error
 	for i, c := range e.cols {

@@ -29,67 +29,78 @@ func TestRowJSON(t *testing.T) {
 	st := m.NewState()
 	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixMicro()
 	products := []string{"a", "é\u2028", "<b>&\"\\\n", "\xff", ""}
-	for range 3000 {
-		vals := make([]Value, len(m.Inputs))
-		for i, in := range m.Inputs {
-			switch in.Input {
-			case "ts":
-				vals[i] = Value{I: base + r.Int64N(20*60e6) - 60e6}
-			case "product_id":
-				vals[i] = Value{B: []byte(products[r.IntN(len(products))])}
-			case "user_id":
-				vals[i] = Value{B: fmt.Appendf(nil, "u%d", r.IntN(500))}
-			case "gift":
-				vals[i] = Value{I: int64(r.IntN(2))}
-			case "quantity":
-				vals[i] = Value{I: r.Int64N(7) - 3}
-			case "amount":
-				vals[i] = Value{D: decimalOf(r.Int64N(2_000_000) - 200_000)}
-			case "rating":
-				switch r.IntN(5) {
-				case 0:
+	add := func(n int) {
+		for range n {
+			vals := make([]Value, len(m.Inputs))
+			for i, in := range m.Inputs {
+				switch in.Input {
+				case "ts":
+					vals[i] = Value{I: base + r.Int64N(20*60e6) - 60e6}
+				case "product_id":
+					vals[i] = Value{B: []byte(products[r.IntN(len(products))])}
+				case "user_id":
+					vals[i] = Value{B: fmt.Appendf(nil, "u%d", r.IntN(500))}
+				case "gift":
+					vals[i] = Value{I: int64(r.IntN(2))}
+				case "quantity":
+					vals[i] = Value{I: r.Int64N(7) - 3}
+				case "amount":
+					vals[i] = Value{D: decimalOf(r.Int64N(2_000_000) - 200_000)}
+				case "rating":
+					switch r.IntN(5) {
+					case 0:
+						vals[i] = Value{Null: true}
+					case 1:
+						vals[i] = Value{F: r.Float64() * 1e-9}
+					default:
+						vals[i] = Value{F: r.NormFloat64() * 1e22}
+					}
+				}
+				if r.IntN(20) == 0 && in.Input != "ts" {
 					vals[i] = Value{Null: true}
-				case 1:
-					vals[i] = Value{F: r.Float64() * 1e-9}
-				default:
-					vals[i] = Value{F: r.NormFloat64() * 1e22}
 				}
 			}
-			if r.IntN(20) == 0 && in.Input != "ts" {
-				vals[i] = Value{Null: true}
+			if c, ok := m.Contribute(vals); ok {
+				st.Apply(c)
 			}
 		}
-		if c, ok := m.Contribute(vals); ok {
-			st.Apply(c)
-		}
 	}
+	add(3000)
 	cols := m.OutColumns()
-	for _, outs := range [][]int{allColumns(len(cols)), {0, 2, 5, 7, 15}, {9}} {
-		enc := m.RowJSON(outs)
-		n := 0
-		st.Each(func(row *Row) {
-			vals := m.Output(row)
-			obj := map[string]any{}
-			for _, o := range outs {
-				obj[cols[o].Name] = vals[o]
+	check := func() {
+		for _, outs := range [][]int{allColumns(len(cols)), {0, 2, 5, 7, 15}, {9}, allColumns(len(cols))} {
+			enc := m.RowJSON(outs)
+			n := 0
+			st.Each(func(row *Row) {
+				vals := m.Output(row)
+				obj := map[string]any{}
+				for _, o := range outs {
+					obj[cols[o].Name] = vals[o]
+				}
+				want, err := json.Marshal(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := enc.Append([]byte("x"), row)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got[1:], want) || got[0] != 'x' {
+					t.Fatalf("row %x:\n got %s\nwant %s", row.Key, got[1:], want)
+				}
+				n++
+			})
+			if n < 100 {
+				t.Fatalf("%d rows", n)
 			}
-			want, err := json.Marshal(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := enc.Append([]byte("x"), row)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got[1:], want) || got[0] != 'x' {
-				t.Fatalf("row %x:\n got %s\nwant %s", row.Key, got[1:], want)
-			}
-			n++
-		})
-		if n < 100 {
-			t.Fatalf("%d rows", n)
 		}
 	}
+	check()
+	// The rows encoded (and cached) change: their answers follow.
+	add(1000)
+	check()
+	st.Each(func(r *Row) { st.Merge(r.Clone()) })
+	check()
 	// A double JSON cannot hold fails as json.Marshal does.
 	row := m.EmptyRow(string(m.appendKey(nil, base, make([]Value, len(m.Inputs)))))
 	i := m.AggIndex("rsum")
