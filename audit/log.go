@@ -342,9 +342,20 @@ func (l *Log) Durable() uint64 { return l.durable.Load() }
 // comes without a Time is stamped now. When ctx ends first, or Append
 // returns another error, the record may or may not have been logged.
 func (l *Log) Append(ctx context.Context, rec Record) error {
-	if err := rec.validate(); err != nil {
+	return l.Begin(ctx, rec)()
+}
+
+// Begin queues rec as Append does, and returns without waiting for the
+// disk: wait returns what Append would have (call it once). A caller
+// does its work meanwhile, and holds back what must not go out before
+// the record is on disk until wait returned nil.
+func (l *Log) Begin(ctx context.Context, rec Record) (wait func() error) {
+	failed := func(err error) func() error {
 		l.m.appendErrors.Inc()
-		return err
+		return func() error { return err }
+	}
+	if err := rec.validate(); err != nil {
+		return failed(err)
 	}
 	if rec.Time.IsZero() {
 		rec.Time = l.opts.Now()
@@ -353,33 +364,34 @@ func (l *Log) Append(ctx context.Context, rec Record) error {
 	rec.Statement = cutStatement(rec.Statement, l.opts.MaxStatementBytes)
 	payload, err := json.Marshal(&rec)
 	if err != nil {
-		l.m.appendErrors.Inc()
-		return fmt.Errorf("encode audit record: %w", err)
+		return failed(fmt.Errorf("encode audit record: %w", err))
 	}
 	req := &request{payload: payload, done: make(chan error, 1)}
 	select {
 	case l.reqs <- req:
 	case <-l.closing:
-		return ErrClosed
+		return func() error { return ErrClosed }
 	case <-ctx.Done():
-		l.m.appendErrors.Inc()
-		return fmt.Errorf("append audit record: %w", ctx.Err())
+		return failed(fmt.Errorf("append audit record: %w", ctx.Err()))
 	}
-	select {
-	case err = <-req.done:
-	case <-ctx.Done():
-		err = fmt.Errorf("append audit record: %w", ctx.Err())
-	case <-l.stopped:
+	return func() error {
+		var err error
 		select {
 		case err = <-req.done:
-		default:
-			err = ErrClosed // queued after the writer's last batch
+		case <-ctx.Done():
+			err = fmt.Errorf("append audit record: %w", ctx.Err())
+		case <-l.stopped:
+			select {
+			case err = <-req.done:
+			default:
+				err = ErrClosed // queued after the writer's last batch
+			}
 		}
+		if err != nil {
+			l.m.appendErrors.Inc()
+		}
+		return err
 	}
-	if err != nil {
-		l.m.appendErrors.Inc()
-	}
-	return err
 }
 
 // Close writes what is queued, stops the writer and releases the

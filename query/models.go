@@ -3,6 +3,7 @@ package query
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventlake/eventlake/auth"
+	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/readmodel"
 )
@@ -66,7 +68,9 @@ type ModelResponse struct {
 	Offsets    lake.Offsets          `json:"offsets"`
 	Watermark  lake.Offsets          `json:"watermark"`
 	Columns    []readmodel.OutColumn `json:"columns"`
-	Rows       []map[string]any      `json:"rows"`
+	// Rows hold an object per row: each column's value under its name
+	// (handleModel writes them with readmodel.RowJSON, not as maps).
+	Rows []map[string]any `json:"rows"`
 	// ClosedBefore: buckets starting before it are closed (the watermark
 	// passed their end); the answer is cacheable when To is not after it.
 	ClosedBefore string  `json:"closed_before,omitempty"`
@@ -230,31 +234,32 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 			len(a.Rows), s.cfg.MaxRows)
 		return
 	}
-	res := ModelResponse{Model: m.Name, From: from.UTC().Format(time.RFC3339Nano), To: to.UTC().Format(time.RFC3339Nano),
-		Offsets: a.Offsets, Watermark: a.Read, Columns: answerColumns(m, mq), Rows: make([]map[string]any, 0, len(a.Rows))}
-	if a.HasSnapshot {
-		id := strconv.FormatInt(a.SnapshotID, 10)
-		res.SnapshotID = &id
+	cols := answerColumns(m, mq)
+	buf := s.bufs.get()
+	defer s.bufs.put(buf)
+	body, err := appendModelRows((*buf)[:0], m, cols, a.Rows)
+	if err != nil {
+		s.writeEncodeError(w, err)
+		return
 	}
-	idx := columnIndexes(m, res.Columns)
-	for _, row := range a.Rows {
-		vals := m.Output(row)
-		obj := make(map[string]any, len(idx))
-		for i, c := range idx {
-			obj[res.Columns[i].Name] = vals[c]
-		}
-		res.Rows = append(res.Rows, obj)
+	*buf = body
+	colsJSON, err := json.Marshal(cols)
+	if err != nil {
+		s.writeEncodeError(w, err)
+		return
 	}
 	cacheable := false
 	if a.Closed > 0 {
-		res.ClosedBefore = time.UnixMicro(a.Closed).UTC().Format(time.RFC3339Nano)
 		cacheable = mq.To <= a.Closed
 	}
 	// Closed buckets change only by re-aggregation (a late event): an
-	// ETag lets a dashboard revalidate them cheaply.
-	body := fmt.Sprint(res.Columns, res.Rows)
-	sum := sha256.Sum256([]byte(m.Canonical + "|" + body))
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	// ETag lets a dashboard revalidate them cheaply. It hashes what the
+	// answer says: the declaration, the columns and the rows as sent.
+	h := sha256.New()
+	h.Write([]byte(m.Canonical + "|"))
+	h.Write(colsJSON)
+	h.Write(body)
+	etag := `"` + hex.EncodeToString(h.Sum(nil)[:12]) + `"`
 	w.Header().Set("ETag", etag)
 	if cacheable {
 		w.Header().Set("Cache-Control", "public, max-age=60")
@@ -265,9 +270,76 @@ func (s *Service) handleModel(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	res := ModelResponse{Model: m.Name, From: from.UTC().Format(time.RFC3339Nano), To: to.UTC().Format(time.RFC3339Nano),
+		Offsets: a.Offsets, Watermark: a.Read, Columns: cols}
+	if a.HasSnapshot {
+		id := strconv.FormatInt(a.SnapshotID, 10)
+		res.SnapshotID = &id
+	}
+	if a.Closed > 0 {
+		res.ClosedBefore = time.UnixMicro(a.Closed).UTC().Format(time.RFC3339Nano)
+	}
 	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	s.m.rowsReturned.WithLabelValues(endpointModels).Add(float64(len(res.Rows)))
-	s.writeJSON(w, http.StatusOK, res)
+	out := s.bufs.get()
+	defer s.bufs.put(out)
+	if *out, err = appendModelResponse((*out)[:0], &res, colsJSON, body); err != nil {
+		s.writeEncodeError(w, err)
+		return
+	}
+	s.m.rowsReturned.WithLabelValues(endpointModels).Add(float64(len(a.Rows)))
+	s.writeEncoded(w, *out)
+}
+
+// appendModelRows appends the JSON array of an answer's rows: an object
+// per row, the columns cols under their names (keys sorted, as
+// json.Marshal writes a map).
+func appendModelRows(dst []byte, m *readmodel.Model, cols []readmodel.OutColumn, rows []*readmodel.Row) ([]byte, error) {
+	enc := m.RowJSON(columnIndexes(m, cols))
+	dst = append(dst, '[')
+	var err error
+	for i, r := range rows {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = enc.Append(dst, r); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+// appendModelResponse appends res, with its columns and rows encoded
+// already, as json.Marshal writes a ModelResponse (TestModelAnswerJSON
+// holds them equal), and a newline.
+func appendModelResponse(dst []byte, res *ModelResponse, colsJSON, rows []byte) ([]byte, error) {
+	o := newJSONObject(dst)
+	o.str("model", res.Model)
+	o.str("from", res.From)
+	o.str("to", res.To)
+	o.val("snapshot_id", res.SnapshotID)
+	o.val("offsets", res.Offsets)
+	o.val("watermark", res.Watermark)
+	o.raw("columns", colsJSON)
+	o.raw("rows", rows)
+	if res.ClosedBefore != "" {
+		o.str("closed_before", res.ClosedBefore)
+	}
+	o.val("elapsed_ms", res.ElapsedMs)
+	return o.end()
+}
+
+// writeEncoded sends a JSON answer encoded already.
+func (s *Service) writeEncoded(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// writeEncodeError answers 500 for a response JSON cannot hold, as
+// writeJSON does.
+func (s *Service) writeEncodeError(w http.ResponseWriter, err error) {
+	s.log.Error("encode response", logkey.Err, err)
+	s.writeError(w, &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "encode response: " + err.Error()})
 }
 
 func (s *Service) handleModelStream(w http.ResponseWriter, r *http.Request) {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/apache/iceberg-go"
 
 	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/eventtime"
@@ -186,33 +189,96 @@ func (s *Service) revenueFromHot(w http.ResponseWriter, from, to time.Time, star
 		s.writeError(w, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: err.Error()})
 		return true
 	}
-	res := &RevenueResponse{From: from.Format(time.RFC3339Nano), To: to.Format(time.RFC3339Nano), Table: m.Name,
-		Offsets: a.Offsets, Watermark: a.Read, Rows: []RevenueRow{}}
+	buf, out := s.bufs.get(), s.bufs.get()
+	defer s.bufs.put(buf)
+	defer s.bufs.put(out)
+	rows, n := appendRevenueRows((*buf)[:0], m, a.Rows)
+	*buf = rows
+	// A RevenueResponse, as json.Marshal writes it (TestRevenueFromHotJSON).
+	o := newJSONObject((*out)[:0])
+	o.str("from", from.Format(time.RFC3339Nano))
+	o.str("to", to.Format(time.RFC3339Nano))
+	o.str("table", m.Name)
 	if a.HasSnapshot {
-		id := a.SnapshotID
-		res.SnapshotID = &id
+		o.val("snapshot_id", a.SnapshotID)
+	} else {
+		o.raw("snapshot_id", []byte("null"))
 	}
+	o.val("offsets", a.Offsets)
+	if len(a.Read) > 0 {
+		o.val("watermark", a.Read)
+	}
+	o.raw("rows", rows)
+	o.val("elapsed_ms", float64(time.Since(start).Microseconds())/1000)
+	body, err := o.end()
+	if err != nil {
+		s.writeEncodeError(w, err)
+		return true
+	}
+	*out = body
+	s.m.rowsReturned.WithLabelValues(endpointRevenue).Add(float64(n))
+	s.writeEncoded(w, body)
+	return true
+}
+
+// appendRevenueRows appends the rows of a revenue answer from the model's
+// rows, the minutes with orders (as json.Marshal writes []RevenueRow),
+// and returns how many.
+func appendRevenueRows(dst []byte, m *readmodel.Model, rows []*readmodel.Row) ([]byte, int) {
 	rev, cnt := m.AggIndex(lake.ColRevenue), m.AggIndex(lake.ColOrderCount)
-	for _, r := range a.Rows {
-		vals := m.Output(r)
-		row := RevenueRow{Minute: time.UnixMicro(r.Bucket).UTC().Format(time.RFC3339), Revenue: "0.00"}
-		if rev >= 0 {
-			if v, ok := vals[1+len(m.Keys)+rev].(string); ok {
-				row.Revenue = v
-			}
+	revCol, cntCol := 1+len(m.Keys)+rev, 1+len(m.Keys)+cnt
+	// The shipped declaration (an exact sum and a count) is read from the
+	// rows' state; any other through Output, as its values come.
+	exact := rev >= 0 && m.Aggs[rev].Kind == readmodel.AggSum && !isFloatType(readmodel.SumType(m.Aggs[rev].Type))
+	counted := cnt >= 0 && (m.Aggs[cnt].Kind == readmodel.AggCount || m.Aggs[cnt].Kind == readmodel.AggCountCol)
+	dst = append(dst, '[')
+	n := 0
+	for _, r := range rows {
+		var (
+			vals  []any
+			count int64
+		)
+		if !exact || !counted {
+			vals = m.Output(r)
 		}
-		if cnt >= 0 {
-			row.OrderCount, _ = vals[1+len(m.Keys)+cnt].(int64)
+		switch {
+		case counted:
+			count = r.Accs[cnt].N
+		case cnt >= 0:
+			count, _ = vals[cntCol].(int64)
 		}
-		if row.OrderCount == 0 {
+		if count == 0 {
 			continue // a minute whose orders were all erased
 		}
-		res.Rows = append(res.Rows, row)
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, `{"minute":"`...)
+		dst = time.UnixMicro(r.Bucket).UTC().AppendFormat(dst, time.RFC3339)
+		dst = append(dst, `","revenue":`...)
+		switch {
+		case exact && r.Accs[rev].Set:
+			dst, _ = m.AppendOutputJSON(dst, r, revCol) // a quoted decimal or integer: no error
+		case exact || rev < 0:
+			dst = append(dst, `"0.00"`...)
+		default:
+			v, ok := vals[revCol].(string)
+			if !ok {
+				v = "0.00"
+			}
+			dst = readmodel.AppendJSONString(dst, v)
+		}
+		dst = append(dst, `,"order_count":`...)
+		dst = strconv.AppendInt(dst, count, 10)
+		dst = append(dst, '}')
 	}
-	res.ElapsedMs = float64(time.Since(start).Microseconds()) / 1000
-	s.m.rowsReturned.WithLabelValues(endpointRevenue).Add(float64(len(res.Rows)))
-	s.writeJSON(w, http.StatusOK, res)
-	return true
+	return append(dst, ']'), n
+}
+
+func isFloatType(t iceberg.Type) bool {
+	_, ok := t.(iceberg.Float64Type)
+	return ok
 }
 
 // revenue sums order.created amounts per minute of [lo, hi) over the files

@@ -103,6 +103,7 @@ type Service struct {
 	lastErr atomic.Pointer[string]
 	// models answers the model endpoints (ServeHot; nil: no hot tier).
 	models HotModels
+	bufs   bufPool // of the model endpoints' answers
 }
 
 // tableSpec is a configured table.

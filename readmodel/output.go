@@ -1,7 +1,6 @@
 package readmodel
 
 import (
-	"math/big"
 	"strconv"
 	"time"
 
@@ -128,17 +127,14 @@ func (m *Model) Output(r *Row) []any {
 }
 
 func formatTime(us int64) string {
-	return time.UnixMicro(us).UTC().Format(time.RFC3339Nano)
+	var buf [40]byte
+	return string(appendTime(buf[:0], us))
 }
 
 func formatSum(t iceberg.Type, acc Acc) any {
 	switch sumKindOf(t) {
 	case sumDecimal:
-		scale := 0
-		if d, ok := t.(iceberg.DecimalType); ok {
-			scale = d.Scale()
-		}
-		return acc.D.ToString(int32(scale))
+		return formatDecimal(acc.D, decimalScale(t))
 	case sumInt:
 		return strconv.FormatInt(acc.I, 10)
 	}
@@ -151,28 +147,13 @@ func formatAvg(t iceberg.Type, acc Acc) any {
 	if sumKindOf(t) == sumFloat {
 		return acc.F / float64(acc.N)
 	}
-	inScale := 0
-	if d, ok := t.(iceberg.DecimalType); ok {
-		inScale = d.Scale()
-	}
-	sum := acc.D
-	if sumKindOf(t) == sumInt {
-		sum = decimal128.FromI64(acc.I)
-	}
-	outScale := avgScale(t)
-	num := sum.BigInt()
-	num.Mul(num, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(outScale-inScale)), nil))
-	den := big.NewInt(acc.N)
-	q, rem := new(big.Int).QuoRem(num, den, new(big.Int))
-	// Round half away from zero: |2 rem| >= den.
-	if new(big.Int).Abs(new(big.Int).Mul(rem, big.NewInt(2))).Cmp(den) >= 0 {
-		if num.Sign() < 0 {
-			q.Sub(q, big.NewInt(1))
-		} else {
-			q.Add(q, big.NewInt(1))
-		}
-	}
-	return decimal128.FromBigInt(q).ToString(int32(outScale))
+	return formatDecimal(avgDecimal(t, acc), int32(avgScale(t)))
+}
+
+// formatDecimal is d.ToString(scale), faster.
+func formatDecimal(d decimal128.Num, scale int32) string {
+	var buf [48]byte
+	return string(appendDecimal(buf[:0], d, scale))
 }
 
 func formatValue(t iceberg.Type, v Value) any {
@@ -187,7 +168,7 @@ func formatValue(t iceberg.Type, v Value) any {
 	case iceberg.Int64Type:
 		return strconv.FormatInt(v.I, 10)
 	case iceberg.DecimalType:
-		return v.D.ToString(int32(tt.Scale()))
+		return formatDecimal(v.D, int32(tt.Scale()))
 	case iceberg.BooleanType:
 		return v.I != 0
 	case iceberg.DateType:

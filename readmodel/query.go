@@ -106,8 +106,31 @@ func (m *Model) Answer(q Query, states ...*State) []*Row {
 		// The rows in bucket order, each key once (the first state that
 		// holds it), without maps: the common case of a dashboard.
 		var rows []*Row
+		in := make([]map[string]*Row, len(states))
 		for b := first; b < q.To; b += w {
 			start := len(rows)
+			// A bucket held by one state alone (every closed bucket but
+			// the few the hot tier changed since the last commit): its
+			// rows, without looking their keys up in the others.
+			holders := 0
+			for si, s := range states {
+				if in[si] = s.buckets[b]; len(in[si]) > 0 {
+					holders++
+				}
+			}
+			if holders == 1 {
+				for _, bm := range in {
+					for _, r := range bm {
+						if match(r) {
+							rows = append(rows, r)
+						}
+					}
+				}
+				if len(rows)-start > 1 {
+					slices.SortFunc(rows[start:], func(a, b *Row) int { return strings.Compare(a.Key, b.Key) })
+				}
+				continue
+			}
 			for si, s := range states {
 				for k, r := range s.buckets[b] {
 					held := false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -83,9 +84,82 @@ func (a *auditTrail) record(r *http.Request, p auth.Principal, outcome, errMsg s
 	if a == nil {
 		return nil
 	}
-	return a.log.Append(context.WithoutCancel(r.Context()), audit.Record{
+	return a.begin(r, p, outcome, errMsg, objects)()
+}
+
+// begin queues the record of an HTTP request; wait returns once it is on
+// disk (record's error).
+func (a *auditTrail) begin(r *http.Request, p auth.Principal, outcome, errMsg string, objects []string) (wait func() error) {
+	return a.log.Begin(context.WithoutCancel(r.Context()), audit.Record{
 		Principal: p.Name, Role: p.Role, Client: r.RemoteAddr, Protocol: audit.ProtocolHTTP, Kind: kindOf(r.URL.Path),
 		Statement: r.Method + " " + r.URL.RequestURI(), Objects: objects, Outcome: outcome, Error: errMsg,
 		RequestID: httpmw.IDFrom(r.Context()),
 	})
 }
+
+// serveRecorded serves r with h while its audit record is written, and
+// sends nothing of the answer before the record is on disk: the first
+// byte (or header, or flush) waits for it. The fsync then overlaps the
+// answer's work instead of preceding it. When the record fails, the
+// answer is dropped and the request refused (503), as before any work.
+func (a *auditTrail) serveRecorded(w http.ResponseWriter, r *http.Request, p auth.Principal, objects []string, h http.Handler) {
+	if a == nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	held := &heldUntilLogged{w: w, wait: a.begin(r, p, audit.OutcomeOK, "", objects), before: w.Header().Clone()}
+	h.ServeHTTP(held, r)
+	held.logged() // an answer without a body waits too
+}
+
+// heldUntilLogged is a ResponseWriter that sends nothing until its
+// request's audit record is on disk.
+type heldUntilLogged struct {
+	w      http.ResponseWriter
+	wait   func() error
+	before http.Header // the headers set before the handler's
+	done   bool
+	err    error
+}
+
+// logged waits for the record once; on failure it answers the refusal in
+// place of the answer (the handler's headers dropped, those set before it
+// kept).
+func (h *heldUntilLogged) logged() bool {
+	if !h.done {
+		h.done = true
+		if h.err = h.wait(); h.err != nil {
+			hdr := h.w.Header()
+			clear(hdr)
+			maps.Copy(hdr, h.before)
+			auth.WriteError(h.w, http.StatusServiceUnavailable, "audit_unavailable",
+				"the audit log could not record this request, so it is not served: "+h.err.Error())
+		}
+	}
+	return h.err == nil
+}
+
+func (h *heldUntilLogged) Header() http.Header { return h.w.Header() }
+
+func (h *heldUntilLogged) WriteHeader(code int) {
+	if h.logged() {
+		h.w.WriteHeader(code)
+	}
+}
+
+func (h *heldUntilLogged) Write(b []byte) (int, error) {
+	if !h.logged() {
+		return 0, h.err
+	}
+	return h.w.Write(b)
+}
+
+// Flush sends what is buffered (a stream's first events), once logged.
+func (h *heldUntilLogged) Flush() {
+	if h.logged() {
+		_ = http.NewResponseController(h.w).Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController set deadlines on the connection.
+func (h *heldUntilLogged) Unwrap() http.ResponseWriter { return h.w }

@@ -269,12 +269,7 @@ func (a *access) protect(mux http.Handler) http.Handler {
 			// Recorded before the answer is sent, as SQL is.
 			recorded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				pr, _ := auth.From(r.Context())
-				if err := a.trail.record(r, pr, audit.OutcomeOK, "", []string{obj}); err != nil {
-					auth.WriteError(w, http.StatusServiceUnavailable, "audit_unavailable",
-						"the audit log could not record this request, so it is not served: "+err.Error())
-					return
-				}
-				mux.ServeHTTP(w, r)
+				a.trail.serveRecorded(w, r, pr, []string{obj}, mux)
 			})
 			g.Require(func(role *auth.Role) bool { gr := role.Grant(obj); return gr != nil && !gr.Restricted() },
 				"an unrestricted grant on "+strconv.Quote(obj)+" (masked or filtered grants are served by SQL only)", recorded).ServeHTTP(w, r)

@@ -72,3 +72,24 @@ func TestMergeAndEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeBytes: merging eight registers at a time keeps the larger of
+// each, for every pair of ranks.
+func TestMergeBytes(t *testing.T) {
+	for x := range MaxRank + 1 {
+		for y := range MaxRank + 1 {
+			a, b := New(), New()
+			for i := range m {
+				a.reg[i], b.reg[i] = uint8((x+i)%(MaxRank+1)), uint8((y+3*i)%(MaxRank+1))
+			}
+			want := make([]uint8, m)
+			for i := range want {
+				want[i] = max(a.reg[i], b.reg[i])
+			}
+			a.Merge(b)
+			if string(a.reg) != string(want) {
+				t.Fatalf("ranks from %d and %d: merged registers differ", x, y)
+			}
+		}
+	}
+}
