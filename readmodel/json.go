@@ -115,7 +115,7 @@ func (m *Model) AppendOutputJSON(dst []byte, r *Row, col int) ([]byte, error) {
 			return append(dst, '"'), nil
 		}
 		return appendFloatJSON(dst, acc.F)
-	case AggMin, AggMax:
+	case AggMin, AggMax, AggArgMax, AggArgMin:
 		if !acc.Set {
 			return append(dst, "null"...), nil
 		}

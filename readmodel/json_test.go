@@ -21,7 +21,8 @@ func TestRowJSON(t *testing.T) {
 	m, err := parse1(t, `SELECT time_bucket(INTERVAL '1 minute', ts) AS minute, product_id AS p, gift, quantity,
 		count(*) AS n, count(rating) AS rated, sum(amount) AS revenue, sum(rating) AS rsum, sum(quantity) AS qsum,
 		min(amount) AS lo, max(product_id) AS top, max(rating) AS hi, avg(amount) AS aov, avg(quantity) AS aq,
-		avg(rating) AS ar, approx_count_distinct(user_id) AS users FROM orders GROUP BY ALL`)
+		avg(rating) AS ar, approx_count_distinct(user_id) AS users, arg_max(amount, ts) AS last_amount,
+		arg_min(product_id, ts) AS first_product, max(ts) AS last_ts FROM orders GROUP BY ALL`)
 	if err != nil {
 		t.Fatal(err)
 	}
