@@ -5,8 +5,6 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/eventlake/eventlake/readmodel"
 )
 
 // BenchmarkModelAnswer24h measures the 24 h answers of the shipped models
@@ -14,7 +12,7 @@ import (
 // measures the same requests on the 10M-event day through HTTP): the
 // handler alone, without a connection.
 func BenchmarkModelAnswer24h(b *testing.B) {
-	h, _ := startModels(b, readmodel.Shipped(), 700)
+	h, _ := startModels(b, shippedOverOrders(), 700)
 	handler := h.svc.Handler()
 	day := "from=" + t0.Format(time.RFC3339) + "&to=" + t0.Add(24*time.Hour).Format(time.RFC3339)
 	for _, c := range []struct{ name, path string }{

@@ -159,13 +159,7 @@ func (r *recordedAnswers) ModelAnswer(name string, q readmodel.Query) (readmodel
 // names to Output values), for every aggregate and key type, with
 // group=, every= and key filters; the ETag follows the rows.
 func TestModelAnswerJSON(t *testing.T) {
-	var decls []readmodel.Declaration
-	for _, d := range readmodel.Shipped() {
-		if strings.Contains(d.SQL, "FROM orders") { // the source startModels knows
-			decls = append(decls, d)
-		}
-	}
-	decls = append(decls, readmodel.Declaration{Name: "wide", SQL: `SELECT time_bucket(INTERVAL '5 minutes', ts) AS five,
+	decls := append(shippedOverOrders(), readmodel.Declaration{Name: "wide", SQL: `SELECT time_bucket(INTERVAL '5 minutes', ts) AS five,
 		product_id, gift, quantity, count(*) AS n, count(rating) AS rated, sum(amount) AS revenue, sum(rating) AS rsum,
 		sum(quantity) AS qsum, sum(units) AS usum, min(amount) AS lo, max(product_id) AS top, max(rating) AS hi,
 		avg(amount) AS aov, avg(quantity) AS aq, avg(units) AS au, avg(rating) AS ar, approx_count_distinct(user_id) AS users,
@@ -352,4 +346,16 @@ func TestRevenueFromHotJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shippedOverOrders are the shipped declarations over orders, the source
+// startModels knows.
+func shippedOverOrders() []readmodel.Declaration {
+	var out []readmodel.Declaration
+	for _, d := range readmodel.Shipped() {
+		if strings.Contains(d.SQL, "FROM orders") {
+			out = append(out, d)
+		}
+	}
+	return out
 }
