@@ -286,7 +286,7 @@ func newSessState(c *Sessions, reg prometheus.Registerer) (*sessState, error) {
 			Name: "eventlake_sessions_committed_total", Help: "Closed sessions committed to the sessions table by the hot tier.",
 		}),
 		fixes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eventlake_sessions_reaggregated_days_total", Help: "Days of sessions the re-aggregation found different from the lake's events and rewrote.",
+			Name: "eventlake_sessions_day_rewrites_total", Help: "Days of sessions the re-aggregation found different from the lake's events and rewrote.",
 		}),
 	}
 	reg.MustRegister(ss.commits, ss.fixes)

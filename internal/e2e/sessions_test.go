@@ -150,7 +150,7 @@ func TestSessions(t *testing.T) {
 	// Phase 3: an order of u-late between its two closed sessions. The hot
 	// tier cannot apply it (its day is closed); re-aggregation joins them.
 	late := metric(t, dev, "eventlake_sessions_late_total")
-	fixes := metric(t, dev, "eventlake_sessions_reaggregated_days_total")
+	fixes := metric(t, dev, "eventlake_sessions_day_rewrites_total")
 	r := th.SQL(t, api, "SELECT count(*) FROM user_sessions WHERE user_id = 'u-late' AND NOT open")
 	if got := fmt.Sprint(r.Rows); got != "[[2]]" {
 		t.Fatalf("u-late's closed sessions before the late order: %s, want 2", got)
@@ -162,7 +162,7 @@ func TestSessions(t *testing.T) {
 		return v == late+1, fmt.Sprintf("late_total %v (was %v)", v, late)
 	})
 	equal(api, "sessions after re-aggregation", orders)
-	if v := metric(t, dev, "eventlake_sessions_reaggregated_days_total"); v < fixes+1 {
+	if v := metric(t, dev, "eventlake_sessions_day_rewrites_total"); v < fixes+1 {
 		t.Fatalf("sessions equal the orders' but no day was re-aggregated (%v, was %v)", v, fixes)
 	}
 	r = th.SQL(t, api, "SELECT events, orders, revenue, epoch_us(session_end) - epoch_us(ts) FROM user_sessions WHERE user_id = 'u-late'")

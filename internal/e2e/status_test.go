@@ -75,10 +75,14 @@ func TestStatusCommand(t *testing.T) {
 		// Quiet for longer than ingest's flush and the read models'
 		// commit interval (1 s each here): nothing is left to commit.
 		settled := st.DLQ.Total != nil && *st.DLQ.Total > 0 && int64(*st.DLQ.Total) == dlq && raw+dlq == 500 &&
-			st.Readiness != nil && st.Readiness.Ready() && len(st.ReadModels) == 4 && st.ReadModels[0].State == "serving" &&
+			st.Readiness != nil && st.Readiness.Ready() && len(st.ReadModels) == 6 && st.ReadModels[0].State == "serving" &&
 			time.Since(unchanged) > 3*time.Second && st.Ingest.RecordsPerSecond != nil
 		before = st
-		return settled, fmt.Sprintf("raw %d + dlq %d rows; dlq counted %v; snapshots %v; ready %+v", raw, dlq, st.DLQ.Total, tableSnapshots(st), st.Readiness)
+		models := map[string]string{}
+		for _, m := range st.ReadModels {
+			models[m.Name] = m.State
+		}
+		return settled, fmt.Sprintf("raw %d + dlq %d rows; dlq counted %v; snapshots %v; read models %v; ready %+v", raw, dlq, st.DLQ.Total, tableSnapshots(st), models, st.Readiness)
 	})
 	if *before.Ingest.RecordsPerSecond <= 0 {
 		t.Errorf("ingest rate %v records/s within a minute of 500 records; want > 0", *before.Ingest.RecordsPerSecond)
