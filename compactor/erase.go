@@ -3,8 +3,6 @@ package compactor
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,9 +108,8 @@ func (c *Compactor) Erase(ctx context.Context, req EraseRequest) (*EraseReport, 
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = c.deps.Now()
 	}
-	sum := sha256.Sum256([]byte(req.UserID))
 	rep := &EraseReport{
-		ErasureID: uuid.NewString(), SubjectSHA256: hex.EncodeToString(sum[:]),
+		ErasureID: uuid.NewString(), SubjectSHA256: lake.SubjectHash(req.UserID),
 		RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt.UTC(), DryRun: req.DryRun,
 	}
 	log := c.log.With(logErasureID, rep.ErasureID)
@@ -800,9 +797,8 @@ func (c *Compactor) eraseKeyed(ctx context.Context, name string, req EraseReques
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(req.UserID))
 	nt, err := c.com.Commit(ctx, lake.Change{Table: name, Task: TaskErase, Base: tbl,
-		Summary: iceberg.Properties{lake.SummaryErasedSubject: hex.EncodeToString(sum[:])},
+		Summary: iceberg.Properties{lake.SummaryErasedSubject: lake.SubjectHash(req.UserID)},
 		Stage: func(ctx context.Context, tx *table.Transaction, props iceberg.Properties) error {
 			return tx.Delete(ctx, filter, props)
 		}})
@@ -833,16 +829,15 @@ func (c *Compactor) eraseKeyed(ctx context.Context, name string, req EraseReques
 
 // dataFilePaths are the data files of tbl's current snapshot.
 func dataFilePaths(ctx context.Context, tbl *table.Table) (map[string]bool, error) {
-	out := map[string]bool{}
-	if tbl.CurrentSnapshot() == nil {
-		return out, nil
-	}
-	tasks, err := tbl.Scan().PlanFiles(ctx)
+	parts, _, err := livePartitions(ctx, tbl)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tasks {
-		out[t.File.FilePath()] = true
+	out := map[string]bool{}
+	for _, p := range parts {
+		for _, f := range p.files {
+			out[f.FilePath()] = true
+		}
 	}
 	return out, nil
 }

@@ -2,6 +2,8 @@ package lake
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +59,13 @@ const (
 	// holding state of that table in memory drops the subject's.
 	SummaryErasedSubject = "eventlake.erased-subject-sha256"
 )
+
+// SubjectHash is how erasures name a data subject outside the erasure
+// log: the SHA-256 of its id, in hex.
+func SubjectHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
 
 // Failpoints of the protocol, armed per task as "<point>/<task>" (e.g.
 // "lake/before-commit/compact"): crash tests stop the process there.

@@ -171,3 +171,17 @@ func Walk(t *table.Table, fn func(*table.Snapshot) bool) {
 		s = md.SnapshotByID(*s.ParentSnapshotID)
 	}
 }
+
+// CoveredOffsets merges the offsets tables store: what they hold
+// together.
+func CoveredOffsets(tables []*table.Table) (Offsets, error) {
+	out := Offsets{}
+	for _, t := range tables {
+		off, err := StoredOffsets(t)
+		if err != nil {
+			return nil, err
+		}
+		out = out.Merge(off)
+	}
+	return out, nil
+}

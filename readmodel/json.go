@@ -229,9 +229,15 @@ func avgDecimal(t iceberg.Type, acc Acc) decimal128.Num {
 	if q, ok := avgInt64(sum, acc.N, shift); ok {
 		return decimal128.FromI64(q)
 	}
+	return avgBig(sum, acc.N, shift)
+}
+
+// avgBig is sum * 10^shift / n rounded half away from zero, in big.Int:
+// what avgInt64 computes when it fits 64 bits.
+func avgBig(sum decimal128.Num, n int64, shift int) decimal128.Num {
 	num := sum.BigInt()
 	num.Mul(num, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(shift)), nil))
-	den := big.NewInt(acc.N)
+	den := big.NewInt(n)
 	q, rem := new(big.Int).QuoRem(num, den, new(big.Int))
 	// Round half away from zero: |2 rem| >= den.
 	if new(big.Int).Abs(new(big.Int).Mul(rem, big.NewInt(2))).Cmp(den) >= 0 {

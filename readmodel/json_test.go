@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -143,20 +142,7 @@ func TestAppendDecimal(t *testing.T) {
 // TestAvgDecimal: the 64-bit division rounds as the exact one does.
 func TestAvgDecimal(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	exact := func(sum decimal128.Num, n int64, shift int) decimal128.Num {
-		num := sum.BigInt()
-		num.Mul(num, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(shift)), nil))
-		den := big.NewInt(n)
-		q, rem := new(big.Int).QuoRem(num, den, new(big.Int))
-		if new(big.Int).Abs(new(big.Int).Mul(rem, big.NewInt(2))).Cmp(den) >= 0 {
-			if num.Sign() < 0 {
-				q.Sub(q, big.NewInt(1))
-			} else {
-				q.Add(q, big.NewInt(1))
-			}
-		}
-		return decimal128.FromBigInt(q)
-	}
+	exact := avgBig // the slow path, checked against the 64-bit one
 	dec := iceberg.DecimalTypeOf(18, 2)
 	for i := range 20000 {
 		sum := decimal128.FromI64(r.Int64N(1<<uint(r.IntN(62)+1)) - r.Int64N(1<<uint(r.IntN(50)+1)))

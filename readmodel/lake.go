@@ -100,14 +100,17 @@ func (m *Model) Scan(ctx context.Context, tables []*table.Table, r Range, below 
 		if tbl.CurrentSnapshot() == nil {
 			continue
 		}
-		if err := m.scanTable(ctx, tbl, r, below, fn); err != nil {
+		if err := m.scanTable(ctx, tbl, r, below, nil, func(_ int64, c Contribution) { fn(c) }); err != nil {
 			return nil, fmt.Errorf("read model %s: scan %s: %w", m.Name, tbl.Identifier(), err)
 		}
 	}
 	return covered, nil
 }
 
-func (m *Model) scanTable(ctx context.Context, tbl *table.Table, r Range, below lake.Offsets, fn func(Contribution)) error {
+// scanTable hands fn what each row of tbl the scan selects adds, with its
+// offset (a derived table's seq); extra, when set, narrows the rows.
+func (m *Model) scanTable(ctx context.Context, tbl *table.Table, r Range, below lake.Offsets, extra iceberg.BooleanExpression,
+	fn func(off int64, c Contribution)) error {
 	var filter iceberg.BooleanExpression = iceberg.EqualTo(iceberg.Reference(lake.ColType), m.Type)
 	fields := []string{lake.ColKafkaTopic, lake.ColKafkaPartition, lake.ColKafkaOffset}
 	if m.Table != "" {
@@ -120,6 +123,9 @@ func (m *Model) scanTable(ctx context.Context, tbl *table.Table, r Range, below 
 		filter = iceberg.NewAnd(filter,
 			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(r.From)),
 			iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(r.To)))
+	}
+	if extra != nil {
+		filter = iceberg.NewAnd(filter, extra)
 	}
 	sc := tbl.Schema()
 	for _, in := range m.Inputs {
@@ -145,7 +151,7 @@ func (m *Model) scanTable(ctx context.Context, tbl *table.Table, r Range, below 
 	return nil
 }
 
-func (m *Model) scanRecord(rec arrow.RecordBatch, below lake.Offsets, vals []Value, fn func(Contribution)) error {
+func (m *Model) scanRecord(rec arrow.RecordBatch, below lake.Offsets, vals []Value, fn func(int64, Contribution)) error {
 	col := func(name string) arrow.Array {
 		idx := rec.Schema().FieldIndices(name)
 		if len(idx) == 0 {
@@ -189,7 +195,11 @@ func (m *Model) scanRecord(rec arrow.RecordBatch, below lake.Offsets, vals []Val
 			continue
 		}
 		if c, ok := m.Contribute(vals); ok {
-			fn(c)
+			off := int64(-1)
+			if offs != nil {
+				off = offs.Value(i)
+			}
+			fn(off, c)
 		}
 	}
 	return nil
@@ -326,47 +336,15 @@ func (m *Model) Tail(ctx context.Context, tbl *table.Table, from int64, fn func(
 	if m.Table == "" || tbl.CurrentSnapshot() == nil {
 		return nil
 	}
-	var filter iceberg.BooleanExpression = iceberg.GreaterThanEqual(iceberg.Reference(ColSeq), from)
-	if m.rows != nil {
-		filter = iceberg.NewAnd(filter, m.rows)
-	}
-	fields := []string{ColSeq}
-	for _, in := range m.Inputs {
-		if !slices.Contains(fields, in.Input) {
-			fields = append(fields, in.Input)
-		}
-	}
-	_, it, err := tbl.Scan(table.WithRowFilter(filter), table.WithSelectedFields(fields...)).ToArrowRecords(ctx)
-	if err != nil {
-		return err
-	}
 	type seqC struct {
 		seq int64
 		c   Contribution
 	}
 	var out []seqC
-	vals := make([]Value, len(m.Inputs))
-	for rec, err := range it {
-		if err != nil {
-			return err
-		}
-		in, err := m.BindArrow(rec)
-		seqs, _ := rec.Column(rec.Schema().FieldIndices(ColSeq)[0]).(*array.Int64)
-		if err == nil && seqs == nil {
-			err = fmt.Errorf("table %s: %s is not a long", m.Table, ColSeq)
-		}
-		if err != nil {
-			rec.Release()
-			return err
-		}
-		for i := range int(rec.NumRows()) {
-			if in.Fill(i, vals) {
-				if c, ok := m.Contribute(vals); ok {
-					out = append(out, seqC{seqs.Value(i), c})
-				}
-			}
-		}
-		rec.Release()
+	err := m.scanTable(ctx, tbl, Range{}, nil, iceberg.GreaterThanEqual(iceberg.Reference(ColSeq), from),
+		func(seq int64, c Contribution) { out = append(out, seqC{seq, c}) })
+	if err != nil {
+		return err
 	}
 	slices.SortFunc(out, func(a, b seqC) int { return cmp.Compare(a.seq, b.seq) })
 	for _, o := range out {

@@ -3,8 +3,7 @@ package streamer
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -363,7 +362,9 @@ func (s *Streamer) addToSessions(topic string, p int32, off int64, ev *schema.Ev
 			}
 		}
 	}
+	n := len(ss.pending)
 	ss.pending, _ = ss.eng.Add(ss.pending, ss.engineKey(k, ev.TsMicros), ev.TsMicros, c)
+	s.hotCount += len(ss.pending) - n // held until committed, like model entries
 	ss.dirty = true
 }
 
@@ -475,7 +476,7 @@ func (ss *sessState) readSessions(ctx context.Context, tbl *table.Table, filter 
 
 // record builds the rows of sessions: closed ones numbered from next
 // (0: all numbered 0, rewritten), then the open ones.
-func (ss *sessState) record(sc *arrow.Schema, closed, open []sessionwin.Session, next int64) (arrow.RecordBatch, error) {
+func (ss *sessState) record(sc *arrow.Schema, closed, open []sessionwin.Session, next int64) arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
 	idx := func(name string) int { return sc.FieldIndices(name)[0] }
@@ -505,7 +506,7 @@ func (ss *sessState) record(sc *arrow.Schema, closed, open []sessionwin.Session,
 	for _, x := range open {
 		add(x, true, 0)
 	}
-	return b.NewRecordBatch(), nil
+	return b.NewRecordBatch()
 }
 
 // stage replaces the rows del selects with closed (numbered from next)
@@ -515,7 +516,7 @@ func (ss *sessState) stage(del iceberg.BooleanExpression, closed, open []session
 		if len(closed)+len(open) == 0 {
 			return nil, nil
 		}
-		return ss.record(sc, closed, open, next)
+		return ss.record(sc, closed, open, next), nil
 	})
 }
 
@@ -531,7 +532,9 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 		s.mu.Unlock()
 		return false, nil
 	}
+	held := len(ss.pending)
 	ss.pending = ss.eng.Advance(ss.pending, s.deps.Now())
+	s.hotCount += len(ss.pending) - held
 	if len(ss.pending) == 0 && !ss.dirty {
 		s.mu.Unlock()
 		return false, nil
@@ -582,10 +585,11 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	held = len(ss.pending)
 	ss.pending = slices.Clone(ss.pending[n:])
 	if len(erased) > 0 {
 		ss.pending = ss.without(erased, ss.pending)
-		dropped := ss.eng.Forget(func(k string) bool { return erased[subjectHash(userOf(k))] })
+		dropped := ss.eng.Forget(func(k string) bool { return erased[lake.SubjectHash(userOf(k))] })
 		s.log.Info("sessions of erased subjects dropped", logkey.Table, ss.Table, "subjects", len(erased), "open", dropped)
 	}
 	ss.next += int64(n)
@@ -606,6 +610,8 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 		}
 		s.push.add(s.updates(md, keys))
 	}
+	s.hotCount -= held - len(ss.pending)
+	s.resumeIfDrained()
 	s.setStateSizes()
 	return true, nil
 }
@@ -788,18 +794,12 @@ func rawTimeSpan(ctx context.Context, raws []*table.Table) (lo, hi int64, ok boo
 			if !lok || !uok || len(l) != 8 || len(u) != 8 {
 				return 0, 0, false, fmt.Errorf("data file %s of %s has no event-time bounds", t.File.FilePath(), tbl.Identifier())
 			}
-			lo, hi, ok = min(lo, leInt64(l)), max(hi, leInt64(u)), true
+			// Iceberg's single-value serialization: little-endian.
+			lo, hi = min(lo, int64(binary.LittleEndian.Uint64(l))), max(hi, int64(binary.LittleEndian.Uint64(u)))
+			ok = true
 		}
 	}
 	return lo, hi, ok, nil
-}
-
-func leInt64(b []byte) int64 {
-	var v uint64
-	for i := 7; i >= 0; i-- {
-		v = v<<8 | uint64(b[i])
-	}
-	return int64(v)
 }
 
 // buildSessions computes a new sessions table from every event the raw
@@ -813,13 +813,9 @@ func (s *Streamer) buildSessions(ctx context.Context, tbl *table.Table) error {
 	if err != nil {
 		return err
 	}
-	covered := lake.Offsets{}
-	for _, r := range raws {
-		off, err := lake.StoredOffsets(r)
-		if err != nil {
-			return err
-		}
-		covered = covered.Merge(off)
+	covered, err := lake.CoveredOffsets(raws)
+	if err != nil {
+		return err
 	}
 	lo, hi, ok, err := rawTimeSpan(ctx, raws)
 	if err != nil || !ok || len(covered) == 0 {
@@ -913,13 +909,9 @@ func (s *Streamer) resessionize(ctx context.Context, from, to int64, below lake.
 	if err != nil {
 		return err
 	}
-	rawOff := lake.Offsets{}
-	for _, r := range raws {
-		off, err := lake.StoredOffsets(r)
-		if err != nil {
-			return err
-		}
-		rawOff = rawOff.Merge(off)
+	rawOff, err := lake.CoveredOffsets(raws)
+	if err != nil {
+		return err
 	}
 	for topic, parts := range below {
 		for p, o := range parts {
@@ -1062,16 +1054,11 @@ func erasedSince(tbl *table.Table, since int64) map[string]bool {
 	return out
 }
 
-func subjectHash(user string) string {
-	sum := sha256.Sum256([]byte(user))
-	return hex.EncodeToString(sum[:])
-}
-
 // without returns the sessions of list whose user is not among erased.
 func (ss *sessState) without(erased map[string]bool, list []sessionwin.Session) []sessionwin.Session {
 	out := make([]sessionwin.Session, 0, len(list))
 	for _, x := range list {
-		if !erased[subjectHash(userOf(x.Key))] {
+		if !erased[lake.SubjectHash(userOf(x.Key))] {
 			out = append(out, x)
 		}
 	}
