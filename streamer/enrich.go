@@ -1,6 +1,7 @@
 package streamer
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"strconv"
@@ -33,7 +34,7 @@ type productMessage struct {
 }
 
 // applyProduct applies one changelog record, in topic order. Called with
-// mu held.
+// liveMu held.
 func (s *Streamer) applyProduct(r *kgo.Record) {
 	id := string(r.Key)
 	if r.Value == nil {
@@ -111,19 +112,29 @@ type enrichedOrder struct {
 	ListRevenue *string `json:"list_revenue"`
 }
 
-// enrich builds the enriched record of an order. Called with mu held.
-func (s *Streamer) enrich(ev *schema.Event, amount decimal128.Num, productID []byte, quantity int64) []byte {
-	out := enrichedOrder{
-		EventID: string(ev.EventID), Type: string(ev.Type), Order: json.RawMessage(ev.Payload),
+// enrichedOf starts the enriched record of an order (its catalog entry
+// is added by withProduct). It copies what it keeps of ev.
+func enrichedOf(ev *schema.Event, amount decimal128.Num) *enrichedOrder {
+	return &enrichedOrder{
+		EventID: string(ev.EventID), Type: string(ev.Type), Order: json.RawMessage(bytes.Clone(ev.Payload)),
 		Ts: time.UnixMicro(ev.TsMicros).UTC().Format(time.RFC3339Nano), Revenue: amount.ToString(2),
 	}
-	if p, ok := s.products[string(productID)]; ok {
+}
+
+// withProduct adds the catalog entry of productID to out, as the catalog
+// is now. Called with liveMu held.
+func (s *Streamer) withProduct(out *enrichedOrder, productID string, quantity int64) {
+	if p, ok := s.products[productID]; ok {
 		out.Product = &p
 		list := decimal128.FromI64(p.priceCents).Mul(decimal128.FromI64(quantity)).ToString(2)
 		out.ListRevenue = &list
 	} else {
 		s.m.unknownProducts.Inc()
 	}
-	b, _ := json.Marshal(out)
+}
+
+// marshal encodes the record (it has no value that cannot be).
+func (o *enrichedOrder) marshal() []byte {
+	b, _ := json.Marshal(o)
 	return b
 }

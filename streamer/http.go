@@ -107,24 +107,24 @@ func (s *Streamer) handleWindows(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("spec %q is not one of 1m, 5m, 5m_every_1m", spec))
 		return
 	}
-	s.mu.RLock()
+	s.liveMu.Lock()
 	resp := map[string]any{"spec": spec, "open": s.win.current(spec), "closed": append([]WindowResult(nil), s.closed[spec]...)}
 	if wm, ok := s.win.watermark(); ok {
 		resp["watermark"] = time.UnixMicro(wm).UTC().Format(time.RFC3339Nano)
 	}
 	resp["allowed_lateness"] = s.cfg.AllowedLateness.String()
 	resp["late_events"] = s.win.late
-	s.mu.RUnlock()
+	s.liveMu.Unlock()
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Streamer) handleProducts(w http.ResponseWriter, _ *http.Request) {
-	s.mu.RLock()
+	s.liveMu.Lock()
 	list := make([]product, 0, len(s.products))
 	for _, p := range s.products {
 		list = append(list, p)
 	}
-	s.mu.RUnlock()
+	s.liveMu.Unlock()
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	writeJSON(w, http.StatusOK, map[string]any{"products": list})
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/tracing"
-	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/readmodel"
 )
 
@@ -60,10 +59,8 @@ func (s *Streamer) maintain(ctx context.Context) error {
 // noteCommit records the outcome of a read-model commit: a failure is
 // logged (at the first one and when it recovers, not at every interval)
 // and counted; the committer's progress (ReadModelsReady) says when work
-// waits too long.
+// waits too long. Called by maintain only.
 func (s *Streamer) noteCommit(committed bool, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case err != nil:
 		s.progress.Failed(err)
@@ -91,14 +88,15 @@ func (s *Streamer) noteCommit(committed bool, err error) {
 // why not (still loading the read models, or full: fetching paused at
 // max_hot_events until the read models are committed).
 func (s *Streamer) HotTierReady() error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if !s.ready {
+	if !s.ready.Load() {
 		return errors.New("the hot tier is loading the read models")
 	}
-	if s.paused {
+	s.pauseMu.Lock()
+	paused := s.paused
+	s.pauseMu.Unlock()
+	if paused {
 		return fmt.Errorf("the hot tier is full (%d events held, streamer.max_hot_events %d): fetching the read models' topics is paused until they are committed",
-			s.hotCount, s.cfg.MaxHotEvents)
+			s.hot.Load(), s.cfg.MaxHotEvents)
 	}
 	return nil
 }
@@ -115,38 +113,46 @@ func (s *Streamer) ReadModelsReady() error {
 // BrokersReady reports whether the Kafka brokers answer the hot tier.
 func (s *Streamer) BrokersReady() error { return s.brokers.Check() }
 
-// closeWindows advances the watermark and pushes final figures.
+// closeWindows advances the watermark and pushes final figures: the live
+// model's rows of the minutes the 1-minute windows closed.
 func (s *Streamer) closeWindows() {
-	s.mu.Lock()
+	s.liveMu.Lock()
 	s.win.tick()
-	closed := s.win.closeDue()
-	var finals []string
-	for _, r := range closed {
+	var minutes []int64
+	for _, r := range s.win.closeDue() {
 		list := append(s.closed[r.Spec], r)
 		if len(list) > 60 {
 			list = list[len(list)-60:]
 		}
 		s.closed[r.Spec] = list
-		if r.Spec == "1m" && s.live != nil {
-			// The live model's rows of the minute are final now.
-			seen := map[string]bool{}
-			for _, st := range []*readmodel.State{s.live.cold, s.live.hot} {
-				st.InBucket(s.live.m.Bucket.Of(r.Start.UnixMicro()), func(row *readmodel.Row) {
-					if !seen[row.Key] {
-						seen[row.Key] = true
-						finals = append(finals, row.Key)
-					}
-				})
-			}
+		if r.Spec == "1m" {
+			minutes = append(minutes, r.Start.UnixMicro())
 		}
 	}
-	if wm, ok := s.win.watermark(); ok {
+	s.setWatermark()
+	s.liveMu.Unlock()
+	if wm, ok := s.watermark(); ok {
 		s.m.watermark.Set(float64(wm) / 1e6)
 	}
-	// Added under mu, like every live update, so that they reach the
-	// coalescer in the order their figures were read (latest wins).
-	s.push.add(s.updates(s.live, finals))
-	s.mu.Unlock()
+	md := s.live
+	if md == nil || len(minutes) == 0 {
+		return
+	}
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	seen := map[string]bool{}
+	var finals []string
+	for _, m := range minutes {
+		for _, st := range []*readmodel.State{md.cold, md.hot} {
+			st.InBucket(md.m.Bucket.Of(m), func(row *readmodel.Row) {
+				if !seen[row.Key] {
+					seen[row.Key] = true
+					finals = append(finals, row.Key)
+				}
+			})
+		}
+	}
+	s.push.add(s.updates(md, finals)) // under md.mu: see Streamer.push
 }
 
 // refresh follows commits to the read models made by others.
@@ -158,32 +164,12 @@ func (s *Streamer) refresh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// resumeIfDrained resumes fetching paused at max_hot_events once commits
-// have drained half of it. Called with mu held.
-func (s *Streamer) resumeIfDrained() {
-	if s.paused && s.hotCount < s.cfg.MaxHotEvents/2 && s.cl != nil {
-		s.paused = false
-		s.m.paused.Set(0)
-		s.cl.ResumeFetchTopics(s.pausedTopics...)
-		s.pausedTopics = nil
-		s.log.Info("hot tier drained: fetching resumed", "hot_events", s.hotCount)
-	}
-}
-
 // commitReadModels commits the events read since the read models' stored
 // offsets: each declared model's touched buckets, with the offsets it now
 // covers, fenced on the ones it covered, like ingest.
 func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err error) {
 	ctx, span := s.tracer.Start(ctx, "hot tier read-model commit", trace.WithNewRoot())
 	defer func() { tracing.EndSpan(span, err) }()
-	s.mu.RLock()
-	high := lake.Offsets{}
-	for t, m := range s.high {
-		for p, o := range m {
-			high.Set(t, p, o)
-		}
-	}
-	s.mu.RUnlock()
 
 	var errs []error
 	if s.sess != nil {
@@ -194,17 +180,10 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 		errs = append(errs, err)
 	}
 	for _, md := range s.models {
-		h := high
-		if md.m.Table != "" {
-			if s.sess == nil {
-				continue // followed: the process that keeps the sessions commits it
-			}
-			s.mu.RLock()
-			h = lake.Offsets{}
-			h.Set(readmodel.SeqTopic(md.m.Table), 0, s.sess.next)
-			s.mu.RUnlock()
+		if md.m.Table != "" && s.sess == nil {
+			continue // followed: the process that keeps the sessions commits it
 		}
-		done, err := s.commitModel(ctx, md, h)
+		done, err := s.commitModel(ctx, md)
 		committed = committed || done
 		errs = append(errs, err)
 	}
@@ -215,9 +194,7 @@ func (s *Streamer) commitReadModels(ctx context.Context) (committed bool, err er
 // models from the lake (see Backfill), folding late events the hot tier
 // did not count (and dead letters replayed since) into their rows.
 func (s *Streamer) reaggregate(ctx context.Context) {
-	s.mu.RLock()
-	wm, ok := s.win.watermark()
-	s.mu.RUnlock()
+	wm, ok := s.watermark()
 	if !ok {
 		return
 	}
@@ -246,17 +223,26 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 	}
 }
 
-// setStateSizes exports the size of the hot tier's state. Called with mu
-// held (a write lock or the read lock; it reads only).
+// setStateSizes exports the size of the hot tier's state. Called with
+// no job's lock held.
 func (s *Streamer) setStateSizes() {
-	s.m.hotEvents.Set(float64(s.hotCount))
+	s.m.hotEvents.Set(float64(s.hot.Load()))
 	for _, md := range s.models {
-		s.m.stateEntries.WithLabelValues(md.name + "_rows").Set(float64(md.cold.Len()))
-		s.m.stateEntries.WithLabelValues(md.name + "_hot_rows").Set(float64(md.hot.Len()))
+		md.mu.RLock()
+		cold, hot := md.cold.Len(), md.hot.Len()
+		md.mu.RUnlock()
+		s.m.stateEntries.WithLabelValues(md.name + "_rows").Set(float64(cold))
+		s.m.stateEntries.WithLabelValues(md.name + "_hot_rows").Set(float64(hot))
 	}
-	if s.sess != nil {
-		s.m.stateEntries.WithLabelValues(s.sess.Table + "_open").Set(float64(s.sess.eng.Len()))
-		s.m.stateEntries.WithLabelValues(s.sess.Table + "_pending").Set(float64(len(s.sess.pending)))
+	if ss := s.sess; ss != nil {
+		ss.mu.Lock()
+		open, pending := ss.eng.Len(), len(ss.pending)
+		ss.mu.Unlock()
+		s.m.stateEntries.WithLabelValues(ss.Table + "_open").Set(float64(open))
+		s.m.stateEntries.WithLabelValues(ss.Table + "_pending").Set(float64(pending))
 	}
-	s.m.stateEntries.WithLabelValues("products").Set(float64(len(s.products)))
+	s.liveMu.Lock()
+	products := len(s.products)
+	s.liveMu.Unlock()
+	s.m.stateEntries.WithLabelValues("products").Set(float64(products))
 }

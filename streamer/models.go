@@ -1,10 +1,12 @@
 package streamer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -25,8 +27,15 @@ const TaskModelBuild = "read-model-build"
 // rows (cold), the events read after its offsets (entries, and hot, their
 // merged rows). Answers are cold merged with hot: exactly the committed
 // snapshot plus every event after its offsets.
+//
+// mu guards everything below it but binds and vals (the consuming
+// goroutine's). cold is changed only by followModel, on the maintaining
+// goroutine (or bootstrap) with mu held: that goroutine reads it without
+// mu.
 type model struct {
-	m *readmodel.Model
+	m   *readmodel.Model
+	idx int // in Streamer.models
+	mu  sync.RWMutex
 	coldTable
 	cold, hot *readmodel.State
 	// entries are the contributions of events at or after the table's
@@ -45,6 +54,10 @@ type model struct {
 	// maxTs is the latest event time counted (microseconds): buckets
 	// ending before it minus the allowed lateness are closed.
 	maxTs int64
+	// read is the next offset of every partition read of the topics it
+	// counts (of its table's numbering, for a model over a derived
+	// table): hot holds exactly the events after offsets and below read.
+	read lake.Offsets
 }
 
 type modelEntry struct {
@@ -54,7 +67,7 @@ type modelEntry struct {
 
 func newModel(m *readmodel.Model) *model {
 	return &model{m: m, coldTable: coldTable{name: m.Name}, cold: m.NewState(), hot: m.NewState(),
-		entries: map[string]map[int32][]modelEntry{}, fileKeys: map[string][]string{},
+		entries: map[string]map[int32][]modelEntry{}, fileKeys: map[string][]string{}, read: lake.Offsets{},
 		binds: map[*schema.TypeVersion]*readmodel.EventBinding{}, vals: make([]readmodel.Value, len(m.Inputs))}
 }
 
@@ -74,20 +87,12 @@ func (s *Streamer) bind(md *model, v *schema.TypeVersion) *readmodel.EventBindin
 
 // add counts one accepted event; it returns the row it changed (nil: the
 // event does not count). Called with mu held.
-func (s *Streamer) addToModel(md *model, topic string, p int32, off int64, ev *schema.Event) *readmodel.Row {
-	if o, _ := md.offsets.Get(topic, p); off < o {
-		return nil
-	}
+func (s *Streamer) contribution(md *model, ev *schema.Event) (readmodel.Contribution, bool) {
 	if !s.bind(md, ev.Version).Fill(ev, md.vals) {
 		s.m.notCounted.WithLabelValues(md.name).Inc()
-		return nil
+		return readmodel.Contribution{}, false
 	}
-	c, ok := md.m.Contribute(md.vals)
-	if !ok {
-		return nil
-	}
-	md.maxTs = max(md.maxTs, ev.TsMicros)
-	return s.addEntry(md, topic, p, off, c)
+	return md.m.Contribute(md.vals)
 }
 
 // bootstrapModel creates the model's table if needed, checks that an
@@ -209,9 +214,9 @@ func (s *Streamer) buildModel(ctx context.Context, md *model, tbl *table.Table) 
 // file on the first load, or when the table held several rows of a key);
 // then the events the snapshot covers leave the hot tier.
 func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error {
-	s.mu.RLock()
+	md.mu.RLock()
 	known, hasSnap, files, dups, ready := md.snapshot, md.hasSnap, md.files, md.dups, md.ready
-	s.mu.RUnlock()
+	md.mu.RUnlock()
 	v, err := loadView(ctx, s.deps.Catalog, md.name)
 	if err != nil {
 		return err
@@ -254,8 +259,7 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 		}
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	md.mu.Lock()
 	var before map[string]*readmodel.Row
 	if !first {
 		before = map[string]*readmodel.Row{}
@@ -312,14 +316,15 @@ func (s *Streamer) followModel(ctx context.Context, md *model, first bool) error
 				changed = append(changed, k)
 			}
 		}
-		s.push.add(s.updates(md, changed)) // under mu: see closeWindows
+		s.push.add(s.updates(md, changed)) // under md.mu: see Streamer.push
 	}
+	md.mu.Unlock()
 	s.setStateSizes()
 	return nil
 }
 
 // rebuildHot drops the entries the table's offsets cover and merges the
-// rest into hot. Called with mu held.
+// rest into hot. Called with md.mu held.
 func (s *Streamer) rebuildHot(md *model) {
 	md.hot = md.m.NewState()
 	for topic, parts := range md.entries {
@@ -336,7 +341,7 @@ func (s *Streamer) rebuildHot(md *model) {
 			})
 			if i > 0 {
 				md.n -= i
-				s.hotCount -= i
+				s.hot.Add(-int64(i))
 				es = slices.Clone(es[i:])
 				parts[p] = es
 			}
@@ -353,34 +358,39 @@ func (s *Streamer) rebuildHot(md *model) {
 // commit, which the hot tier would otherwise compute from stale rows.
 var errModelMoved = errors.New("the table changed since it was loaded; following it first")
 
-// commitModel commits the events of md read below high: the rows of
-// every bucket they touched, merged with the committed rows, replace
-// those buckets' rows, with the offsets advanced to high.
-func (s *Streamer) commitModel(ctx context.Context, md *model, high lake.Offsets) (bool, error) {
-	s.mu.RLock()
+// commitModel commits the events of md read so far: the rows of every
+// bucket they touched, merged with the committed rows, replace those
+// buckets' rows, with the offsets advanced to what was read. Only the
+// entries to commit are taken under md.mu; the rows are worked out
+// without it (entries are appended, never changed, and cold is changed
+// only on this goroutine).
+func (s *Streamer) commitModel(ctx context.Context, md *model) (bool, error) {
+	md.mu.RLock()
 	if !md.ready || md.tbl == nil {
-		s.mu.RUnlock()
+		md.mu.RUnlock()
 		return false, nil
 	}
-	base, tbl, snap, hasSnap := md.offsets.Clone(), md.tbl, md.snapshot, md.hasSnap
+	base, tbl, snap, hasSnap, dups := md.offsets.Clone(), md.tbl, md.snapshot, md.hasSnap, md.dups
 	offsets := lake.Offsets{}
-	delta := md.m.NewState()
-	for topic, parts := range high {
+	var runs [][]modelEntry
+	for topic, parts := range md.read {
 		for p, h := range parts {
 			if o, _ := md.offsets.Get(topic, p); h > o {
 				offsets.Set(topic, p, h)
 			}
-			for _, e := range md.entries[topic][p] {
-				if e.off >= h {
-					break
-				}
-				delta.Apply(e.c)
-			}
+			es := md.entries[topic][p]
+			n, _ := slices.BinarySearchFunc(es, h, func(e modelEntry, h int64) int { return cmp.Compare(e.off, h) })
+			runs = append(runs, es[:n:n])
 		}
 	}
-	dups := md.dups
+	md.mu.RUnlock()
+	delta := md.m.NewState()
+	for _, es := range runs {
+		for _, e := range es {
+			delta.Apply(e.c)
+		}
+	}
 	if delta.Len() == 0 && !dups {
-		s.mu.RUnlock()
 		return false, nil
 	}
 	// Every row of every touched bucket: the rows replaced and what
@@ -410,7 +420,6 @@ func (s *Streamer) commitModel(ctx context.Context, md *model, high lake.Offsets
 		}
 		del = md.m.BucketFilter(touched)
 	}
-	s.mu.RUnlock()
 
 	stage := md.m.ReplaceStage(rows, del)
 	start := time.Now()
@@ -437,8 +446,8 @@ func (s *Streamer) commitModel(ctx context.Context, md *model, high lake.Offsets
 	return true, s.followModel(ctx, md, false)
 }
 
-// updates are the live updates of md's rows of keys (SSE). Called with mu
-// held.
+// updates are the live updates of md's rows of keys (SSE). Called with
+// md.mu held.
 func (s *Streamer) updates(md *model, keys []string) []Update {
 	if len(keys) == 0 {
 		return nil
@@ -446,7 +455,7 @@ func (s *Streamer) updates(md *model, keys []string) []Update {
 	slices.Sort(keys)
 	cols := md.m.OutColumns()
 	closed := md.maxTs - s.cfg.AllowedLateness.Microseconds()
-	wm, hasWm := s.win.watermark()
+	wm, hasWm := s.watermark()
 	rev, cnt := md.m.AggIndex(lake.ColRevenue), md.m.AggIndex(lake.ColOrderCount)
 	out := make([]Update, 0, len(keys))
 	for _, k := range keys {
@@ -506,14 +515,14 @@ func (s *Streamer) ModelAnswer(name string, q readmodel.Query) (readmodel.Answer
 	if md == nil {
 		return readmodel.Answer{}, readmodel.ErrNotMaintained
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if !s.ready || !md.ready {
+	md.mu.RLock()
+	defer md.mu.RUnlock()
+	if !s.ready.Load() || !md.ready {
 		return readmodel.Answer{}, readmodel.ErrLoading
 	}
 	a := readmodel.Answer{Rows: md.m.Answer(q, md.cold, md.hot), SnapshotID: md.snapshot, HasSnapshot: md.hasSnap,
-		Offsets: md.offsets.Clone(), Read: lake.Offsets{}}
-	// The answer is read after mu is released: a row of the hot state
+		Offsets: md.offsets.Clone(), Read: md.read.Clone()}
+	// The answer is read after md.mu is released: a row of the hot state
 	// (the only rows changed in place, by consume) is copied now, so that
 	// it holds exactly the events below Read. Committed rows are replaced,
 	// never changed, and are shared.
@@ -526,16 +535,6 @@ func (s *Streamer) ModelAnswer(name string, q readmodel.Query) (readmodel.Answer
 		if snap := md.tbl.CurrentSnapshot(); snap != nil {
 			a.SnapshotTime = time.UnixMilli(snap.TimestampMs).UTC()
 		}
-	}
-	if md.m.Table == "" {
-		for topic := range s.modelTopics {
-			for p, o := range s.high[topic] {
-				a.Read.Set(topic, p, o)
-			}
-		}
-	} else if s.sess != nil {
-		// The rows of its table committed so far.
-		a.Read.Set(readmodel.SeqTopic(md.m.Table), 0, s.sess.next)
 	}
 	for topic, parts := range md.offsets { // not read yet: the snapshot's offsets
 		for p, o := range parts {

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -186,20 +188,26 @@ func (c *Sessions) compatible(tbl *table.Table) error {
 
 // sessState is the hot tier's sessions: the engine holding the open
 // ones, the closed ones not committed yet, and the table's state.
+//
+// mu guards it, but binds (the consuming goroutine's) and the fields fixed
+// at New.
 type sessState struct {
 	*Sessions
+	mu sync.Mutex
 	coldTable
 	eng     *sessionwin.Engine
 	pending []sessionwin.Session // closed since the last commit
 	next    int64                // the number of the next closed session committed (from 1)
 	wm      int64                // committed watermark
 	dirty   bool                 // events applied since the last commit
-	binds   map[*schema.TypeVersion]sessBind
+	// read is the next offset of every partition read of the topics the
+	// sessions count: the engine holds the events below it.
+	read  lake.Offsets
+	binds map[*schema.TypeVersion]sessBind
 	// clock is each partition's event-time progress: the engine's
 	// watermark follows the least latest event time of the partitions not
 	// read to their end (see sessionwin.Config.ExternalTime).
 	clock   map[string]map[int32]*partClock
-	keyBuf  []byte
 	ready   bool
 	derived []*model // declared models over the table
 	commits prometheus.Counter
@@ -228,7 +236,7 @@ func (ss *sessState) initClock(ends map[string]map[int32]int64, starts map[strin
 
 // readPartition notes that topic's partition p was read up to event time
 // latest (MinInt64: no event), with more records after it or not.
-// Called with mu held.
+// Called with ss.mu held.
 func (ss *sessState) readPartition(topic string, p int32, latest int64, more bool) {
 	parts := ss.clock[topic]
 	if parts == nil {
@@ -245,7 +253,7 @@ func (ss *sessState) readPartition(topic string, p int32, latest int64, more boo
 
 // tick moves the engine's event time on: the least latest event time of
 // the partitions behind, or the latest of all when none is. Called with
-// mu held.
+// ss.mu held.
 func (ss *sessState) tick() {
 	all, least, behind := int64(math.MinInt64), int64(math.MaxInt64), false
 	for _, parts := range ss.clock {
@@ -280,7 +288,7 @@ func newSessState(c *Sessions, reg prometheus.Registerer) (*sessState, error) {
 		return nil, err
 	}
 	ss := &sessState{Sessions: c, coldTable: coldTable{name: c.Table}, eng: eng, wm: sessionwin.NoWatermark,
-		binds: map[*schema.TypeVersion]sessBind{}, clock: map[string]map[int32]*partClock{},
+		binds: map[*schema.TypeVersion]sessBind{}, read: lake.Offsets{}, clock: map[string]map[int32]*partClock{},
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlake_sessions_committed_total", Help: "Closed sessions committed to the sessions table by the hot tier.",
 		}),
@@ -317,10 +325,10 @@ func (ss *sessState) bind(v *schema.TypeVersion) sessBind {
 
 // engineKey is the engine's key of an event of user key at ts: the user
 // and the day, so that sessions are cut at midnight UTC.
-func (ss *sessState) engineKey(key []byte, ts int64) string {
-	ss.keyBuf = append(append(ss.keyBuf[:0], key...), 0)
-	ss.keyBuf = strconv.AppendInt(ss.keyBuf, floorDiv(ts, usPerDay), 36)
-	return string(ss.keyBuf)
+func engineKey(key []byte, ts int64) string {
+	var buf [64]byte
+	b := append(append(buf[:0], key...), 0)
+	return string(strconv.AppendInt(b, floorDiv(ts, usPerDay), 36))
 }
 
 // userOf is the user of an engine key.
@@ -339,32 +347,35 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// addToSessions counts one accepted event. Called with mu held.
-func (s *Streamer) addToSessions(topic string, p int32, off int64, ev *schema.Event) {
-	ss := s.sess
-	if o, _ := ss.offsets.Get(topic, p); off < o || !ss.ready {
-		return
-	}
+// input is ev as the sessions count it (false: they do not). Called by
+// the consuming goroutine only.
+func (ss *sessState) input(ev *schema.Event) (sessInput, bool) {
 	b := ss.bind(ev.Version)
 	if b.key < 0 {
-		return
+		return sessInput{}, false
 	}
 	k, ok := ev.String(b.key)
 	if !ok || len(k) == 0 {
-		return
+		return sessInput{}, false
 	}
-	var c sessionwin.Contribution
+	in := sessInput{key: engineKey(k, ev.TsMicros), ts: ev.TsMicros}
 	if b.order {
-		c.Orders = 1
+		in.c.Orders = 1
 		if b.revenue >= 0 {
 			if d, ok := ev.Decimal(b.revenue); ok {
-				c.Revenue, _ = readmodel.Rescale(d, b.scale, ss.Scale)
+				in.c.Revenue, _ = readmodel.Rescale(d, b.scale, ss.Scale)
 			}
 		}
 	}
+	return in, true
+}
+
+// addToSessions counts one accepted event. Called with ss.mu held.
+func (s *Streamer) addToSessions(in sessInput) {
+	ss := s.sess
 	n := len(ss.pending)
-	ss.pending, _ = ss.eng.Add(ss.pending, ss.engineKey(k, ev.TsMicros), ev.TsMicros, c)
-	s.hotCount += len(ss.pending) - n // held until committed, like model entries
+	ss.pending, _ = ss.eng.Add(ss.pending, in.key, in.ts, in.c)
+	s.hot.Add(int64(len(ss.pending) - n)) // held until committed, like model entries
 	ss.dirty = true
 }
 
@@ -413,8 +424,8 @@ func (s *Streamer) loadSessions(ctx context.Context) error {
 			return err
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if err := ss.eng.Restore(open, wm); err != nil {
 		return fmt.Errorf("restore the open sessions of %s: %w", ss.Table, err)
 	}
@@ -466,7 +477,7 @@ func (ss *sessState) readSessions(ctx context.Context, tbl *table.Table, filter 
 		revs := col(lake.ColRevenue).(*array.Decimal128)
 		for i := range int(rec.NumRows()) {
 			start := int64(starts.Value(i))
-			out = append(out, sessionwin.Session{Key: ss.engineKey([]byte(keys.Value(i)), start), Start: start,
+			out = append(out, sessionwin.Session{Key: engineKey([]byte(keys.Value(i)), start), Start: start,
 				End: int64(ends.Value(i)), Events: events.Value(i), Orders: orders.Value(i), Revenue: revs.Value(i)})
 		}
 		rec.Release()
@@ -527,22 +538,22 @@ func (ss *sessState) stage(del iceberg.BooleanExpression, closed, open []session
 // fed the closed sessions it now holds.
 func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 	ss := s.sess
-	s.mu.Lock()
+	ss.mu.Lock()
 	if !ss.ready || ss.tbl == nil {
-		s.mu.Unlock()
+		ss.mu.Unlock()
 		return false, nil
 	}
 	held := len(ss.pending)
 	ss.pending = ss.eng.Advance(ss.pending, s.deps.Now())
-	s.hotCount += len(ss.pending) - held
+	s.hot.Add(int64(len(ss.pending) - held))
 	if len(ss.pending) == 0 && !ss.dirty {
-		s.mu.Unlock()
+		ss.mu.Unlock()
 		return false, nil
 	}
 	closed, open, wm := slices.Clone(ss.pending), ss.eng.Open(), ss.eng.Watermark()
 	offsets := lake.Offsets{}
-	for topic := range s.modelTopics {
-		for p, h := range s.high[topic] {
+	for topic, parts := range ss.read {
+		for p, h := range parts {
 			if o, _ := ss.offsets.Get(topic, p); h > o {
 				offsets.Set(topic, p, h)
 			}
@@ -553,7 +564,7 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 	offsets.Set(seqTopic, 0, next+int64(len(closed)))
 	base, tbl := ss.offsets.Clone(), ss.tbl
 	ss.dirty = false
-	s.mu.Unlock()
+	ss.mu.Unlock()
 
 	start := time.Now()
 	n := len(closed)
@@ -574,17 +585,16 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 			return ss.stage(iceberg.EqualTo(iceberg.Reference(ColOpen), true), closed, open, next)(ctx, tx, props)
 		}})
 	if err != nil {
-		s.mu.Lock()
+		ss.mu.Lock()
 		ss.dirty = true
-		s.mu.Unlock()
+		ss.mu.Unlock()
 		return false, fmt.Errorf("commit %s: %w", ss.Table, err)
 	}
 	s.m.commitDuration.WithLabelValues(ss.Table).Observe(time.Since(start).Seconds())
 	s.m.lastCommit.WithLabelValues(ss.Table).Set(float64(s.deps.Now().UnixNano()) / 1e9)
 	ss.commits.Add(float64(len(closed)))
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	ss.mu.Lock()
 	held = len(ss.pending)
 	ss.pending = slices.Clone(ss.pending[n:])
 	if len(erased) > 0 {
@@ -597,27 +607,28 @@ func (s *Streamer) commitSessions(ctx context.Context) (bool, error) {
 	if snap := nt.CurrentSnapshot(); snap != nil {
 		ss.snapshot, ss.hasSnap = snap.SnapshotID, true
 	}
+	s.hot.Add(-int64(held - len(ss.pending)))
+	ss.mu.Unlock()
+	// The models over the table count the sessions it now holds.
 	for _, md := range ss.derived {
+		md.mu.Lock()
 		touched := map[string]bool{}
 		for i, x := range closed {
 			if row := s.addSessionToModel(md, next+int64(i), x); row != nil {
 				touched[row.Key] = true
 			}
 		}
-		var keys []string
-		for k := range touched {
-			keys = append(keys, k)
-		}
-		s.push.add(s.updates(md, keys))
+		md.read.Set(seqTopic, 0, next+int64(n))
+		s.push.add(s.updates(md, slices.Collect(maps.Keys(touched))))
+		md.mu.Unlock()
 	}
-	s.hotCount -= held - len(ss.pending)
 	s.resumeIfDrained()
 	s.setStateSizes()
 	return true, nil
 }
 
 // addSessionToModel counts closed session x, committed as number n, in
-// md, a model over the sessions table. Called with mu held.
+// md, a model over the sessions table. Called with md.mu held.
 func (s *Streamer) addSessionToModel(md *model, n int64, x sessionwin.Session) *readmodel.Row {
 	ss := s.sess
 	topic := readmodel.SeqTopic(ss.Table)
@@ -652,7 +663,7 @@ func (s *Streamer) addSessionToModel(md *model, n int64, x sessionwin.Session) *
 }
 
 // addEntry holds contribution c of the event at off of topic's partition
-// p in md's hot rows, and returns the row it changed. Called with mu
+// p in md's hot rows, and returns the row it changed. Called with md.mu
 // held.
 func (s *Streamer) addEntry(md *model, topic string, p int32, off int64, c readmodel.Contribution) *readmodel.Row {
 	parts := md.entries[topic]
@@ -662,7 +673,7 @@ func (s *Streamer) addEntry(md *model, topic string, p int32, off int64, c readm
 	}
 	parts[p] = append(parts[p], modelEntry{off: off, c: c})
 	md.n++
-	s.hotCount++
+	s.hot.Add(1)
 	return md.hot.Apply(c)
 }
 
@@ -671,10 +682,12 @@ func (s *Streamer) addEntry(md *model, topic string, p int32, off int64, c readm
 // that lost md's own commit).
 func (s *Streamer) feedDerived(ctx context.Context, md *model) error {
 	ss := s.sess
-	s.mu.RLock()
-	tbl := ss.tbl
+	ss.mu.Lock()
+	tbl, next := ss.tbl, ss.next
+	ss.mu.Unlock()
+	md.mu.RLock()
 	from, _ := md.offsets.Get(readmodel.SeqTopic(ss.Table), 0)
-	s.mu.RUnlock()
+	md.mu.RUnlock()
 	if tbl == nil {
 		return nil
 	}
@@ -686,11 +699,12 @@ func (s *Streamer) feedDerived(ctx context.Context, md *model) error {
 	if err := md.m.Tail(ctx, tbl, max(from, 1), func(n int64, c readmodel.Contribution) { es = append(es, entry{n, c}) }); err != nil {
 		return fmt.Errorf("read model %s: read the sessions it has not counted: %w", md.name, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	md.mu.Lock()
+	defer md.mu.Unlock()
 	for _, e := range es {
 		s.addEntry(md, readmodel.SeqTopic(ss.Table), 0, e.n, e.c)
 	}
+	md.read.Set(readmodel.SeqTopic(ss.Table), 0, next)
 	return nil
 }
 
@@ -836,7 +850,7 @@ func (s *Streamer) buildSessions(ctx context.Context, tbl *table.Table) error {
 			return fmt.Errorf("build %s: %w", ss.Table, err)
 		}
 		for _, e := range evs {
-			closed, _ = eng.Add(closed, ss.engineKey([]byte(e.key), e.ts), e.ts, e.c)
+			closed, _ = eng.Add(closed, engineKey([]byte(e.key), e.ts), e.ts, e.c)
 		}
 		events += len(evs)
 		closed = eng.Advance(closed, time.Time{})
@@ -865,17 +879,19 @@ func (s *Streamer) buildSessions(ctx context.Context, tbl *table.Table) error {
 // memory, erasures), and then re-aggregates the models over the table.
 func (s *Streamer) reaggregateSessions(ctx context.Context) {
 	ss := s.sess
-	s.mu.RLock()
+	ss.mu.Lock()
 	wm, below, tbl := ss.wm, ss.offsets.Clone(), ss.tbl
+	ss.mu.Unlock()
 	// The models over the table must have committed every session they
 	// were fed: their re-aggregation counts every row it holds.
 	caughtUp := true
 	for _, md := range ss.derived {
+		md.mu.RLock()
 		if md.n > 0 {
 			caughtUp = false
 		}
+		md.mu.RUnlock()
 	}
-	s.mu.RUnlock()
 	if wm == sessionwin.NoWatermark || tbl == nil || !caughtUp {
 		return
 	}
@@ -936,15 +952,15 @@ func (s *Streamer) resessionize(ctx context.Context, from, to int64, below lake.
 		span := iceberg.NewAnd(iceberg.EqualTo(iceberg.Reference(ColOpen), false),
 			iceberg.GreaterThanEqual(iceberg.Reference(lake.ColTs), iceberg.Timestamp(day)),
 			iceberg.LessThan(iceberg.Reference(lake.ColTs), iceberg.Timestamp(day+usPerDay)))
-		s.mu.RLock()
+		ss.mu.Lock()
 		tbl := ss.tbl
-		s.mu.RUnlock()
+		ss.mu.Unlock()
 		have, err := ss.readSessions(ctx, tbl, span)
 		if err != nil {
 			return err
 		}
 		for i := range want {
-			want[i].Key = ss.engineKey([]byte(want[i].Key), want[i].Start)
+			want[i].Key = engineKey([]byte(want[i].Key), want[i].Start)
 		}
 		if sameSessions(have, want) {
 			continue
@@ -969,12 +985,12 @@ func (s *Streamer) resessionize(ctx context.Context, from, to int64, below lake.
 		ss.fixes.Inc()
 		s.log.Info("sessions re-aggregated", logkey.Table, ss.Table, "day", time.UnixMicro(day).UTC().Format(time.DateOnly),
 			"had", len(have), "now", len(want))
-		s.mu.Lock()
+		ss.mu.Lock()
 		ss.tbl = nt
 		if snap := nt.CurrentSnapshot(); snap != nil {
 			ss.snapshot = snap.SnapshotID
 		}
-		s.mu.Unlock()
+		ss.mu.Unlock()
 	}
 	return nil
 }
@@ -1005,8 +1021,11 @@ func sameSessions(a, b []sessionwin.Session) bool {
 func (s *Streamer) initSessionsClock(ctx context.Context, adm *kadm.Client, starts map[string]map[int32]kgo.Offset) error {
 	var topics []string
 	from := map[string]map[int32]int64{}
+	s.srcMu.Lock()
+	counted := maps.Clone(s.modelTopics)
+	s.srcMu.Unlock()
 	for topic, parts := range starts {
-		if !s.modelTopics[topic] {
+		if !counted[topic] {
 			continue
 		}
 		topics = append(topics, topic)
@@ -1030,8 +1049,8 @@ func (s *Streamer) initSessionsClock(ctx context.Context, adm *kadm.Client, star
 			}
 		})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.sess.mu.Lock()
+	defer s.sess.mu.Unlock()
 	s.sess.initClock(ends, from)
 	return nil
 }

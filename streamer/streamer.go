@@ -1,16 +1,14 @@
 package streamer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"slices"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -19,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/zeebo/xxh3"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -70,6 +67,22 @@ type Deps struct {
 }
 
 // Streamer is the hot tier; see the package comment.
+//
+// It is split by job, each with its own lock, so that no one lock guards
+// everything: one goroutine reads Kafka (consume) and works out, without
+// any lock, what each record brings to each job; it then applies that to
+// each job under the job's lock, a chunk of records at a time. The jobs:
+//   - the fresh raw rows handed to the query service (the sinks, owned by
+//     the consuming goroutine; srcMu guards which topics have one);
+//   - the live job: event-time windows, the product catalog and the
+//     enrichment of orders (liveMu);
+//   - read-model maintenance, a writer stage like ingest: every declared
+//     model has its own lock (model.mu), as have the sessions
+//     (sessState.mu); maintain commits them. An answer of one model waits
+//     only for that model's lock, held for one chunk of records at most.
+//
+// Lock order, where two are held: a model's or the sessions' lock before
+// pauseMu; the sessions' before a model's.
 type Streamer struct {
 	cfg  Config
 	deps Deps
@@ -77,44 +90,78 @@ type Streamer struct {
 	log  *slog.Logger
 	m    *metrics
 	hubs map[string]*hub // per model, fixed at New
-	push *coalescer      // in front of hub; updates are added with mu held
+	// push coalesces live updates. Updates of a model are added with the
+	// model's lock held, so that they reach it in the order their figures
+	// were read (the latest wins).
+	push *coalescer
 
 	committer *lake.Committer
 	tracer    trace.Tracer // trace.go
-	dec       *schema.Decoder
-	ev        schema.Event
-	dd        *dedupe.Set
+
+	// Owned by the consuming goroutine (and bootstrap before it starts).
+	dec *schema.Decoder
+	ev  schema.Event
+	dd  *dedupe.Set
 	// Column indexes of the inputs, per schema version.
 	orderCols map[*schema.TypeVersion]orderCols
+	chunk     chunk // scratch of consume
 
-	cl *kgo.Client
+	cl    *kgo.Client
+	ready atomic.Bool
 
-	mu     sync.RWMutex // guards everything below
-	ready  bool
+	// The sources: which topics have a raw sink, and which the declared
+	// models count. Written by bootstrap and discover, read by consume.
+	srcMu sync.Mutex
+	raw   map[string]*rawSink // topic -> its raw table's fresh rows
+	// modelTopics are the topics whose events the declared models count.
+	modelTopics map[string]bool
+
+	// The live job.
+	liveMu   sync.Mutex
+	win      *windows
+	closed   map[string][]WindowResult // recently closed windows per spec
+	products map[string]product
+	// liveWm is the windows' watermark (noWatermark: none yet), for
+	// readers without liveMu.
+	liveWm  atomic.Int64
+	publish bool // enriched orders are published (set at bootstrap)
+
+	// Read-model maintenance. models, byType and live are fixed at New.
 	models []*model
 	byType map[string][]*model // event type -> the models that count it
 	// live is order_revenue_minute when declared: its changes are pushed
 	// (SSE) and its offsets say which orders the windows and the
 	// enrichment have seen.
 	live *model
-	sess *sessState                 // nil: sessions are not kept here
-	high map[string]map[int32]int64 // next offset read
-	raw  map[string]*rawSink        // topic -> its raw table's fresh rows
-	// modelTopics are the topics whose events the declared models count.
-	modelTopics map[string]bool
-	hotCount    int
-	win         *windows
-	closed      map[string][]WindowResult // recently closed windows per spec
-	products    map[string]product
-	paused      bool
+	sess *sessState // nil: sessions are not kept here
+	// hot counts the events the models and the sessions hold until
+	// committed (max_hot_events).
+	hot     atomic.Int64
+	pauseMu sync.Mutex
+	paused  bool
 	// pausedTopics are the topics paused at max_hot_events.
 	pausedTopics []string
-	publish      bool // enriched orders are published (committer, topic exists)
-	// Read-model commit failures in a row.
+	// Read-model commit failures in a row (maintain only).
 	commitFails int
 
 	progress *health.Committer       // the read-model committer (with Commit)
 	brokers  *kafkaconf.Reachability // fed by every Kafka client's hooks
+}
+
+// noWatermark is liveWm before the windows have one.
+const noWatermark = math.MinInt64
+
+// watermark is the windows' watermark, read without liveMu.
+func (s *Streamer) watermark() (int64, bool) {
+	wm := s.liveWm.Load()
+	return wm, wm != noWatermark
+}
+
+// setWatermark publishes the windows' watermark. Called with liveMu held.
+func (s *Streamer) setWatermark() {
+	if wm, ok := s.win.watermark(); ok {
+		s.liveWm.Store(wm)
+	}
 }
 
 // orderCols are the input columns of one order schema version (-1:
@@ -155,7 +202,6 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		dd:          dedupe.New(deps.DedupeWindow),
 		orderCols:   map[*schema.TypeVersion]orderCols{},
 		byType:      map[string][]*model{},
-		high:        map[string]map[int32]int64{},
 		raw:         map[string]*rawSink{},
 		modelTopics: map[string]bool{},
 		closed:      map[string][]WindowResult{},
@@ -174,8 +220,10 @@ func New(cfg Config, deps Deps) (*Streamer, error) {
 		}
 		s.sess = ss
 	}
+	s.liveWm.Store(noWatermark)
 	for _, m := range deps.Models {
 		md := newModel(m)
+		md.idx = len(s.models)
 		s.models = append(s.models, md)
 		if m.Table != "" {
 			if s.sess != nil && m.Table == s.sess.Table {
@@ -221,11 +269,7 @@ func (s *Streamer) publishUpdates(us []Update) {
 
 // Ready reports whether the hot tier has loaded the read models and
 // started reading.
-func (s *Streamer) Ready() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.ready
-}
+func (s *Streamer) Ready() bool { return s.ready.Load() }
 
 // Run reads until ctx ends. With Commit set it commits read models every
 // CommitInterval and once more on shutdown. Live updates are sent every
@@ -252,9 +296,7 @@ func (s *Streamer) Run(ctx context.Context) error {
 		return fmt.Errorf("create hot-tier kafka client: %w", err)
 	}
 	s.cl = cl
-	s.mu.Lock()
-	s.ready = true
-	s.mu.Unlock()
+	s.ready.Store(true)
 	s.log.Info("hot tier started", "commit_read_models", s.cfg.Commit)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -397,14 +439,14 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 			return nil, err
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.srcMu.Lock()
 	if sink != nil {
 		s.raw[topic] = sink
 	}
 	if models {
 		s.modelTopics[topic] = true
 	}
+	s.srcMu.Unlock()
 	out := map[int32]kgo.Offset{}
 	window := s.dd.Window()
 	for _, p := range parts {
@@ -415,12 +457,16 @@ func (s *Streamer) startOffsets(ctx context.Context, topic string, parts []int32
 		}
 		for _, md := range s.models {
 			if models && md.m.Table == "" {
+				md.mu.RLock()
 				o, _ := md.offsets.Get(topic, p)
+				md.mu.RUnlock()
 				need = append(need, o)
 			}
 		}
 		if models && s.sess != nil {
+			s.sess.mu.Lock()
 			o, _ := s.sess.offsets.Get(topic, p)
+			s.sess.mu.Unlock()
 			need = append(need, o)
 		}
 		if topic == s.in.Orders.Topic && s.live == nil && sink == nil {
@@ -446,9 +492,9 @@ func (s *Streamer) discover(ctx context.Context) error {
 	}
 	add := map[string]map[int32]kgo.Offset{}
 	for topic, td := range md.Topics {
-		s.mu.RLock()
+		s.srcMu.Lock()
 		_, known := s.raw[topic]
-		s.mu.RUnlock()
+		s.srcMu.Unlock()
 		if known || td.Err != nil || topic == s.cfg.ProductsTopic || topic == s.in.Orders.Topic {
 			continue
 		}
@@ -469,238 +515,6 @@ func (s *Streamer) discover(ctx context.Context) error {
 		s.cl.AddConsumePartitions(add)
 	}
 	return nil
-}
-
-// pollRecords is the most records one poll of consume takes. The hot tier
-// pauses at the first poll that brings it to max_hot_events, so it holds
-// at most max_hot_events - 1 plus what that poll adds: up to pollRecords
-// records, each held once per read model that counts it (an inventory
-// update once). A poll takes what one fetch response buffered, which after
-// a resume can be the whole backlog up to this limit.
-const pollRecords = 20_000
-
-// consume reads records and updates the hot structures.
-func (s *Streamer) consume(ctx context.Context) error {
-	type enriched struct {
-		key, value []byte
-	}
-	undecidedFor := 0 // polls in a row that met undecided records
-	for {
-		fetches := s.cl.PollRecords(ctx, pollRecords)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			return nil
-		}
-		for _, fe := range fetches.Errors() {
-			if !errors.Is(fe.Err, context.Canceled) {
-				s.log.Warn("fetch error", logkey.Topic, fe.Topic, logkey.Partition, fe.Partition, logkey.Err, fe.Err)
-			}
-		}
-		span := s.updateSpan(ctx, fetches.NumRecords())
-		var out []enriched
-		touched := map[*model]map[string]bool{} // rows changed, per model
-		now := s.deps.Now().UnixMicro()
-		// Records whose schema the registry could not be asked about are
-		// read again (with the rest of their partition) after a pause:
-		// skipping them would part the hot tier from ingest, which
-		// retries them too.
-		var (
-			rewind    map[string]map[int32]kgo.EpochOffset
-			undecided error
-		)
-
-		s.mu.Lock()
-		hotBefore := s.hotCount
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
-			}
-			if p.Topic == s.cfg.ProductsTopic {
-				for _, r := range p.Records {
-					s.applyProduct(r)
-				}
-				s.m.products.Set(float64(len(s.products)))
-				return
-			}
-			sink := s.raw[p.Topic]
-			var rawStart int64
-			if sink != nil {
-				rawStart, _ = sink.offsets.Get(p.Topic, p.Partition)
-			}
-			isOrders := p.Topic == s.in.Orders.Topic
-			// The windows and the enrichment see each order once: those
-			// after the live model's offsets (or the raw table's).
-			liveOff := rawStart
-			if s.live != nil {
-				liveOff, _ = s.live.offsets.Get(p.Topic, p.Partition)
-			}
-			modelTopic := s.modelTopics[p.Topic]
-			key := dedupe.Key{Topic: p.Topic, Partition: p.Partition}
-			accepted := 0
-			latest := int64(math.MinInt64) // event time, for the sessions' clock
-			next := p.Records[len(p.Records)-1].Offset + 1
-			for _, r := range p.Records {
-				recTs := r.Timestamp.UnixMicro()
-				if derr := s.dec.Decode(r.Value, recTs, &s.ev); derr != nil {
-					if derr.Unavailable != nil {
-						if rewind == nil {
-							rewind = map[string]map[int32]kgo.EpochOffset{}
-						}
-						if rewind[p.Topic] == nil {
-							rewind[p.Topic] = map[int32]kgo.EpochOffset{}
-						}
-						rewind[p.Topic][p.Partition] = kgo.EpochOffset{Epoch: -1, Offset: r.Offset}
-						undecided, next = derr, r.Offset
-						break
-					}
-					continue // a dead letter: in the lake's dlq table, not hot
-				}
-				if s.dd.Seen(key, r.Offset, s.ev.EventID) {
-					continue
-				}
-				ev := &s.ev
-				if sink != nil && r.Offset >= rawStart {
-					c := schema.Coords{Topic: p.Topic, Partition: p.Partition, Offset: r.Offset, KafkaTs: recTs, Ingested: now}
-					if !sink.add(ev, &c, s.deps.Codecs) {
-						continue // ingest sends it to the dead-letter table (schema_conflict)
-					}
-				}
-				accepted++
-				if ev.Version == nil {
-					continue
-				}
-				if s.sess != nil && modelTopic {
-					latest = max(latest, ev.TsMicros)
-					s.addToSessions(p.Topic, p.Partition, r.Offset, ev)
-				}
-				for _, md := range s.byType[ev.Version.Subject] {
-					if !modelTopic {
-						break
-					}
-					if row := s.addToModel(md, p.Topic, p.Partition, r.Offset, ev); row != nil {
-						if touched[md] == nil {
-							touched[md] = map[string]bool{}
-						}
-						touched[md][row.Key] = true
-					}
-				}
-				if isOrders && r.Offset >= liveOff && ev.Version.Subject == s.in.Orders.Type {
-					oc := s.orderColsOf(ev.Version)
-					amount, ok := decimalAt(ev, oc.amount, oc.scale)
-					if !ok {
-						continue
-					}
-					userID, _ := ev.String(oc.user)
-					user := xxh3.Hash(userID)
-					productID, _ := ev.String(oc.product)
-					if s.win.add(ev.TsMicros, amount, user, string(productID)) {
-						s.m.late.Inc()
-						s.logEvent(ctx, "late order: its windows had closed", r, ev)
-					}
-					if s.publish {
-						// The decoder's fields may point into its scratch
-						// buffer, valid until the next Decode: copy.
-						k, _ := ev.String(oc.key)
-						qty, _ := ev.Int(oc.quantity)
-						out = append(out, enriched{key: bytes.Clone(k), value: s.enrich(ev, amount, productID, qty)})
-					}
-				}
-			}
-			if s.high[p.Topic] == nil {
-				s.high[p.Topic] = map[int32]int64{}
-			}
-			last := p.Records[len(p.Records)-1].Offset
-			s.high[p.Topic][p.Partition] = next
-			if s.sess != nil && modelTopic {
-				s.sess.readPartition(p.Topic, p.Partition, latest, p.HighWatermark > next)
-			}
-			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
-			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
-		})
-		if s.sess != nil {
-			s.sess.tick()
-		}
-		// Under mu: see closeWindows.
-		for md, keys := range touched {
-			s.push.add(s.updates(md, slices.Collect(maps.Keys(keys))))
-		}
-		if s.hotCount > hotBefore && s.cfg.Commit {
-			s.progress.Pending(s.deps.Now())
-		}
-		s.setStateSizes()
-		pause := s.hotCount >= s.cfg.MaxHotEvents && !s.paused
-		if pause {
-			s.paused = true
-		}
-		var recs []sinkRecord
-		for _, sink := range s.raw {
-			for rec := sink.take(); rec != nil; rec = sink.take() {
-				recs = append(recs, sinkRecord{table: sink.table, rec: rec})
-			}
-		}
-		if rewind != nil {
-			s.cl.SetOffsets(rewind)
-		}
-		if pause {
-			// Every topic whose events the hot tier holds for a read model.
-			s.pausedTopics = nil
-			// (every topic declared models count, whether or not one has
-			// events held yet; not the sessions table's numbering).
-			for topic := range s.modelTopics {
-				if !slices.Contains(s.pausedTopics, topic) {
-					s.pausedTopics = append(s.pausedTopics, topic)
-				}
-			}
-			// Paused under mu, as resumeIfDrained resumes under mu: paused
-			// after the unlock, a commit draining the hot tier in between
-			// would resume first, and the topics would stay paused for
-			// good with s.paused false.
-			s.m.paused.Set(1)
-			s.m.pauses.Inc()
-			s.cl.PauseFetchTopics(s.pausedTopics...)
-		}
-		paused, hot := s.pausedTopics, s.hotCount
-		s.mu.Unlock()
-
-		if pause {
-			// hot_events - polled_events is what the hot tier held before
-			// this poll: below max_hot_events, or an earlier poll would
-			// have paused.
-			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents,
-				"hot_events", hot, "polled_events", hot-hotBefore, "topics", paused)
-		}
-		for i, r := range recs {
-			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
-			r.rec.Release()
-			if err != nil {
-				for _, rest := range recs[i+1:] {
-					rest.rec.Release()
-				}
-				tracing.EndSpan(span, err)
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("hand hot rows of %s to the query service: %w", r.table, err)
-			}
-		}
-		for _, e := range out {
-			s.cl.Produce(context.WithoutCancel(ctx), &kgo.Record{Topic: s.cfg.EnrichedTopic, Key: e.key, Value: e.value},
-				func(_ *kgo.Record, err error) {
-					if err != nil {
-						s.m.enrichErrors.Inc()
-						return
-					}
-					s.m.enriched.Inc()
-				})
-		}
-		span.End()
-		if undecided != nil {
-			if !waitUndecided(ctx, s.log, undecided, &undecidedFor) {
-				return nil
-			}
-		} else {
-			undecidedFor = 0
-		}
-	}
 }
 
 // waitUndecided pauses the hot tier before it reads again records it
@@ -807,7 +621,7 @@ func (s *Streamer) loadCatalog(ctx context.Context, adm *kadm.Client, md kadm.Me
 			s.log.Warn("product catalog not read to its end in 30s; continuing", logkey.Topic, s.cfg.ProductsTopic)
 			break
 		}
-		s.mu.Lock()
+		s.liveMu.Lock()
 		fetches.EachRecord(func(r *kgo.Record) {
 			if r.Offset < end[r.Partition] {
 				s.applyProduct(r)
@@ -817,7 +631,7 @@ func (s *Streamer) loadCatalog(ctx context.Context, adm *kadm.Client, md kadm.Me
 			}
 		})
 		s.m.products.Set(float64(len(s.products)))
-		s.mu.Unlock()
+		s.liveMu.Unlock()
 	}
 	s.log.Info("product catalog loaded", "products", len(s.products))
 	return end, nil
