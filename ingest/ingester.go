@@ -219,18 +219,9 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 }
 
 // fileOptions is the Parquet layout of the files ingest (and a DLQ
-// replay) writes.
+// replay) writes; each table writer adds its bloom filter columns.
 func (c Config) fileOptions() lake.FileOptions {
-	return lake.FileOptions{
-		RowGroupRows: c.RowGroupRows,
-		// Ids and verbatim JSON are nearly unique: a dictionary only costs
-		// CPU. Typed payload columns keep dictionaries (product ids, enums
-		// and small numbers compress well with them).
-		NoDictionary: []string{lake.ColEventID, lake.ColPayload, lake.ColMetadata, lake.ColTraceID,
-			lake.ColSpanID, lake.ColRaw, lake.ColDetail},
-		NoStats:      []string{lake.ColPayload, lake.ColMetadata, lake.ColRaw, lake.ColDetail},
-		DeltaColumns: []string{lake.ColTs, lake.ColKafkaOffset, lake.ColKafkaTimestamp, lake.ColIngestedAt},
-	}
+	return lake.EventFileOptions(c.RowGroupRows)
 }
 
 // topic returns the state of a topic eventlake takes, creating it (and

@@ -101,7 +101,8 @@ type partWriter struct {
 	key     int32
 	worker  int
 	rb      *array.RecordBuilder
-	pending int // rows in rb not yet handed to the encoder
+	pending int  // rows in rb not yet handed to the encoder
+	emitted bool // a chunk was handed to the encoder
 	file    *lake.FileWriter
 
 	mu  sync.Mutex
@@ -286,6 +287,7 @@ func (w *tableWriter) useTable(tbl *table.Table) error {
 		}
 	}
 	w.tbl, w.schema = tbl, sc
+	w.opts.BloomFilters = lake.BloomFilterColumns(tbl.Schema(), tbl.Properties())
 	return nil
 }
 
@@ -456,6 +458,14 @@ func (w *tableWriter) emit(p *partWriter) {
 			dataLen[i] = bb.DataLen()
 		}
 	}
+	if !p.emitted && p.pending < chunkRows {
+		// The batch ends with its first chunk (a chunk is emitted early
+		// only when the batch is flushed or sealed): the file holds
+		// exactly these rows, and its bloom filters are sized for them.
+		// The encoder reads it after the send below.
+		p.file.ExpectRows(int64(p.pending))
+	}
+	p.emitted = true
 	rec := p.rb.NewRecordBatch()
 	p.pending = 0
 	p.rb.Reserve(chunkRows)

@@ -44,7 +44,34 @@ type FileOptions struct {
 	// few bits per value and readers decode them far faster than
 	// dictionary or plain pages.
 	DeltaColumns []string
+	// BloomFilters lists columns that get a Parquet bloom filter in every
+	// row group: identifier columns that lookups filter by equality
+	// (BloomFilterColumns). Min/max statistics cannot prune random ids;
+	// a filter lets a reader skip a row group that does not hold the id
+	// after reading a few hundred bytes of it. Columns the schema lacks
+	// are ignored.
+	BloomFilters []string
 }
+
+// EventFileOptions is the Parquet layout of the raw and dead-letter
+// tables' files, written by ingest and rewritten by the compactor (plus
+// the table's BloomFilterColumns).
+func EventFileOptions(rowGroupRows int64) FileOptions {
+	return FileOptions{
+		RowGroupRows: rowGroupRows,
+		// Ids and verbatim JSON are nearly unique: a dictionary only costs
+		// CPU. Typed payload columns keep dictionaries (product ids, enums
+		// and small numbers compress well with them).
+		NoDictionary: []string{ColEventID, ColPayload, ColMetadata, ColTraceID, ColSpanID, ColRaw, ColDetail},
+		NoStats:      []string{ColPayload, ColMetadata, ColRaw, ColDetail},
+		DeltaColumns: []string{ColTs, ColKafkaOffset, ColKafkaTimestamp, ColIngestedAt},
+	}
+}
+
+// bloomFilterFPP is the false-positive rate bloom filters are sized for:
+// a lookup over a month of hourly files (720 row groups) reads about 7
+// row groups that do not hold the id.
+const bloomFilterFPP = 0.01
 
 // dictionaryPageLimit caps a column chunk's dictionary: past it the
 // writer falls back to plain pages. A column with more distinct values
@@ -55,7 +82,9 @@ type FileOptions struct {
 // values (types, sources, products, warehouses) keep their dictionaries.
 const dictionaryPageLimit = 64 << 10
 
-func (o FileOptions) writerProps(mem memory.Allocator) *parquet.WriterProperties {
+// writerProps are the Parquet writer's properties for a file of about
+// rows rows (0: unknown).
+func (o FileOptions) writerProps(mem memory.Allocator, rows int64) *parquet.WriterProperties {
 	rg := o.RowGroupRows
 	if rg <= 0 {
 		rg = 256 * 1024
@@ -84,6 +113,19 @@ func (o FileOptions) writerProps(mem memory.Allocator) *parquet.WriterProperties
 		props = append(props, parquet.WithDictionaryFor(c, false),
 			parquet.WithEncodingFor(c, parquet.Encodings.DeltaBinaryPacked))
 	}
+	// A filter is sized for the distinct values of one row group, which
+	// for ids is its rows: the file's rows when known (a micro-batch of a
+	// few hundred events gets a filter of a few hundred bytes, not one for
+	// a full row group), else a full row group. Without a size arrow-go
+	// writes 1 MiB per column chunk whatever it holds.
+	ndv := rg
+	if rows > 0 && rows < rg {
+		ndv = rows
+	}
+	for _, c := range o.BloomFilters {
+		props = append(props, parquet.WithBloomFilterEnabledFor(c, true),
+			parquet.WithBloomFilterNDVFor(c, ndv), parquet.WithBloomFilterFPPFor(c, bloomFilterFPP))
+	}
 	return parquet.NewWriterProperties(props...)
 }
 
@@ -92,7 +134,11 @@ type FileWriter struct {
 	location  string
 	out       io.WriteCloser
 	count     *countingWriter
-	pw        *pqarrow.FileWriter
+	schema    *arrow.Schema
+	opts      FileOptions
+	mem       memory.Allocator
+	rows      int64               // ExpectRows
+	pw        *pqarrow.FileWriter // opened by the first Write (or Close)
 	partition map[int]any
 	closed    bool
 }
@@ -106,18 +152,46 @@ func CreateFile(ctx context.Context, tbl *table.Table, location string, sc *arro
 	if err != nil {
 		return nil, err
 	}
-	cw := &countingWriter{w: out}
-	pw, err := pqarrow.NewFileWriter(sc, cw, opts.writerProps(mem),
-		pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem), pqarrow.WithStoreSchema()))
-	if err != nil {
+	// The schema must convert: a writer over it is opened and dropped
+	// here, so that a schema Parquet cannot hold fails now rather than at
+	// the first Write.
+	if _, err := pqarrow.ToParquet(sc, opts.writerProps(mem, 0), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("open parquet writer for %s: %w", location, err)
 	}
-	return &FileWriter{location: location, out: out, count: cw, pw: pw, partition: partition}, nil
+	return &FileWriter{location: location, out: out, count: &countingWriter{w: out}, schema: sc, opts: opts, mem: mem, partition: partition}, nil
+}
+
+// ExpectRows tells a writer that has not written yet how many rows the
+// file will hold, when the caller knows (ingest, for a batch's last
+// chunk; the compactor, from its inputs). Bloom filters are sized for
+// it; without it they are sized for a full row group. More rows than
+// expected only raise the filters' false-positive rate.
+func (w *FileWriter) ExpectRows(n int64) {
+	if w.pw == nil {
+		w.rows = n
+	}
+}
+
+// open opens the Parquet writer (the file's header is written then).
+func (w *FileWriter) open() error {
+	if w.pw != nil {
+		return nil
+	}
+	pw, err := pqarrow.NewFileWriter(w.schema, w.count, w.opts.writerProps(w.mem, w.rows),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(w.mem), pqarrow.WithStoreSchema()))
+	if err != nil {
+		return fmt.Errorf("open parquet writer for %s: %w", w.location, err)
+	}
+	w.pw = pw
+	return nil
 }
 
 // Write appends a record batch; rows are buffered into row groups.
 func (w *FileWriter) Write(rec arrow.RecordBatch) error {
+	if err := w.open(); err != nil {
+		return err
+	}
 	if err := w.pw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("write parquet %s: %w", w.location, err)
 	}
@@ -125,7 +199,12 @@ func (w *FileWriter) Write(rec arrow.RecordBatch) error {
 }
 
 // Rows is the number of rows written so far.
-func (w *FileWriter) Rows() int { return w.pw.NumRows() }
+func (w *FileWriter) Rows() int {
+	if w.pw == nil {
+		return 0
+	}
+	return w.pw.NumRows()
+}
 
 // Location is the file's URI.
 func (w *FileWriter) Location() string { return w.location }
@@ -137,6 +216,9 @@ func (w *FileWriter) Close(tbl *table.Table) (iceberg.DataFile, error) {
 		return nil, errors.New("lakefile: writer already closed")
 	}
 	w.closed = true
+	if err := w.open(); err != nil {
+		return nil, errors.Join(err, w.out.Close())
+	}
 	// pqarrow's Close also closes the sink (our countingWriter -> file).
 	if err := w.pw.Close(); err != nil {
 		return nil, fmt.Errorf("close parquet %s: %w", w.location, err)
@@ -170,7 +252,11 @@ func (w *FileWriter) Closed() bool { return w.closed }
 func (w *FileWriter) Abort(ctx context.Context, tbl *table.Table) error {
 	if !w.closed {
 		w.closed = true
-		_ = w.pw.Close()
+		if w.pw != nil {
+			_ = w.pw.Close()
+		} else {
+			_ = w.out.Close()
+		}
 	}
 	return RemoveFile(ctx, tbl, w.location)
 }
@@ -347,5 +433,58 @@ func AppendValue(b array.Builder, f arrow.Field, v any) error {
 		return errors.New("a value is required")
 	}
 	b.AppendNull()
+	return nil
+}
+
+// Transcode rewrites the local Parquet file src into a new local file dst
+// (synced) with opts' layout, keeping its schema, field ids and row
+// order: for files another engine wrote (the compactor's DuckDB COPY),
+// which cannot give bloom filters to some columns only (DuckDB writes
+// them for dictionary-encoded columns, and a dictionary-size limit is one
+// setting for every column of a COPY).
+func Transcode(ctx context.Context, src, dst string, opts FileOptions, mem memory.Allocator) (err error) {
+	r, err := file.OpenParquetFile(src, false, file.WithReadProps(parquet.NewReaderProperties(mem)))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", src, err)
+	}
+	defer r.Close()
+	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, mem)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	defer rr.Release()
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", dst, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(dst)
+		}
+	}()
+	pw, err := pqarrow.NewFileWriter(rr.Schema(), &syncFile{f}, opts.writerProps(mem, r.NumRows()),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem), pqarrow.WithStoreSchema()))
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("open parquet writer for %s: %w", dst, err)
+	}
+	for rr.Next() {
+		if err := pw.WriteBuffered(rr.RecordBatch()); err != nil {
+			_ = pw.Close()
+			return fmt.Errorf("write %s: %w", dst, err)
+		}
+	}
+	if err := rr.Err(); err != nil {
+		_ = pw.Close()
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	// Close writes the footer and closes (syncs) the file.
+	if err := pw.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", dst, err)
+	}
 	return nil
 }

@@ -115,6 +115,42 @@ func SubjectColumnsOf(p iceberg.Properties) []SubjectColumn {
 	return out
 }
 
+// BloomFilterColumns are the columns of a table whose Parquet files get
+// bloom filters (FileOptions.BloomFilters), the same for every writer of
+// the table (ingest, the compactor): the identifiers lookups ask for by
+// equality. On a raw table they are event_id, the subject columns (the
+// person an event is about) and every typed payload column of strings
+// whose name ends in _id (order_id, user_id, product_id ...); other
+// tables have none. The rule is by name because schemas do not say which
+// properties are identifiers, and ids are what one looks events up by;
+// a low-cardinality id (product_id) is dictionary-encoded and its filter
+// is filled from the dictionary, at little cost. The envelope's own ids
+// (trace_id, span_id, replay_id) are left out: no lookup is served by
+// them.
+func BloomFilterColumns(sc *iceberg.Schema, props iceberg.Properties) []string {
+	if props[PropKind] != KindRaw {
+		return nil
+	}
+	subject := map[string]bool{}
+	for _, c := range SubjectColumnsOf(props) {
+		subject[c.Column] = true
+	}
+	var out []string
+	for _, f := range sc.Fields() {
+		switch {
+		case f.Name == ColEventID:
+		case IsEnvelopeColumn(f.Name):
+			continue
+		case subject[f.Name]:
+		case strings.HasSuffix(f.Name, "_id") && f.Type.Equals(iceberg.PrimitiveTypes.String):
+		default:
+			continue
+		}
+		out = append(out, f.Name)
+	}
+	return out
+}
+
 // Table kinds (PropKind).
 const (
 	KindRaw       = "raw"
