@@ -162,23 +162,23 @@ func TestCrashEveryCommitter(t *testing.T) {
 		l.awaitKilled("dev at " + fp)
 	}
 	l.restartDev(env...)
+	// One query (one snapshot of both tables): the orders view would add
+	// the hot tier's fresh rows, which neither table holds yet.
 	th.Eventually(t, 60*time.Second, "the read model to count every order once", func() (bool, string) {
-		r, code := th.TrySQL(t, l.api, "SELECT (SELECT sum(order_count) FROM order_revenue_minute), (SELECT count(*) FROM orders_raw WHERE type = 'order.created')")
+		r, code := th.TrySQL(t, l.api, `SELECT (SELECT sum(order_count) FROM order_revenue_minute), (SELECT count(*) FROM orders_raw WHERE type = 'order.created'),
+			(SELECT sum(revenue) FROM order_revenue_minute), (SELECT sum(amount) FROM orders_raw WHERE type = 'order.created')`)
 		if code != 200 {
 			return false, fmt.Sprintf("HTTP %d %s", code, r.Error)
 		}
-		if r.Rows[0][0] != nil && fmt.Sprint(r.Rows[0][0]) == fmt.Sprint(r.Rows[0][1]) {
+		if row := r.Rows[0]; row[0] != nil && fmt.Sprint(row[0]) == fmt.Sprint(row[1]) && fmt.Sprint(row[2]) == fmt.Sprint(row[3]) {
 			return true, ""
 		}
-		d, _ := th.TrySQL(t, l.api, `SELECT m, rm, lk FROM (SELECT minute AS m, sum(order_count) AS rm FROM order_revenue_minute GROUP BY 1)
-			FULL JOIN (SELECT date_trunc('minute', ts) AS m, count(*) AS lk FROM orders_raw WHERE type = 'order.created' GROUP BY 1) USING (m)
-			WHERE rm IS DISTINCT FROM lk ORDER BY m`)
-		return false, fmt.Sprint(r.Rows[0], " minutes that differ: ", d.Rows)
+		d, _ := th.TrySQL(t, l.api, `SELECT m, rm, lk, rrev, lrev FROM
+			(SELECT minute AS m, sum(order_count) AS rm, sum(revenue) AS rrev FROM order_revenue_minute GROUP BY 1)
+			FULL JOIN (SELECT date_trunc('minute', ts) AS m, count(*) AS lk, sum(amount) AS lrev FROM orders_raw WHERE type = 'order.created' GROUP BY 1) USING (m)
+			WHERE rm IS DISTINCT FROM lk OR rrev IS DISTINCT FROM lrev ORDER BY m`)
+		return false, fmt.Sprint("(orders, lake orders, revenue, lake revenue) ", r.Rows[0], "; minutes that differ: ", d.Rows)
 	})
-	r := th.SQL(t, l.api, "SELECT (SELECT sum(revenue) FROM order_revenue_minute), (SELECT sum(amount) FROM orders)")
-	if r.Rows[0][0] == nil || fmt.Sprint(r.Rows[0][0]) != fmt.Sprint(r.Rows[0][1]) {
-		t.Fatalf("read-model revenue %v, the orders' sum %v", r.Rows[0][0], r.Rows[0][1])
-	}
 
 	// A schema change committed by ingest: order.created v2 adds a
 	// property; the dev process is killed right after ingest commits the
