@@ -229,6 +229,8 @@ func (ing *Ingester) abort(ctx context.Context, cause error) error {
 		ing.log.Error("batch abandoned", logkey.Err, cause)
 		ing.progress.Failed(cause)
 	}
+	// The encoder may still write or close files of the batch.
+	ing.enc.drain()
 	var errs []error
 	drop := func(w *tableWriter) {
 		if keepFiles {

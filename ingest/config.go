@@ -57,6 +57,15 @@ type Config struct {
 	DedupeWindow int `yaml:"dedupe_window"`
 	// RowGroupRows caps Parquet row groups.
 	RowGroupRows int64 `yaml:"row_group_rows"`
+	// MemoryLimit is the memory an ingest process is meant to live in
+	// (default 768 MiB). A quarter of it bounds the batch's Arrow
+	// builders and Parquet writers, whatever the number of table
+	// partitions the batch touches: past it the batch's open files are
+	// closed early (a partition then has several files in one commit)
+	// and reading waits until their memory is freed. `eventlake ingest`
+	// also makes it the Go runtime's soft memory limit (unless GOMEMLIMIT
+	// is set).
+	MemoryLimit int64 `yaml:"memory_limit"`
 	// FetchMaxBytes bounds one fetch response, and with it the memory
 	// buffered while a commit is in progress.
 	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
@@ -114,6 +123,9 @@ func (c *Config) Defaults() {
 	if c.RowGroupRows == 0 {
 		c.RowGroupRows = 256 * 1024
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = 768 << 20
+	}
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 8 << 20
 	}
@@ -127,6 +139,10 @@ func (c *Config) Defaults() {
 		c.CommitTimeout = defaultCommitTimeout
 	}
 }
+
+// BatchMemory is the budget of a batch's Arrow builders and Parquet
+// writers (see MemoryLimit).
+func (c *Config) BatchMemory() int64 { return c.MemoryLimit / 4 }
 
 // Layout is the table layout this configuration describes.
 func (c *Config) Layout() (*lake.Layout, error) {
@@ -155,6 +171,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingest.dedupe_window must not be negative")
 	case c.SessionTimeout < 6*time.Second:
 		return errors.New("ingest.session_timeout must be at least 6s (brokers refuse shorter ones)")
+	case c.MemoryLimit < 64<<20:
+		return errors.New("ingest.memory_limit must be at least 64MiB")
 	case c.FetchMaxBytes < 1<<20:
 		return errors.New("ingest.fetch_max_bytes must be at least 1MiB")
 	case c.TopicRefresh < 100*time.Millisecond:

@@ -60,6 +60,7 @@ type Ingester struct {
 	topics    map[string]*topicState
 	dlq       *tableWriter
 	enc       *encoder
+	alloc     *countingAllocator // the batch's builders and writers
 	dec       *schema.Decoder
 	ev        schema.Event
 	fileOpts  lake.FileOptions
@@ -139,6 +140,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		deps.Now = time.Now
 	}
 	ing := &Ingester{
+		alloc:    newCountingAllocator(memory.DefaultAllocator),
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger.With(logkey.Component, "ingest"),
@@ -214,7 +216,7 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
+	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.enc)
 	return err
 }
 
@@ -249,7 +251,7 @@ func (ing *Ingester) topic(ctx context.Context, topic string) (*topicState, erro
 		ing.log.Error("topic not taken", logkey.Topic, topic, logkey.Err, err)
 		return nil, nil
 	}
-	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, memory.DefaultAllocator, ing.enc)
+	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.enc)
 	if err != nil {
 		return nil, err
 	}
@@ -374,6 +376,7 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 			ing.progress.Idle() // nothing consumed waits (partitions moved away)
 		}
 		ing.m.openPartitions.Set(float64(ing.openPartitions()))
+		ing.m.batchMemory.Set(float64(ing.alloc.Held()))
 		ing.mu.Unlock()
 		cl.AllowRebalance()
 		if err != nil {
@@ -433,11 +436,15 @@ func (ing *Ingester) handle(ctx context.Context, fetches kgo.Fetches) error {
 			ing.b.started = ing.deps.Now()
 		}
 		fresh := ing.b.records
-		for _, r := range p.Records {
+		for i, r := range p.Records {
 			if err = ing.add(ctx, ts, r, nowMicros, &f); err != nil {
 				return
 			}
+			if i%memoryCheckEvery == memoryCheckEvery-1 {
+				ing.keepWithinBudget()
+			}
 		}
+		ing.keepWithinBudget()
 		last := p.Records[len(p.Records)-1].Offset
 		if !f.hasRaw || last >= f.raw { // not only warm-up records
 			ing.b.end.Set(p.Topic, p.Partition, last+1)

@@ -28,6 +28,8 @@ type metrics struct {
 	state           *stateGauge
 	freshness       *prometheus.HistogramVec // table
 	openPartitions  prometheus.Gauge
+	filesEarly      prometheus.Counter
+	batchMemory     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -98,10 +100,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		openPartitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlake_ingest_open_partitions", Help: "Table partitions with an open data file in the current batch (each is one file per commit).",
 		}),
+		filesEarly: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_ingest_files_early_total", Help: "Data files closed before their batch's commit to keep the batch within ingest.memory_limit.",
+		}),
+		batchMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlake_ingest_batch_memory_bytes", Help: "Bytes held by the current batch's Arrow builders and Parquet writers (bounded by a quarter of ingest.memory_limit).",
+		}),
 	}
 	reg.MustRegister(m.consumed, m.committed, m.dlq, m.duplicates, m.lag, m.commitDuration, m.flushDuration,
 		m.batchRows, m.batchBytes, m.conflicts, m.commitErrors, m.fenced, m.filesWritten, m.bytesWritten,
-		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state, m.freshness, m.openPartitions)
+		m.lastCommit, m.committedOffset, m.kafkaCommitErrs, m.dlqTopicErrors, m.state, m.freshness, m.openPartitions,
+		m.filesEarly, m.batchMemory)
 	for _, r := range schema.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}

@@ -26,6 +26,8 @@ const (
 	// handed to the encoder: big enough to amortize per-batch overhead,
 	// small enough to keep builders in cache and memory flat.
 	chunkRows = 16 * 1024
+	// initialRows is the room a new partition's builders start with.
+	initialRows = 256
 )
 
 // encoder encodes Arrow chunks into Parquet on its own goroutine, so that
@@ -39,6 +41,7 @@ type encoder struct {
 type encodeJob struct {
 	pw      *partWriter
 	rec     arrow.RecordBatch
+	close   *table.Table // close pw's file (written for this table)
 	barrier chan struct{}
 }
 
@@ -70,6 +73,13 @@ func (e *encoder) run(i int) {
 				}
 			}
 			j.rec.Release()
+		}
+		if j.close != nil && j.pw.failed() == nil {
+			if df, err := j.pw.file.Close(j.close); err != nil {
+				j.pw.fail(err)
+			} else {
+				j.pw.df = df
+			}
 		}
 		if j.barrier != nil {
 			close(j.barrier)
@@ -104,6 +114,10 @@ type partWriter struct {
 	pending int  // rows in rb not yet handed to the encoder
 	emitted bool // a chunk was handed to the encoder
 	file    *lake.FileWriter
+	// early is set when the file was closed before the batch's commit
+	// (closeOpen): the encoder closed it, into df.
+	early bool
+	df    iceberg.DataFile
 
 	mu  sync.Mutex
 	err error
@@ -433,7 +447,9 @@ func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) 
 		return nil, err
 	}
 	p := &partWriter{key: key, worker: w.enc.assign(), rb: array.NewRecordBuilder(w.mem, w.schema), file: f}
-	p.rb.Reserve(chunkRows)
+	// Builders grow from a few rows: a batch spread over many partitions
+	// (a replay of history) holds a few rows in each, not a chunk's room.
+	p.rb.Reserve(initialRows)
 	w.parts[key] = p
 	return p, nil
 }
@@ -466,12 +482,17 @@ func (w *tableWriter) emit(p *partWriter) {
 		p.file.ExpectRows(int64(p.pending))
 	}
 	p.emitted = true
+	full := p.pending >= chunkRows
 	rec := p.rb.NewRecordBatch()
 	p.pending = 0
-	p.rb.Reserve(chunkRows)
-	for i, f := range p.rb.Fields() {
-		if bb, ok := f.(interface{ ReserveData(int) }); ok && i < len(dataLen) && dataLen[i] > 0 {
-			bb.ReserveData(dataLen[i] + dataLen[i]/8)
+	if full {
+		// A partition that fills chunks gets the room of the next one at
+		// once; one emitted at a flush or to free memory gets none.
+		p.rb.Reserve(chunkRows)
+		for i, f := range p.rb.Fields() {
+			if bb, ok := f.(interface{ ReserveData(int) }); ok && i < len(dataLen) && dataLen[i] > 0 {
+				bb.ReserveData(dataLen[i] + dataLen[i]/8)
+			}
 		}
 	}
 	w.enc.workers[p.worker] <- encodeJob{pw: p, rec: rec}
@@ -485,6 +506,10 @@ func (w *tableWriter) finishFiles() ([]iceberg.DataFile, error) {
 	for _, p := range w.allParts() {
 		if err := p.failed(); err != nil {
 			return nil, err
+		}
+		if p.early {
+			files = append(files, p.df)
+			continue
 		}
 		p.rb.Release()
 		df, err := p.file.Close(w.tbl)
@@ -511,6 +536,24 @@ func (w *tableWriter) emitAll() {
 	}
 }
 
+// closeOpen hands the open files' last rows to the encoder, releases
+// their builders and has the encoder close the files; they are committed
+// with the batch, and new rows of their partitions go to new files. It
+// returns the number of files closed.
+func (w *tableWriter) closeOpen() int {
+	n := 0
+	for _, p := range w.parts {
+		w.emit(p)
+		p.rb.Release()
+		p.early = true
+		w.enc.workers[p.worker] <- encodeJob{pw: p, close: w.tbl}
+		w.sealed = append(w.sealed, p)
+		n++
+	}
+	w.parts = map[int32]*partWriter{}
+	return n
+}
+
 // pending reports whether the batch holds rows for this table.
 func (w *tableWriter) pending() bool { return len(w.parts) > 0 || len(w.sealed) > 0 }
 
@@ -526,7 +569,7 @@ func (w *tableWriter) reset() {
 func (w *tableWriter) abort(ctx context.Context) error {
 	var errs []error
 	for _, p := range w.allParts() {
-		if !p.file.Closed() {
+		if !p.file.Closed() && !p.early {
 			p.rb.Release()
 		}
 		if err := p.file.Abort(ctx, w.tbl); err != nil {

@@ -3,6 +3,11 @@ package main
 import (
 	"context"
 	"flag"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +50,11 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	defer stopTracing()
 	if err := validateAll(cfg.Kafka.Validate(), cfg.Catalog.Validate(), cfg.SchemaRegistry.Validate(), cfg.Ingest.Validate()); err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The process lives in ingest.memory_limit: the collector works
+		// harder as the heap nears it, instead of letting it double.
+		debug.SetMemoryLimit(goMemoryLimit(cfg.Ingest.MemoryLimit))
 	}
 	if err := cfg.Kafka.CheckAccess(ctx); err != nil {
 		return err
@@ -98,4 +108,34 @@ func runIngest(ctx context.Context, args []string, env *runEnv) error {
 	g.Go(func() error { return ing.Run(gctx) })
 	log.Info("ready", logkey.Component, "ingest", "instance_id", cfg.Ingest.InstanceID, "brokers", cfg.Kafka.Brokers, "http", httpAddr, "warehouse", cfg.Catalog.Warehouse)
 	return g.Wait()
+}
+
+// goMemoryLimit is the Go runtime's share of a process that must live in
+// limit bytes of resident memory: limit less what is resident and not
+// the runtime's now (the binary's pages, C libraries), measured at start.
+// Off Linux (no /proc), limit.
+func goMemoryLimit(limit int64) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return limit
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return limit
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return limit
+	}
+	rss := pages * int64(os.Getpagesize())
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return limit
+	}
+	other := rss - int64(s[0].Value.Uint64()-s[1].Value.Uint64())
+	// A tenth of margin: the runtime overshoots its limit a little, and
+	// the other part grows a little (stacks of new connections, pages of
+	// the binary first touched later).
+	return max((limit-max(other, 0))*9/10, limit/2)
 }
