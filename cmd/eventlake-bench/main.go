@@ -493,12 +493,30 @@ func benchIngest(bin, dir string, n int, invFrac float64, startTs, step string) 
 	brk.stop()
 	rate := float64(n) / r.consumed.Seconds()
 	e2e1 := float64(n) / r1.elapsed.Seconds()
+	startAt, err := time.Parse(time.RFC3339, startTs)
+	if err != nil {
+		return nil, err
+	}
+	stepD, err := time.ParseDuration(step)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "duckdb converting the same envelopes...\n")
+	peer, err := duckdbPeer(filepath.Join(dir, "duckdb"), n, invFrac, startAt, stepD)
+	if err != nil {
+		return nil, err
+	}
+	cpuPer := r.cpu / float64(n) * 1e6
 	how := fmt.Sprintf("%d generated events (%.0f%% order.created, %.0f%% inventory.updated, 5%% late, ~330 bytes each) pre-produced to the embedded broker (a separate `eventlake broker` process), then `eventlake ingest` is started; figures from its /metrics and /proc", n, 100*(1-invFrac), 100*invFrac)
 	return []result{
 		{"ingest throughput, backlog drained", fmt.Sprintf("%.0f events/s (%d events read, decoded, validated, deduplicated and written as Parquet in %.2f s)", rate, n, r.consumed.Seconds()), ">= 300k events/s", verdict(rate >= 300_000), how + "; from process start until every record is consumed (all but the last, time-triggered batch are committed by then)"},
 		{"ingest Kafka -> committed Iceberg, end to end (flush_interval 1 s)", fmt.Sprintf("%.0f events/s (%.2f s)", e2e1, r1.elapsed.Seconds()), ">= 300k events/s", verdict(e2e1 >= 300_000), "from process start until the offsets stored in the lake cover every record"},
 		{"ingest Kafka -> committed Iceberg, end to end (default flush_interval 2 s)", fmt.Sprintf("%.0f events/s (%.2f s)", float64(n)/r.elapsed.Seconds(), r.elapsed.Seconds()), "", "", "the same, with the default settings: the last partial batch waits for the 2 s flush timer"},
-		{"ingest CPU", fmt.Sprintf("%.1f CPU-s (%.1f µs/event)", r.cpu, r.cpu/float64(n)*1e6), "", "", "user+system time of the ingest process (/proc/pid/stat), default settings"},
+		{"ingest CPU", fmt.Sprintf("%.1f CPU-s (%.1f µs/event)", r.cpu, cpuPer), "", "", "user+system time of the ingest process (/proc/pid/stat), default settings"},
+		{"DuckDB NDJSON -> zstd Parquet of the same envelopes (peer, same run)", fmt.Sprintf("%.0f events/s, %.2f CPU-µs/event (%.2f s, %.0f MiB of NDJSON)", peer.rate, peer.cpuPerEvent, peer.elapsed.Seconds(), float64(peer.fileBytes)/(1<<20)), "", "",
+			"the generator's envelopes with the ingest run's seed and settings written to an NDJSON file, then `COPY (SELECT * FROM read_json(file, format = 'newline_delimited')) TO ... (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)` through the DuckDB driver eventlake links, in the benchmark's process (both cores); CPU is that process's user+system time during the COPY"},
+		{"ingest vs DuckDB: events/s ratio (backlog drained / NDJSON -> Parquet)", fmt.Sprintf("%.2f (%.0f vs %.0f events/s; CPU per event %.2fx DuckDB's)", rate/peer.rate, rate, peer.rate, cpuPer/peer.cpuPerEvent), ">= 0.65", verdict(rate/peer.rate >= 0.65),
+			"the two rows above, measured in the same run; ingest also reads Kafka, validates, deduplicates, keeps the payload verbatim and commits exactly once"},
 		{"ingest peak RSS", fmt.Sprintf("%.0f MiB", float64(r.rss)/(1<<20)), "<= 1024 MiB", verdict(r.rss <= 1<<30), "VmHWM of the ingest process, default settings"},
 		{"produce (eventlake produce -> embedded broker)", fmt.Sprintf("%.0f events/s", r.produceRate), "", "", "idempotent producer, acks=all, zstd"},
 		{"schema registry requests per event while ingesting", registryFigure(r, n), "0", verdict(r.registryErr == nil && r.registryMisses == 0),
