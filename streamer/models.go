@@ -129,7 +129,44 @@ func (s *Streamer) bootstrapModel(ctx context.Context, md *model) error {
 			return err
 		}
 	}
-	return s.followModel(ctx, md, true)
+	if err := s.followModel(ctx, md, true); err != nil {
+		return err
+	}
+	return s.floorUncounted(ctx, md)
+}
+
+// floorUncounted starts a model that has never committed, and whose type
+// no raw table has held (lake.PropTypePrefix), at the offsets the raw
+// tables cover: nothing of its
+// type lies below them, and its table stores no offsets until an event of
+// its type arrives (a commit of no rows makes no snapshot). Without it
+// every start of the hot tier would read every topic from its start.
+func (s *Streamer) floorUncounted(ctx context.Context, md *model) error {
+	md.mu.RLock()
+	has := md.hasSnap
+	md.mu.RUnlock()
+	if has || md.m.Table != "" {
+		return nil
+	}
+	raws, err := readmodel.RawTables(ctx, s.deps.Catalog)
+	if err != nil {
+		return err
+	}
+	for _, t := range raws {
+		if t.Properties()[lake.PropTypePrefix+md.m.Type] != "" {
+			return nil // its type is in the lake: the build (or the committer's) counts it
+		}
+	}
+	covered, err := lake.CoveredOffsets(raws)
+	if err != nil {
+		return err
+	}
+	md.mu.Lock()
+	if !md.hasSnap {
+		md.offsets = covered
+	}
+	md.mu.Unlock()
+	return nil
 }
 
 // legacyInventoryTable is the name of the one read model eventlake once
