@@ -381,9 +381,7 @@ func (s *Streamer) applyChunk(c *chunk, st *partStart, topic string, part int32,
 		if s.win.add(o.ts, o.amount, o.user, o.product) {
 			s.m.late.Inc()
 			if o.eventID != "" {
-				s.log.LogAttrs(context.Background(), slog.LevelDebug, "late order: its windows had closed",
-					slog.String(logkey.EventID, o.eventID), slog.String(logkey.TraceID, o.traceID),
-					slog.String(logkey.Topic, o.rec.Topic), slog.Int(logkey.Partition, int(o.rec.Partition)), slog.Int64(logkey.Offset, o.rec.Offset))
+				s.logEvent("late order: its windows had closed", o.rec, o.eventID, o.traceID)
 			}
 		}
 		if o.enriched != nil {

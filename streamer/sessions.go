@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/internal/sessionwin"
 	"github.com/eventlake/eventlake/lake"
@@ -328,7 +329,7 @@ func (ss *sessState) bind(v *schema.TypeVersion) sessBind {
 func engineKey(key []byte, ts int64) string {
 	var buf [64]byte
 	b := append(append(buf[:0], key...), 0)
-	return string(strconv.AppendInt(b, floorDiv(ts, usPerDay), 36))
+	return string(strconv.AppendInt(b, eventtime.FloorDiv(ts, usPerDay), 36))
 }
 
 // userOf is the user of an engine key.
@@ -337,14 +338,6 @@ func userOf(k string) string {
 		return k[:i]
 	}
 	return k
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // input is ev as the sessions count it (false: they do not). Called by
@@ -844,7 +837,7 @@ func (s *Streamer) buildSessions(ctx context.Context, tbl *table.Table) error {
 	hour := int64(time.Hour / time.Microsecond)
 	var closed []sessionwin.Session
 	events := 0
-	for h := floorDiv(lo, hour) * hour; h <= hi; h += hour {
+	for h := eventtime.FloorDiv(lo, hour) * hour; h <= hi; h += hour {
 		evs, err := ss.scanSessionEvents(ctx, raws, h, h+hour, covered)
 		if err != nil {
 			return fmt.Errorf("build %s: %w", ss.Table, err)
@@ -897,7 +890,7 @@ func (s *Streamer) reaggregateSessions(ctx context.Context) {
 	}
 	// A day's sessions end before midnight: all are closed once the
 	// watermark is a gap past it.
-	to := floorDiv(wm-ss.Gap.Microseconds(), usPerDay) * usPerDay
+	to := eventtime.FloorDiv(wm-ss.Gap.Microseconds(), usPerDay) * usPerDay
 	days := max(int64(1), (s.cfg.ReaggregateLookback.Microseconds()+usPerDay-1)/usPerDay)
 	from := to - days*usPerDay
 	if err := s.resessionize(ctx, from, to, below); err != nil {

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventlake/eventlake/internal/logkey"
-	"github.com/eventlake/eventlake/schema"
 )
 
 // tracerName names the hot tier's spans: one per update of the hot
@@ -24,10 +23,11 @@ func (s *Streamer) updateSpan(ctx context.Context, records int) trace.Span {
 
 // logEvent writes a debug line about one event (a late order) with its
 // event id and trace id. Free when debug is off.
-func (s *Streamer) logEvent(ctx context.Context, msg string, r *kgo.Record, ev *schema.Event) {
+func (s *Streamer) logEvent(msg string, r *kgo.Record, eventID, traceID string) {
+	ctx := context.Background()
 	if !s.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	s.log.LogAttrs(ctx, slog.LevelDebug, msg, slog.String(logkey.EventID, string(ev.EventID)), slog.String(logkey.TraceID, string(ev.TraceID)),
+	s.log.LogAttrs(ctx, slog.LevelDebug, msg, slog.String(logkey.EventID, eventID), slog.String(logkey.TraceID, traceID),
 		slog.String(logkey.Topic, r.Topic), slog.Int(logkey.Partition, int(r.Partition)), slog.Int64(logkey.Offset, r.Offset))
 }

@@ -42,16 +42,6 @@ func TestHotColdExactness(t *testing.T) {
 		"--seed", "11", "--start", "2026-11-26T10:00:00Z", "--step", "6ms",
 		"--malformed-fraction", "0.01", "--duplicate-fraction", "0.02", "--late-fraction", "0.05")
 
-	type revenueAnswer struct {
-		Watermark map[string]map[string]int64 `json:"watermark"`
-		Rows      []struct {
-			Minute     string `json:"minute"`
-			Revenue    string `json:"revenue"`
-			OrderCount int64  `json:"order_count"`
-		} `json:"rows"`
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
 	var (
 		revenues []revenueAnswer
 		sqls     []th.SQLResult
@@ -204,6 +194,19 @@ func TestHotColdExactness(t *testing.T) {
 		t.Fatal("the compactor rewrote no file during the run; the test did not cover compaction")
 	}
 	t.Logf("checked %d revenue answers, %d order SQL answers and %d event SQL answers against %d orders", len(revenues), len(sqls), len(counts), len(orders))
+}
+
+// revenueAnswer is order_revenue_minute's answer (the revenue endpoint's
+// and GET /v1/models's).
+type revenueAnswer struct {
+	Watermark map[string]map[string]int64 `json:"watermark"`
+	Rows      []struct {
+		Minute     string `json:"minute"`
+		Revenue    string `json:"revenue"`
+		OrderCount int64  `json:"order_count"`
+	} `json:"rows"`
+	Error string `json:"error"`
+	Code  string `json:"code"`
 }
 
 // offsetsOf extracts topic -> {"partition": offset} from an answer's

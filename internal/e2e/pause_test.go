@@ -76,15 +76,6 @@ func TestHotTierPause(t *testing.T) {
 		}
 		return v
 	}
-	type revenueAnswer struct {
-		Watermark map[string]map[string]int64 `json:"watermark"`
-		Rows      []struct {
-			Revenue    string `json:"revenue"`
-			OrderCount int64  `json:"order_count"`
-		} `json:"rows"`
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
 	var (
 		answers     []revenueAnswer
 		tl          = newTally("order_revenue_minute")
