@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -192,6 +193,46 @@ func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
 	return slices.DeleteFunc(groups, func(g []iceberg.DataFile) bool { return len(g) < 2 })
 }
 
+// openTierBase is the upper size of the first tier of an open
+// partition's files, divided by the tier ratio (open_merge_files).
+const openTierBase = 64 << 10
+
+// sizeTier is the tier of a file of size bytes in an open partition with
+// tiers ratio times apart: 0 below openTierBase*ratio (64 KiB * 8 = 512
+// KiB by default), then one more per factor of ratio.
+func sizeTier(size int64, ratio int) int {
+	t := 0
+	for lim := int64(openTierBase) * int64(ratio); size >= lim; lim *= int64(ratio) {
+		t++
+	}
+	return t
+}
+
+// planOpen plans the merges of a partition that is still open (ingest
+// keeps adding files to it): its small files are grouped in tiers of
+// similar size, and a tier that holds mergeFiles files is merged. A merge
+// of mergeFiles files of one tier lands in the next, so a row is
+// rewritten about once per tier (a handful of times over an hour), and
+// the partition holds at most mergeFiles-1 files per tier plus what
+// arrived since the last cycle. Merging all of its small files each cycle
+// instead would rewrite the partition's growing bulk every time.
+func planOpen(p *partition, target int64, mergeFiles, sortID int) [][]iceberg.DataFile {
+	tiers := map[int][]iceberg.DataFile{}
+	for _, f := range p.files {
+		if f.FileSizeBytes() < target*3/4 {
+			t := sizeTier(f.FileSizeBytes(), mergeFiles)
+			tiers[t] = append(tiers[t], f)
+		}
+	}
+	var groups [][]iceberg.DataFile
+	for _, t := range slices.Sorted(maps.Keys(tiers)) {
+		if len(tiers[t]) >= mergeFiles {
+			groups = append(groups, plan(&partition{files: tiers[t]}, target, sortID)...)
+		}
+	}
+	return groups
+}
+
 // Bounds of one compaction commit: staging a commit reads the table's
 // manifests and rewrites those holding replaced files, and it must finish
 // well within ingest's flush interval or every attempt loses the race
@@ -203,7 +244,9 @@ const (
 
 // compact bin-packs the small files of every partition that is closed
 // (its end plus allowed lateness is past) or that holds too many files
-// into target-size files sorted by event time, one commit per partition.
+// into target-size files sorted by event time, and merges the small files
+// of open partitions by size tier (planOpen); partitions are committed in
+// batches.
 func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport, error) {
 	if c.policy(t.Name).NoCompaction {
 		return nil, nil
@@ -233,6 +276,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 		remove, add []iceberg.DataFile
 		in, rows    int64
 		idx, delta  []int // per partition: its index in parts, files added minus removed
+		openRemoved int   // files of open partitions among remove
 	}
 	// files is each partition's data file count once its batch commits
 	// (eventlake_compactor_partition_data_files_max).
@@ -302,6 +346,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 				files[i] += b.delta[k]
 			}
 			c.count(t.Name, TaskCompact, len(b.remove), len(b.add), b.in, out, b.rows)
+			c.m.openMerged.WithLabelValues(t.Name).Add(float64(b.openRemoved))
 			done <- nil
 		}()
 		return nil
@@ -328,10 +373,15 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 				small++
 			}
 		}
-		if small < c.cfg.MinInputFiles || (!closed && small < c.cfg.MaxFilesPerPartition) {
+		if small < c.cfg.MinInputFiles {
 			continue
 		}
-		groups := plan(p, c.cfg.TargetFileSize, sortID)
+		var groups [][]iceberg.DataFile
+		if closed || small >= c.cfg.MaxFilesPerPartition {
+			groups = plan(p, c.cfg.TargetFileSize, sortID)
+		} else {
+			groups = planOpen(p, c.cfg.TargetFileSize, c.cfg.OpenMergeFiles, sortID)
+		}
 		if len(groups) == 0 {
 			continue
 		}
@@ -360,6 +410,9 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			logFilesAfter, len(padd), logkey.Bytes, pin, logkey.Duration, c.deps.Now().Sub(began))
 		cur.parts++
 		cur.idx, cur.delta = append(cur.idx, pi), append(cur.delta, len(padd)-len(premove))
+		if !closed {
+			cur.openRemoved += len(premove)
+		}
 		cur.remove = append(cur.remove, premove...)
 		cur.add = append(cur.add, padd...)
 		cur.in += pin

@@ -1,6 +1,8 @@
 package compactor
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +187,60 @@ func TestPlanBinPacks(t *testing.T) {
 	}
 	if g := plan(&partition{files: []iceberg.DataFile{file("a", 10), file("big", 90)}}, target, 4); len(g) != 0 {
 		t.Fatalf("a lone small file is not worth a rewrite: %v", g)
+	}
+}
+
+func TestPlanOpenMergesByTier(t *testing.T) {
+	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{4}, FieldID: 1000, Name: "ts_hour", Transform: iceberg.HourTransform{}})
+	file := func(name string, size int64) iceberg.DataFile {
+		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, "file:///w/"+name, iceberg.ParquetFile, map[int]any{1000: int32(1)}, nil, nil, 1, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Build()
+	}
+	const (
+		target = 128 << 20
+		ratio  = 4
+	)
+	names := func(groups [][]iceberg.DataFile) []string {
+		var out []string
+		for _, g := range groups {
+			var ns []string
+			for _, f := range g {
+				ns = append(ns, strings.TrimPrefix(f.FilePath(), "file:///w/"))
+			}
+			out = append(out, strings.Join(ns, "+"))
+		}
+		return out
+	}
+	// Tier 0 is below 256 KiB, tier 1 below 1 MiB, tier 2 below 4 MiB.
+	for _, tc := range []struct {
+		sizes map[string]int64
+		want  []string
+	}{
+		// Three second-files and one merged minute: nothing is merged
+		// until a tier holds 4 files; the big merged file is not rewritten
+		// with every new small one.
+		{map[string]int64{"s1": 10 << 10, "s2": 10 << 10, "s3": 10 << 10, "m1": 600 << 10}, nil},
+		{map[string]int64{"s1": 10 << 10, "s2": 10 << 10, "s3": 10 << 10, "s4": 10 << 10, "m1": 600 << 10}, []string{"s1+s2+s3+s4"}},
+		// Two tiers full at once; files at or above 3/4 of the target stay.
+		{map[string]int64{"m1": 600 << 10, "m2": 700 << 10, "m3": 300 << 10, "m4": 900 << 10, "x": 2 << 20, "big": 100 << 20}, []string{"m1+m2+m3+m4"}},
+	} {
+		p := &partition{}
+		for _, n := range slices.Sorted(maps.Keys(tc.sizes)) {
+			p.files = append(p.files, file(n, tc.sizes[n]))
+		}
+		got := names(planOpen(p, target, ratio, 4))
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("planOpen(%v) = %v, want %v", tc.sizes, got, tc.want)
+		}
+	}
+	for size, want := range map[int64]int{0: 0, 256<<10 - 1: 0, 256 << 10: 1, 1<<20 - 1: 1, 1 << 20: 2, 5 << 20: 3} {
+		if got := sizeTier(size, ratio); got != want {
+			t.Errorf("sizeTier(%d, %d) = %d, want %d", size, ratio, got, want)
+		}
 	}
 }
 

@@ -35,6 +35,13 @@ type Config struct {
 	// MaxFilesPerPartition compacts a partition that is still open once it
 	// holds this many small files (a backfill, or a far too late stream).
 	MaxFilesPerPartition int `yaml:"max_files_per_partition"`
+	// OpenMergeFiles merges the small files of a partition that is still
+	// open (the current hour, under 1-second commits) while ingest writes
+	// to it: files are grouped in size tiers this many times apart, and a
+	// tier is merged once it holds this many files. SQL over today then
+	// reads a few dozen files per open hour, not thousands, at a write
+	// cost of about one rewrite per tier.
+	OpenMergeFiles int `yaml:"open_merge_files"`
 
 	// SnapshotMinAge is the contract with readers: a snapshot is never
 	// expired (and the files only it references never deleted) until it has
@@ -126,6 +133,9 @@ func (c *Config) Defaults() {
 	if c.MaxFilesPerPartition == 0 {
 		c.MaxFilesPerPartition = 200
 	}
+	if c.OpenMergeFiles == 0 {
+		c.OpenMergeFiles = 8
+	}
 	if c.SnapshotMinAge == 0 {
 		c.SnapshotMinAge = 10 * time.Minute
 	}
@@ -173,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFilesPerPartition < c.MinInputFiles {
 		errs = append(errs, errors.New("compactor.max_files_per_partition must be at least min_input_files"))
+	}
+	if c.OpenMergeFiles < 2 || c.OpenMergeFiles < c.MinInputFiles {
+		errs = append(errs, errors.New("compactor.open_merge_files must be at least 2 and at least min_input_files"))
 	}
 	if c.AllowedLateness < 0 {
 		errs = append(errs, errors.New("compactor.allowed_lateness must not be negative"))

@@ -25,6 +25,7 @@ type metrics struct {
 	dataFiles    *prometheus.GaugeVec     // table
 	snapshots    *prometheus.GaugeVec     // table
 	partFilesMax *prometheus.GaugeVec     // table
+	openMerged   *prometheus.CounterVec   // table: files of open partitions merged
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -81,9 +82,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		partFilesMax: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlake_compactor_partition_data_files_max", Help: "Most data files in one partition of the table after the last cycle's compaction (what a query of one hour opens).",
 		}, []string{"table"}),
+		openMerged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlake_compactor_open_files_merged_total", Help: "Small files of partitions still open to ingest (the current hour) merged by size tier (compactor.open_merge_files); also counted in files_replaced_total.",
+		}, []string{"table"}),
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.runDuration, m.lastSuccess, m.filesBefore, m.filesAfter, m.bytesRead,
-		m.bytesWritten, m.rows, m.conflicts, m.commits, m.expired, m.deleted, m.dropped, m.erased, m.dataFiles, m.snapshots, m.partFilesMax} {
+		m.bytesWritten, m.rows, m.conflicts, m.commits, m.expired, m.deleted, m.dropped, m.erased, m.dataFiles, m.snapshots, m.partFilesMax, m.openMerged} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register compactor metrics: %w", err)
 		}

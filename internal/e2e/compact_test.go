@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -362,12 +363,86 @@ func TestCompactionUnderIngest(t *testing.T) {
 	}
 	t.Logf("daemon: %s", grepLines(metrics, "eventlake_compactor_commit"))
 
-	// A last pass compacts what phase B's final commits added.
+	// Phase C: the open hour. Ingest commits every 300 ms to the current
+	// hour's partitions, which stay open (their end plus the 10 minutes
+	// of allowed lateness is ahead) while the daemon merges their small
+	// files by size tier. C1 is ingested first and read; C2 follows 7
+	// minutes of event time later (lateness is at most 2), while the
+	// daemon runs, so the reads over C1 must not change.
+	const (
+		nC1, nC2       = 3000, 5000
+		seedC1, seedC2 = 13, 14
+	)
+	startC1 := time.Now().UTC().Add(-9 * time.Minute)
+	stepC1 := 2 * time.Minute / nC1
+	startC2 := startC1.Add(7 * time.Minute)
+	stepC2 := 2 * time.Minute / nC2
+	wantC1 := groundTruth(seedC1, nC1, startC1, stepC1, 0)
+	wantC2 := groundTruth(seedC2, nC2, startC2, stepC2, 0)
+	l.produce(seedC1, nC1, 1000, startC1, stepC1)
+	l.waitRows("events", nA+nB+nC1)
+	rangeC1 := fmt.Sprintf("ts >= TIMESTAMPTZ '%s' AND ts < TIMESTAMPTZ '%s'",
+		startC1.Add(-3*time.Minute).Format("2006-01-02 15:04:05.999999+00"), startC1.Add(4*time.Minute).Format("2006-01-02 15:04:05.999999+00"))
+	queriesC := []string{
+		"SELECT event_id, amount, ts FROM orders WHERE " + rangeC1 + " ORDER BY event_id",
+		"SELECT event_id, type, ts, payload, kafka_topic, kafka_partition, kafka_offset, ingested_at FROM events WHERE " + rangeC1 + " ORDER BY event_id",
+		"SELECT date_trunc('minute', ts) AS m, sum(amount), count(*), min(event_id), max(event_id) FROM orders WHERE " + rangeC1 + " GROUP BY 1 ORDER BY 1",
+	}
+	var answersC []string
+	for _, q := range queriesC {
+		answersC = append(answersC, l.answer(q))
+	}
+	// The open partitions: the hours of phase C's event times.
+	openDirs := map[string]bool{}
+	for h := startC1.Add(-3 * time.Minute).Truncate(time.Hour); h.Before(time.Now()); h = h.Add(time.Hour) {
+		openDirs["ts_hour="+h.Format("2006-01-02-15")] = true
+	}
+	openFiles := func() (most int, desc string) {
+		for dir, files := range l.liveFiles("orders_raw") {
+			if openDirs[dir] {
+				most = max(most, len(files))
+				desc += fmt.Sprintf(" %s: %d files", dir, len(files))
+			}
+		}
+		return most, desc
+	}
+	openBefore, _ := openFiles()
+	comp = th.Start(t, "compact", append(maintEnv(), "EVENTLAKE_COMPACTOR_INTERVAL=300ms"),
+		"compact", "--config", l.config, "--data-dir", l.dir, "--http", "127.0.0.1:0")
+	l.produce(seedC2, nC2, 1000, startC2, stepC2)
+	l.waitRows("events", nA+nB+nC1+nC2)
+	// The daemon keeps every open partition below open_merge_files (8)
+	// files of a tier; these are all of the first tier.
+	th.Eventually(t, 60*time.Second, "open partitions merged", func() (bool, string) {
+		most, desc := openFiles()
+		return most > 0 && most < 8, desc
+	})
+	// A labelled counter appears when first counted: absent is 0, which
+	// fails the check.
+	merged := metricOrZero(t, comp, `eventlake_compactor_open_files_merged_total{table="orders_raw"}`)
+	if err := comp.Stop(30 * time.Second); err != nil {
+		t.Fatalf("compactor daemon: %v\n%s", err, comp.Log())
+	}
+	if merged == 0 {
+		t.Fatal("the daemon merged no file of an open partition while ingest wrote to it")
+	}
+	_, after := openFiles()
+	t.Logf("open partitions: at most %d files each before the daemon started, after:%s; %v open files merged", openBefore, after, merged)
+	l.waitServes("orders_raw")
+	l.waitServes("inventory_raw")
+	for i, q := range queriesC {
+		if got := l.answer(q); got != answersC[i] {
+			t.Errorf("query %q over the open hour answers differently after merging:\nbefore %s\nafter  %s", q, head2(answersC[i]), head2(got))
+		}
+	}
+
+	// A last pass compacts what phase B's final commits added; the open
+	// partitions keep their tiers.
 	out := l.maintain("rewrite")
 	t.Logf("final compaction: %s", out)
 	for _, name := range []string{"orders_raw", "inventory_raw"} {
 		for dir, files := range l.mustLiveFiles(name) {
-			if len(files) > 2 {
+			if len(files) > 2 && !openDirs[dir] {
 				t.Errorf("%s partition %s has %d files after compaction", name, dir, len(files))
 			}
 		}
@@ -384,14 +459,14 @@ func TestCompactionUnderIngest(t *testing.T) {
 	}
 
 	// Exactly once, after compaction and concurrent commits.
-	assertSameSet(t, "orders_raw", tableStrings(t, l.catalog, "orders_raw", "event_id"), append(wantA.orders, wantB.orders...))
-	assertSameSet(t, "inventory_raw", tableStrings(t, l.catalog, "inventory_raw", "event_id"), append(wantA.inventory, wantB.inventory...))
+	assertSameSet(t, "orders_raw", tableStrings(t, l.catalog, "orders_raw", "event_id"), slices.Concat(wantA.orders, wantB.orders, wantC1.orders, wantC2.orders))
+	assertSameSet(t, "inventory_raw", tableStrings(t, l.catalog, "inventory_raw", "event_id"), slices.Concat(wantA.inventory, wantB.inventory, wantC1.inventory, wantC2.inventory))
 	var stored int64
 	for _, name := range []string{"orders_raw", "inventory_raw"} {
 		stored += storedOffsets(t, l.catalog, name).Total()
 	}
-	if stored != nA+nB {
-		t.Fatalf("raw tables store offsets covering %d records, %d were produced", stored, nA+nB)
+	if stored != nA+nB+nC1+nC2 {
+		t.Fatalf("raw tables store offsets covering %d records, %d were produced", stored, nA+nB+nC1+nC2)
 	}
 	// Ingest never noticed: no batch fenced, no commit failed; it only
 	// re-committed on top of the compactor's snapshots.
