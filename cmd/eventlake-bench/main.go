@@ -43,6 +43,7 @@ func run() error {
 	bin := flag.String("bin", "bin/eventlake", "eventlake binary")
 	out := flag.String("out", "docs/BENCHMARKS.md", "markdown report to write")
 	events := flag.Int("events", 2_000_000, "events for the ingest benchmark")
+	historyEvents := flag.Int("history-events", 1_000_000, "order events spread over 30 days for the replay-of-history ingest benchmark (0 skips it)")
 	accessEvents := flag.Int("access-events", 1_000_000, "order events of the day the token + audit cost and Postgres-vs-HTTP rows are measured on (0 skips them)")
 	dayEvents := flag.Int("day-events", 10_000_000, "order events in the 24 h query dataset (0 skips the query benchmark)")
 	runs := flag.Int("runs", 30, "timed query runs")
@@ -50,7 +51,7 @@ func run() error {
 	scale := flag.Bool("scale", false, "also run the scale-out benchmarks (scale.go: 1 vs 3 ingest processes, local vs S3, queries over S3); needs versitygw and PostgreSQL")
 	scaleEvents := flag.Int("scale-events", 1_000_000, "events for the scale-out ingest benchmark")
 	scaleDay := flag.Int("scale-day-events", 2_000_000, "order events in the S3 query dataset (0 skips it)")
-	compaction := flag.Bool("compaction", false, "also measure compaction and query latency before/after it on a day of 1-second commits (compact.go)")
+	compaction := flag.Bool("compaction", false, "also measure compaction and query latency before/after it on a day of 1-second and 10-second commits (compact.go), and SQL over the open hour with and without tiered merging (openhour.go)")
 	compactionEvents := flag.Int("compaction-events", 10_000_000, "order events in the day of 1-second commits the compaction benchmark compacts")
 	baseBin := flag.String("baseline-bin", "", "also run the ingest benchmark alternately with this eventlake binary (another build) and compare")
 	baseLabel := flag.String("baseline-label", "the baseline", "what -baseline-bin is, for the report")
@@ -85,6 +86,9 @@ func run() error {
 		{"ingest", nil, positive("-events", events), func(work string) ([]result, error) {
 			return benchIngest(*bin, filepath.Join(work, "ingest"), *events, 0.2, "2026-11-26T00:00:00Z", "1ms")
 		}},
+		{"history", nil, positive("-history-events", historyEvents), func(work string) ([]result, error) {
+			return benchHistory(*bin, filepath.Join(work, "history"), *historyEvents)
+		}},
 		{"baseline", nil, func() string {
 			if *baseBin == "" || *events <= 0 {
 				return "-baseline-bin and -events > 0"
@@ -110,6 +114,9 @@ func run() error {
 		}},
 		{"compaction", func() bool { return *compaction }, always, func(work string) ([]result, error) {
 			return benchCompaction(*bin, filepath.Join(work, "compaction"), *compactionEvents, *runs)
+		}},
+		{"openhour", func() bool { return *compaction }, always, func(work string) ([]result, error) {
+			return benchOpenHour(*bin, filepath.Join(work, "openhour"), *compactionEvents/24, *runs)
 		}},
 		{"replay", nil, positive("-replay-events", replayEvents), func(work string) ([]result, error) {
 			rs, sec, err := benchReplay(*bin, filepath.Join(work, "replay"), *replayEvents, invocation)
@@ -521,6 +528,25 @@ func benchIngest(bin, dir string, n int, invFrac float64, startTs, step string) 
 		{"produce (eventlake produce -> embedded broker)", fmt.Sprintf("%.0f events/s", r.produceRate), "", "", "idempotent producer, acks=all, zstd"},
 		{"schema registry requests per event while ingesting", registryFigure(r, n), "0", verdict(r.registryErr == nil && r.registryMisses == 0),
 			"eventlake_schema_registry_reads_total of the ingest process (default settings): the registry is polled once a second; an event whose type and version are loaded is decoded without asking it"},
+	}, nil
+}
+
+// benchHistory ingests n order events whose event times span 30 days (a
+// replay of history, or a first start against a topic with a month's
+// retention): every batch touches all 721 hour partitions.
+func benchHistory(bin, dir string, n int) ([]result, error) {
+	step := (30 * 24 * time.Hour / time.Duration(n)).String()
+	r, brk, err := produceAndIngest(bin, dir, n, 0, "2026-10-27T00:00:00Z", step)
+	if err != nil {
+		return nil, err
+	}
+	brk.stop()
+	rate := float64(n) / r.elapsed.Seconds()
+	return []result{
+		{"30-day replay: ingest peak RSS", fmt.Sprintf("%.0f MiB (ingest.memory_limit 768 MiB, the default)", float64(r.rss)/(1<<20)), "<= 1024 MiB", verdict(r.rss <= 1<<30),
+			fmt.Sprintf("%d order.created events with event times spread evenly over 30 days (721 hour partitions, every batch touches all of them) pre-produced to the embedded broker, then `eventlake ingest` with default settings; VmHWM of the ingest process", n)},
+		{"30-day replay: ingest Kafka -> committed Iceberg", fmt.Sprintf("%.0f events/s (%.2f s, %.1f CPU-µs/event)", rate, r.elapsed.Seconds(), r.cpu/float64(n)*1e6), "", "",
+			"from process start until the offsets stored in the lake cover every record"},
 	}, nil
 }
 
