@@ -38,7 +38,7 @@ func BenchmarkAddEvent(b *testing.B) {
 		wg.Go(func() { enc.run(i) })
 	}
 	defer func() { enc.close(); wg.Wait() }()
-	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.FileOptions{}, memory.DefaultAllocator, enc)
+	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.FileOptions{}, memory.DefaultAllocator, memory.DefaultAllocator, enc)
 	if err != nil {
 		b.Fatal(err)
 	}
