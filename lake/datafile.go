@@ -33,8 +33,9 @@ type FileOptions struct {
 	RowGroupRows int64
 	// CompressionLevel is the zstd level (1 is fastest).
 	CompressionLevel int
-	// NoDictionary lists columns whose values are nearly unique (ids, raw
-	// JSON) where a dictionary only costs CPU.
+	// NoDictionary lists columns where a dictionary only costs CPU:
+	// values nearly unique (ids, raw JSON), or one or a few values per
+	// file that zstd shrinks to nothing in plain pages as well.
 	NoDictionary []string
 	// NoStats lists columns whose min/max are useless for pruning (raw
 	// JSON); skipping them saves CPU and manifest space.
@@ -60,9 +61,15 @@ func EventFileOptions(rowGroupRows int64) FileOptions {
 	return FileOptions{
 		RowGroupRows: rowGroupRows,
 		// Ids and verbatim JSON are nearly unique: a dictionary only costs
-		// CPU. Typed payload columns keep dictionaries (product ids, enums
-		// and small numbers compress well with them).
-		NoDictionary: []string{ColEventID, ColPayload, ColMetadata, ColTraceID, ColSpanID, ColRaw, ColDetail},
+		// CPU. The envelope's source, type and topic hold one or a few
+		// values per file: zstd compresses their plain pages to almost
+		// nothing too (orders_raw: 54.03 vs 54.05 B/row of column data),
+		// while arrow-go's dictionary encoder hashes (and boxes) every
+		// value, which costs more than the plain copy. Typed payload
+		// columns keep dictionaries (product ids, enums and small numbers
+		// compress well with them).
+		NoDictionary: []string{ColEventID, ColPayload, ColMetadata, ColTraceID, ColSpanID, ColRaw, ColDetail,
+			ColSource, ColType, ColKafkaTopic},
 		NoStats:      []string{ColPayload, ColMetadata, ColRaw, ColDetail},
 		DeltaColumns: []string{ColTs, ColKafkaOffset, ColKafkaTimestamp, ColIngestedAt},
 	}
