@@ -194,12 +194,15 @@ func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
 }
 
 // openTierBase is the upper size of the first tier of an open
-// partition's files, divided by the tier ratio (open_merge_files).
-const openTierBase = 64 << 10
+// partition's files, divided by the tier ratio (open_merge_files). Small:
+// a minute of 1-second files merged must leave the first tier, or it is
+// merged again with every minute's new files until it does (at 64 KiB,
+// 4.75 rewrites per row over an hour of 100k events; at 4 KiB, 3).
+const openTierBase = 4 << 10
 
 // sizeTier is the tier of a file of size bytes in an open partition with
-// tiers ratio times apart: 0 below openTierBase*ratio (64 KiB * 8 = 512
-// KiB by default), then one more per factor of ratio.
+// tiers ratio times apart: 0 below openTierBase*ratio (4 KiB * 8 = 32 KiB
+// by default), then one more per factor of ratio.
 func sizeTier(size int64, ratio int) int {
 	t := 0
 	for lim := int64(openTierBase) * int64(ratio); size >= lim; lim *= int64(ratio) {

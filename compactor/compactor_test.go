@@ -214,7 +214,8 @@ func TestPlanOpenMergesByTier(t *testing.T) {
 		}
 		return out
 	}
-	// Tier 0 is below 256 KiB, tier 1 below 1 MiB, tier 2 below 4 MiB.
+	// Tier 0 is below 16 KiB, tier 1 below 64 KiB, tier 2 below 256 KiB,
+	// tier 3 below 1 MiB, tier 4 below 4 MiB.
 	for _, tc := range []struct {
 		sizes map[string]int64
 		want  []string
@@ -224,8 +225,11 @@ func TestPlanOpenMergesByTier(t *testing.T) {
 		// with every new small one.
 		{map[string]int64{"s1": 10 << 10, "s2": 10 << 10, "s3": 10 << 10, "m1": 600 << 10}, nil},
 		{map[string]int64{"s1": 10 << 10, "s2": 10 << 10, "s3": 10 << 10, "s4": 10 << 10, "m1": 600 << 10}, []string{"s1+s2+s3+s4"}},
-		// Two tiers full at once; files at or above 3/4 of the target stay.
+		// One tier full; another holds too few; files at or above 3/4 of
+		// the target stay.
 		{map[string]int64{"m1": 600 << 10, "m2": 700 << 10, "m3": 300 << 10, "m4": 900 << 10, "x": 2 << 20, "big": 100 << 20}, []string{"m1+m2+m3+m4"}},
+		// Two tiers full at once.
+		{map[string]int64{"a": 1 << 10, "b": 2 << 10, "c": 3 << 10, "d": 4 << 10, "m1": 600 << 10, "m2": 700 << 10, "m3": 300 << 10, "m4": 900 << 10}, []string{"a+b+c+d", "m1+m2+m3+m4"}},
 	} {
 		p := &partition{}
 		for _, n := range slices.Sorted(maps.Keys(tc.sizes)) {
@@ -237,7 +241,7 @@ func TestPlanOpenMergesByTier(t *testing.T) {
 			t.Errorf("planOpen(%v) = %v, want %v", tc.sizes, got, tc.want)
 		}
 	}
-	for size, want := range map[int64]int{0: 0, 256<<10 - 1: 0, 256 << 10: 1, 1<<20 - 1: 1, 1 << 20: 2, 5 << 20: 3} {
+	for size, want := range map[int64]int{0: 0, 16<<10 - 1: 0, 16 << 10: 1, 256<<10 - 1: 2, 256 << 10: 3, 1 << 20: 4, 5 << 20: 5} {
 		if got := sizeTier(size, ratio); got != want {
 			t.Errorf("sizeTier(%d, %d) = %d, want %d", size, ratio, got, want)
 		}

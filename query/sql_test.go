@@ -81,7 +81,7 @@ func TestReadOnlyRefusals(t *testing.T) {
 	if r := h.sql("SELECT * FROM t"); r.status != 400 || r.code() != codeBadSQL {
 		t.Fatalf("table t exists: %s", r.raw)
 	}
-	if r := h.mustSQL("SELECT current_setting('threads') = current_setting('threads'), current_setting('TimeZone')"); r.rows()[0][1] != "UTC" {
+	if r := h.mustSQL("SELECT current_setting('threads') = current_setting('threads'), current_setting('TimeZone'), current_setting('validate_external_file_cache')"); r.rows()[0][1] != "UTC" || r.rows()[0][2] != "VALIDATE_REMOTE" {
 		t.Fatalf("settings: %s", r.raw)
 	}
 	if got := metricValue(h.svc.m.rejected.WithLabelValues(rejectReadOnly)); got < 30 {

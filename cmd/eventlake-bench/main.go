@@ -59,6 +59,10 @@ func run() error {
 	tracingEvents := flag.Int("tracing-events", 1_000_000, "events of the tracing-cost benchmark (ingest with tracing off vs on; 0 skips it)")
 	tracingRounds := flag.Int("tracing-rounds", 6, "rounds of the tracing-cost benchmark; the start order rotates, so a multiple of 3 starts each setting last equally often (the last started runs a little slower)")
 	replayEvents := flag.Int("replay-events", 1_000_000, "dead letters the DLQ replay benchmark replays (replay.go; 0 skips it)")
+	lookupEvents := flag.Int("lookup-events", 2_000_000, "order events a day in the month the lookups are timed on (lookups.go; 0 skips them)")
+	lookupDays := flag.Int("lookup-days", 30, "days of the lookups' month")
+	lookupUsers := flag.Int("lookup-users", 0, "users of the lookups' month (0: the demo generator's default)")
+	lookupLayouts := flag.String("lookup-layouts", "ts@262144", "layouts of the rows inside the lookups' hourly files, each timed: SORT@ROWS (SORT: ts or user_id+ts; ROWS per row group), comma separated")
 	keep := flag.String("keep", "", "use this directory for the benchmark's data and keep it (default: a temporary directory, removed)")
 
 	var (
@@ -117,6 +121,13 @@ func run() error {
 		}},
 		{"openhour", func() bool { return *compaction }, always, func(work string) ([]result, error) {
 			return benchOpenHour(*bin, filepath.Join(work, "openhour"), *compactionEvents/24, *runs)
+		}},
+		{"lookups", nil, positive("-lookup-events", lookupEvents), func(work string) ([]result, error) {
+			layouts, err := parseLayouts(*lookupLayouts)
+			if err != nil {
+				return nil, err
+			}
+			return benchLookups(*bin, filepath.Join(work, "lookups"), *lookupEvents, *lookupDays, *lookupUsers, *runs, layouts)
 		}},
 		{"replay", nil, positive("-replay-events", replayEvents), func(work string) ([]result, error) {
 			rs, sec, err := benchReplay(*bin, filepath.Join(work, "replay"), *replayEvents, invocation)
@@ -893,18 +904,45 @@ func timeSQL(base string) (time.Duration, error) {
 
 // timeSQLOnce times one POST /v1/sql, answer read.
 func timeSQLOnce(base, sql string) (time.Duration, error) {
+	d, _, err := postSQL(base, sql)
+	return d, err
+}
+
+// errTimedOut is a statement the service canceled at its query timeout.
+var errTimedOut = errors.New("sql: HTTP 504: the query timed out")
+
+// postSQL times one POST /v1/sql, answer read and decoded, and returns
+// its row count (at most 10,000: an answer over that is an error).
+func postSQL(base, sql string) (time.Duration, int, error) {
 	body, _ := json.Marshal(map[string]any{"sql": sql, "max_rows": 10000})
 	t0 := time.Now()
 	resp, err := client.Post(base+"/v1/sql", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	d := time.Since(t0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.StatusCode == http.StatusGatewayTimeout {
+		return 0, 0, errTimedOut
+	}
 	if resp.StatusCode != 200 {
-		return 0, fmt.Errorf("sql: HTTP %d", resp.StatusCode)
+		return 0, 0, fmt.Errorf("sql: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
-	return time.Since(t0), nil
+	var ans struct {
+		RowCount  int  `json:"row_count"`
+		Truncated bool `json:"truncated"`
+	}
+	if err := json.Unmarshal(b, &ans); err != nil {
+		return 0, 0, fmt.Errorf("sql answer: %w", err)
+	}
+	if ans.Truncated {
+		return 0, 0, fmt.Errorf("sql: answer of %q truncated at %d rows", sql, ans.RowCount)
+	}
+	return d, ans.RowCount, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }

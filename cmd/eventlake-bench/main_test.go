@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,5 +28,26 @@ func TestMerge(t *testing.T) {
 	// Merging into a report without the parts adds them.
 	if got := merge("# Benchmarks\n", []result{{"c", "4", "", "", "how c"}}, []section{{"T", "t"}}, "alone"); !strings.Contains(got, "| c | 4 |") || !strings.Contains(got, "## T\n\nt\n") {
 		t.Errorf("merged into an empty report:\n%s", got)
+	}
+}
+
+func TestParseLayouts(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []lookupLayout
+		err  bool
+	}{
+		{"ts@262144", []lookupLayout{{rowGroup: 262144}}, false},
+		{"ts@262144, user_id+ts@16384", []lookupLayout{{rowGroup: 262144}, {byUser: true, rowGroup: 16384}}, false},
+		{"ts", nil, true},
+		{"user_id@100", nil, true},
+		{"ts@0", nil, true},
+		{"ts@x", nil, true},
+	}
+	for _, c := range cases {
+		got, err := parseLayouts(c.in)
+		if (err != nil) != c.err || !c.err && !slices.Equal(got, c.want) {
+			t.Errorf("parseLayouts(%q) = %v, %v; want %v (error %v)", c.in, got, err, c.want, c.err)
+		}
 	}
 }
