@@ -119,6 +119,13 @@ type partWriter struct {
 	// (closeOpen): the encoder closed it, into df.
 	early bool
 	df    iceberg.DataFile
+	// chunks counts the chunks emitted; twin, once the partition has
+	// filled splitAfterChunks chunks in this batch, is a second file of
+	// the partition on another worker that takes every other chunk (it
+	// has no builder of its own and sits in the table writer's sealed
+	// parts).
+	chunks int
+	twin   *partWriter
 
 	mu  sync.Mutex
 	err error
@@ -421,8 +428,37 @@ func (w *tableWriter) tableField(name string) (iceberg.NestedField, bool) {
 
 func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) {
 	if p := w.parts[key]; p != nil {
+		if p.twin == nil && p.chunks >= splitAfterChunks && len(w.enc.workers) > 1 {
+			twin, err := w.newPart(ctx, key, (p.worker+1)%len(w.enc.workers))
+			if err != nil {
+				return nil, err
+			}
+			p.twin = twin
+			w.sealed = append(w.sealed, twin)
+		}
 		return p, nil
 	}
+	p, err := w.newPart(ctx, key, w.enc.assign())
+	if err != nil {
+		return nil, err
+	}
+	p.rb = array.NewRecordBuilder(w.mem, w.schema)
+	// Builders grow from a few rows: a batch spread over many partitions
+	// (a replay of history) holds a few rows in each, not a chunk's room.
+	p.rb.Reserve(initialRows)
+	w.parts[key] = p
+	return p, nil
+}
+
+// splitAfterChunks is when a partition's rows start going to two files:
+// one worker encodes a file, and a batch of one busy hour (a backlog,
+// or a high rate) would otherwise leave the other worker idle while
+// the consume loop waits for this one. Smaller batches keep one file
+// per partition.
+const splitAfterChunks = 4
+
+// newPart opens a new file of partition key, encoded by worker.
+func (w *tableWriter) newPart(ctx context.Context, key int32, worker int) (*partWriter, error) {
 	var (
 		dir   string
 		value any
@@ -449,12 +485,7 @@ func (w *tableWriter) part(ctx context.Context, key int32) (*partWriter, error) 
 	if err != nil {
 		return nil, err
 	}
-	p := &partWriter{key: key, worker: w.enc.assign(), rb: array.NewRecordBuilder(w.mem, w.schema), file: f}
-	// Builders grow from a few rows: a batch spread over many partitions
-	// (a replay of history) holds a few rows in each, not a chunk's room.
-	p.rb.Reserve(initialRows)
-	w.parts[key] = p
-	return p, nil
+	return &partWriter{key: key, worker: worker, file: f}, nil
 }
 
 // rowAdded hands a full chunk to the encoder.
@@ -488,6 +519,12 @@ func (w *tableWriter) emit(p *partWriter) {
 	full := p.pending >= chunkRows
 	rec := p.rb.NewRecordBatch()
 	p.pending = 0
+	to := p
+	if p.twin != nil && p.chunks%2 == 1 {
+		to = p.twin
+		to.emitted = true
+	}
+	p.chunks++
 	if full {
 		// A partition that fills chunks gets the room of the next one at
 		// once; one emitted at a flush or to free memory gets none.
@@ -498,7 +535,7 @@ func (w *tableWriter) emit(p *partWriter) {
 			}
 		}
 	}
-	w.enc.workers[p.worker] <- encodeJob{pw: p, rec: rec}
+	w.enc.workers[to.worker] <- encodeJob{pw: to, rec: rec}
 }
 
 // finishFiles closes every file of the batch and describes them as data
@@ -524,7 +561,9 @@ func (w *tableWriter) finishFiles() ([]iceberg.DataFile, error) {
 			files[i] = p.df
 			continue
 		}
-		p.rb.Release()
+		if p.rb != nil { // a twin has none
+			p.rb.Release()
+		}
 		g.Go(func() error {
 			df, err := p.file.Close(w.tbl)
 			files[i] = df
@@ -568,6 +607,11 @@ func (w *tableWriter) closeOpen() int {
 		w.enc.workers[p.worker] <- encodeJob{pw: p, close: w.tbl}
 		w.sealed = append(w.sealed, p)
 		n++
+		if t := p.twin; t != nil { // already among the sealed parts
+			t.early = true
+			w.enc.workers[t.worker] <- encodeJob{pw: t, close: w.tbl}
+			n++
+		}
 	}
 	w.parts = map[int32]*partWriter{}
 	return n
@@ -588,7 +632,7 @@ func (w *tableWriter) reset() {
 func (w *tableWriter) abort(ctx context.Context) error {
 	var errs []error
 	for _, p := range w.allParts() {
-		if !p.file.Closed() && !p.early {
+		if !p.file.Closed() && !p.early && p.rb != nil {
 			p.rb.Release()
 		}
 		if err := p.file.Abort(ctx, w.tbl); err != nil {
