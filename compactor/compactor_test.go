@@ -158,15 +158,19 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestPlanBinPacks(t *testing.T) {
+// hourFile is a data file of an hour partition at file:///w/name.
+func hourFile(t *testing.T, name string, size int64) iceberg.DataFile {
+	t.Helper()
 	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{4}, FieldID: 1000, Name: "ts_hour", Transform: iceberg.HourTransform{}})
-	file := func(name string, size int64) iceberg.DataFile {
-		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, "file:///w/"+name, iceberg.ParquetFile, map[int]any{1000: int32(1)}, nil, nil, 1, size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Build()
+	b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, "file:///w/"+name, iceberg.ParquetFile, map[int]any{1000: int32(1)}, nil, nil, 1, size)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b.Build()
+}
+
+func TestPlanBinPacks(t *testing.T) {
+	file := func(name string, size int64) iceberg.DataFile { return hourFile(t, name, size) }
 	const target = 100
 	p := &partition{files: []iceberg.DataFile{
 		file("a", 40), file("b", 40), file("c", 40), // small: packed 2 + 1
@@ -191,14 +195,7 @@ func TestPlanBinPacks(t *testing.T) {
 }
 
 func TestPlanOpenMergesByTier(t *testing.T) {
-	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{4}, FieldID: 1000, Name: "ts_hour", Transform: iceberg.HourTransform{}})
-	file := func(name string, size int64) iceberg.DataFile {
-		b, err := iceberg.NewDataFileBuilder(spec, iceberg.EntryContentData, "file:///w/"+name, iceberg.ParquetFile, map[int]any{1000: int32(1)}, nil, nil, 1, size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Build()
-	}
+	file := func(name string, size int64) iceberg.DataFile { return hourFile(t, name, size) }
 	const (
 		target = 128 << 20
 		ratio  = 4

@@ -32,12 +32,7 @@ func BenchmarkAddEvent(b *testing.B) {
 			Payload:   fmt.Appendf(nil, `{"order_id":"o-%d","user_id":"u-%d","product_id":"p-%d","quantity":2,"amount":"19.98"}`, i, i%7, i%5)}
 		msgs[i] = e.AppendJSON(nil)
 	}
-	enc := newEncoder(2, 2)
-	var wg sync.WaitGroup
-	for i := range enc.workers {
-		wg.Go(func() { enc.run(i) })
-	}
-	defer func() { enc.close(); wg.Wait() }()
+	enc := startEncoder(b)
 	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.FileOptions{}, memory.DefaultAllocator, memory.DefaultAllocator, enc)
 	if err != nil {
 		b.Fatal(err)
@@ -75,6 +70,17 @@ func BenchmarkAddEvent(b *testing.B) {
 	}
 	b.StopTimer()
 	flush()
+}
+
+// startEncoder runs an encoder of two workers until the test ends.
+func startEncoder(tb testing.TB) *encoder {
+	enc := newEncoder(2, 2)
+	var wg sync.WaitGroup
+	for i := range enc.workers {
+		wg.Go(func() { enc.run(i) })
+	}
+	tb.Cleanup(func() { enc.close(); wg.Wait() })
+	return enc
 }
 
 // BenchmarkCountSource times what counting sources adds per event.

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,12 +23,7 @@ func TestBusyPartitionSplitsAcrossWorkers(t *testing.T) {
 	var c schema.Contract
 	c.Defaults()
 	dec := schema.NewDecoder(c, schema.Fixed{S: set})
-	enc := newEncoder(2, 2)
-	var wg sync.WaitGroup
-	for i := range enc.workers {
-		wg.Go(func() { enc.run(i) })
-	}
-	defer func() { enc.close(); wg.Wait() }()
+	enc := startEncoder(t)
 	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.EventFileOptions(256<<10), memory.DefaultAllocator, memory.DefaultAllocator, enc)
 	if err != nil {
 		t.Fatal(err)

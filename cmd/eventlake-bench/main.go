@@ -888,9 +888,15 @@ func revenueTotal(url string) (int64, error) {
 }
 
 func timeSQL(base string) (time.Duration, error) {
+	return p50SQL(base, fmt.Sprintf(revenueSQL, "orders", ""), 10)
+}
+
+// p50SQL is the p50 of runs timed POST /v1/sql of q, after 3 warm-up
+// runs.
+func p50SQL(base, q string, runs int) (time.Duration, error) {
 	var lat []time.Duration
-	for i := 0; i < 13; i++ {
-		d, err := timeSQLOnce(base, fmt.Sprintf(revenueSQL, "orders", ""))
+	for i := range runs + 3 {
+		d, err := timeSQLOnce(base, q)
 		if err != nil {
 			return 0, err
 		}

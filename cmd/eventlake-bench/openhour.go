@@ -113,18 +113,7 @@ func serviceP50(bin, lakeDir, q string, runs int) (time.Duration, error) {
 	if err := waitReady(base, 5*time.Minute); err != nil {
 		return 0, err
 	}
-	var ds []time.Duration
-	for i := range runs + 3 {
-		d, err := timeSQLOnce(base, q)
-		if err != nil {
-			return 0, err
-		}
-		if i >= 3 {
-			ds = append(ds, d)
-		}
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
+	return p50SQL(base, q, runs)
 }
 
 // liveFileCount counts the data files of orders_raw's current snapshot.
