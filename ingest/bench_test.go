@@ -33,7 +33,7 @@ func BenchmarkAddEvent(b *testing.B) {
 		msgs[i] = e.AppendJSON(nil)
 	}
 	enc := startEncoder(b)
-	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.FileOptions{}, memory.DefaultAllocator, memory.DefaultAllocator, enc)
+	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.FileOptions{}, memory.DefaultAllocator, enc)
 	if err != nil {
 		b.Fatal(err)
 	}

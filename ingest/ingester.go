@@ -14,6 +14,7 @@ import (
 
 	icecat "github.com/apache/iceberg-go/catalog"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
@@ -139,9 +140,7 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		deps.Now = time.Now
 	}
 	ing := &Ingester{
-		// Freed chunk buffers kept for the next chunks: an eighth of the
-		// batch budget holds a chunk of every partition a drain fills.
-		alloc:    newCountingAllocator(cfg.BatchMemory() / 8),
+		alloc:    newCountingAllocator(memory.DefaultAllocator),
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger.With(logkey.Component, "ingest"),
@@ -217,7 +216,7 @@ func (ing *Ingester) openTables(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.alloc.files(), ing.enc)
+	ing.dlq, err = newDLQWriter(ing.cfg.DLQTable, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.enc)
 	return err
 }
 
@@ -252,7 +251,7 @@ func (ing *Ingester) topic(ctx context.Context, topic string) (*topicState, erro
 		ing.log.Error("topic not taken", logkey.Topic, topic, logkey.Err, err)
 		return nil, nil
 	}
-	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.alloc.files(), ing.enc)
+	w, err := newRawWriter(name, topic, ing.deps.Catalog, tbl, ing.fileOpts, ing.alloc, ing.enc)
 	if err != nil {
 		return nil, err
 	}

@@ -707,7 +707,7 @@ func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order 
 				return nil, fmt.Errorf("add %s to %s: %w", lake.ColReplayID, name, err)
 			}
 		}
-		w, err := newRawWriter(name, topic, cat, tbl, opts, memory.DefaultAllocator, memory.DefaultAllocator, enc)
+		w, err := newRawWriter(name, topic, cat, tbl, opts, memory.DefaultAllocator, enc)
 		if err != nil {
 			return nil, err
 		}

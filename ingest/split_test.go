@@ -24,7 +24,7 @@ func TestBusyPartitionSplitsAcrossWorkers(t *testing.T) {
 	c.Defaults()
 	dec := schema.NewDecoder(c, schema.Fixed{S: set})
 	enc := startEncoder(t)
-	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.EventFileOptions(256<<10), memory.DefaultAllocator, memory.DefaultAllocator, enc)
+	w, err := newRawWriter("orders_raw", "orders.created", cat, nil, lake.EventFileOptions(256<<10), memory.DefaultAllocator, enc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,11 +158,9 @@ type tableWriter struct {
 	types  map[string]bool     // raw tables: event types the table holds columns for
 	ready  *schema.TypeVersion // the last version prepare found nothing to do for
 	opts   lake.FileOptions
-	mem    memory.Allocator // the Arrow builders'
-	// fileMem is the Parquet writers' allocator (see countingAllocator.files).
-	fileMem memory.Allocator
-	enc     *encoder
-	parts   map[int32]*partWriter
+	mem    memory.Allocator
+	enc    *encoder
+	parts  map[int32]*partWriter
 	// sealed are parts written with an older schema of the table in this
 	// batch (the table evolved mid-batch); they are committed with it.
 	sealed []*partWriter
@@ -250,8 +248,8 @@ type dlqIdx struct {
 
 // newRawWriter returns the writer of a raw table; tbl may be nil when the
 // table does not exist yet (it is created on the first event).
-func newRawWriter(name, topic string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem, fileMem memory.Allocator, enc *encoder) (*tableWriter, error) {
-	w := &tableWriter{name: name, topic: topic, cat: cat, opts: opts, mem: mem, fileMem: fileMem, enc: enc, parts: map[int32]*partWriter{}}
+func newRawWriter(name, topic string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
+	w := &tableWriter{name: name, topic: topic, cat: cat, opts: opts, mem: mem, enc: enc, parts: map[int32]*partWriter{}}
 	if tbl != nil {
 		if err := w.useTable(tbl); err != nil {
 			return nil, err
@@ -261,8 +259,8 @@ func newRawWriter(name, topic string, cat *lake.Catalog, tbl *table.Table, opts 
 }
 
 // newDLQWriter returns the writer of the dead-letter table.
-func newDLQWriter(name string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem, fileMem memory.Allocator, enc *encoder) (*tableWriter, error) {
-	w := &tableWriter{name: name, dlq: true, cat: cat, opts: opts, mem: mem, fileMem: fileMem, enc: enc, parts: map[int32]*partWriter{}}
+func newDLQWriter(name string, cat *lake.Catalog, tbl *table.Table, opts lake.FileOptions, mem memory.Allocator, enc *encoder) (*tableWriter, error) {
+	w := &tableWriter{name: name, dlq: true, cat: cat, opts: opts, mem: mem, enc: enc, parts: map[int32]*partWriter{}}
 	return w, w.useTable(tbl)
 }
 
@@ -481,7 +479,7 @@ func (w *tableWriter) newPart(ctx context.Context, key int32, worker int) (*part
 	loc := lp.NewDataLocation(dir + "/" + id.String() + ".parquet")
 	spec := w.tbl.Spec()
 	specField := spec.Field(0).FieldID
-	f, err := lake.CreateFile(ctx, w.tbl, loc, w.schema, map[int]any{specField: value}, w.opts, w.fileMem)
+	f, err := lake.CreateFile(ctx, w.tbl, loc, w.schema, map[int]any{specField: value}, w.opts, w.mem)
 	if err != nil {
 		return nil, err
 	}
