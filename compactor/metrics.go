@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "eventlake_compactor_partition_data_files_max", Help: "Most data files in one partition of the table after the last cycle's compaction (what a query of one hour opens).",
 		}, []string{"table"}),
 		openMerged: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventlake_compactor_open_files_merged_total", Help: "Small files of partitions still open to ingest (the current hour) merged by size tier (compactor.open_merge_files); also counted in files_replaced_total.",
+			Name: "eventlake_compactor_open_files_merged_total", Help: "Small files of partitions still open to ingest (the current hour) merged: by size tier (compactor.open_merge_files), or all at once past max_files_per_partition; also counted in files_replaced_total.",
 		}, []string{"table"}),
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.runDuration, m.lastSuccess, m.filesBefore, m.filesAfter, m.bytesRead,

@@ -113,7 +113,7 @@ type partWriter struct {
 	worker  int
 	rb      *array.RecordBuilder
 	pending int  // rows in rb not yet handed to the encoder
-	emitted bool // a chunk was handed to the encoder
+	emitted bool // a chunk of rb was handed to the encoder (this file's or its twin's)
 	file    *lake.FileWriter
 	// early is set when the file was closed before the batch's commit
 	// (closeOpen): the encoder closed it, into df.
@@ -520,7 +520,6 @@ func (w *tableWriter) emit(p *partWriter) {
 	to := p
 	if p.twin != nil && p.chunks%2 == 1 {
 		to = p.twin
-		to.emitted = true
 	}
 	p.chunks++
 	if full {

@@ -45,17 +45,23 @@ func benchOpenHour(bin, dir string, perHour, runs int) ([]result, error) {
 		rewritten += rep.Rows
 		cycles = append(cycles, rep.Seconds)
 	}
-	mergedFiles, err := liveFileCount(merged)
-	if err != nil {
-		return nil, err
-	}
 	q := fmt.Sprintf(hourSQL, h.Format("2006-01-02 15:04:05+00"), h.Add(time.Hour).Format("2006-01-02 15:04:05+00"))
-	fmt.Fprintf(os.Stderr, "open hour: timing SQL over 3600 files, then %d merged files...\n", mergedFiles)
-	pUnmerged, err := serviceP50(bin, unmerged, q, runs)
+	// filesAndP50 counts the files of lakeDir's orders_raw and times q
+	// over them.
+	filesAndP50 := func(lakeDir string) (int, time.Duration, error) {
+		n, err := liveFileCount(lakeDir)
+		if err != nil {
+			return 0, 0, err
+		}
+		p, err := serviceP50(bin, lakeDir, q, runs)
+		return n, p, err
+	}
+	fmt.Fprintf(os.Stderr, "open hour: timing SQL over the unmerged and the merged hour...\n")
+	_, pUnmerged, err := filesAndP50(unmerged)
 	if err != nil {
 		return nil, err
 	}
-	pMerged, err := serviceP50(bin, merged, q, runs)
+	mergedFiles, pMerged, err := filesAndP50(merged)
 	if err != nil {
 		return nil, err
 	}
@@ -63,11 +69,7 @@ func benchOpenHour(bin, dir string, perHour, runs int) ([]result, error) {
 	if _, _, err := compactRewrite(bin, merged); err != nil {
 		return nil, err
 	}
-	tierFiles, err := liveFileCount(merged)
-	if err != nil {
-		return nil, err
-	}
-	pTiers, err := serviceP50(bin, merged, q, runs)
+	tierFiles, pTiers, err := filesAndP50(merged)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +78,7 @@ func benchOpenHour(bin, dir string, perHour, runs int) ([]result, error) {
 	if _, _, err := compactRewrite(bin, merged, "EVENTLAKE_COMPACTOR_MAX_FILES_PER_PARTITION=2"); err != nil {
 		return nil, err
 	}
-	compactedFiles, err := liveFileCount(merged)
-	if err != nil {
-		return nil, err
-	}
-	pCompacted, err := serviceP50(bin, merged, q, runs)
+	compactedFiles, pCompacted, err := filesAndP50(merged)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +86,7 @@ func benchOpenHour(bin, dir string, perHour, runs int) ([]result, error) {
 	ratio := float64(pMerged) / float64(pCompacted)
 	ratioTiers := float64(pTiers) / float64(pCompacted)
 	rows := int64(perMin * 60)
-	how := fmt.Sprintf("%d order.created events (10M a day's rate) with event times in the current hour, one Parquet file per second of event time, as 1-second ingest commits leave it (written directly, committed minute by minute); the revenue-per-minute SQL over the hour through `eventlake query --no-hot` POST /v1/sql, p50 of %d runs after 3 warm-up", rows, runs)
+	how := fmt.Sprintf("%d order.created events (%d a day's rate) with event times in the current hour, one Parquet file per second of event time, as 1-second ingest commits leave it (written directly, committed minute by minute); the revenue-per-minute SQL over the hour through `eventlake query --no-hot` POST /v1/sql, p50 of %d runs after 3 warm-up", rows, rows*24, runs)
 	return []result{
 		{"SQL over the open hour, 3600 unmerged 1-second files, p50", ms(pUnmerged), "", "", how + "; no compaction ran"},
 		{"SQL over the open hour with tiered merging, just before a cycle, p50", fmt.Sprintf("%s (%d files: the tiers plus the last minute's 60 files)", ms(pMerged), mergedFiles), "", "",
