@@ -154,9 +154,12 @@ scrape_configs:
 		}
 		return false, fmt.Sprintf("no target for %s in %+v", devAddr, targets.ActiveTargets)
 	})
-	if v := promValue(t, api, `up{job="eventlake"}`); v != 1 {
-		t.Fatalf(`up{job="eventlake"} = %v, want 1`, v)
-	}
+	// Prometheus marks a target up before it commits that scrape's samples,
+	// so the up series may not be queryable yet: wait for it, and require 1.
+	th.Eventually(t, 30*time.Second, `up{job="eventlake"} = 1`, func() (bool, string) {
+		v := promValue(t, api, `up{job="eventlake"}`)
+		return v == 1, fmt.Sprint(v)
+	})
 	// The demo's events reached the lake, as Prometheus sees it.
 	th.Eventually(t, 90*time.Second, "rows committed, scraped", func() (bool, string) {
 		v := promValue(t, api, "sum(eventlake_ingest_rows_committed_total)")
