@@ -200,14 +200,28 @@ func qualified(parts ...string) string {
 	return strings.Join(out, ".")
 }
 
-// restrictions is the WITH clause that binds the restricted views a
-// statement names to their masked and filtered rows; "" when none is.
-func restrictions(role *auth.Role, objects []string, views map[string]*view) string {
+// restrictions are the common table expressions that bind the views a
+// statement names to what it may read of them: a restricted view to its
+// masked and filtered rows, a view in src (view -> SELECT) to that
+// SELECT (a lookup's files, prune.go), masked and filtered if
+// restricted. None when no view is either.
+func restrictions(role *auth.Role, objects []string, views map[string]*view, src map[string]string) []string {
 	var parts []string
 	for _, name := range objects {
 		g := role.Grant(name)
 		vw := views[strings.ToLower(name)]
-		if !g.Restricted() || vw == nil {
+		if vw == nil {
+			continue
+		}
+		from := "temp.main." + duck.QuoteIdent(vw.name)
+		if sql, ok := src[vw.name]; ok {
+			if !g.Restricted() {
+				parts = append(parts, duck.QuoteIdent(vw.name)+" AS NOT MATERIALIZED ("+sql+")")
+				continue
+			}
+			from = "(" + sql + ") AS " + duck.QuoteIdent(vw.name)
+		}
+		if !g.Restricted() {
 			continue
 		}
 		var cols []string
@@ -225,14 +239,11 @@ func restrictions(role *auth.Role, objects []string, views map[string]*view) str
 				cols = append(cols, "("+m+") AS "+id)
 			}
 		}
-		q := "SELECT " + strings.Join(cols, ", ") + " FROM temp.main." + duck.QuoteIdent(vw.name)
+		q := "SELECT " + strings.Join(cols, ", ") + " FROM " + from
 		if g.RowFilter != "" {
 			q += " WHERE (" + g.RowFilter + ")"
 		}
 		parts = append(parts, duck.QuoteIdent(vw.name)+" AS NOT MATERIALIZED ("+q+")")
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "WITH " + strings.Join(parts, ", ") + "\n"
+	return parts
 }

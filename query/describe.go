@@ -44,7 +44,7 @@ func (s *Service) describe(ctx context.Context, text string) (*Description, erro
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	d := &Description{}
-	_, err := s.runSQL(qctx, qc, role, verdict, &Outcome{}, func(conn *duckdb.Conn, body string) error {
+	_, err := s.runSQL(qctx, qc, role, verdict, &Outcome{}, func(conn *duckdb.Conn, body, named string) error {
 		st, err := prepare(conn, body)
 		if err != nil {
 			return err
@@ -53,7 +53,7 @@ func (s *Service) describe(ctx context.Context, text string) (*Description, erro
 		if err := checkStatementType(st); err != nil {
 			return err
 		}
-		if d.Columns, err = columnNames(conn, st, verdict.body, body); err != nil {
+		if d.Columns, err = columnNames(conn, st, named, body); err != nil {
 			return err
 		}
 		for i := range d.Columns {

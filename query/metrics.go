@@ -39,6 +39,7 @@ type metrics struct {
 	rowsReturned    *prometheus.CounterVec
 	hotRows         prometheus.Gauge
 	hotFull         prometheus.Gauge
+	filesSkipped    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -81,9 +82,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		hotFull: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlake_query_hot_full", Help: "1 while the hot tables are full (query.hot_max_rows) and the hot tier waits for ingest.",
 		}),
+		filesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlake_query_lookup_files_skipped_total", Help: "Data files that lookups by identifier (event_id, order_id ... = constant) did not visit, their manifest bounds holding none of the values.",
+		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.rejected, m.inflight, m.refreshDuration, m.refreshErrors,
-		m.lastRefresh, m.generation, m.snapshotAge, m.rowsReturned, m.hotRows, m.hotFull)
+		m.lastRefresh, m.generation, m.snapshotAge, m.rowsReturned, m.hotRows, m.hotFull, m.filesSkipped)
 	for _, r := range []string{rejectBusy, rejectReadOnly, rejectRequest, rejectNotReady} {
 		m.rejected.WithLabelValues(r)
 	}

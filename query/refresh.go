@@ -102,6 +102,9 @@ type dataFile struct {
 	// Event time bounds (micros) from the manifest, for pruning.
 	tsLo, tsHi int64
 	hasTs      bool
+	// keys are the manifest's bounds of the table's identifier columns
+	// (lake.BloomFilterColumns), for lookups (prune.go).
+	keys []keyBounds
 }
 
 // refresh polls the catalog once and publishes a new generation if any
@@ -314,6 +317,12 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 			tsID = f.ID
 		}
 	}
+	var keyIDs []int
+	for _, name := range lake.BloomFilterColumns(tbl.Schema(), tbl.Properties()) {
+		if f, ok := tbl.Schema().FindFieldByName(name); ok {
+			keyIDs = append(keyIDs, f.ID)
+		}
+	}
 	if err := s.fetchRemote(ctx, spec.name, tasks); err != nil {
 		return nil, err
 	}
@@ -335,6 +344,7 @@ func (s *Service) plan(ctx context.Context, spec *tableSpec, tbl *table.Table) (
 			hi, okHi := decodeMicros(task.File.UpperBoundValues()[tsID])
 			df.tsLo, df.tsHi, df.hasTs = lo, hi, okLo && okHi
 		}
+		df.keys = fileKeyBounds(task.File, keyIDs)
 		st.files = append(st.files, df)
 	}
 	return st, nil

@@ -155,11 +155,14 @@ type Outcome struct {
 	TruncatedBy string
 	// Objects are the views, tables and read models the statement named,
 	// and Tables the tables behind them.
-	Objects     []string
-	Tables      []string
-	SnapshotID  map[string]*int64
-	Offsets     map[string]lake.Offsets
-	LakeOffsets map[string]lake.Offsets
+	Objects []string
+	Tables  []string
+	// FilesSkipped are the data files a lookup left out by their
+	// manifests' bounds (prune.go).
+	FilesSkipped int
+	SnapshotID   map[string]*int64
+	Offsets      map[string]lake.Offsets
+	LakeOffsets  map[string]lake.Offsets
 }
 
 // Query runs one read-only statement for the principal of ctx, within the
@@ -189,9 +192,10 @@ func (s *Service) query(ctx context.Context, st Statement, sink Sink) (*Outcome,
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.QueryTimeout)
 	defer cancel()
 	out := &Outcome{}
-	used, err := s.runSQL(qctx, qc, role, verdict, out, func(conn *duckdb.Conn, body string) error {
-		return execute(qctx, conn, verdict, body, st.Args, maxRows, s.cfg.MaxAnswerBytes, sink, out)
+	used, err := s.runSQL(qctx, qc, role, verdict, out, func(conn *duckdb.Conn, body, named string) error {
+		return execute(qctx, conn, verdict, body, named, st.Args, maxRows, s.cfg.MaxAnswerBytes, sink, out)
 	})
+	s.m.filesSkipped.Add(float64(out.FilesSkipped))
 	if err != nil {
 		aerr := s.classify(qctx, err)
 		if aerr.code == codeReadOnly || aerr.code == codeForbidden {
@@ -423,7 +427,7 @@ func stmtTypeName(t duckdb.StmtType) string {
 // invisible to the transaction (DuckDB's MVCC snapshot). The query and the
 // hot watermarks it reports see the same hot rows, whatever the hot tier
 // appends meanwhile.
-func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guardVerdict, out *Outcome, run func(conn *duckdb.Conn, body string) error) (*generation, error) {
+func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guardVerdict, out *Outcome, run func(conn *duckdb.Conn, body, named string) error) (*generation, error) {
 	var gen *generation
 	err := qc.c.Raw(func(dc any) error {
 		conn, ok := dc.(*duckdb.Conn)
@@ -436,12 +440,12 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 		tree, perr := parseTree(ctx, conn, v.body) // the snapshot
 		gen = s.gen.Load()
 		err := s.syncViewsRaw(ctx, conn, qc, gen)
-		body := v.body
+		body, named := v.body, v.body
 		if err == nil {
-			body, err = authorize(tree, perr, role, gen, v, out)
+			body, named, err = authorize(tree, perr, role, gen, v, out)
 		}
 		if err == nil {
-			err = run(conn, body)
+			err = run(conn, body, named)
 		}
 		if err == nil {
 			out.Offsets, err = readWatermarks(ctx, conn, gen)
@@ -463,20 +467,23 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 // authorize checks what the statement reads, as parsed into tree (or the
 // parse's error), against role (authz.go),
 // records it in out, and returns the text to run: the statement, under
-// the WITH clause of the role's masks and filters.
-func authorize(tree map[string]any, err error, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (string, error) {
+// the WITH clause of the role's masks and filters and of a lookup's files
+// (prune.go). named is the text whose result columns have the
+// statement's own names (the text to run, or the statement when that
+// wraps it).
+func authorize(tree map[string]any, err error, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (run, named string, _ error) {
 	if err != nil {
 		var pe *parseError
 		switch {
 		case !errors.As(err, &pe):
-			return "", err
+			return "", "", err
 		case role.Admin:
-			return v.body, nil // EXPLAIN, PIVOT ...: DuckDB decides
+			return v.body, v.body, nil // EXPLAIN, PIVOT ...: DuckDB decides
 		case pe.kind == "not implemented":
-			return "", &statementError{api: &apiError{status: http.StatusForbidden, code: codeForbidden,
+			return "", "", &statementError{api: &apiError{status: http.StatusForbidden, code: codeForbidden,
 				msg: fmt.Sprintf("role %q may run SELECT statements only (DuckDB cannot show what this one reads): %s", role.Name, pe.msg)}}
 		}
-		return "", &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL, msg: "Parser Error: " + pe.msg}}
+		return "", "", &statementError{api: &apiError{status: http.StatusBadRequest, code: codeBadSQL, msg: "Parser Error: " + pe.msg}}
 	}
 	r := checkReads(tree, role, gen.byName)
 	out.Objects = r.objects
@@ -488,16 +495,28 @@ func authorize(tree map[string]any, err error, role *auth.Role, gen *generation,
 		}
 	}
 	if r.denied != nil {
-		return "", &statementError{api: r.denied}
+		return "", "", &statementError{api: r.denied}
 	}
-	if role.Admin {
-		return v.body, nil
+	// A lookup by identifier reads only the files that can hold its
+	// values (prune.go).
+	var src map[string]string
+	if lk := lookupOf(tree, gen.byName, role); lk != nil && startsWithSelect(v.body) {
+		if sql, n := gen.pruned(lk); n > 0 {
+			src = map[string]string{lk.view.name: sql}
+			out.FilesSkipped = n
+		}
 	}
-	with := restrictions(role, r.objects, gen.byName)
-	if with == "" {
-		return v.body, nil
+	parts := restrictions(role, r.objects, gen.byName, src)
+	if len(parts) == 0 {
+		return v.body, v.body, nil
 	}
-	return with + "SELECT * FROM (\n" + v.body + "\n)", nil
+	with := "WITH " + strings.Join(parts, ", ") + "\n"
+	if src != nil {
+		// A lookup has no WITH clause of its own (lookupOf), so this one
+		// goes before it, and its columns keep their own names.
+		return with + v.body, with + v.body, nil
+	}
+	return with + "SELECT * FROM (\n" + v.body + "\n)", v.body, nil
 }
 
 // syncViewsRaw is syncViews on the raw connection (inside the query's
@@ -610,7 +629,7 @@ func dropPivotTypes(conn *duckdb.Conn) {
 
 // execute runs body (v's statement, or what authorize made of it) and
 // hands its rows to sink, stopping after maxRows rows or maxBytes bytes.
-func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string, args []any, maxRows int, maxBytes int64, sink Sink, out *Outcome) error {
+func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body, named string, args []any, maxRows int, maxBytes int64, sink Sink, out *Outcome) error {
 	st, err := prepare(conn, body)
 	if err != nil && expandsToSeveral(err, body) {
 		st, err = prepareExpanded(ctx, conn, body)
@@ -638,7 +657,7 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string
 	}
 	// The names are the statement's own: wrapping it in a SELECT * (for
 	// masks or the row limit) renames duplicates (a, a_1).
-	names, err := columnNames(conn, st, v.body, body)
+	names, err := columnNames(conn, st, named, body)
 	if err != nil {
 		_ = st.Close()
 		return err
@@ -652,11 +671,11 @@ func execute(ctx context.Context, conn *duckdb.Conn, v guardVerdict, body string
 		}
 	}
 	defer st.Close()
-	named := make([]driver.NamedValue, len(args))
+	bound := make([]driver.NamedValue, len(args))
 	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		bound[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
 	}
-	dr, err := st.QueryContext(ctx, named)
+	dr, err := st.QueryContext(ctx, bound)
 	if err != nil {
 		return err
 	}

@@ -204,16 +204,20 @@ func tableSelect(st *tableState, hotCols []column) string {
 
 // unionOf is the UNION ALL of want's projection over every table in
 // tables, filtered by where; a typed empty query when tables is empty.
-func unionOf(want []column, tables []*tableState, where string) string {
+// rel is what a table is read as (tableRef: its view).
+func unionOf(want []column, tables []*tableState, where string, rel func(*tableState) string) string {
 	if len(tables) == 0 {
 		return emptySelect(want)
 	}
 	parts := make([]string, len(tables))
 	for i, st := range tables {
-		parts[i] = "SELECT " + projection(want, st.columns) + " FROM " + duck.QuoteIdent(st.spec.name) + where
+		parts[i] = "SELECT " + projection(want, st.columns) + " FROM " + rel(st) + where
 	}
 	return strings.Join(parts, " UNION ALL ")
 }
+
+// tableRef reads a table as its view.
+func tableRef(st *tableState) string { return duck.QuoteIdent(st.spec.name) }
 
 // buildViews is every view over tables, in creation order: tables
 // first, then the views over them: events (every raw event), one view per
@@ -253,7 +257,7 @@ func buildViews(tables []*tableState, hotCols map[string][]column, typeViews map
 			}
 		}
 	}
-	views = append(views, view{name: ViewEvents, kind: viewEvents, sql: unionOf(eventsColumns, raw, ""), cols: eventsColumns, tables: names(raw)})
+	views = append(views, view{name: ViewEvents, kind: viewEvents, sql: unionOf(eventsColumns, raw, "", tableRef), cols: eventsColumns, tables: names(raw)})
 	taken[ViewEvents] = true
 	typeView := func(name, typ string) {
 		if taken[strings.ToLower(name)] {
@@ -261,8 +265,7 @@ func buildViews(tables []*tableState, hotCols map[string][]column, typeViews map
 		}
 		taken[strings.ToLower(name)] = true
 		cols := append(append(slices.Clone(typeHead), typeColumns(codecs, typ, holders[typ])...), typeTail...)
-		views = append(views, view{name: name, kind: viewType, typ: typ, cols: cols, tables: names(holders[typ]), sql: unionOf(cols, holders[typ],
-			" WHERE "+duck.QuoteIdent(lake.ColType)+" = "+duck.QuoteString(typ))})
+		views = append(views, view{name: name, kind: viewType, typ: typ, cols: cols, tables: names(holders[typ]), sql: unionOf(cols, holders[typ], typeFilter(typ), tableRef)})
 	}
 	aliases := slices.Sorted(maps.Keys(typeViews))
 	for _, name := range aliases {
