@@ -75,8 +75,12 @@ func parseTree(ctx context.Context, conn *duckdb.Conn, text string) (map[string]
 		return nil, fmt.Errorf("parse statement: %w", err)
 	}
 	s, _ := dest[0].(string)
+	// Numbers stay json.Number, so that a tree marshals back as DuckDB
+	// wrote it (query locations are uint64s; prune.go deserializes).
 	var tree map[string]any
-	if err := json.Unmarshal([]byte(s), &tree); err != nil {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
 		return nil, fmt.Errorf("parse statement: %w", err)
 	}
 	if failed, _ := tree["error"].(bool); failed {

@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "eventlake_query_hot_full", Help: "1 while the hot tables are full (query.hot_max_rows) and the hot tier waits for ingest.",
 		}),
 		filesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eventlake_query_lookup_files_skipped_total", Help: "Data files that lookups by identifier (event_id, order_id ... = constant) did not visit, their manifest bounds holding none of the values.",
+			Name: "eventlake_query_lookup_files_skipped_total", Help: "Data files that statements over one view did not visit because their manifest bounds hold none of the identifier values (event_id, order_id ... = constant) or event times (ts compared with an instant) the WHERE clause requires.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.rejected, m.inflight, m.refreshDuration, m.refreshErrors,

@@ -99,6 +99,58 @@ func TestLookupPruning(t *testing.T) {
 			t.Errorf("%s answered\n%s\nthe full scan\n%s", c.sql, r.raw, full.raw)
 		}
 	}
+	// Event time ranges: the files of orders_raw hold 10:00-10:09 (a),
+	// 10:10-10:19 (b), 10:20-10:29 (c), 10:30-10:39 (d) of 2026-11-26.
+	for _, c := range []struct {
+		where string
+		rows  int
+		skip  float64
+	}{
+		{"ts >= TIMESTAMPTZ '2026-11-26 10:20:00+00'", 20, 2},
+		{"ts > TIMESTAMPTZ '2026-11-26 10:29:00+00'", 10, 3},
+		{"TIMESTAMPTZ '2026-11-26 10:29:00+00' < ts", 10, 3},
+		{"ts <= '2026-11-26 10:10:00'", 11, 2},
+		{"ts < '2026-11-26 10:10:00'", 10, 3},
+		{"ts BETWEEN '2026-11-26 10:05:00+00' AND TIMESTAMP '2026-11-26 10:12:00'", 8, 2},
+		{"ts = TIMESTAMPTZ '2026-11-26 11:15:00+01'", 1, 3},
+		{"ts >= DATE '2026-11-27'", 0, 4},
+		{"ts >= CAST('2026-11-26' AS DATE) + INTERVAL 10 MINUTE + INTERVAL '10 hours'", 30, 1},
+		{"ts > now() - INTERVAL 1 HOUR", 0, 4},
+		{"event_id = 'ev-b-3' AND ts >= '2026-11-26 10:20:00'", 0, 4},
+		{"ts >= '2026-11-26 10:20:00' AND ts < '2026-11-26 10:30:00' AND amount > 0", 10, 3},
+		// Not used: not a finite instant, not a constant.
+		{"ts < 'infinity'", 40, 0},
+		{"ts > current_timestamp", 0, 0},
+		{"ts > (SELECT TIMESTAMPTZ '2026-11-26 10:20:00+00')", 19, 0},
+		{"ts + INTERVAL 1 MINUTE > TIMESTAMPTZ '2026-11-26 10:20:00+00'", 20, 0},
+	} {
+		q := "SELECT event_id, ts FROM orders WHERE " + c.where + " ORDER BY event_id"
+		before := skipped()
+		r := h.mustSQL(q)
+		if got := skipped() - before; got != c.skip {
+			t.Errorf("%s: %v files skipped, want %v", q, got, c.skip)
+		}
+		full := h.mustSQL("SELECT event_id, ts FROM orders WHERE false OR (" + c.where + ") ORDER BY event_id")
+		if len(r.rows()) != c.rows || !reflect.DeepEqual(r.rows(), full.rows()) {
+			t.Errorf("%s: %d rows, want %d\n%s\nthe full scan\n%s", q, len(r.rows()), c.rows, r.raw, full.raw)
+		}
+	}
+	// A literal that is no instant fails the statement as it would
+	// without pruning, and nothing else. So does an instant whose
+	// evaluation fails (which ends DuckDB's transaction: the statement is
+	// run again without the lookup), and one the statement never needs
+	// does not fail it.
+	if r := h.sql("SELECT count(*) FROM orders WHERE ts > 'garbage'"); r.status != http.StatusBadRequest || !strings.Contains(string(r.raw), "garbage") {
+		t.Errorf("bad instant: %d %s", r.status, r.raw)
+	}
+	if r := h.sql("SELECT count(*) FROM orders WHERE ts > now() + to_days(9223372036854775)"); r.status != http.StatusBadRequest || r.code() != "bad_sql" ||
+		!strings.Contains(string(r.raw), "out of range") {
+		t.Errorf("failing instant: %d %s", r.status, r.raw)
+	}
+	if r := h.sql("SELECT count(*) FROM orders WHERE false AND ts > now() + to_days(9223372036854775)"); fmt.Sprint(r.rows()) != "[[0]]" {
+		t.Errorf("failing instant never needed: %d %s", r.status, r.raw)
+	}
+
 	// The statement's own column names, not those of a wrapping SELECT *.
 	r := h.mustSQL("SELECT order_id, order_id FROM orders WHERE order_id = 'c-1'")
 	if cols := fmt.Sprint(r.body["columns"]); cols != "[order_id order_id]" {

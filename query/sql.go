@@ -434,34 +434,52 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 		if !ok {
 			return fmt.Errorf("duckdb connection is %T", dc)
 		}
-		if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
-			return fmt.Errorf("begin transaction: %w", err)
+		var err error
+		gen, err = s.runIn(ctx, conn, qc, role, v, out, run, true)
+		if errors.Is(err, errInstants) {
+			// The error ended DuckDB's transaction: run the statement
+			// again, without the lookup.
+			gen, err = s.runIn(ctx, conn, qc, role, v, out, run, false)
 		}
-		tree, perr := parseTree(ctx, conn, v.body) // the snapshot
-		gen = s.gen.Load()
-		err := s.syncViewsRaw(ctx, conn, qc, gen)
-		body, named := v.body, v.body
-		if err == nil {
-			body, named, err = authorize(tree, perr, role, gen, v, out)
-		}
-		if err == nil {
-			err = run(conn, body, named)
-		}
-		if err == nil {
-			out.Offsets, err = readWatermarks(ctx, conn, gen)
-		}
-		if err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
-			qc.gen, qc.views = 0, nil // views created in the transaction are gone
-			return err
-		}
-		if _, err := conn.ExecContext(ctx, "COMMIT", nil); err != nil {
-			qc.gen, qc.views = 0, nil
-			return fmt.Errorf("end transaction: %w", err)
-		}
-		return nil
+		return err
 	})
 	return gen, err
+}
+
+// runIn is runSQL's transaction on conn; lookups says whether a lookup
+// may read fewer files (prune.go).
+func (s *Service) runIn(ctx context.Context, conn *duckdb.Conn, qc *qconn, role *auth.Role, v guardVerdict, out *Outcome,
+	run func(conn *duckdb.Conn, body, named string) error, lookups bool) (*generation, error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION", nil); err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	tree, perr := parseTree(ctx, conn, v.body) // the snapshot
+	gen := s.gen.Load()
+	err := s.syncViewsRaw(ctx, conn, qc, gen)
+	body, named := v.body, v.body
+	var lk *lookup
+	if err == nil && perr == nil && lookups && startsWithSelect(v.body) {
+		lk, err = lookupOf(tree, gen.byName, role, instantsOn(ctx, conn))
+	}
+	if err == nil {
+		body, named, err = authorize(tree, perr, role, gen, v, lk, out)
+	}
+	if err == nil {
+		err = run(conn, body, named)
+	}
+	if err == nil {
+		out.Offsets, err = readWatermarks(ctx, conn, gen)
+	}
+	if err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK", nil)
+		qc.gen, qc.views = 0, nil // views created in the transaction are gone
+		return gen, err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT", nil); err != nil {
+		qc.gen, qc.views = 0, nil
+		return gen, fmt.Errorf("end transaction: %w", err)
+	}
+	return gen, nil
 }
 
 // authorize checks what the statement reads, as parsed into tree (or the
@@ -471,7 +489,7 @@ func (s *Service) runSQL(ctx context.Context, qc *qconn, role *auth.Role, v guar
 // (prune.go). named is the text whose result columns have the
 // statement's own names (the text to run, or the statement when that
 // wraps it).
-func authorize(tree map[string]any, err error, role *auth.Role, gen *generation, v guardVerdict, out *Outcome) (run, named string, _ error) {
+func authorize(tree map[string]any, err error, role *auth.Role, gen *generation, v guardVerdict, lk *lookup, out *Outcome) (run, named string, _ error) {
 	if err != nil {
 		var pe *parseError
 		switch {
@@ -497,10 +515,10 @@ func authorize(tree map[string]any, err error, role *auth.Role, gen *generation,
 	if r.denied != nil {
 		return "", "", &statementError{api: r.denied}
 	}
-	// A lookup by identifier reads only the files that can hold its
-	// values (prune.go).
+	// A lookup reads only the files that can hold its rows (prune.go);
+	// lk is nil for other statements.
 	var src map[string]string
-	if lk := lookupOf(tree, gen.byName, role); lk != nil && startsWithSelect(v.body) {
+	if lk != nil {
 		if sql, n := gen.pruned(lk); n > 0 {
 			src = map[string]string{lk.view.name: sql}
 			out.FilesSkipped = n
