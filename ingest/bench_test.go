@@ -46,7 +46,7 @@ func BenchmarkAddEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	flush := func() {
-		w.emitAll()
+		w.closeOpen()
 		enc.drain()
 		if _, err := w.finishFiles(); err != nil {
 			b.Fatal(err)

@@ -58,13 +58,14 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	ing.m.setState(stateCommitting)
 	defer ing.m.setState(stateConsuming)
 
-	// Hand the last chunks to the encoder and wait for it.
-	ing.dlq.emitAll()
+	// Hand the last chunks to the encoder, which closes each file after
+	// its last rows, and wait for it.
+	ing.dlq.closeOpen()
 	for _, ts := range ing.topics {
-		ts.w.emitAll()
+		ts.w.closeOpen()
 	}
 	ing.enc.drain()
-	drained := ing.deps.Now()
+	closed := ing.deps.Now()
 
 	dlqFiles, err := ing.dlq.finishFiles()
 	if err != nil {
@@ -79,7 +80,6 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 		rawFiles[topic] = files
 	}
 	ing.deps.Failpoints.Hit(FailBeforeCommit)
-	closed := ing.deps.Now()
 
 	// 1. Dead letters, with the end offsets of every partition in the batch.
 	if len(dlqFiles) > 0 {
@@ -147,7 +147,7 @@ func (ing *Ingester) flushLocked(ctx context.Context) error {
 	ing.progress.Committed(end)
 	ing.lagt.committed()
 	ing.log.Debug("batch committed", logkey.Rows, b.records, logkey.Bytes, b.bytes, logkey.Duration, end.Sub(start),
-		"drain", drained.Sub(start), "close_files", closed.Sub(drained), "commit", end.Sub(closed), "batch_age", end.Sub(b.started))
+		"close_files", closed.Sub(start), "commit", end.Sub(closed), "batch_age", end.Sub(b.started))
 	ing.endBatchTrace(nil)
 	b.reset()
 	return nil

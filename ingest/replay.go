@@ -748,7 +748,7 @@ func (r *Replayer) write(ctx context.Context, rd *DLQReader, f DLQFilter, order 
 		return fmt.Errorf("%w: the second read of snapshot %d returned %d of %d dead letters", errRaced, rd.Snapshot(), i, items.len())
 	}
 	for _, w := range writers {
-		w.emitAll()
+		w.closeOpen()
 	}
 	enc.drain()
 	names := make([]string, 0, len(writers))

@@ -48,7 +48,7 @@ func TestBusyPartitionSplitsAcrossWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.emitAll()
+	w.closeOpen()
 	enc.drain()
 	files, err := w.finishFiles()
 	if err != nil {
