@@ -376,7 +376,7 @@ func (ing *Ingester) loop(ctx context.Context, cl *kgo.Client) error {
 			ing.progress.Idle() // nothing consumed waits (partitions moved away)
 		}
 		ing.m.openPartitions.Set(float64(ing.openPartitions()))
-		ing.m.batchMemory.Set(float64(ing.alloc.Held()))
+		ing.m.batchMemory.Set(float64(ing.batchHeld()))
 		ing.mu.Unlock()
 		cl.AllowRebalance()
 		if err != nil {

@@ -41,11 +41,16 @@ func (a *countingAllocator) Held() int64 { return a.held.Load() }
 // the batch's memory.
 const memoryCheckEvery = 256
 
+// batchHeld is what the batch's builders and writers hold: what they
+// allocated through the counting allocator, and the encoder's estimate of
+// what its open Parquet writers hold outside it (encoder.charge).
+func (ing *Ingester) batchHeld() int64 { return ing.alloc.Held() + ing.enc.held.Load() }
+
 // keepWithinBudget closes the batch's open files early when its builders
 // and writers hold more than the budget, and waits for the encoder to
 // write and free them: reading pauses meanwhile. Called with mu held.
 func (ing *Ingester) keepWithinBudget() {
-	held := ing.alloc.Held()
+	held := ing.batchHeld()
 	if held <= ing.cfg.BatchMemory() {
 		return
 	}
@@ -56,5 +61,5 @@ func (ing *Ingester) keepWithinBudget() {
 	ing.enc.drain()
 	ing.m.filesEarly.Add(float64(n))
 	ing.log.Debug("batch memory budget reached: open files closed early", "held_bytes", held, "files", n,
-		"budget_bytes", ing.cfg.BatchMemory(), "now_bytes", ing.alloc.Held())
+		"budget_bytes", ing.cfg.BatchMemory(), "now_bytes", ing.batchHeld())
 }

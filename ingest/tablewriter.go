@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -36,6 +37,8 @@ const (
 type encoder struct {
 	workers []chan encodeJob
 	next    int
+	// held is the sum of the files' held estimates (charge).
+	held atomic.Int64
 }
 
 type encodeJob struct {
@@ -70,21 +73,83 @@ func (e *encoder) run(i int) {
 			if j.pw.failed() == nil {
 				if err := j.pw.file.Write(j.rec); err != nil {
 					j.pw.fail(err)
+				} else {
+					e.charge(j.pw, j.rec)
 				}
 			}
 			j.rec.Release()
 		}
-		if j.close != nil && j.pw.failed() == nil {
-			if df, err := j.pw.file.Close(j.close); err != nil {
-				j.pw.fail(err)
-			} else {
-				j.pw.df = df
+		if j.close != nil {
+			if j.pw.failed() == nil {
+				if df, err := j.pw.file.Close(j.close); err != nil {
+					j.pw.fail(err)
+				} else {
+					j.pw.df = df
+				}
 			}
+			e.discharge(j.pw)
 		}
 		if j.barrier != nil {
 			close(j.barrier)
 		}
 	}
+}
+
+// writerBytesPerColumn is what an open Parquet writer holds per column
+// outside the batch's allocator before its rows: column writers,
+// encoders, statistics, level encoders (261 KiB for orders_raw's 19
+// columns with one row written).
+const writerBytesPerColumn = 14 << 10
+
+// charge updates the estimate of what p's Parquet writer holds outside
+// the batch's allocator after it was given rec. arrow-go keeps the rows
+// of the row group being written encoded until the group is full or the
+// file is closed: the page being filled in pooled buffers of its own
+// allocator, copies of it in Go byte slices and, for dictionary columns,
+// every page of the group; the batch's allocator sees only the other
+// columns' compressed pages. For orders_raw that was 1.5 times the Arrow
+// size of the group's rows at 16Ki rows (6 of 4 MiB), 1.2 at 64Ki (21 of
+// 17), 0.8 at 256Ki (58 of 71). The estimate is writerBytesPerColumn per
+// column plus 1.5 times the Arrow size of the group's rows: the most
+// measured, above what large groups hold. Called by p's worker.
+func (e *encoder) charge(p *partWriter, rec arrow.RecordBatch) {
+	n := rec.NumRows()
+	size := recordBytes(rec) * 3 / 2
+	held := p.held + size
+	if rows := p.file.RowGroupRows(); rows <= n { // a group began in rec (the file's first, or the last one was written out)
+		held = int64(rec.NumCols())*writerBytesPerColumn + size*rows/max(n, 1)
+	}
+	e.held.Add(held - p.held)
+	p.held = held
+}
+
+// recordBytes is the size of rec's buffers.
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, c := range rec.Columns() {
+		n += dataBytes(c.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	return n
+}
+
+// discharge drops p's estimate: its file is closed, or abandoned with
+// the encoder drained.
+func (e *encoder) discharge(p *partWriter) {
+	e.held.Add(-p.held)
+	p.held = 0
 }
 
 // drain waits until every job queued so far is done.
@@ -118,6 +183,10 @@ type partWriter struct {
 	// the encoder to close (closeOpen): the encoder closes it, into df.
 	closing bool
 	df      iceberg.DataFile
+	// held estimates what the file's Parquet writer holds outside the
+	// batch's allocator (encoder.charge), until the file is closed.
+	// Written by the file's worker, or by abort once it is drained.
+	held int64
 	// chunks counts the chunks emitted; twin, once the partition has
 	// filled splitAfterChunks chunks in this batch, is a second file of
 	// the partition on another worker that takes every other chunk (it
@@ -603,6 +672,7 @@ func (w *tableWriter) abort(ctx context.Context) error {
 		if !p.closing && p.rb != nil { // an open part (a twin has no builder)
 			p.rb.Release()
 		}
+		w.enc.discharge(p)
 		if err := p.file.Abort(ctx, w.tbl); err != nil {
 			errs = append(errs, err)
 		}

@@ -205,6 +205,16 @@ func (w *FileWriter) Write(rec arrow.RecordBatch) error {
 	return nil
 }
 
+// RowGroupRows is the number of rows of the row group being written: the
+// writer holds them, encoded, until the group is full or the file closed.
+func (w *FileWriter) RowGroupRows() int64 {
+	if w.pw == nil {
+		return 0
+	}
+	n, _ := w.pw.RowGroupNumRows() // an error (columns of unequal lengths) failed the Write
+	return int64(n)
+}
+
 // Rows is the number of rows written so far (0 once closed).
 func (w *FileWriter) Rows() int {
 	if w.pw == nil {
