@@ -41,7 +41,13 @@ func TestCrashExactlyOnce(t *testing.T) {
 	ingestEnv := func(fp string) []string {
 		// A static member id, as a restarted pod would have: the restart
 		// takes the partitions back without waiting out the session.
-		env := []string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=150ms", "EVENTLAKE_LOG_LEVEL=info",
+		// Small batches (at most 1 MiB a poll, a commit past 500 rows), so
+		// that a process that starts after the producer finished still
+		// commits several times from the backlog and reaches its
+		// failpoint: with the defaults a loaded machine read the rest of
+		// the topic in one or two batches, and ingest-3 never reached
+		// before-kafka-commit=4.
+		env := []string{"EVENTLAKE_INGEST_FLUSH_INTERVAL=150ms", "EVENTLAKE_INGEST_FLUSH_ROWS=500", "EVENTLAKE_INGEST_FETCH_MAX_BYTES=1048576", "EVENTLAKE_LOG_LEVEL=info",
 			"EVENTLAKE_INGEST_INSTANCE_ID=ingest-0", "EVENTLAKE_INGEST_SESSION_TIMEOUT=6s"}
 		if fp != "" {
 			env = append(env, failpoint.EnvVar+"="+fp)
