@@ -2,11 +2,8 @@ package query
 
 import (
 	"context"
-	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -61,20 +58,11 @@ type reads struct {
 // parseTree returns DuckDB's parse tree of text as JSON, or DuckDB's
 // error (a syntax error, or a statement it cannot serialize).
 func parseTree(ctx context.Context, conn *duckdb.Conn, text string) (map[string]any, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT CAST(json_serialize_sql(CAST($1 AS VARCHAR)) AS VARCHAR)",
-		[]driver.NamedValue{{Ordinal: 1, Value: text}})
+	row, err := queryRow(ctx, conn, "SELECT CAST(json_serialize_sql(CAST($1 AS VARCHAR)) AS VARCHAR)", text)
 	if err != nil {
 		return nil, fmt.Errorf("parse statement: %w", err)
 	}
-	defer rows.Close()
-	dest := make([]driver.Value, 1)
-	if err := rows.Next(dest); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("parse statement: no result")
-		}
-		return nil, fmt.Errorf("parse statement: %w", err)
-	}
-	s, _ := dest[0].(string)
+	s, _ := row[0].(string)
 	// Numbers stay json.Number, so that a tree marshals back as DuckDB
 	// wrote it (query locations are uint64s; prune.go deserializes).
 	var tree map[string]any

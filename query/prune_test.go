@@ -34,16 +34,22 @@ func lookupLake(t *testing.T) (*testLake, map[string]int64) {
 	return l, snaps
 }
 
+// lookupReady waits until the service reads the snapshots and returns
+// the count of files lookups skipped.
+func (h *harness) lookupReady(snaps map[string]int64) func() float64 {
+	for name, id := range snaps {
+		h.waitSnapshot(name, id)
+	}
+	return func() float64 { return metricValue(h.svc.m.filesSkipped) }
+}
+
 // TestLookupPruning: a statement that requires an identifier to equal
 // constants reads only the files whose manifest bounds can hold them, and
 // answers exactly what the same statement answers over every file.
 func TestLookupPruning(t *testing.T) {
 	l, snaps := lookupLake(t)
 	h := start(t, l, nil)
-	for name, id := range snaps {
-		h.waitSnapshot(name, id)
-	}
-	skipped := func() float64 { return metricValue(h.svc.m.filesSkipped) }
+	skipped := h.lookupReady(snaps)
 
 	for _, c := range []struct {
 		sql string
@@ -170,10 +176,7 @@ func TestLookupPruningGrants(t *testing.T) {
 	h := startAuth(t, l, auth.Config{Roles: map[string]auth.RoleConfig{
 		auth.RoleDashboard: {Grants: []auth.Grant{{Objects: []string{"*"}, Masks: map[string]string{"user_id": "hash", "order_id": "upper(order_id)"}, RowFilter: "amount >= 10"}}},
 	}})
-	for name, id := range snaps {
-		h.waitSnapshot(name, id)
-	}
-	skipped := func() float64 { return metricValue(h.svc.m.filesSkipped) }
+	skipped := h.lookupReady(snaps)
 	for _, c := range []struct {
 		sql  string
 		want string
