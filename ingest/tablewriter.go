@@ -107,16 +107,18 @@ const writerBytesPerColumn = 14 << 10
 // file is closed: the page being filled in pooled buffers of its own
 // allocator, copies of it in Go byte slices and, for dictionary columns,
 // every page of the group; the batch's allocator sees only the other
-// columns' compressed pages. For orders_raw that was 1.5 times the Arrow
-// size of the group's rows at 16Ki rows (6 of 4 MiB), 1.2 at 64Ki (21 of
-// 17), 0.8 at 256Ki (58 of 71). The estimate is writerBytesPerColumn per
-// column plus 1.5 times the Arrow size of the group's rows: the most
-// measured, above what large groups hold. Called by p's worker.
+// columns' compressed pages. An orders_raw file held 6 MiB so for 4 MiB
+// of Arrow data in its group (16Ki rows), 21 for 17 (64Ki), 58 for 71
+// (256Ki). The estimate is writerBytesPerColumn per column plus 1.5
+// times the Arrow size of the group's rows: the highest ratio measured,
+// above what large groups hold. Called by p's worker.
 func (e *encoder) charge(p *partWriter, rec arrow.RecordBatch) {
 	n := rec.NumRows()
 	size := recordBytes(rec) * 3 / 2
 	held := p.held + size
-	if rows := p.file.RowGroupRows(); rows <= n { // a group began in rec (the file's first, or the last one was written out)
+	// A group began in rec: the file's first, or the last one was filled
+	// (with rec's first rows, if it had room) and written out.
+	if rows := p.file.RowGroupRows(); rows <= n {
 		held = int64(rec.NumCols())*writerBytesPerColumn + size*rows/max(n, 1)
 	}
 	e.held.Add(held - p.held)
