@@ -387,10 +387,8 @@ func varcharConstant(e map[string]any) (string, bool) {
 // viewColumn is the column of vw that DuckDB binds name to (identifiers
 // are case-insensitive).
 func viewColumn(vw *view, name string) *column {
-	for i := range vw.cols {
-		if vw.cols[i].name == name {
-			return &vw.cols[i]
-		}
+	if c := viewColumnExact(vw.cols, name); c != nil {
+		return c
 	}
 	for i := range vw.cols {
 		if strings.EqualFold(vw.cols[i].name, name) {
