@@ -16,6 +16,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
+	"github.com/eventlake/eventlake/internal/duck"
 	"github.com/eventlake/eventlake/internal/logkey"
 	"github.com/eventlake/eventlake/lake"
 	"github.com/eventlake/eventlake/lake/objstore"
@@ -153,6 +154,47 @@ func sortColumn(tbl *table.Table, role string) string {
 	return ""
 }
 
+// writeOrder is the order rows are written in by a rewrite, and the
+// Iceberg sort order id its files claim (0: none).
+type writeOrder struct {
+	keys []lake.SortKey
+	id   int
+}
+
+// sql is the order as DuckDB ORDER BY terms.
+func (o writeOrder) sql() string {
+	terms := make([]string, len(o.keys))
+	for i, k := range o.keys {
+		dir, nulls := " ASC", " NULLS FIRST"
+		if k.Desc {
+			dir = " DESC"
+		}
+		if k.NullsLast {
+			nulls = " NULLS LAST"
+		}
+		terms[i] = duck.QuoteIdent(k.Column) + dir + nulls
+	}
+	return strings.Join(terms, ", ")
+}
+
+// orderOf is the order compaction writes tbl's rows in: the table's
+// Iceberg sort order when it declares one eventlake can follow (set by the
+// table policy's sort_order or by another engine), its event time
+// otherwise (sortColumn; the files then claim no sort order).
+func (c *Compactor) orderOf(tbl *table.Table, name, role string) writeOrder {
+	keys, id, err := lake.WriteOrder(tbl)
+	switch {
+	case err != nil:
+		c.log.Warn("the table's sort order cannot be followed; compacted files are sorted by event time", logkey.Table, name, logkey.Err, err)
+	case len(keys) > 0:
+		return writeOrder{keys: keys, id: id}
+	}
+	if col := sortColumn(tbl, role); col != "" {
+		return writeOrder{keys: []lake.SortKey{{Column: col}}}
+	}
+	return writeOrder{}
+}
+
 // plan groups the small files of a partition into rewrite groups of at
 // most target bytes, in event-time order, dropping groups of one file.
 func plan(p *partition, target int64, sortID int) [][]iceberg.DataFile {
@@ -262,9 +304,16 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	total := r.FilesBefore
 	c.log.Debug("compaction planned", logkey.Table, t.Name, logkey.Files, total, logPartitions, len(parts), logkey.Duration, c.deps.Now().Sub(began))
 	c.m.dataFiles.WithLabelValues(t.Name).Set(float64(total))
-	sortBy := sortColumn(tbl, t.Role)
+	if keys := c.policy(t.Name).SortOrder; len(keys) > 0 && !dry {
+		if tbl, err = c.deps.Catalog.SetWriteOrder(ctx, tbl, keys); err != nil {
+			return nil, err
+		}
+	}
+	order := c.orderOf(tbl, t.Name, t.Role)
+	// Files are grouped for rewriting in event-time order whatever order
+	// their rows are written in.
 	sortID := -1
-	if f, ok := tbl.Schema().FindFieldByName(sortBy); ok {
+	if f, ok := tbl.Schema().FindFieldByName(sortColumn(tbl, t.Role)); ok {
 		sortID = f.ID
 	}
 	now := c.deps.Now()
@@ -405,7 +454,7 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			continue
 		}
 		began := c.deps.Now()
-		padd, prows, err := c.rewriteGroups(ctx, tbl, t, p, groups, sortBy)
+		padd, prows, err := c.rewriteGroups(ctx, tbl, t, p, groups, order)
 		if err != nil {
 			return abort(err)
 		}
@@ -439,9 +488,9 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 	return r, nil
 }
 
-// rewriteGroups writes one sorted file per group; on error it removes
+// rewriteGroups writes one file per group, its rows in order; on error it removes
 // what it wrote.
-func (c *Compactor) rewriteGroups(ctx context.Context, tbl *table.Table, t Table, p *partition, groups [][]iceberg.DataFile, sortBy string) ([]iceberg.DataFile, int64, error) {
+func (c *Compactor) rewriteGroups(ctx context.Context, tbl *table.Table, t Table, p *partition, groups [][]iceberg.DataFile, order writeOrder) ([]iceberg.DataFile, int64, error) {
 	var (
 		add  []iceberg.DataFile
 		rows int64
@@ -452,7 +501,7 @@ func (c *Compactor) rewriteGroups(ctx context.Context, tbl *table.Table, t Table
 			c.discard(ctx, tbl, add)
 			return nil, 0, err
 		}
-		df, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: g, location: loc, partition: p.value, sortBy: sortBy, storageClass: c.storageClass(loc)})
+		df, err := c.eng.rewrite(ctx, rewriteSpec{tbl: tbl, inputs: g, location: loc, partition: p.value, order: order, storageClass: c.storageClass(loc)})
 		if err != nil {
 			c.discard(ctx, tbl, add)
 			return nil, 0, err

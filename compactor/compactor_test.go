@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/apache/iceberg-go"
+
+	"github.com/eventlake/eventlake/lake"
 )
 
 func TestRetainN(t *testing.T) {
@@ -139,6 +141,12 @@ func TestConfigValidate(t *testing.T) {
 		{"s3 cold location with a storage class", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "s3://lake/cold", "STANDARD_IA" }, ""},
 		{"storage class on a local cold location", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "/cold", "STANDARD_IA" }, "needs an s3:// cold_location"},
 		{"archive storage class", func(c *Config) { c.ColdLocation, c.ColdStorageClass = "s3://lake/cold", "GLACIER" }, "cannot be read without a restore"},
+		{"a sort order", func(c *Config) {
+			c.Tables = map[string]TablePolicy{"t": {SortOrder: []lake.SortKey{{Column: "user_id"}, {Column: "ts", Desc: true}}}}
+		}, ""},
+		{"a sort order naming a column twice", func(c *Config) {
+			c.Tables = map[string]TablePolicy{"t": {SortOrder: []lake.SortKey{{Column: "user_id"}, {Column: "user_id", Desc: true}}}}
+		}, "names user_id twice"},
 	} {
 		c := Config{}
 		c.Defaults()

@@ -112,6 +112,12 @@ type TablePolicy struct {
 	TierAfter time.Duration `yaml:"tier_after"`
 	// NoCompaction leaves the table's files as they are.
 	NoCompaction bool `yaml:"no_compaction"`
+	// SortOrder is the order compacted files hold their rows in, e.g.
+	// ["user_id", "ts"] ("column [asc|desc] [nulls first|nulls last]"
+	// each). The compactor makes it the table's Iceberg sort order, which
+	// other engines see too. Empty: the table's own sort order if it has
+	// one (set by another engine), else event time.
+	SortOrder []lake.SortKey `yaml:"sort_order"`
 }
 
 // Defaults fills unset fields with safe settings: compaction on, expiry
@@ -241,6 +247,13 @@ func (c *Config) Validate() error {
 		}
 		if p.Retention > 0 && p.TierAfter >= p.Retention {
 			errs = append(errs, fmt.Errorf("compactor.tables.%s: tier_after %v is not below retention %v", name, p.TierAfter, p.Retention))
+		}
+		seen := map[string]bool{}
+		for _, k := range p.SortOrder {
+			if seen[k.Column] {
+				errs = append(errs, fmt.Errorf("compactor.tables.%s.sort_order names %s twice", name, k.Column))
+			}
+			seen[k.Column] = true
 		}
 	}
 	return errors.Join(errs...)

@@ -78,11 +78,11 @@ type rewriteSpec struct {
 	inputs    []iceberg.DataFile
 	location  string      // the new file's URI
 	partition map[int]any // the partition values of every input
-	// keep, when set, maps an input path to the row numbers to drop from
-	// it (erasure); rows keep their order. Otherwise rows are sorted by
-	// sortBy.
-	drop   map[string][]int64
-	sortBy string
+	// drop, when set, maps an input path to the row numbers to drop from
+	// it (erasure); rows keep their order. Otherwise rows are written in
+	// order.
+	drop  map[string][]int64
+	order writeOrder
 	// storageClass is the S3 storage class of the output ("": default).
 	storageClass string
 }
@@ -185,6 +185,7 @@ func (e *engine) rewrite(ctx context.Context, spec rewriteSpec) (df iceberg.Data
 		FileSize:        size,
 		Content:         iceberg.EntryContentData,
 		PartitionValues: spec.partition,
+		SortOrderID:     spec.order.id,
 		Properties:      spec.tbl.Properties(),
 		FormatVersion:   spec.tbl.Metadata().Version(),
 	})
@@ -250,8 +251,8 @@ func copyStatement(spec rewriteSpec, inputs []string, out string) (string, error
 	switch {
 	case spec.drop != nil:
 		order = " ORDER BY __file, file_row_number"
-	case spec.sortBy != "":
-		order = " ORDER BY " + duck.QuoteIdent(spec.sortBy)
+	case len(spec.order.keys) > 0:
+		order = " ORDER BY " + spec.order.sql()
 	}
 	return fmt.Sprintf("COPY (SELECT %s FROM (%s)%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE %d, FIELD_IDS {%s})",
 		strings.Join(sel, ", "), src.String(), order, duck.QuoteString(out), rowGroupRows, strings.Join(ids, ", ")), nil
