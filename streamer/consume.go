@@ -401,6 +401,7 @@ func (s *Streamer) pauseIfFull() (bool, int64, []string) {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
 	hot := s.hot.Load()
+	s.m.hotEvents.Set(float64(hot)) // the count the pause line reports
 	if hot < int64(s.cfg.MaxHotEvents) || s.paused {
 		return false, hot, nil
 	}
