@@ -427,7 +427,8 @@ func (s *Streamer) pauseIfFull() (bool, int64, []string) {
 func (s *Streamer) resumeIfDrained() {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
-	if s.paused && s.hot.Load() < int64(s.cfg.MaxHotEvents/2) && s.cl != nil {
+	hot := s.hot.Load()
+	if s.paused && hot < int64(s.cfg.MaxHotEvents/2) && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
 		// Read before resuming: the records of the paused topics read
@@ -435,7 +436,9 @@ func (s *Streamer) resumeIfDrained() {
 		read := s.modelRecords.Load()
 		s.cl.ResumeFetchTopics(s.pausedTopics...)
 		s.pausedTopics = nil
-		s.log.Info("hot tier drained: fetching resumed", "hot_events", s.hot.Load(), "read_records", read)
+		// The count resumed at: read again after ResumeFetchTopics, it
+		// could hold what the poll loop read since.
+		s.log.Info("hot tier drained: fetching resumed", "hot_events", hot, "read_records", read)
 	}
 }
 
