@@ -184,6 +184,9 @@ func (s *Streamer) consume(ctx context.Context) error {
 					}
 				}
 			}
+			if st.modelTopic {
+				s.modelRecords.Add(int64(len(p.Records)))
+			}
 			last := p.Records[len(p.Records)-1].Offset
 			s.m.events.WithLabelValues(p.Topic).Add(float64(accepted))
 			s.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
@@ -211,8 +214,10 @@ func (s *Streamer) consume(ctx context.Context) error {
 			// hot_events - polled_events is what the hot tier held before
 			// this poll: below max_hot_events, or an earlier poll would
 			// have paused.
+			// read_records is the same in the resume line: nothing is
+			// read while paused.
 			s.log.Warn("hot tier full: pausing fetching until read models are committed", "max_hot_events", s.cfg.MaxHotEvents,
-				"hot_events", hot, "polled_events", hot-hotBefore, "topics", topics)
+				"hot_events", hot, "polled_events", hot-hotBefore, "read_records", s.modelRecords.Load(), "topics", topics)
 		}
 		for i, r := range recs {
 			err := s.deps.Sink.AppendRows(ctx, r.table, r.rec)
@@ -401,6 +406,7 @@ func (s *Streamer) pauseIfFull() (bool, int64, []string) {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
 	hot := s.hot.Load()
+	s.m.hotEvents.Set(float64(hot)) // the count the pause line reports
 	if hot < int64(s.cfg.MaxHotEvents) || s.paused {
 		return false, hot, nil
 	}
@@ -421,12 +427,18 @@ func (s *Streamer) pauseIfFull() (bool, int64, []string) {
 func (s *Streamer) resumeIfDrained() {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
-	if s.paused && s.hot.Load() < int64(s.cfg.MaxHotEvents/2) && s.cl != nil {
+	hot := s.hot.Load()
+	if s.paused && hot < int64(s.cfg.MaxHotEvents/2) && s.cl != nil {
 		s.paused = false
 		s.m.paused.Set(0)
+		// Read before resuming: the records of the paused topics read
+		// up to now, all before the pause.
+		read := s.modelRecords.Load()
 		s.cl.ResumeFetchTopics(s.pausedTopics...)
 		s.pausedTopics = nil
-		s.log.Info("hot tier drained: fetching resumed", "hot_events", s.hot.Load())
+		// The count resumed at: read again after ResumeFetchTopics, it
+		// could hold what the poll loop read since.
+		s.log.Info("hot tier drained: fetching resumed", "hot_events", hot, "read_records", read)
 	}
 }
 

@@ -226,7 +226,7 @@ func (s *Streamer) reaggregate(ctx context.Context) {
 // setStateSizes exports the size of the hot tier's state. Called with
 // no job's lock held.
 func (s *Streamer) setStateSizes() {
-	s.m.hotEvents.Set(float64(s.hot.Load()))
+	s.setHotEvents()
 	for _, md := range s.models {
 		md.mu.RLock()
 		cold, hot := md.cold.Len(), md.hot.Len()
@@ -245,4 +245,15 @@ func (s *Streamer) setStateSizes() {
 	products := len(s.products)
 	s.liveMu.Unlock()
 	s.m.stateEntries.WithLabelValues("products").Set(float64(products))
+}
+
+// setHotEvents exports the events the hot tier holds. The poll loop and
+// maintenance both set the gauge: each reads the count and sets it under
+// pauseMu, so the gauge ends at the latest count read (not at an earlier
+// one that the other goroutine set late, which could stay there while
+// fetching is paused), and pauseIfFull sets the count it decides on.
+func (s *Streamer) setHotEvents() {
+	s.pauseMu.Lock()
+	defer s.pauseMu.Unlock()
+	s.m.hotEvents.Set(float64(s.hot.Load()))
 }

@@ -141,6 +141,11 @@ type Streamer struct {
 	paused  bool
 	// pausedTopics are the topics paused at max_hot_events.
 	pausedTopics []string
+	// modelRecords counts the records of the topics declared models
+	// count (those paused at max_hot_events) that polls returned. Added
+	// to by the poll loop only; the pause and resume lines report it, the
+	// same at a resume as at its pause since nothing is read in between.
+	modelRecords atomic.Int64
 	// Read-model commit failures in a row (maintain only).
 	commitFails int
 
