@@ -18,14 +18,7 @@ import (
 // holds the subject's id): the report says it was not searched, and why.
 func TestEraseLeavesTheAuditLog(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfg := lake.Config{Type: lake.TypeSQLite, URI: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")}
-	cfg.Defaults("")
-	cat, err := lake.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	dir, cat := testLake(t)
 
 	// Rows written the way the query service writes them.
 	l, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{})

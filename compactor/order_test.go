@@ -35,14 +35,7 @@ type orderRow struct {
 // only then. No row is lost or doubled.
 func TestCompactionWriteOrder(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfg := lake.Config{Type: lake.TypeSQLite, URI: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")}
-	cfg.Defaults("")
-	cat, err := lake.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
+	dir, cat := testLake(t)
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +206,21 @@ func mustOrder(t *testing.T, sc *iceberg.Schema, a string, da table.SortDirectio
 		t.Fatal(err)
 	}
 	return so
+}
+
+// testLake opens a lake (SQLite catalog, local warehouse) in a directory
+// of the test's, closed when the test ends.
+func testLake(t *testing.T) (string, *lake.Catalog) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := lake.Config{Type: lake.TypeSQLite, URI: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")}
+	cfg.Defaults("")
+	cat, err := lake.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cat.Close() })
+	return dir, cat
 }
 
 // writeOrderRows writes rows as one data file of tbl's hour partition.
