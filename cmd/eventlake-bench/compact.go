@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -108,6 +109,8 @@ func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
 			">= 1M rows/s", verdict(rowsPerSec >= 1e6), how + "; `eventlake compact rewrite`: DuckDB reads each hour's files, sorts by ts and writes one zstd file, which is written again with the lake's layout and bloom filters (lake.Transcode); batches of hours commit in the background while the next is rewritten; rows/s and files/s per second of the task (planning included, process start not)"},
 		{"compaction rewrite throughput, 10-second commits", fmt.Sprintf("%.0f rows/s, %.0f files/s (%d files -> %d, %.2f s)", rows10, float64(rep10.FilesRemoved)/rep10.Seconds, files10, rep10.FilesAfter, rep10.Seconds),
 			">= 1M rows/s", verdict(rows10 >= 1e6), "the same events, one file per 10 seconds of event time"},
+		{"compaction peak RSS, 1-second / 10-second commits", fmt.Sprintf("%.0f MiB / %.0f MiB", float64(rep.maxRSS)/(1<<20), float64(rep10.maxRSS)/(1<<20)), "", "",
+			"the peak resident set (getrusage) of each `eventlake compact rewrite` process above, default settings (DuckDB memory_limit 2GB)"},
 		{"DuckDB rewriting the same rows from one file into one (peer)", fmt.Sprintf("%.0f rows/s (%d rows in %.2f s)", float64(peerRows)/peerSecs.Seconds(), peerRows, peerSecs.Seconds()), "", "",
 			"`COPY (SELECT * FROM read_parquet(one file) ORDER BY ts) TO ... (zstd 1, 256K-row groups)` through the linked DuckDB in the benchmark's process, on the compacted day's rows in one file: the rewrite with no per-file cost and no second pass, i.e. the ceiling of compaction on this machine"},
 		{"24 h revenue via POST /v1/sql, before compaction", msOrTimeout(before.sql), "", "", fmt.Sprintf("`eventlake query` over the %d small files; one run (first query after start)", files)},
@@ -129,6 +132,8 @@ type compactReport struct {
 	BytesWritten int64   `json:"bytes_written"`
 	Rows         int64   `json:"rows"`
 	Seconds      float64 `json:"duration_seconds"`
+	// maxRSS is the process's peak resident set (bytes).
+	maxRSS int64
 }
 
 // compactRewrite runs `eventlake compact rewrite` on orders_raw of the lake
@@ -145,6 +150,9 @@ func compactRewrite(bin, lakeDir string, env ...string) (compactReport, time.Dur
 	var reports []compactReport
 	if err := json.Unmarshal(out.Bytes(), &reports); err != nil || len(reports) != 1 {
 		return compactReport{}, 0, fmt.Errorf("compact report %q: %v", out.String(), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		reports[0].maxRSS = ru.Maxrss << 10 // KiB on Linux
 	}
 	return reports[0], time.Since(began), nil
 }
