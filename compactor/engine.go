@@ -50,6 +50,12 @@ func openEngine(cfg *Config) (*engine, error) {
 		"SET memory_limit = '" + cfg.MemoryLimit + "'",
 		"SET preserve_insertion_order = true",
 		"SET enable_progress_bar = false",
+		// A rewrite reads each input once: DuckDB's cache of file
+		// contents only holds memory (up to memory_limit, on top of the
+		// sort's) and copies every block it reads. Off, eight hours of
+		// 10-second files rewrote in 0.6-0.7 s each instead of 0.9-1.2 s,
+		// at a flat 780 MB RSS instead of one growing past 1 GB.
+		"SET enable_external_file_cache = false",
 	}
 	if cfg.Threads > 0 {
 		settings = append(settings, "SET threads = "+strconv.Itoa(cfg.Threads))
