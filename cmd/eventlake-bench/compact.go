@@ -21,7 +21,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -110,7 +109,7 @@ func benchCompaction(bin, dir string, n, runs int) ([]result, error) {
 		{"compaction rewrite throughput, 10-second commits", fmt.Sprintf("%.0f rows/s, %.0f files/s (%d files -> %d, %.2f s)", rows10, float64(rep10.FilesRemoved)/rep10.Seconds, files10, rep10.FilesAfter, rep10.Seconds),
 			">= 1M rows/s", verdict(rows10 >= 1e6), "the same events, one file per 10 seconds of event time"},
 		{"compaction peak RSS, 1-second / 10-second commits", fmt.Sprintf("%.0f MiB / %.0f MiB", float64(rep.maxRSS)/(1<<20), float64(rep10.maxRSS)/(1<<20)), "", "",
-			"the peak resident set (getrusage) of each `eventlake compact rewrite` process above, default settings (DuckDB memory_limit 2GB)"},
+			"the peak resident set (VmHWM, sampled every 100 ms) of each `eventlake compact rewrite` process above, default settings (DuckDB memory_limit 2GB)"},
 		{"DuckDB rewriting the same rows from one file into one (peer)", fmt.Sprintf("%.0f rows/s (%d rows in %.2f s)", float64(peerRows)/peerSecs.Seconds(), peerRows, peerSecs.Seconds()), "", "",
 			"`COPY (SELECT * FROM read_parquet(one file) ORDER BY ts) TO ... (zstd 1, 256K-row groups)` through the linked DuckDB in the benchmark's process, on the compacted day's rows in one file: the rewrite with no per-file cost and no second pass, i.e. the ceiling of compaction on this machine"},
 		{"24 h revenue via POST /v1/sql, before compaction", msOrTimeout(before.sql), "", "", fmt.Sprintf("`eventlake query` over the %d small files; one run (first query after start)", files)},
@@ -144,16 +143,15 @@ func compactRewrite(bin, lakeDir string, env ...string) (compactReport, time.Dur
 	cmd.Env = append(os.Environ(), env...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
+	peak, err := runPeak(cmd)
+	if err != nil {
 		return compactReport{}, 0, fmt.Errorf("compact: %v: %s", err, stderr.String())
 	}
 	var reports []compactReport
 	if err := json.Unmarshal(out.Bytes(), &reports); err != nil || len(reports) != 1 {
 		return compactReport{}, 0, fmt.Errorf("compact report %q: %v", out.String(), err)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		reports[0].maxRSS = ru.Maxrss << 10 // KiB on Linux
-	}
+	reports[0].maxRSS = peak
 	return reports[0], time.Since(began), nil
 }
 

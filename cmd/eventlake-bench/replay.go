@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
@@ -104,7 +103,7 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 		strings.Join(replayArgs, " "), n)
 	rs := []result{
 		{"DLQ replay throughput", fmt.Sprintf("%.0f events/s (%s in %.1f s)", rate, counts, run.wall.Seconds()), "", "", how},
-		{"DLQ replay peak RSS", fmt.Sprintf("%.0f MiB", float64(run.maxRSS)/(1<<20)), "", "", "ru_maxrss of the `eventlake dlq replay` process (wait4)"},
+		{"DLQ replay peak RSS", fmt.Sprintf("%.0f MiB", float64(run.maxRSS)/(1<<20)), "", "", "VmHWM of the `eventlake dlq replay` process, sampled every 100 ms"},
 		{"DLQ replay: replayed events visible in SQL", fmt.Sprintf("%.2f s after the replay exited", visible.Seconds()), "", "",
 			"polling POST /v1/sql `SELECT count(*) FROM orders WHERE replay_id IS NOT NULL` on dev every 200 ms from the replay's exit until it answers the number replayed"},
 	}
@@ -122,7 +121,7 @@ func benchReplay(bin, dir string, n int, invocation string) ([]result, *section,
 	fmt.Fprintf(&b, "| started over after a race | %d times |\n", strings.Count(run.stderr, "replay raced, starting over"))
 	fmt.Fprintf(&b, "| wall time, start to exit | %.1f s: %.0f events/s |\n", run.wall.Seconds(), rate)
 	fmt.Fprintf(&b, "| CPU (user + system) | %.1f s |\n", run.cpu.Seconds())
-	fmt.Fprintf(&b, "| peak RSS (ru_maxrss) | %.0f MiB |\n", float64(run.maxRSS)/(1<<20))
+	fmt.Fprintf(&b, "| peak RSS (VmHWM) | %.0f MiB |\n", float64(run.maxRSS)/(1<<20))
 	for _, s := range steps {
 		fmt.Fprintf(&b, "| %s | %.1f s |\n", s.what, s.d.Seconds())
 	}
@@ -262,7 +261,8 @@ func runReplay(bin, data string, extra ...string) (*replayRun, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	r := &replayRun{started: time.Now()}
-	err := cmd.Run()
+	var err error
+	r.maxRSS, err = runPeak(cmd)
 	r.exited = time.Now()
 	r.wall = r.exited.Sub(r.started)
 	r.stdout, r.stderr = out.String(), errb.String()
@@ -270,9 +270,6 @@ func runReplay(bin, data string, extra ...string) (*replayRun, error) {
 		return nil, fmt.Errorf("eventlake %s: %v: %s", strings.Join(cmd.Args[1:], " "), err, r.stderr)
 	}
 	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.maxRSS = ru.Maxrss << 10 // KiB on Linux
-	}
 	// One JSON report per batch (dlq.batch_rows).
 	dec := json.NewDecoder(bytes.NewReader(out.Bytes()))
 	minutes := map[int64]bool{}
