@@ -179,9 +179,9 @@ func (o writeOrder) sql() string {
 
 // orderOf is the order compaction writes tbl's rows in: the table's
 // Iceberg sort order when it declares one eventlake can follow (set by the
-// table policy's sort_order or by another engine), its event time
-// otherwise (sortColumn; the files then claim no sort order).
-func (c *Compactor) orderOf(tbl *table.Table, name, role string) writeOrder {
+// table policy's sort_order or by another engine), its event-time column
+// timeCol otherwise (the files then claim no sort order).
+func (c *Compactor) orderOf(tbl *table.Table, name, timeCol string) writeOrder {
 	keys, id, err := lake.WriteOrder(tbl)
 	switch {
 	case err != nil:
@@ -189,8 +189,8 @@ func (c *Compactor) orderOf(tbl *table.Table, name, role string) writeOrder {
 	case len(keys) > 0:
 		return writeOrder{keys: keys, id: id}
 	}
-	if col := sortColumn(tbl, role); col != "" {
-		return writeOrder{keys: []lake.SortKey{{Column: col}}}
+	if timeCol != "" {
+		return writeOrder{keys: []lake.SortKey{{Column: timeCol}}}
 	}
 	return writeOrder{}
 }
@@ -309,11 +309,12 @@ func (c *Compactor) compact(ctx context.Context, t Table, dry bool) (*TaskReport
 			return nil, err
 		}
 	}
-	order := c.orderOf(tbl, t.Name, t.Role)
+	timeCol := sortColumn(tbl, t.Role)
+	order := c.orderOf(tbl, t.Name, timeCol)
 	// Files are grouped for rewriting in event-time order whatever order
 	// their rows are written in.
 	sortID := -1
-	if f, ok := tbl.Schema().FindFieldByName(sortColumn(tbl, t.Role)); ok {
+	if f, ok := tbl.Schema().FindFieldByName(timeCol); ok {
 		sortID = f.ID
 	}
 	now := c.deps.Now()

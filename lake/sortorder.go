@@ -89,30 +89,25 @@ func WriteOrder(t *table.Table) ([]SortKey, int, error) {
 		if _, ok := f.Transform.(iceberg.IdentityTransform); !ok || len(f.SourceIDs) != 1 {
 			return nil, 0, fmt.Errorf("sort order %d: field %s: only identity transforms of one column are supported", so.OrderID(), f.String())
 		}
-		col, ok := sc.FindColumnName(f.SourceID())
+		fld, ok := sortable(sc, f.SourceID())
 		if !ok {
-			return nil, 0, fmt.Errorf("sort order %d: column id %d is not in the current schema", so.OrderID(), f.SourceID())
+			return nil, 0, fmt.Errorf("sort order %d: column id %d is not a top-level primitive column of the current schema", so.OrderID(), f.SourceID())
 		}
-		if fld, _ := sc.FindFieldByID(f.SourceID()); !isTopLevel(sc, f.SourceID()) || !isPrimitive(fld.Type) {
-			return nil, 0, fmt.Errorf("sort order %d: column %s is not a top-level primitive column", so.OrderID(), col)
-		}
-		keys = append(keys, SortKey{Column: col, Desc: f.Direction == table.SortDESC, NullsLast: f.NullOrder == table.NullsLast})
+		keys = append(keys, SortKey{Column: fld.Name, Desc: f.Direction == table.SortDESC, NullsLast: f.NullOrder == table.NullsLast})
 	}
 	return keys, so.OrderID(), nil
 }
 
-func isTopLevel(sc *iceberg.Schema, id int) bool {
+// sortable is sc's top-level primitive column id: the columns eventlake
+// writes rows in the order of.
+func sortable(sc *iceberg.Schema, id int) (iceberg.NestedField, bool) {
 	for _, f := range sc.Fields() {
 		if f.ID == id {
-			return true
+			_, ok := f.Type.(iceberg.PrimitiveType)
+			return f, ok
 		}
 	}
-	return false
-}
-
-func isPrimitive(t iceberg.Type) bool {
-	_, ok := t.(iceberg.PrimitiveType)
-	return ok
+	return iceberg.NestedField{}, false
 }
 
 // TaskSortOrder is the commit task of write-order changes.
@@ -172,7 +167,10 @@ func sortOrderOf(sc *iceberg.Schema, keys []SortKey) (table.SortOrder, error) {
 	fields := make([]table.SortField, len(keys))
 	for i, k := range keys {
 		f, ok := sc.FindFieldByName(k.Column)
-		if !ok || !isTopLevel(sc, f.ID) || !isPrimitive(f.Type) {
+		if ok {
+			_, ok = sortable(sc, f.ID)
+		}
+		if !ok {
 			return table.SortOrder{}, fmt.Errorf("sort key %s: no top-level primitive column %s", k, k.Column)
 		}
 		fields[i] = table.SortField{SourceIDs: []int{f.ID}, Transform: iceberg.IdentityTransform{},

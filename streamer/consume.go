@@ -436,8 +436,8 @@ func (s *Streamer) resumeIfDrained() {
 		read := s.modelRecords.Load()
 		s.cl.ResumeFetchTopics(s.pausedTopics...)
 		s.pausedTopics = nil
-		// The count resumed at: read again after ResumeFetchTopics, it
-		// could hold what the poll loop read since.
+		// hot, the count the resume was decided on: read again after
+		// ResumeFetchTopics, it could hold what the poll loop read since.
 		s.log.Info("hot tier drained: fetching resumed", "hot_events", hot, "read_records", read)
 	}
 }
